@@ -1,0 +1,116 @@
+//! What the export macro's glue calls. Not a public API.
+
+use crate::wit::weir::connector::types::{Batch as WitBatch, Error, Record, ConnectorSpec, StreamInfo};
+use crate::{Batch, BatchSource, Connector, Result, Sink, StreamSource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::time::Duration;
+
+pub use weir_guest_macro::__export as export;
+pub use wit_bindgen;
+
+/// A resource's state: the component model hands methods `&self`.
+pub struct Cell<T>(RefCell<T>);
+
+impl<T> Cell<T> {
+    fn new(value: T) -> Self {
+        Cell(RefCell::new(value))
+    }
+}
+
+pub fn spec<C: Connector>() -> ConnectorSpec {
+    let schema = schemars::schema_for!(C::Config);
+    ConnectorSpec {
+        name: C::NAME.to_string(),
+        version: C::VERSION.to_string(),
+        description: C::DESCRIPTION.to_string(),
+        config_schema: serde_json::to_string(&schema).expect("a JSON Schema serializes"),
+    }
+}
+
+/// Parses a config, naming the field that does not fit.
+pub fn config<C: Connector>(json: &str) -> Result<C::Config> {
+    parse(json, "config").map_err(Error::Config)
+}
+
+fn parse<T: DeserializeOwned>(json: &str, what: &str) -> std::result::Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            format!("{what}: {}", e.inner())
+        } else {
+            format!("{what} field `{path}`: {}", e.inner())
+        }
+    })
+}
+
+fn position<P: DeserializeOwned>(json: Option<&str>, what: &str) -> Result<Option<P>> {
+    // A position the connector cannot read back is not a config problem: the stored
+    // state is from another version or was edited, and retrying will not help.
+    json.map(|j| parse(j, what).map_err(Error::Fatal)).transpose()
+}
+
+fn encode<P: Serialize>(records: Vec<Record>, cursor: &P) -> Result<WitBatch> {
+    let checkpoint = serde_json::to_string(cursor)
+        .map_err(|e| Error::Fatal(format!("cannot encode checkpoint: {e}")))?;
+    Ok(WitBatch {
+        records,
+        checkpoint,
+    })
+}
+
+pub fn check<C: Connector>(json: &str) -> Result<()> {
+    C::check(&config::<C>(json)?)
+}
+
+pub fn discover_batch<C: BatchSource>(json: &str) -> Result<Vec<StreamInfo>> {
+    C::discover(&config::<C>(json)?)
+}
+
+pub fn open_batch<C: BatchSource>(json: &str, cursor: Option<&str>) -> Result<Cell<C>> {
+    let config = config::<C>(json)?;
+    C::open(config, position(cursor, "cursor")?).map(Cell::new)
+}
+
+pub fn next_batch<C: BatchSource>(cell: &Cell<C>, max: u32) -> Result<Option<WitBatch>> {
+    match cell.0.borrow_mut().next(max)? {
+        Some(Batch { records, cursor }) => encode(records, &cursor).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub fn discover_stream<C: StreamSource>(json: &str) -> Result<Vec<StreamInfo>> {
+    C::discover(&config::<C>(json)?)
+}
+
+pub fn open_stream<C: StreamSource>(json: &str, checkpoint: Option<&str>) -> Result<Cell<C>> {
+    let config = config::<C>(json)?;
+    C::open(config, position(checkpoint, "checkpoint")?).map(Cell::new)
+}
+
+pub fn poll_stream<C: StreamSource>(cell: &Cell<C>, max: u32, wait_ms: u32) -> Result<WitBatch> {
+    let Batch { records, cursor } = cell
+        .0
+        .borrow_mut()
+        .poll(max, Duration::from_millis(wait_ms.into()))?;
+    encode(records, &cursor)
+}
+
+pub fn ack_stream<C: StreamSource>(cell: &Cell<C>, checkpoint: &str) -> Result<()> {
+    let checkpoint = position(Some(checkpoint), "checkpoint")?.expect("some in, some out");
+    cell.0.borrow_mut().ack(checkpoint)
+}
+
+pub fn open_sink<C: Sink>(json: &str) -> Result<Cell<C>> {
+    C::open(config::<C>(json)?).map(Cell::new)
+}
+
+pub fn write_sink<C: Sink>(cell: &Cell<C>, records: Vec<Record>) -> Result<()> {
+    cell.0.borrow_mut().write(records)
+}
+
+pub fn flush_sink<C: Sink>(cell: &Cell<C>) -> Result<()> {
+    cell.0.borrow_mut().flush()
+}

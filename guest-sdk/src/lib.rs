@@ -1,0 +1,156 @@
+//! Write weir connectors in Rust.
+//!
+//! Implement [`Connector`] plus one of [`BatchSource`], [`StreamSource`] or [`Sink`] on a
+//! type, then call the matching export macro once:
+//!
+//! ```ignore
+//! use weir_guest::{BatchSource, Batch, Connector, Result};
+//!
+//! struct Numbers { next: u64, end: u64 }
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct Config { count: u64 }
+//!
+//! impl Connector for Numbers {
+//!     const NAME: &'static str = "numbers";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const DESCRIPTION: &'static str = "Counts to `count`.";
+//!     type Config = Config;
+//! }
+//!
+//! impl BatchSource for Numbers {
+//!     type Cursor = u64;
+//!     fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
+//!         Ok(Numbers { next: cursor.unwrap_or(0), end: config.count })
+//!     }
+//!     fn next(&mut self, max: u32) -> Result<Option<Batch<u64>>> {
+//!         if self.next >= self.end { return Ok(None) }
+//!         let end = (self.next + max as u64).min(self.end);
+//!         let records = (self.next..end).map(|n| weir_guest::record(n.to_string())).collect();
+//!         self.next = end;
+//!         Ok(Some(Batch { records, cursor: end }))
+//!     }
+//! }
+//!
+//! weir_guest::export_batch_source!(Numbers);
+//! ```
+//!
+//! Config arrives as your typed struct; a config that does not fit is rejected with the
+//! path of the offending field. Cursors and checkpoints are your own serde types: the host
+//! stores them as JSON and hands back the last committed one.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// The host's imports and the shared types, as generated from `wit/`.
+pub mod wit {
+    wit_bindgen::generate!({
+        world: "guest-imports",
+        path: "../wit",
+        generate_all,
+    });
+}
+
+pub use wit::weir::connector::types::{ChangeOp, Error, Header, Record, StreamInfo};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What every connector declares: its name, version and typed config.
+pub trait Connector: Sized + 'static {
+    const NAME: &'static str;
+    const VERSION: &'static str;
+    const DESCRIPTION: &'static str;
+    /// Deserialized from the pipeline's `config`; its JSON Schema is the connector's spec.
+    type Config: DeserializeOwned + schemars::JsonSchema;
+
+    /// Can the config work (credentials, reachable servers, readable paths)?
+    fn check(_config: &Self::Config) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Records and the position reached after them.
+pub struct Batch<P> {
+    pub records: Vec<Record>,
+    pub cursor: P,
+}
+
+/// A bounded read run on a schedule. One value of `Self` is one read.
+pub trait BatchSource: Connector {
+    /// Where a read resumes; the host commits it after the sink flushed.
+    type Cursor: Serialize + DeserializeOwned;
+
+    fn discover(_config: &Self::Config) -> Result<Vec<StreamInfo>> {
+        Ok(Vec::new())
+    }
+    /// Starts a read after `cursor` (none: from the beginning).
+    fn open(config: Self::Config, cursor: Option<Self::Cursor>) -> Result<Self>;
+    /// At most `max_records`, or `None` once the data at hand is exhausted.
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Self::Cursor>>>;
+}
+
+/// An unbounded read, polled continuously.
+pub trait StreamSource: Connector {
+    type Checkpoint: Serialize + DeserializeOwned;
+
+    fn discover(_config: &Self::Config) -> Result<Vec<StreamInfo>> {
+        Ok(Vec::new())
+    }
+    fn open(config: Self::Config, checkpoint: Option<Self::Checkpoint>) -> Result<Self>;
+    /// Waits at most `max_wait` for records; an empty batch is a normal answer.
+    fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch<Self::Checkpoint>>;
+    /// The host durably committed `checkpoint`: commit upstream positions here.
+    fn ack(&mut self, _checkpoint: Self::Checkpoint) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Delivery to an external system.
+pub trait Sink: Connector {
+    fn open(config: Self::Config) -> Result<Self>;
+    fn write(&mut self, records: Vec<Record>) -> Result<()>;
+    /// When this returns `Ok`, every record written before is durable.
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// A record carrying only a value.
+pub fn record(value: impl Into<Vec<u8>>) -> Record {
+    Record {
+        key: None,
+        value: Some(value.into()),
+        headers: Vec::new(),
+        timestamp_ms: None,
+        op: None,
+    }
+}
+
+/// Exports `$ty` as a batch-source component.
+#[macro_export]
+macro_rules! export_batch_source {
+    ($ty:ty) => {
+        $crate::__private::export!(batch_source, $ty);
+    };
+}
+
+/// Exports `$ty` as a stream-source component.
+#[macro_export]
+macro_rules! export_stream_source {
+    ($ty:ty) => {
+        $crate::__private::export!(stream_source, $ty);
+    };
+}
+
+/// Exports `$ty` as a sink component.
+#[macro_export]
+macro_rules! export_sink {
+    ($ty:ty) => {
+        $crate::__private::export!(sink, $ty);
+    };
+}
+
+pub mod log;
+pub mod metrics;
+
+#[doc(hidden)]
+pub mod __private;

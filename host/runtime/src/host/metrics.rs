@@ -1,0 +1,21 @@
+//! `weir:connector/metrics`: counters kept per instance, read by the pipeline's summary.
+
+use crate::bindings::weir::connector::metrics::Host;
+use crate::sandbox::HostState;
+
+/// A guest could otherwise grow the host's memory without bound through counter names.
+const MAX_COUNTERS: usize = 256;
+const MAX_NAME: usize = 128;
+
+impl Host for HostState {
+    fn counter_add(&mut self, name: String, value: u64) {
+        if name.len() > MAX_NAME {
+            return;
+        }
+        if let Some(total) = self.counters.get_mut(&name) {
+            *total = total.saturating_add(value);
+        } else if self.counters.len() < MAX_COUNTERS {
+            self.counters.insert(name, value);
+        }
+    }
+}

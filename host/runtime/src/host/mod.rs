@@ -1,0 +1,7 @@
+//! The host side of the WIT imports.
+
+mod log;
+mod metrics;
+
+// `types` has no functions: the host only has to say it provides the interface.
+impl crate::bindings::weir::connector::types::Host for crate::sandbox::HostState {}

@@ -1,0 +1,337 @@
+//! One connector instance: its own store, limits and grants, and the typed calls of its world.
+
+use crate::bindings::exports::weir::connector::{batch_read, connector, sink_write, stream_read};
+use crate::bindings::weir::connector::types::{self, Batch, ConnectorSpec, Record, StreamInfo};
+use crate::error::{GuestError, GuestErrorKind};
+use crate::plugin::{Exports, Plugin};
+use crate::runtime::{EPOCH_TICK, Runtime};
+use crate::sandbox::{HostState, Labels, Sandbox};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap};
+
+/// A live connector, by world.
+pub enum Instance {
+    BatchSource(BatchSourceInstance),
+    StreamSource(StreamSourceInstance),
+    Sink(SinkInstance),
+}
+
+impl Instance {
+    pub(crate) fn new(
+        runtime: &Runtime,
+        plugin: &Plugin,
+        sandbox: &Sandbox,
+        labels: Labels,
+    ) -> Result<Instance> {
+        let plugin_name = labels.plugin.clone();
+        let mut store = Store::new(runtime.engine(), HostState::new(sandbox, labels)?);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        let timeout = sandbox.limits.call_timeout;
+        store.set_epoch_deadline(ticks(timeout));
+        let instance = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot instantiate plugin `{plugin_name}`"))?;
+        let load_err = |e: wasmtime::Error| {
+            anyhow::Error::from(e).context(format!("plugin `{plugin_name}`: cannot load exports"))
+        };
+        let connector = plugin.connector.load(&mut store, &instance).map_err(load_err)?;
+        enum Api {
+            Batch(batch_read::Guest),
+            Stream(stream_read::Guest),
+            Sink(sink_write::Guest),
+        }
+        let api = match &plugin.exports {
+            Exports::BatchSource(ix) => Api::Batch(ix.load(&mut store, &instance).map_err(load_err)?),
+            Exports::StreamSource(ix) => Api::Stream(ix.load(&mut store, &instance).map_err(load_err)?),
+            Exports::Sink(ix) => Api::Sink(ix.load(&mut store, &instance).map_err(load_err)?),
+        };
+        let core = Core {
+            store,
+            connector,
+            timeout,
+        };
+        Ok(match api {
+            Api::Batch(api) => Instance::BatchSource(BatchSourceInstance {
+                core,
+                api,
+                reader: None,
+            }),
+            Api::Stream(api) => Instance::StreamSource(StreamSourceInstance {
+                core,
+                api,
+                stream: None,
+            }),
+            Api::Sink(api) => Instance::Sink(SinkInstance {
+                core,
+                api,
+                writer: None,
+            }),
+        })
+    }
+
+    fn core(&mut self) -> &mut Core {
+        match self {
+            Instance::BatchSource(i) => &mut i.core,
+            Instance::StreamSource(i) => &mut i.core,
+            Instance::Sink(i) => &mut i.core,
+        }
+    }
+
+    pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
+        let core = self.core();
+        let f = core.connector.clone();
+        core.call("connector.spec", Duration::ZERO, |s| f.call_spec(s).map(Ok))
+    }
+
+    pub fn check(&mut self, config: &str) -> Result<(), GuestError> {
+        let core = self.core();
+        let f = core.connector.clone();
+        core.call("connector.check", Duration::ZERO, |s| f.call_check(s, &config.to_owned()))
+    }
+
+    /// The streams a source can read; a sink has none.
+    pub fn discover(&mut self, config: &str) -> Result<Vec<StreamInfo>, GuestError> {
+        match self {
+            Instance::BatchSource(i) => {
+                let f = i.api.clone();
+                i.core.call("batch-read.discover", Duration::ZERO, |s| f.call_discover(s, &config.to_owned()))
+            }
+            Instance::StreamSource(i) => {
+                let f = i.api.clone();
+                i.core.call("stream-read.discover", Duration::ZERO, |s| f.call_discover(s, &config.to_owned()))
+            }
+            Instance::Sink(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The store plus what every world shares.
+struct Core {
+    store: Store<HostState>,
+    connector: connector::Guest,
+    timeout: Duration,
+}
+
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()) as u64 + 1
+}
+
+impl Core {
+    /// Calls into the guest under the deadline (`timeout` plus `extra` for calls that may
+    /// legitimately wait), and turns what comes back into a [`GuestError`] the pipeline
+    /// can act on.
+    fn call<R>(
+        &mut self,
+        call: &'static str,
+        extra: Duration,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, GuestError> {
+        self.store.set_epoch_deadline(ticks(self.timeout + extra));
+        match f(&mut self.store) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.reported(call, error)),
+            Err(trap) => Err(self.trapped(call, trap, extra)),
+        }
+    }
+
+    fn reported(&self, call: &'static str, error: types::Error) -> GuestError {
+        let (kind, message) = match error {
+            types::Error::Config(m) => (GuestErrorKind::Config, m),
+            types::Error::Transient(m) => (GuestErrorKind::Transient, m),
+            types::Error::Fatal(m) => (GuestErrorKind::Fatal, m),
+        };
+        GuestError {
+            kind,
+            plugin: self.store.data().labels.plugin.clone(),
+            call,
+            message,
+        }
+    }
+
+    fn trapped(&mut self, call: &'static str, trap: wasmtime::Error, extra: Duration) -> GuestError {
+        let state = self.store.data();
+        let (kind, mut message) = if let Some(asked) = state.limiter.denied {
+            (
+                GuestErrorKind::Memory,
+                format!(
+                    "tried to grow linear memory to {asked} bytes; the limit is {}",
+                    state.limiter.limit()
+                ),
+            )
+        } else {
+            match trap.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => (
+                    GuestErrorKind::Deadline,
+                    format!("interrupted after {:?}", self.timeout + extra),
+                ),
+                Some(Trap::StackOverflow) => (GuestErrorKind::Trap, "stack overflow".to_string()),
+                Some(other) => (GuestErrorKind::Trap, other.to_string()),
+                None => (GuestErrorKind::Trap, format!("{:?}", anyhow::Error::from(trap))),
+            }
+        };
+        let console = state.console.text();
+        if !console.is_empty() {
+            message.push_str("; guest output: ");
+            message.push_str(&console);
+        }
+        GuestError {
+            kind,
+            plugin: state.labels.plugin.clone(),
+            call,
+            message,
+        }
+    }
+
+    fn drop_resource(&mut self, call: &'static str, resource: ResourceAny) -> Result<(), GuestError> {
+        self.call(call, Duration::ZERO, |s| resource.resource_drop(s).map(Ok))
+    }
+}
+
+fn not_open(plugin: &Core, call: &'static str) -> GuestError {
+    GuestError {
+        kind: GuestErrorKind::Fatal,
+        plugin: plugin.store.data().labels.plugin.clone(),
+        call,
+        message: "called before open".into(),
+    }
+}
+
+macro_rules! shared_accessors {
+    ($ty:ty) => {
+        impl $ty {
+            /// The guest's counters so far (`weir:connector/metrics`).
+            pub fn counters(&self) -> &BTreeMap<String, u64> {
+                &self.core.store.data().counters
+            }
+        }
+    };
+}
+
+pub struct BatchSourceInstance {
+    core: Core,
+    api: batch_read::Guest,
+    reader: Option<ResourceAny>,
+}
+shared_accessors!(BatchSourceInstance);
+
+impl BatchSourceInstance {
+    /// Starts a read after `cursor`, ending any read before it.
+    pub fn open(&mut self, config: &str, cursor: Option<&str>) -> Result<(), GuestError> {
+        self.close()?;
+        let api = self.api.clone();
+        let reader = self.core.call("batch-read.reader.open", Duration::ZERO, |s| {
+            api.reader()
+                .call_open(s, &config.to_owned(), cursor.map(str::to_owned).as_ref())
+        })?;
+        self.reader = Some(reader);
+        Ok(())
+    }
+
+    pub fn next(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+        const CALL: &str = "batch-read.reader.next";
+        let reader = self.reader.ok_or_else(|| not_open(&self.core, CALL))?;
+        let api = self.api.clone();
+        self.core
+            .call(CALL, Duration::ZERO, |s| api.reader().call_next(s, reader, max_records))
+    }
+
+    pub fn close(&mut self) -> Result<(), GuestError> {
+        match self.reader.take() {
+            Some(reader) => self.core.drop_resource("batch-read.reader.drop", reader),
+            None => Ok(()),
+        }
+    }
+}
+
+pub struct StreamSourceInstance {
+    core: Core,
+    api: stream_read::Guest,
+    stream: Option<ResourceAny>,
+}
+shared_accessors!(StreamSourceInstance);
+
+impl StreamSourceInstance {
+    pub fn open(&mut self, config: &str, checkpoint: Option<&str>) -> Result<(), GuestError> {
+        self.close()?;
+        let api = self.api.clone();
+        let stream = self.core.call("stream-read.stream.open", Duration::ZERO, |s| {
+            api.stream()
+                .call_open(s, &config.to_owned(), checkpoint.map(str::to_owned).as_ref())
+        })?;
+        self.stream = Some(stream);
+        Ok(())
+    }
+
+    pub fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch, GuestError> {
+        const CALL: &str = "stream-read.stream.poll";
+        let stream = self.stream.ok_or_else(|| not_open(&self.core, CALL))?;
+        let api = self.api.clone();
+        let wait_ms = u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX);
+        self.core.call(CALL, max_wait, |s| {
+            api.stream().call_poll(s, stream, max_records, wait_ms)
+        })
+    }
+
+    pub fn ack(&mut self, checkpoint: &str) -> Result<(), GuestError> {
+        const CALL: &str = "stream-read.stream.ack";
+        let stream = self.stream.ok_or_else(|| not_open(&self.core, CALL))?;
+        let api = self.api.clone();
+        self.core
+            .call(CALL, Duration::ZERO, |s| api.stream().call_ack(s, stream, &checkpoint.to_owned()))
+    }
+
+    pub fn close(&mut self) -> Result<(), GuestError> {
+        match self.stream.take() {
+            Some(stream) => self.core.drop_resource("stream-read.stream.drop", stream),
+            None => Ok(()),
+        }
+    }
+}
+
+pub struct SinkInstance {
+    core: Core,
+    api: sink_write::Guest,
+    writer: Option<ResourceAny>,
+}
+shared_accessors!(SinkInstance);
+
+impl SinkInstance {
+    pub fn open(&mut self, config: &str) -> Result<(), GuestError> {
+        self.close()?;
+        let api = self.api.clone();
+        let writer = self.core.call("sink-write.writer.open", Duration::ZERO, |s| {
+            api.writer().call_open(s, &config.to_owned())
+        })?;
+        self.writer = Some(writer);
+        Ok(())
+    }
+
+    pub fn write(&mut self, records: &[Record]) -> Result<(), GuestError> {
+        const CALL: &str = "sink-write.writer.write";
+        let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
+        let api = self.api.clone();
+        self.core
+            .call(CALL, Duration::ZERO, |s| api.writer().call_write(s, writer, records))
+    }
+
+    pub fn flush(&mut self) -> Result<(), GuestError> {
+        const CALL: &str = "sink-write.writer.flush";
+        let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
+        let api = self.api.clone();
+        self.core
+            .call(CALL, Duration::ZERO, |s| api.writer().call_flush(s, writer))
+    }
+
+    pub fn close(&mut self) -> Result<(), GuestError> {
+        match self.writer.take() {
+            Some(writer) => self.core.drop_resource("sink-write.writer.drop", writer),
+            None => Ok(()),
+        }
+    }
+}

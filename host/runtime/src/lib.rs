@@ -1,0 +1,26 @@
+//! Loads weir connector components and runs them sandboxed.
+//!
+//! - [`Runtime`]: one wasmtime engine per process, the pooling allocator, the on-disk
+//!   compile cache and the epoch ticker that enforces call deadlines.
+//! - [`Plugin`]: a loaded component, its world, ready to instantiate.
+//! - [`Instance`]: one connector in its own store, with its memory limit, deadline and grants.
+//! - `host/`: the host side of the WIT imports (logs, metrics).
+
+mod bindings;
+mod cache;
+mod console;
+mod error;
+mod host;
+mod instance;
+mod plugin;
+mod runtime;
+mod sandbox;
+
+pub use bindings::weir::connector::types::{
+    Batch, ChangeOp, ConnectorSpec, Header, Record, StreamInfo,
+};
+pub use error::{GuestError, GuestErrorKind};
+pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};
+pub use plugin::{Compilation, Plugin, World};
+pub use runtime::{Runtime, RuntimeConfig};
+pub use sandbox::{DirGrant, Labels, Limits, Sandbox};

@@ -1,0 +1,132 @@
+//! One engine per process: the pooling allocator, the compile cache, the epoch ticker, and
+//! the linker every plugin is instantiated against.
+
+use crate::bindings::weir::connector::{log, metrics, types};
+use crate::cache::CompileCache;
+use crate::instance::Instance;
+use crate::plugin::Plugin;
+use crate::sandbox::{HostState, Labels, Sandbox};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Deadlines are counted in ticks of this length.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are kept; none compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Connector instances alive at once (the pooling allocator's slots).
+    pub max_instances: u32,
+    /// The most linear memory any one instance may be granted, in bytes.
+    pub max_memory: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: default_cache_dir(),
+            max_instances: 100,
+            max_memory: 4 << 30,
+        }
+    }
+}
+
+/// `$WEIR_CACHE_DIR`, else the user's cache directory, as wasmtime's own cache does.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WEIR_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("weir").join("components"))
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<CompileCache>,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true);
+        // Deadlines by epoch: far cheaper than fuel, precise enough for "this call is stuck".
+        wasm.epoch_interruption(true);
+        let n = config.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        // A Rust component holds a handful of core instances (its code plus the small
+        // shims wit-component adds); leave room for languages that bring more.
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX));
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm)
+            .map_err(anyhow::Error::from)
+            .context("cannot create the wasm engine")?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        metrics::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+        let ticker = Arc::new(AtomicBool::new(true));
+        let (running, ticking) = (ticker.clone(), engine.clone());
+        std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while running.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .context("cannot start the epoch ticker")?;
+
+        Ok(Runtime {
+            engine,
+            linker,
+            cache: config.cache_dir.map(CompileCache::new),
+            ticker,
+        })
+    }
+
+    /// Reads, checks and compiles (or loads from the cache) a plugin file.
+    pub fn load(&self, path: &Path) -> Result<Plugin> {
+        Plugin::load(self, path)
+    }
+
+    /// A fresh instance of `plugin` in its own store, confined to `sandbox`.
+    pub fn instantiate(&self, plugin: &Plugin, sandbox: &Sandbox, labels: Labels) -> Result<Instance> {
+        Instance::new(self, plugin, sandbox, labels)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    pub(crate) fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.store(false, Ordering::Relaxed);
+    }
+}

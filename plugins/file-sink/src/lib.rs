@@ -1,0 +1,135 @@
+//! `file-sink`: appends each record's value as one JSON Lines line to a file in a granted
+//! directory, and fsyncs on flush.
+//!
+//! A host killed mid-write can leave a torn last line; opening the file cuts it back to the
+//! last complete line, so the redelivered batch starts on a clean line.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use weir_guest::{Connector, Error, Record, Result, Sink};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory to write into, as the plugin sees it: the `guest` path of a granted
+    /// writable directory.
+    dir: String,
+    /// File name inside `dir`.
+    #[serde(default = "default_file")]
+    file: String,
+}
+
+fn default_file() -> String {
+    "out.jsonl".into()
+}
+
+pub struct FileSink {
+    path: String,
+    file: File,
+    buffer: Vec<u8>,
+}
+
+impl Connector for FileSink {
+    const NAME: &'static str = "file-sink";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "Appends record values as JSON Lines to a file in a granted directory; fsync on flush.";
+    type Config = Config;
+
+    fn check(config: &Config) -> Result<()> {
+        validate(config)?;
+        let meta = std::fs::metadata(&config.dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot use directory `{}`: {e} (is it granted to the plugin?)",
+                config.dir
+            ))
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Config(format!("`{}` is not a directory", config.dir)));
+        }
+        Ok(())
+    }
+}
+
+impl Sink for FileSink {
+    fn open(config: Config) -> Result<Self> {
+        validate(&config)?;
+        let path = format!("{}/{}", config.dir.trim_end_matches('/'), config.file);
+        let err = |e: std::io::Error| Error::Transient(format!("{path}: {e}"));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "cannot open `{path}` for writing: {e} (is its directory granted writable?)"
+                ))
+            })?;
+        let len = complete_length(&mut file).map_err(err)?;
+        file.set_len(len).map_err(err)?;
+        file.seek(SeekFrom::Start(len)).map_err(err)?;
+        Ok(FileSink {
+            path,
+            file,
+            buffer: Vec::with_capacity(1 << 20),
+        })
+    }
+
+    fn write(&mut self, records: Vec<Record>) -> Result<()> {
+        for record in records {
+            // Tombstones have nothing to write in a value-per-line file.
+            let Some(value) = record.value else { continue };
+            if value.contains(&b'\n') {
+                return Err(Error::Fatal(
+                    "a record value contains a newline; JSON Lines needs one record per line"
+                        .into(),
+                ));
+            }
+            self.buffer.extend_from_slice(&value);
+            self.buffer.push(b'\n');
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let err = |e: std::io::Error| Error::Transient(format!("{}: {e}", self.path));
+        self.file.write_all(&self.buffer).map_err(err)?;
+        self.file.sync_data().map_err(err)?;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+fn validate(config: &Config) -> Result<()> {
+    if config.file.is_empty() || config.file.contains('/') || config.file == ".." {
+        return Err(Error::Config(format!(
+            "config field `file`: `{}` must be a plain file name",
+            config.file
+        )));
+    }
+    Ok(())
+}
+
+/// The length up to and including the last newline: what survived whole.
+fn complete_length(file: &mut File) -> std::io::Result<u64> {
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+weir_guest::export_sink!(FileSink);

@@ -1,0 +1,236 @@
+//! `file-source`: reads JSON Lines and CSV files from a granted directory, incrementally.
+//!
+//! The cursor maps each file to the byte offset delivered so far, so a rerun skips what was
+//! delivered and picks up lines appended since. A last line without its newline is still
+//! being written: it is left for a later run rather than delivered half.
+
+mod csv;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use weir_guest::{Batch, BatchSource, Connector, Error, Result, StreamInfo};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory to read, as the plugin sees it: the `guest` path of a granted directory.
+    dir: String,
+    /// Which files to read: a file name pattern with `*` and `?` wildcards.
+    #[serde(default = "default_pattern")]
+    pattern: String,
+    /// How to parse the files; `auto` chooses by extension (`.csv`, else JSON Lines).
+    #[serde(default)]
+    format: Format,
+}
+
+fn default_pattern() -> String {
+    "*".into()
+}
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Auto,
+    Jsonl,
+    Csv,
+}
+
+/// Bytes delivered per file name.
+type Cursor = BTreeMap<String, u64>;
+
+pub struct FileSource {
+    dir: String,
+    /// Files still to read, in name order, with the offset to start from.
+    queue: std::vec::IntoIter<(String, u64)>,
+    current: Option<OpenFile>,
+    cursor: Cursor,
+    format: Format,
+}
+
+struct OpenFile {
+    name: String,
+    reader: BufReader<File>,
+    offset: u64,
+    csv: Option<csv::Header>,
+}
+
+impl Connector for FileSource {
+    const NAME: &'static str = "file-source";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "Reads JSON Lines and CSV files from a granted directory; resumes where it left off.";
+    type Config = Config;
+
+    fn check(config: &Config) -> Result<()> {
+        list(&config.dir, &config.pattern).map(|_| ())
+    }
+}
+
+impl BatchSource for FileSource {
+    type Cursor = Cursor;
+
+    fn discover(config: &Config) -> Result<Vec<StreamInfo>> {
+        Ok(list(&config.dir, &config.pattern)?
+            .into_iter()
+            .map(|(name, _)| StreamInfo { name, schema: None })
+            .collect())
+    }
+
+    fn open(config: Config, cursor: Option<Cursor>) -> Result<Self> {
+        let cursor = cursor.unwrap_or_default();
+        let files = list(&config.dir, &config.pattern)?
+            .into_iter()
+            .filter_map(|(name, len)| {
+                let done = cursor.get(&name).copied().unwrap_or(0);
+                // A file shorter than what was delivered was replaced: read it anew.
+                let start = if len < done { 0 } else { done };
+                (len > start).then_some((name, start))
+            })
+            .collect::<Vec<_>>();
+        Ok(FileSource {
+            dir: config.dir,
+            queue: files.into_iter(),
+            current: None,
+            cursor,
+            format: config.format,
+        })
+    }
+
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
+        let mut records = Vec::with_capacity(max_records as usize);
+        let mut line = Vec::new();
+        while records.len() < max_records as usize {
+            let Some(file) = self.current.as_mut() else {
+                match self.queue.next() {
+                    Some((name, start)) => self.current = self.open_file(name, start)?,
+                    None => break,
+                }
+                continue;
+            };
+            line.clear();
+            let read = read_record(&mut file.reader, &mut line, file.csv.is_some())
+                .map_err(|e| io_error(&file.name, e))?;
+            if read == 0 || line.last() != Some(&b'\n') {
+                // End of file, or a line still being written: leave it for the next run.
+                self.current = None;
+                continue;
+            }
+            let at = file.offset;
+            file.offset += read as u64;
+            let content = trim_newline(&line);
+            if !content.iter().all(u8::is_ascii_whitespace) {
+                let value = match &file.csv {
+                    Some(header) => header
+                        .to_json(content)
+                        .map_err(|e| parse_error(&file.name, at, &e))?,
+                    None => {
+                        serde_json::from_slice::<serde::de::IgnoredAny>(content)
+                            .map_err(|e| parse_error(&file.name, at, &e.to_string()))?;
+                        content.to_vec()
+                    }
+                };
+                records.push(weir_guest::record(value));
+            }
+            self.cursor.insert(file.name.clone(), file.offset);
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Batch {
+            records,
+            cursor: self.cursor.clone(),
+        }))
+    }
+}
+
+impl FileSource {
+    /// Opens `name` positioned at `start`; none while a CSV header is still being written.
+    fn open_file(&self, name: String, start: u64) -> Result<Option<OpenFile>> {
+        let path = format!("{}/{}", self.dir.trim_end_matches('/'), name);
+        let err = |e| io_error(&name, e);
+        let mut reader = BufReader::with_capacity(256 * 1024, File::open(&path).map_err(err)?);
+        let is_csv = match self.format {
+            Format::Csv => true,
+            Format::Jsonl => false,
+            Format::Auto => name.to_ascii_lowercase().ends_with(".csv"),
+        };
+        let mut offset = start;
+        let mut csv = None;
+        if is_csv {
+            // Every read needs the header, wherever it resumes.
+            let mut first = Vec::new();
+            let read = read_record(&mut reader, &mut first, true).map_err(err)?;
+            if first.last() != Some(&b'\n') {
+                return Ok(None);
+            }
+            offset = offset.max(read as u64);
+            let header = csv::Header::parse(trim_newline(&first))
+                .map_err(|e| Error::Fatal(format!("{name} header: {e}")))?;
+            csv = Some(header);
+        }
+        reader.seek(SeekFrom::Start(offset)).map_err(err)?;
+        Ok(Some(OpenFile {
+            name,
+            reader,
+            offset,
+            csv,
+        }))
+    }
+}
+
+/// Reads one record including its newline; for CSV a quoted field may span lines.
+fn read_record(reader: &mut impl BufRead, buf: &mut Vec<u8>, csv: bool) -> std::io::Result<usize> {
+    let mut total = reader.read_until(b'\n', buf)?;
+    if csv {
+        while buf.iter().filter(|&&b| b == b'"').count() % 2 == 1 && buf.last() == Some(&b'\n') {
+            let more = reader.read_until(b'\n', buf)?;
+            if more == 0 {
+                break;
+            }
+            total += more;
+        }
+    }
+    Ok(total)
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Files matching `pattern` in `dir`, sorted by name, with their lengths.
+fn list(dir: &str, pattern: &str) -> Result<Vec<(String, u64)>> {
+    let pattern = glob::Pattern::new(pattern)
+        .map_err(|e| Error::Config(format!("config field `pattern`: {e}")))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot read directory `{dir}`: {e} (is it granted to the plugin?)"
+        ))
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = entry.metadata().map_err(|e| io_error(&name, e))?;
+        if meta.is_file() && pattern.matches(&name) {
+            files.push((name, meta.len()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    Error::Transient(format!("{what}: {e}"))
+}
+
+/// Bad data stops the pipeline before the bad record, so nothing after it is skipped.
+fn parse_error(file: &str, offset: u64, message: &str) -> Error {
+    Error::Fatal(format!("{file} at byte {offset}: {message}"))
+}
+
+weir_guest::export_batch_source!(FileSource);

@@ -1,0 +1,92 @@
+//! A batch source that misbehaves on purpose, for the host's containment tests.
+//! `mode` picks the misbehaviour; `ok` emits `count` records like a well-behaved source.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use weir_guest::{Batch, BatchSource, Connector, Result};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    mode: Mode,
+    #[serde(default)]
+    count: u64,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    Ok,
+    Trap,
+    Loop,
+    Oom,
+    StackOverflow,
+}
+
+pub struct Hostile {
+    mode: Mode,
+    next: u64,
+    end: u64,
+}
+
+impl Connector for Hostile {
+    const NAME: &'static str = "hostile";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Misbehaves on purpose (tests only).";
+    type Config = Config;
+}
+
+impl BatchSource for Hostile {
+    type Cursor = u64;
+
+    fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
+        Ok(Hostile {
+            mode: config.mode,
+            next: cursor.unwrap_or(0),
+            end: config.count,
+        })
+    }
+
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<u64>>> {
+        match self.mode {
+            Mode::Ok => {}
+            Mode::Trap => panic!("hostile plugin panics on purpose"),
+            Mode::Loop => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Mode::Oom => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Mode::StackOverflow => {
+                std::hint::black_box(recurse(std::hint::black_box(1)));
+            }
+        }
+        if self.next >= self.end {
+            return Ok(None);
+        }
+        let end = (self.next + u64::from(max_records)).min(self.end);
+        let records = (self.next..end)
+            .map(|n| weir_guest::record(format!("{{\"n\":{n}}}")))
+            .collect();
+        self.next = end;
+        Ok(Some(Batch {
+            records,
+            cursor: end,
+        }))
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[3]
+}
+
+weir_guest::export_batch_source!(Hostile);
