@@ -1,6 +1,8 @@
 //! What the export macro's glue calls. Not a public API.
 
-use crate::wit::weir::connector::types::{Batch as WitBatch, Error, Record, ConnectorSpec, StreamInfo};
+use crate::wit::weir::connector::types::{
+    Batch as WitBatch, ConnectorSpec, Error, Record, StreamInfo,
+};
 use crate::{Batch, BatchSource, Connector, Result, Sink, StreamSource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -49,7 +51,8 @@ fn parse<T: DeserializeOwned>(json: &str, what: &str) -> std::result::Result<T, 
 fn position<P: DeserializeOwned>(json: Option<&str>, what: &str) -> Result<Option<P>> {
     // A position the connector cannot read back is not a config problem: the stored
     // state is from another version or was edited, and retrying will not help.
-    json.map(|j| parse(j, what).map_err(Error::Fatal)).transpose()
+    json.map(|j| parse(j, what).map_err(Error::Fatal))
+        .transpose()
 }
 
 fn encode<P: Serialize>(records: Vec<Record>, cursor: &P) -> Result<WitBatch> {

@@ -1,1 +1,165 @@
+//! Durable checkpoints: one row per pipeline in SQLite, each commit atomic and fsynced.
+//!
+//! The store keeps what it is given; deciding *when* a checkpoint may be committed (only
+//! after the sink flushed) is the delivery loop's job, which is why [`CheckpointStore::commit`]
+//! is fed by the pipeline crate's `Durable` values rather than by plugins.
 
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A committed position and when it was committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Opaque to the host: whatever the source returned with its batch (JSON by convention).
+    pub checkpoint: String,
+    /// Milliseconds since the Unix epoch.
+    pub committed_at_ms: i64,
+    /// How many commits this pipeline has had.
+    pub commits: i64,
+}
+
+pub struct CheckpointStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl CheckpointStore {
+    /// Opens (creating if needed) `weir.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<CheckpointStore> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+        let path = dir.join("weir.db");
+        let conn = Connection::open(&path)
+            .with_context(|| format!("cannot open checkpoint store {}", path.display()))?;
+        // WAL with synchronous=FULL: every commit is fsynced before it returns, and a
+        // crash leaves either the old row or the new one.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS checkpoints (
+                pipeline     TEXT PRIMARY KEY,
+                checkpoint   TEXT NOT NULL,
+                committed_at INTEGER NOT NULL,
+                commits      INTEGER NOT NULL
+            )",
+        )
+        .with_context(|| format!("cannot set up checkpoint store {}", path.display()))?;
+        Ok(CheckpointStore {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self, pipeline: &str) -> Result<Option<Committed>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row(
+            "SELECT checkpoint, committed_at, commits FROM checkpoints WHERE pipeline = ?1",
+            params![pipeline],
+            |row| {
+                Ok(Committed {
+                    checkpoint: row.get(0)?,
+                    committed_at_ms: row.get(1)?,
+                    commits: row.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .with_context(|| format!("cannot read the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    /// Replaces the pipeline's checkpoint; durable when this returns.
+    pub fn commit(&self, pipeline: &str, checkpoint: &str) -> Result<()> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute(
+            "INSERT INTO checkpoints (pipeline, checkpoint, committed_at, commits)
+             VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT(pipeline) DO UPDATE SET
+                checkpoint = excluded.checkpoint,
+                committed_at = excluded.committed_at,
+                commits = commits + 1",
+            params![pipeline, checkpoint, now],
+        )
+        .with_context(|| format!("cannot commit the checkpoint of pipeline `{pipeline}`"))?;
+        Ok(())
+    }
+
+    /// Forgets the pipeline's position: its next run starts from the beginning.
+    pub fn reset(&self, pipeline: &str) -> Result<bool> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let n = conn
+            .execute(
+                "DELETE FROM checkpoints WHERE pipeline = ?1",
+                params![pipeline],
+            )
+            .with_context(|| format!("cannot reset pipeline `{pipeline}`"))?;
+        Ok(n > 0)
+    }
+
+    /// Every pipeline's committed position, by name.
+    pub fn list(&self) -> Result<Vec<(String, Committed)>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn.prepare(
+            "SELECT pipeline, checkpoint, committed_at, commits FROM checkpoints ORDER BY pipeline",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                Committed {
+                    checkpoint: row.get(1)?,
+                    committed_at_ms: row.get(2)?,
+                    commits: row.get(3)?,
+                },
+            ))
+        })?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot list checkpoints")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_replaces_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(store.load("p").unwrap(), None);
+        store.commit("p", r#"{"a":1}"#).unwrap();
+        store.commit("p", r#"{"a":2}"#).unwrap();
+        store.commit("q", "7").unwrap();
+        drop(store);
+
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let p = store.load("p").unwrap().unwrap();
+        assert_eq!(p.checkpoint, r#"{"a":2}"#);
+        assert_eq!(p.commits, 2);
+        assert_eq!(store.load("q").unwrap().unwrap().checkpoint, "7");
+        let names: Vec<String> = store.list().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["p", "q"]);
+    }
+
+    #[test]
+    fn reset_forgets_one_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.commit("p", "1").unwrap();
+        store.commit("q", "2").unwrap();
+        assert!(store.reset("p").unwrap());
+        assert!(!store.reset("p").unwrap());
+        assert_eq!(store.load("p").unwrap(), None);
+        assert!(store.load("q").unwrap().is_some());
+    }
+}

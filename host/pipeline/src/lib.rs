@@ -1,1 +1,13 @@
+//! Pipelines: the file format, the delivery loop (source → sink → flush → commit), the
+//! scheduler, and the checks `weir check` runs.
 
+pub mod config;
+mod delivery;
+mod runner;
+pub mod schema;
+mod shutdown;
+
+pub use config::{Endpoint, Pipeline, PipelineFile};
+pub use delivery::Progress;
+pub use runner::{RunOptions, Side, Status, Summary, prepare, run};
+pub use shutdown::Shutdown;

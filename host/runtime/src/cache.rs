@@ -18,14 +18,20 @@ impl CompileCache {
     }
 
     /// The compiled component and whether it came from the cache.
-    pub(crate) fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> Result<(Component, bool)> {
+    pub(crate) fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> Result<(Component, bool)> {
         let path = self.entry(engine, wasm);
         if path.exists() {
             // SAFETY: only this cache writes these files, complete ones only (rename below),
             // and the key includes the engine's compatibility hash.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, true)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry")
+                }
             }
         }
         let component = Component::new(engine, wasm)?;
@@ -37,7 +43,9 @@ impl CompileCache {
 
     fn entry(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
         let mut engine_hash = std::hash::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let digest = Sha256::digest(wasm);
         self.dir.join(format!(
             "{}-{:016x}.cwasm",

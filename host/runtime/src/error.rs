@@ -52,7 +52,11 @@ impl fmt::Display for GuestError {
             GuestErrorKind::Deadline => "ran past its deadline",
             GuestErrorKind::Memory => "ran out of its memory limit",
         };
-        write!(f, "plugin `{}` {what} in {}: {}", self.plugin, self.call, self.message)
+        write!(
+            f,
+            "plugin `{}` {what} in {}: {}",
+            self.plugin, self.call, self.message
+        )
     }
 }
 

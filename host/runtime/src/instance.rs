@@ -40,15 +40,22 @@ impl Instance {
         let load_err = |e: wasmtime::Error| {
             anyhow::Error::from(e).context(format!("plugin `{plugin_name}`: cannot load exports"))
         };
-        let connector = plugin.connector.load(&mut store, &instance).map_err(load_err)?;
+        let connector = plugin
+            .connector
+            .load(&mut store, &instance)
+            .map_err(load_err)?;
         enum Api {
             Batch(batch_read::Guest),
             Stream(stream_read::Guest),
             Sink(sink_write::Guest),
         }
         let api = match &plugin.exports {
-            Exports::BatchSource(ix) => Api::Batch(ix.load(&mut store, &instance).map_err(load_err)?),
-            Exports::StreamSource(ix) => Api::Stream(ix.load(&mut store, &instance).map_err(load_err)?),
+            Exports::BatchSource(ix) => {
+                Api::Batch(ix.load(&mut store, &instance).map_err(load_err)?)
+            }
+            Exports::StreamSource(ix) => {
+                Api::Stream(ix.load(&mut store, &instance).map_err(load_err)?)
+            }
             Exports::Sink(ix) => Api::Sink(ix.load(&mut store, &instance).map_err(load_err)?),
         };
         let core = Core {
@@ -83,6 +90,16 @@ impl Instance {
         }
     }
 
+    /// The guest's counters so far (`weir:connector/metrics`).
+    pub fn counters(&self) -> &BTreeMap<String, u64> {
+        let core = match self {
+            Instance::BatchSource(i) => &i.core,
+            Instance::StreamSource(i) => &i.core,
+            Instance::Sink(i) => &i.core,
+        };
+        &core.store.data().counters
+    }
+
     pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
         let core = self.core();
         let f = core.connector.clone();
@@ -92,7 +109,9 @@ impl Instance {
     pub fn check(&mut self, config: &str) -> Result<(), GuestError> {
         let core = self.core();
         let f = core.connector.clone();
-        core.call("connector.check", Duration::ZERO, |s| f.call_check(s, &config.to_owned()))
+        core.call("connector.check", Duration::ZERO, |s| {
+            f.call_check(s, &config.to_owned())
+        })
     }
 
     /// The streams a source can read; a sink has none.
@@ -100,11 +119,15 @@ impl Instance {
         match self {
             Instance::BatchSource(i) => {
                 let f = i.api.clone();
-                i.core.call("batch-read.discover", Duration::ZERO, |s| f.call_discover(s, &config.to_owned()))
+                i.core.call("batch-read.discover", Duration::ZERO, |s| {
+                    f.call_discover(s, &config.to_owned())
+                })
             }
             Instance::StreamSource(i) => {
                 let f = i.api.clone();
-                i.core.call("stream-read.discover", Duration::ZERO, |s| f.call_discover(s, &config.to_owned()))
+                i.core.call("stream-read.discover", Duration::ZERO, |s| {
+                    f.call_discover(s, &config.to_owned())
+                })
             }
             Instance::Sink(_) => Ok(Vec::new()),
         }
@@ -154,7 +177,12 @@ impl Core {
         }
     }
 
-    fn trapped(&mut self, call: &'static str, trap: wasmtime::Error, extra: Duration) -> GuestError {
+    fn trapped(
+        &mut self,
+        call: &'static str,
+        trap: wasmtime::Error,
+        extra: Duration,
+    ) -> GuestError {
         let state = self.store.data();
         let (kind, mut message) = if let Some(asked) = state.limiter.denied {
             (
@@ -172,7 +200,10 @@ impl Core {
                 ),
                 Some(Trap::StackOverflow) => (GuestErrorKind::Trap, "stack overflow".to_string()),
                 Some(other) => (GuestErrorKind::Trap, other.to_string()),
-                None => (GuestErrorKind::Trap, format!("{:?}", anyhow::Error::from(trap))),
+                None => (
+                    GuestErrorKind::Trap,
+                    format!("{:?}", anyhow::Error::from(trap)),
+                ),
             }
         };
         let console = state.console.text();
@@ -188,7 +219,11 @@ impl Core {
         }
     }
 
-    fn drop_resource(&mut self, call: &'static str, resource: ResourceAny) -> Result<(), GuestError> {
+    fn drop_resource(
+        &mut self,
+        call: &'static str,
+        resource: ResourceAny,
+    ) -> Result<(), GuestError> {
         self.call(call, Duration::ZERO, |s| resource.resource_drop(s).map(Ok))
     }
 }
@@ -202,33 +237,23 @@ fn not_open(plugin: &Core, call: &'static str) -> GuestError {
     }
 }
 
-macro_rules! shared_accessors {
-    ($ty:ty) => {
-        impl $ty {
-            /// The guest's counters so far (`weir:connector/metrics`).
-            pub fn counters(&self) -> &BTreeMap<String, u64> {
-                &self.core.store.data().counters
-            }
-        }
-    };
-}
-
 pub struct BatchSourceInstance {
     core: Core,
     api: batch_read::Guest,
     reader: Option<ResourceAny>,
 }
-shared_accessors!(BatchSourceInstance);
 
 impl BatchSourceInstance {
     /// Starts a read after `cursor`, ending any read before it.
     pub fn open(&mut self, config: &str, cursor: Option<&str>) -> Result<(), GuestError> {
         self.close()?;
         let api = self.api.clone();
-        let reader = self.core.call("batch-read.reader.open", Duration::ZERO, |s| {
-            api.reader()
-                .call_open(s, &config.to_owned(), cursor.map(str::to_owned).as_ref())
-        })?;
+        let reader = self
+            .core
+            .call("batch-read.reader.open", Duration::ZERO, |s| {
+                api.reader()
+                    .call_open(s, &config.to_owned(), cursor.map(str::to_owned).as_ref())
+            })?;
         self.reader = Some(reader);
         Ok(())
     }
@@ -237,8 +262,9 @@ impl BatchSourceInstance {
         const CALL: &str = "batch-read.reader.next";
         let reader = self.reader.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        self.core
-            .call(CALL, Duration::ZERO, |s| api.reader().call_next(s, reader, max_records))
+        self.core.call(CALL, Duration::ZERO, |s| {
+            api.reader().call_next(s, reader, max_records)
+        })
     }
 
     pub fn close(&mut self) -> Result<(), GuestError> {
@@ -254,16 +280,20 @@ pub struct StreamSourceInstance {
     api: stream_read::Guest,
     stream: Option<ResourceAny>,
 }
-shared_accessors!(StreamSourceInstance);
 
 impl StreamSourceInstance {
     pub fn open(&mut self, config: &str, checkpoint: Option<&str>) -> Result<(), GuestError> {
         self.close()?;
         let api = self.api.clone();
-        let stream = self.core.call("stream-read.stream.open", Duration::ZERO, |s| {
-            api.stream()
-                .call_open(s, &config.to_owned(), checkpoint.map(str::to_owned).as_ref())
-        })?;
+        let stream = self
+            .core
+            .call("stream-read.stream.open", Duration::ZERO, |s| {
+                api.stream().call_open(
+                    s,
+                    &config.to_owned(),
+                    checkpoint.map(str::to_owned).as_ref(),
+                )
+            })?;
         self.stream = Some(stream);
         Ok(())
     }
@@ -282,8 +312,9 @@ impl StreamSourceInstance {
         const CALL: &str = "stream-read.stream.ack";
         let stream = self.stream.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        self.core
-            .call(CALL, Duration::ZERO, |s| api.stream().call_ack(s, stream, &checkpoint.to_owned()))
+        self.core.call(CALL, Duration::ZERO, |s| {
+            api.stream().call_ack(s, stream, &checkpoint.to_owned())
+        })
     }
 
     pub fn close(&mut self) -> Result<(), GuestError> {
@@ -299,15 +330,16 @@ pub struct SinkInstance {
     api: sink_write::Guest,
     writer: Option<ResourceAny>,
 }
-shared_accessors!(SinkInstance);
 
 impl SinkInstance {
     pub fn open(&mut self, config: &str) -> Result<(), GuestError> {
         self.close()?;
         let api = self.api.clone();
-        let writer = self.core.call("sink-write.writer.open", Duration::ZERO, |s| {
-            api.writer().call_open(s, &config.to_owned())
-        })?;
+        let writer = self
+            .core
+            .call("sink-write.writer.open", Duration::ZERO, |s| {
+                api.writer().call_open(s, &config.to_owned())
+            })?;
         self.writer = Some(writer);
         Ok(())
     }
@@ -316,8 +348,9 @@ impl SinkInstance {
         const CALL: &str = "sink-write.writer.write";
         let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        self.core
-            .call(CALL, Duration::ZERO, |s| api.writer().call_write(s, writer, records))
+        self.core.call(CALL, Duration::ZERO, |s| {
+            api.writer().call_write(s, writer, records)
+        })
     }
 
     pub fn flush(&mut self) -> Result<(), GuestError> {

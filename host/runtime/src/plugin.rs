@@ -95,7 +95,8 @@ impl Plugin {
             Compilation::Compiled(elapsed)
         };
 
-        let world = world_of(runtime, &component).with_context(|| format!("{shown} is not a weir plugin"))?;
+        let world = world_of(runtime, &component)
+            .with_context(|| format!("{shown} is not a weir plugin"))?;
         let pre = runtime.linker().instantiate_pre(&component).map_err(|e| {
             anyhow!(
                 "{shown} needs an import the weir host does not provide: {}",
@@ -104,17 +105,30 @@ impl Plugin {
         })?;
         let connector = connector::GuestIndices::new(&pre)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{shown}: export {CONNECTOR_EXPORT} does not match the contract"))?;
-        let mismatch = || format!("{shown}: export {} does not match the contract", world.export());
+            .with_context(|| {
+                format!("{shown}: export {CONNECTOR_EXPORT} does not match the contract")
+            })?;
+        let mismatch = || {
+            format!(
+                "{shown}: export {} does not match the contract",
+                world.export()
+            )
+        };
         let exports = match world {
             World::BatchSource => Exports::BatchSource(
-                batch_read::GuestIndices::new(&pre).map_err(anyhow::Error::from).with_context(mismatch)?,
+                batch_read::GuestIndices::new(&pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(mismatch)?,
             ),
             World::StreamSource => Exports::StreamSource(
-                stream_read::GuestIndices::new(&pre).map_err(anyhow::Error::from).with_context(mismatch)?,
+                stream_read::GuestIndices::new(&pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(mismatch)?,
             ),
             World::Sink => Exports::Sink(
-                sink_write::GuestIndices::new(&pre).map_err(anyhow::Error::from).with_context(mismatch)?,
+                sink_write::GuestIndices::new(&pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(mismatch)?,
             ),
         };
         let name = path

@@ -108,7 +108,12 @@ impl Runtime {
     }
 
     /// A fresh instance of `plugin` in its own store, confined to `sandbox`.
-    pub fn instantiate(&self, plugin: &Plugin, sandbox: &Sandbox, labels: Labels) -> Result<Instance> {
+    pub fn instantiate(
+        &self,
+        plugin: &Plugin,
+        sandbox: &Sandbox,
+        labels: Labels,
+    ) -> Result<Instance> {
         Instance::new(self, plugin, sandbox, labels)
     }
 

@@ -47,7 +47,10 @@ impl Connector for FileSink {
             ))
         })?;
         if !meta.is_dir() {
-            return Err(Error::Config(format!("`{}` is not a directory", config.dir)));
+            return Err(Error::Config(format!(
+                "`{}` is not a directory",
+                config.dir
+            )));
         }
         Ok(())
     }

@@ -48,9 +48,7 @@ fn fields(record: &[u8]) -> Result<Vec<String>, String> {
             if !matches!(r, ReadRecordResult::Record) {
                 return Err("empty record".into());
             }
-            for end in &mut ends[nend..nend + e] {
-                *end += nout;
-            }
+            // csv-core counts field ends from the start of the record, across calls.
             (nout + o, nend + e)
         }
         ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {
@@ -94,7 +92,8 @@ mod tests {
     #[test]
     fn empty_last_field() {
         let header = Header::parse(b"a,b").unwrap();
-        let value: serde_json::Value = serde_json::from_slice(&header.to_json(b"1,").unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(&header.to_json(b"1,").unwrap()).unwrap();
         assert_eq!(value["b"], "");
     }
 }

@@ -1,0 +1,112 @@
+//! What `weir` prints: text for people, one JSON object per line for scripts.
+
+use crate::Output;
+use anyhow::Result;
+use std::path::Path;
+use weir_pipeline::{Status, Summary};
+use weir_runtime::{Compilation, Instance, Labels, Runtime, Sandbox};
+
+pub fn summaries(summaries: &[Summary], output: Output) -> Result<()> {
+    for s in summaries {
+        match output {
+            Output::Json => println!("{}", serde_json::to_string(s)?),
+            Output::Text => println!("{}", text(s)),
+        }
+    }
+    Ok(())
+}
+
+fn text(s: &Summary) -> String {
+    let seconds = s.elapsed_ms as f64 / 1000.0;
+    let into = if s.sink_dirs.is_empty() {
+        String::new()
+    } else {
+        format!(" into {}", s.sink_dirs.join(", "))
+    };
+    let moved = match (s.records_read, s.records_written) {
+        (0, 0) if s.status == Status::Ok => {
+            "0 new records (nothing past the last checkpoint)".to_string()
+        }
+        (read, written) => format!(
+            "{read} records read, {written} written by {}{into} in {seconds:.2}s ({} batches)",
+            s.sink, s.batches
+        ),
+    };
+    match &s.error {
+        None => format!("{}: {moved}", s.pipeline),
+        Some(e) => format!("{}: FAILED: {e}\n{}: {moved}", s.pipeline, s.pipeline),
+    }
+}
+
+pub struct Checked {
+    pub pipeline: String,
+    pub side: &'static str,
+    /// The plugin's name, or why the side is not usable.
+    pub result: Result<String, String>,
+}
+
+pub fn checks(results: &[Checked], output: Output) -> Result<()> {
+    for r in results {
+        match output {
+            Output::Json => {
+                let (ok, plugin, error) = match &r.result {
+                    Ok(name) => (true, Some(name), None),
+                    Err(e) => (false, None, Some(e)),
+                };
+                let line = serde_json::json!({
+                    "pipeline": r.pipeline, "side": r.side, "ok": ok, "plugin": plugin, "error": error,
+                });
+                println!("{line}");
+            }
+            Output::Text => match &r.result {
+                Ok(name) => println!("{} {}: ok ({name})", r.pipeline, r.side),
+                Err(e) => println!("{} {}: {e}", r.pipeline, r.side),
+            },
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(runtime: &Runtime, file: &Path, output: Output) -> Result<()> {
+    let plugin = runtime.load(file)?;
+    // spec() needs an instance; it gets no grants, so it can touch nothing.
+    let labels = Labels {
+        pipeline: "inspect".into(),
+        plugin: plugin.name.clone(),
+        role: if plugin.world.is_source() {
+            "source"
+        } else {
+            "sink"
+        },
+    };
+    let mut instance: Instance = runtime.instantiate(&plugin, &Sandbox::default(), labels)?;
+    let spec = instance.spec()?;
+    let schema: serde_json::Value = serde_json::from_str(&spec.config_schema)
+        .unwrap_or(serde_json::Value::String(spec.config_schema.clone()));
+    let (how, took) = match plugin.compilation {
+        Compilation::Cached(d) => ("cached", d),
+        Compilation::Compiled(d) => ("compiled", d),
+    };
+    match output {
+        Output::Json => {
+            let line = serde_json::json!({
+                "file": file.display().to_string(),
+                "world": plugin.world.name(),
+                "name": spec.name,
+                "version": spec.version,
+                "description": spec.description,
+                "config_schema": schema,
+                "compilation": how,
+                "compile_ms": took.as_secs_f64() * 1000.0,
+            });
+            println!("{line}");
+        }
+        Output::Text => {
+            println!("{} {} ({})", spec.name, spec.version, plugin.world);
+            println!("{}", spec.description);
+            println!("file: {} ({how} in {took:.1?})", file.display());
+            println!("config schema:\n{}", serde_json::to_string_pretty(&schema)?);
+        }
+    }
+    Ok(())
+}

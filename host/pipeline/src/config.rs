@@ -1,0 +1,354 @@
+//! The pipeline file (TOML): what to run, with what config, grants and limits.
+
+use anyhow::{Context, Result, bail, ensure};
+use bytesize::ByteSize;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use weir_runtime::{DirGrant, Limits, Sandbox};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    /// Where checkpoints are kept, relative to the file.
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(rename = "pipeline", default)]
+    pipelines: Vec<PipelineToml>,
+}
+
+fn default_state_dir() -> PathBuf {
+    ".weir".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineToml {
+    name: String,
+    #[serde(default = "default_batch_size")]
+    batch_size: u32,
+    /// Batches between source and sink: the backpressure window.
+    #[serde(default = "default_buffer")]
+    buffer_batches: usize,
+    source: SourceToml,
+    sink: SinkToml,
+    #[serde(default)]
+    limits: LimitsToml,
+}
+
+fn default_batch_size() -> u32 {
+    1000
+}
+fn default_buffer() -> usize {
+    2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceToml {
+    plugin: PathBuf,
+    #[serde(default = "empty_object")]
+    config: serde_json::Value,
+    /// Cron expression for batch sources; none runs once.
+    schedule: Option<String>,
+    /// How long a stream source's poll may wait for records.
+    #[serde(default = "default_poll_wait", with = "humantime_serde")]
+    poll_wait: Duration,
+    #[serde(default)]
+    grants: GrantsToml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinkToml {
+    plugin: PathBuf,
+    #[serde(default = "empty_object")]
+    config: serde_json::Value,
+    #[serde(default)]
+    grants: GrantsToml,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+fn default_poll_wait() -> Duration {
+    Duration::from_millis(500)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsToml {
+    #[serde(default)]
+    dirs: Vec<DirToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirToml {
+    /// A host directory, relative to the pipeline file.
+    host: PathBuf,
+    /// The absolute path the plugin sees it under.
+    guest: String,
+    #[serde(default)]
+    write: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsToml {
+    #[serde(default = "default_memory")]
+    memory: ByteSize,
+    #[serde(default = "default_call_timeout", with = "humantime_serde")]
+    call_timeout: Duration,
+}
+
+impl Default for LimitsToml {
+    fn default() -> Self {
+        LimitsToml {
+            memory: default_memory(),
+            call_timeout: default_call_timeout(),
+        }
+    }
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize::mib(256)
+}
+fn default_call_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A pipeline file, read and checked, with every path made absolute.
+#[derive(Debug, Clone)]
+pub struct PipelineFile {
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub pipelines: Vec<Pipeline>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub batch_size: u32,
+    pub buffer_batches: usize,
+    pub source: Endpoint,
+    pub sink: Endpoint,
+    pub schedule: Option<croner::Cron>,
+    pub poll_wait: Duration,
+}
+
+/// One side of a pipeline: the plugin, its config and its sandbox.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub plugin: PathBuf,
+    pub config: serde_json::Value,
+    pub sandbox: Sandbox,
+}
+
+impl PipelineFile {
+    pub fn load(path: &Path) -> Result<PipelineFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
+        let file: FileToml = toml::from_str(&text)
+            .with_context(|| format!("invalid pipeline file {}", path.display()))?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+            .canonicalize()
+            .with_context(|| format!("cannot resolve the directory of {}", path.display()))?;
+        ensure!(
+            !file.pipelines.is_empty(),
+            "{}: no [[pipeline]] defined",
+            path.display()
+        );
+        let mut names = HashSet::new();
+        let pipelines = file
+            .pipelines
+            .into_iter()
+            .map(|p| {
+                ensure!(
+                    names.insert(p.name.clone()),
+                    "pipeline name `{}` is used twice",
+                    p.name
+                );
+                resolve(&base, p)
+            })
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("in pipeline file {}", path.display()))?;
+        Ok(PipelineFile {
+            path: path.to_path_buf(),
+            state_dir: base.join(file.state_dir),
+            pipelines,
+        })
+    }
+}
+
+fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
+    let name = p.name;
+    let at = |field: &str| format!("pipeline `{name}`: {field}");
+    ensure!(!name.is_empty(), "a pipeline has an empty name");
+    ensure!(p.batch_size > 0, "{}", at("batch_size must be at least 1"));
+    ensure!(
+        p.buffer_batches > 0,
+        "{}",
+        at("buffer_batches must be at least 1")
+    );
+    let schedule = p
+        .source
+        .schedule
+        .as_deref()
+        .map(|s| {
+            s.parse::<croner::Cron>()
+                .with_context(|| at(&format!("source.schedule `{s}` is not a cron expression")))
+        })
+        .transpose()?;
+    let limits = Limits {
+        memory: p.limits.memory.as_u64(),
+        call_timeout: p.limits.call_timeout,
+    };
+    ensure!(
+        limits.memory >= 1 << 20,
+        "{}",
+        at("limits.memory must be at least 1 MiB")
+    );
+    let source = Endpoint {
+        plugin: base.join(&p.source.plugin),
+        config: p.source.config,
+        sandbox: Sandbox {
+            dirs: grants(base, p.source.grants, &at("source.grants"))?,
+            limits: limits.clone(),
+        },
+    };
+    let sink = Endpoint {
+        plugin: base.join(&p.sink.plugin),
+        config: p.sink.config,
+        sandbox: Sandbox {
+            dirs: grants(base, p.sink.grants, &at("sink.grants"))?,
+            limits,
+        },
+    };
+    Ok(Pipeline {
+        name,
+        batch_size: p.batch_size,
+        buffer_batches: p.buffer_batches,
+        source,
+        sink,
+        schedule,
+        poll_wait: p.source.poll_wait,
+    })
+}
+
+fn grants(base: &Path, grants: GrantsToml, at: &str) -> Result<Vec<DirGrant>> {
+    grants
+        .dirs
+        .into_iter()
+        .map(|d| {
+            if !d.guest.starts_with('/') {
+                bail!("{at}: guest path `{}` must be absolute", d.guest);
+            }
+            let host = base.join(&d.host);
+            if d.write {
+                // A sink's output directory may not exist yet on a fresh checkout.
+                std::fs::create_dir_all(&host)
+                    .with_context(|| format!("{at}: cannot create {}", host.display()))?;
+            }
+            let host = host
+                .canonicalize()
+                .with_context(|| format!("{at}: directory {} does not exist", host.display()))?;
+            Ok(DirGrant {
+                host,
+                guest: d.guest,
+                writable: d.write,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("p.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn paths_resolve_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("in")).unwrap();
+        let path = write(
+            dir.path(),
+            r#"
+            [[pipeline]]
+            name = "a"
+            [pipeline.source]
+            plugin = "src.wasm"
+            config = { dir = "/in" }
+            grants.dirs = [{ host = "in", guest = "/in" }]
+            [pipeline.sink]
+            plugin = "sink.wasm"
+            grants.dirs = [{ host = "out", guest = "/out", write = true }]
+            [pipeline.limits]
+            memory = "64 MiB"
+            call_timeout = "2s"
+            "#,
+        );
+        let file = PipelineFile::load(&path).unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let p = &file.pipelines[0];
+        assert_eq!(file.state_dir, root.join(".weir"));
+        assert_eq!(p.source.plugin, root.join("src.wasm"));
+        assert_eq!(p.source.sandbox.dirs[0].host, root.join("in"));
+        assert!(!p.source.sandbox.dirs[0].writable);
+        assert!(root.join("out").is_dir(), "a writable grant is created");
+        assert_eq!(p.sink.sandbox.limits.memory, 64 << 20);
+        assert_eq!(p.sink.sandbox.limits.call_timeout, Duration::from_secs(2));
+        assert_eq!(p.source.config["dir"], "/in");
+        assert_eq!(p.batch_size, 1000);
+    }
+
+    #[test]
+    fn errors_name_the_pipeline_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "[pipeline.source]\nplugin = \"s.wasm\"\n[pipeline.sink]\nplugin = \"k.wasm\"\n";
+        let cases = [
+            (
+                format!("[[pipeline]]\nname = \"x\"\nbatch_size = 0\n{base}"),
+                "batch_size",
+            ),
+            (
+                format!("[[pipeline]]\nname = \"x\"\n{base}").replace(
+                    "plugin = \"s.wasm\"",
+                    "plugin = \"s.wasm\"\nschedule = \"every tuesday\"",
+                ),
+                "source.schedule",
+            ),
+            (
+                format!("[[pipeline]]\nname = \"x\"\n{base}").replace(
+                    "plugin = \"k.wasm\"",
+                    "plugin = \"k.wasm\"\ngrants.dirs = [{ host = \"o\", guest = \"rel\" }]",
+                ),
+                "must be absolute",
+            ),
+            (
+                format!("[[pipeline]]\nname = \"x\"\nbatchsize = 3\n{base}"),
+                "batchsize",
+            ),
+            (
+                format!("[[pipeline]]\nname = \"x\"\n{base}[[pipeline]]\nname = \"x\"\n{base}"),
+                "used twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = format!(
+                "{:#}",
+                PipelineFile::load(&write(dir.path(), &text)).unwrap_err()
+            );
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Source → bounded channel → sink write → flush → commit → acknowledge.
+//!
+//! At-least-once: a checkpoint is committed only after the sink flushed every record up to
+//! it, so a crash anywhere redelivers at most the batches that were in flight. The channel
+//! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
+
+use crate::shutdown::Shutdown;
+use anyhow::{Context, Result, anyhow};
+use std::sync::mpsc;
+use std::time::Duration;
+use weir_checkpoint::CheckpointStore;
+use weir_runtime::{Batch, BatchSourceInstance, GuestError, SinkInstance, StreamSourceInstance};
+
+/// What a delivery run needs to know besides the two instances.
+pub(crate) struct Delivery<'a> {
+    pub pipeline: &'a str,
+    pub store: &'a CheckpointStore,
+    pub stop: &'a Shutdown,
+    pub batch_size: u32,
+    pub buffer: usize,
+}
+
+/// Counts for the summary; kept up to date even when a run fails half-way.
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    pub records_read: u64,
+    pub records_written: u64,
+    pub batches: u64,
+    pub checkpoint: Option<String>,
+}
+
+/// A source, seen by the delivery loop.
+pub(crate) trait Pull: Send {
+    /// The next batch; `None` ends this run.
+    fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError>;
+    /// `checkpoint` (and everything before it) is committed.
+    fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError>;
+}
+
+impl Pull for BatchSourceInstance {
+    fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+        self.next(max_records)
+    }
+    fn acknowledge(&mut self, _: &str) -> Result<(), GuestError> {
+        Ok(())
+    }
+}
+
+/// A stream source polled with a wait bound; with `until_idle`, an empty poll ends the run
+/// (`--once`: read what is there now, then stop).
+pub(crate) struct StreamPull<'a> {
+    pub source: &'a mut StreamSourceInstance,
+    pub wait: Duration,
+    pub until_idle: bool,
+}
+
+impl Pull for StreamPull<'_> {
+    fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+        let batch = self.source.poll(max_records, self.wait)?;
+        Ok((!(self.until_idle && batch.records.is_empty())).then_some(batch))
+    }
+    fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
+        self.source.ack(checkpoint)
+    }
+}
+
+/// A position whose records the sink has flushed. Only [`flush`] makes one, and only a
+/// `Durable` can be committed.
+struct Durable {
+    checkpoint: String,
+}
+
+/// Runs until the source ends the run, the shutdown is triggered, or either side fails.
+/// `from` is the committed checkpoint the source was opened at.
+pub(crate) fn run(
+    ctx: &Delivery<'_>,
+    source: &mut dyn Pull,
+    sink: &mut SinkInstance,
+    from: Option<String>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let (batches, inbox) = mpsc::sync_channel::<Batch>(ctx.buffer);
+    let (acks, acked) = mpsc::channel::<String>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read(ctx, source, batches, acked, from));
+        // On a sink failure `inbox` is dropped here, which unblocks the reader's send.
+        let written = write(ctx, sink, inbox, acks, progress);
+        let (read, pulled) = reader
+            .join()
+            .unwrap_or_else(|_| (0, Err(anyhow!("the source thread panicked"))));
+        progress.records_read += read;
+        // The sink's error is the cause when both failed: the reader only saw it go.
+        written.and(pulled)
+    })
+}
+
+fn read(
+    ctx: &Delivery<'_>,
+    source: &mut dyn Pull,
+    batches: mpsc::SyncSender<Batch>,
+    acked: mpsc::Receiver<String>,
+    from: Option<String>,
+) -> (u64, Result<()>) {
+    let mut read = 0;
+    let mut last = from;
+    let mut pulled = || -> Result<()> {
+        while !ctx.stop.is_triggered() {
+            if let Some(latest) = acked.try_iter().last() {
+                source.acknowledge(&latest)?;
+            }
+            let Some(batch) = retry(|| source.pull(ctx.batch_size))? else {
+                break;
+            };
+            // An idle poll that did not move the position has nothing to deliver.
+            if batch.records.is_empty() && last.as_deref() == Some(batch.checkpoint.as_str()) {
+                continue;
+            }
+            let n = batch.records.len() as u64;
+            last = Some(batch.checkpoint.clone());
+            if batches.send(batch).is_err() {
+                break; // the sink stopped; its error is reported by the writer
+            }
+            read += n;
+        }
+        Ok(())
+    };
+    let result = pulled();
+    drop(batches);
+    // Acknowledge what the sink commits after the last pull, until the sink is done.
+    let acknowledged = match acked.iter().last() {
+        Some(latest) => source.acknowledge(&latest).map_err(Into::into),
+        None => Ok(()),
+    };
+    (read, result.and(acknowledged))
+}
+
+fn write(
+    ctx: &Delivery<'_>,
+    sink: &mut SinkInstance,
+    inbox: mpsc::Receiver<Batch>,
+    acks: mpsc::Sender<String>,
+    progress: &mut Progress,
+) -> Result<()> {
+    for batch in inbox {
+        let n = batch.records.len() as u64;
+        let durable = flush(sink, batch)?;
+        ctx.store
+            .commit(ctx.pipeline, &durable.checkpoint)
+            .context("the sink flushed but the checkpoint could not be committed")?;
+        progress.records_written += n;
+        progress.batches += 1;
+        progress.checkpoint = Some(durable.checkpoint.clone());
+        // The reader may have finished already; then nothing is left to acknowledge.
+        let _ = acks.send(durable.checkpoint);
+    }
+    Ok(())
+}
+
+fn flush(sink: &mut SinkInstance, batch: Batch) -> Result<Durable, GuestError> {
+    retry(|| sink.write(&batch.records))?;
+    retry(|| sink.flush())?;
+    Ok(Durable {
+        checkpoint: batch.checkpoint,
+    })
+}
+
+const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Retries transient guest errors with exponential backoff; anything else fails at once.
+fn retry<T>(mut call: impl FnMut() -> Result<T, GuestError>) -> Result<T, GuestError> {
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1.. {
+        match call() {
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "transient error, retrying in {backoff:?}");
+                std::thread::sleep(backoff);
+                backoff *= 2;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns by the last attempt")
+}

@@ -1,0 +1,311 @@
+//! Runs the pipelines of a file: prepares each side, then schedules delivery runs.
+
+use crate::config::{Endpoint, Pipeline, PipelineFile};
+use crate::delivery::{self, Delivery, Progress, StreamPull};
+use crate::schema;
+use crate::shutdown::Shutdown;
+use anyhow::{Context, Result, bail};
+use chrono::Local;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use weir_checkpoint::CheckpointStore;
+use weir_runtime::{ConnectorSpec, Instance, Labels, Runtime, World};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// One run, now, whatever the schedule; a stream source reads until it is idle.
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+/// What one pipeline did: printed by `weir run`, one JSON object per line with `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub pipeline: String,
+    pub status: Status,
+    pub records_read: u64,
+    pub records_written: u64,
+    pub batches: u64,
+    pub runs: u64,
+    /// The last committed checkpoint, after this invocation.
+    pub checkpoint: Option<String>,
+    pub source: String,
+    pub sink: String,
+    /// Host directories the sink may write to: where the records went.
+    pub sink_dirs: Vec<String>,
+    /// The connectors' own counters, `source.*` and `sink.*`.
+    pub metrics: BTreeMap<String, u64>,
+    pub elapsed_ms: u64,
+    pub error: Option<String>,
+}
+
+/// Runs every pipeline of `file` side by side; one failing does not stop the others.
+pub fn run(
+    runtime: &Runtime,
+    file: &PipelineFile,
+    options: &RunOptions,
+    stop: &Shutdown,
+) -> Result<Vec<Summary>> {
+    let store = CheckpointStore::open(&file.state_dir)?;
+    Ok(std::thread::scope(|scope| {
+        let handles: Vec<_> = file
+            .pipelines
+            .iter()
+            .map(|p| {
+                let store = &store;
+                std::thread::Builder::new()
+                    .name(format!("pipeline {}", p.name))
+                    .spawn_scoped(scope, move || {
+                        run_pipeline(runtime, store, p, options, stop)
+                    })
+                    .expect("spawning a pipeline thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&file.pipelines)
+            .map(|(h, p)| {
+                h.join().unwrap_or_else(|_| {
+                    let mut s = Summary::new(p);
+                    s.fail("the pipeline thread panicked".into());
+                    s
+                })
+            })
+            .collect()
+    }))
+}
+
+impl Summary {
+    fn new(p: &Pipeline) -> Summary {
+        let name = |e: &Endpoint| {
+            e.plugin
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        Summary {
+            pipeline: p.name.clone(),
+            status: Status::Ok,
+            records_read: 0,
+            records_written: 0,
+            batches: 0,
+            runs: 0,
+            checkpoint: None,
+            source: name(&p.source),
+            sink: name(&p.sink),
+            sink_dirs: p
+                .sink
+                .sandbox
+                .dirs
+                .iter()
+                .filter(|d| d.writable)
+                .map(|d| d.host.display().to_string())
+                .collect(),
+            metrics: BTreeMap::new(),
+            elapsed_ms: 0,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, error: String) {
+        self.status = Status::Failed;
+        self.error = Some(error);
+    }
+
+    fn absorb(&mut self, progress: &Progress) {
+        self.records_read += progress.records_read;
+        self.records_written += progress.records_written;
+        self.batches += progress.batches;
+        if progress.checkpoint.is_some() {
+            self.checkpoint.clone_from(&progress.checkpoint);
+        }
+    }
+}
+
+fn run_pipeline(
+    runtime: &Runtime,
+    store: &CheckpointStore,
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &Shutdown,
+) -> Summary {
+    let span = tracing::info_span!("pipeline", pipeline = %p.name);
+    let _entered = span.enter();
+    let started = Instant::now();
+    let mut summary = Summary::new(p);
+    summary.checkpoint = store.load(&p.name).ok().flatten().map(|c| c.checkpoint);
+    if let Err(e) = drive(runtime, store, p, options, stop, &mut summary) {
+        let message = format!("{e:#}");
+        tracing::error!(error = %message, "pipeline failed");
+        summary.fail(message);
+    }
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    summary
+}
+
+fn drive(
+    runtime: &Runtime,
+    store: &CheckpointStore,
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &Shutdown,
+    summary: &mut Summary,
+) -> Result<()> {
+    let (mut source, _) = prepare(runtime, p, Side::Source)?;
+    let (mut sink, _) = prepare(runtime, p, Side::Sink)?;
+    let result = deliver(store, p, options, stop, summary, &mut source, &mut sink);
+    for (role, instance) in [("source", &source), ("sink", &sink)] {
+        for (name, value) in instance.counters() {
+            summary.metrics.insert(format!("{role}.{name}"), *value);
+        }
+    }
+    result
+}
+
+fn deliver(
+    store: &CheckpointStore,
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &Shutdown,
+    summary: &mut Summary,
+    source: &mut Instance,
+    sink: &mut Instance,
+) -> Result<()> {
+    let Instance::Sink(sink) = sink else {
+        unreachable!("prepare checked the sink's world")
+    };
+    let source_config = p.source.config.to_string();
+    sink.open(&p.sink.config.to_string())?;
+    let ctx = Delivery {
+        pipeline: &p.name,
+        store,
+        stop,
+        batch_size: p.batch_size,
+        buffer: p.buffer_batches,
+    };
+    match source {
+        Instance::BatchSource(source) => loop {
+            if !options.once {
+                if let Some(cron) = &p.schedule {
+                    if !wait_for_schedule(cron, stop)? {
+                        break;
+                    }
+                }
+            }
+            let from = store.load(&p.name)?.map(|c| c.checkpoint);
+            source.open(&source_config, from.as_deref())?;
+            let mut progress = Progress::default();
+            let outcome = delivery::run(&ctx, source, sink, from, &mut progress);
+            summary.absorb(&progress);
+            summary.runs += 1;
+            tracing::info!(records = progress.records_written, "run finished");
+            outcome?;
+            source.close()?;
+            if options.once || p.schedule.is_none() || stop.is_triggered() {
+                break;
+            }
+        },
+        Instance::StreamSource(source) => {
+            let from = store.load(&p.name)?.map(|c| c.checkpoint);
+            source.open(&source_config, from.as_deref())?;
+            let mut progress = Progress::default();
+            let mut pull = StreamPull {
+                source,
+                wait: p.poll_wait,
+                until_idle: options.once,
+            };
+            let outcome = delivery::run(&ctx, &mut pull, sink, from, &mut progress);
+            summary.absorb(&progress);
+            summary.runs += 1;
+            outcome?;
+            pull.source.close()?;
+        }
+        Instance::Sink(_) => unreachable!("prepare checked the source's world"),
+    }
+    sink.close()?;
+    Ok(())
+}
+
+/// Sleeps until the cron schedule's next time; false if shutdown came first.
+fn wait_for_schedule(cron: &croner::Cron, stop: &Shutdown) -> Result<bool> {
+    let now = Local::now();
+    let next = cron
+        .find_next_occurrence(&now, false)
+        .context("the schedule has no next occurrence")?;
+    tracing::info!(next = %next.to_rfc3339(), "waiting for the schedule");
+    let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+    Ok(!stop.wait(wait))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Sink,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Sink => "sink",
+        }
+    }
+
+    fn endpoint(self, p: &Pipeline) -> &Endpoint {
+        match self {
+            Side::Source => &p.source,
+            Side::Sink => &p.sink,
+        }
+    }
+}
+
+/// Loads and instantiates one side, checks its world, and validates its config against
+/// the plugin's JSON Schema; errors name the pipeline, the side and the field.
+pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance, ConnectorSpec)> {
+    let at = || format!("pipeline `{}` {}", p.name, side.name());
+    let endpoint = side.endpoint(p);
+    let plugin = runtime.load(&endpoint.plugin).with_context(at)?;
+    let fits = match side {
+        Side::Source => plugin.world.is_source(),
+        Side::Sink => plugin.world == World::Sink,
+    };
+    if !fits {
+        let wanted = match side {
+            Side::Source => "a batch-source or stream-source",
+            Side::Sink => "a sink",
+        };
+        bail!(
+            "{}: plugin {} is a {}, but {wanted} is needed here",
+            at(),
+            endpoint.plugin.display(),
+            plugin.world
+        );
+    }
+    let labels = Labels {
+        pipeline: p.name.clone(),
+        plugin: plugin.name.clone(),
+        role: side.name(),
+    };
+    let mut instance = runtime
+        .instantiate(&plugin, &endpoint.sandbox, labels)
+        .with_context(at)?;
+    let spec = instance.spec().with_context(at)?;
+    let violations = schema::violations(&spec.config_schema, &endpoint.config)
+        .with_context(|| format!("{}: plugin `{}`", at(), spec.name))?;
+    if !violations.is_empty() {
+        bail!(
+            "{}: plugin `{}` rejects the config:\n  - {}",
+            at(),
+            spec.name,
+            violations.join("\n  - ")
+        );
+    }
+    Ok((instance, spec))
+}

@@ -1,0 +1,6 @@
+# Sourced by the other scripts: one target dir for host and guests, kept across clones,
+# so CI and reruns reuse the wasmtime build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+export WEIR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export WEIR_BIN="$CARGO_TARGET_DIR/release/weir"
+export WEIR_PLUGINS="$WEIR_ROOT/dist/plugins"
