@@ -152,10 +152,11 @@ impl PipelineFile {
             .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
         let file: FileToml = toml::from_str(&text)
             .with_context(|| format!("invalid pipeline file {}", path.display()))?;
+        // `pipeline.toml` alone has an empty parent: the current directory.
         let base = path
             .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
             .canonicalize()
             .with_context(|| format!("cannot resolve the directory of {}", path.display()))?;
         ensure!(

@@ -1,0 +1,176 @@
+//! Loading plugins: bad files, wrong worlds, bad configs, inspect, the compile cache.
+
+use crate::support::*;
+use serde_json::Value;
+
+fn failed_with(run: &Run, pipeline: &str) -> String {
+    let summary = run.summary(pipeline);
+    assert_eq!(summary["status"], "failed", "{summary}");
+    summary["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_a_clear_error() {
+    let s = Scratch::new();
+    s.write("junk.wasm", "this is not wasm at all");
+    s.write("core.wasm", "\0asm\u{1}\0\0\0");
+    s.pipelines(&[
+        file_pipeline("junk", 10, "a.jsonl")
+            .replace(&plugin("file_source").display().to_string(), "junk.wasm"),
+        file_pipeline("core", 10, "b.jsonl")
+            .replace(&plugin("file_sink").display().to_string(), "core.wasm"),
+        file_pipeline("fine", 10, "c.jsonl"),
+    ]);
+    s.write("data/a.jsonl", &numbered(0..5));
+    let run = s.run_once();
+    assert!(!run.ok);
+    let junk = failed_with(&run, "junk");
+    assert!(
+        junk.contains("junk.wasm") && junk.contains("not a WebAssembly file"),
+        "{junk}"
+    );
+    assert!(junk.contains("pipeline `junk` source"), "{junk}");
+    let core = failed_with(&run, "core");
+    assert!(
+        core.contains("core.wasm") && core.contains("core WebAssembly module, not a component"),
+        "{core}"
+    );
+    assert!(core.contains("pipeline `core` sink"), "{core}");
+    assert_eq!(
+        run.summary("fine")["records_written"],
+        5,
+        "the healthy pipeline ran"
+    );
+}
+
+#[test]
+fn a_plugin_of_the_wrong_world_is_refused() {
+    let s = Scratch::new();
+    let swapped = file_pipeline("swapped", 10, "a.jsonl")
+        .replace(&plugin("file_source").display().to_string(), "SOURCE")
+        .replace(
+            &plugin("file_sink").display().to_string(),
+            &plugin("file_source").display().to_string(),
+        )
+        .replace("SOURCE", &plugin("file_sink").display().to_string());
+    s.pipelines(&[swapped]);
+    let run = s.run_once();
+    let error = failed_with(&run, "swapped");
+    assert!(
+        error.contains("file_sink.wasm is a sink, but a batch-source or stream-source is needed"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_field() {
+    let s = Scratch::new();
+    let table = file_pipeline("bad", 10, "a.jsonl").replace(
+        "config = { dir = \"/data\" }",
+        "config = { dir = 42, format = \"xml\" }",
+    );
+    s.pipelines(&[table]);
+
+    let run = s.run_once();
+    let error = failed_with(&run, "bad");
+    assert!(error.contains("pipeline `bad` source"), "{error}");
+    assert!(error.contains("config field `/dir`"), "{error}");
+    assert!(error.contains("config field `/format`"), "{error}");
+
+    let check = s.weir(&["check", "pipeline.toml"]).output().unwrap();
+    assert!(!check.status.success());
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        text.contains("bad source: ") && text.contains("`/dir`"),
+        "{text}"
+    );
+    assert!(text.contains("bad sink: ok (file-sink)"), "{text}");
+}
+
+#[test]
+fn check_passes_a_good_pipeline_and_calls_the_plugins_check() {
+    let s = Scratch::new();
+    s.pipelines(&[
+        file_pipeline("good", 10, "a.jsonl"),
+        // Valid against the schema, but the plugin's own check finds no such directory.
+        file_pipeline("missing", 10, "a.jsonl").replace("dir = \"/data\"", "dir = \"/nowhere\""),
+    ]);
+    let out = s
+        .weir(&["check", "pipeline.toml", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["pipeline"] == "good")
+            .all(|l| l["ok"] == true),
+        "{lines:?}"
+    );
+    let missing = lines
+        .iter()
+        .find(|l| l["pipeline"] == "missing" && l["side"] == "source")
+        .unwrap();
+    assert_eq!(missing["ok"], false);
+    assert!(
+        missing["error"].as_str().unwrap().contains("/nowhere"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn inspect_prints_world_metadata_and_schema_and_caches_the_compile() {
+    let s = Scratch::new();
+    let cache = s.path("cache");
+    let inspect = || {
+        let out = s
+            .weir(&[
+                "plugin",
+                "inspect",
+                plugin("file_source").to_str().unwrap(),
+                "--output",
+                "json",
+            ])
+            .env("WEIR_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = inspect();
+    assert_eq!(first["world"], "batch-source");
+    assert_eq!(first["name"], "file-source");
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        first["config_schema"]["required"],
+        serde_json::json!(["dir"])
+    );
+    assert_eq!(first["compilation"], "compiled");
+    assert_eq!(
+        inspect()["compilation"],
+        "cached",
+        "a second start does not recompile"
+    );
+
+    let sink = s
+        .weir(&[
+            "plugin",
+            "inspect",
+            plugin("file_sink").to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let sink: Value = serde_json::from_slice(&sink.stdout).unwrap();
+    assert_eq!(sink["world"], "sink");
+}

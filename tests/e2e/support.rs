@@ -1,0 +1,150 @@
+//! A scratch directory with a pipeline file, and ways to run `weir` on it.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub fn plugin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../dist/plugins")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins with scripts/build.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path.canonicalize().unwrap()
+}
+
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn append(&self, rel: &str, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path(rel))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
+    /// Writes `pipeline.toml` from the given `[[pipeline]]` tables.
+    pub fn pipelines(&self, tables: &[String]) -> PathBuf {
+        let path = self.path("pipeline.toml");
+        std::fs::write(&path, tables.join("\n")).unwrap();
+        path
+    }
+
+    pub fn weir(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.args(args).current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `weir run pipeline.toml --once --output json`, parsed.
+    pub fn run_once(&self) -> Run {
+        let output = self
+            .weir(&["run", "pipeline.toml", "--once", "--output", "json"])
+            .output()
+            .unwrap();
+        Run::from(output)
+    }
+
+    pub fn spawn_run(&self, extra: &[&str]) -> Child {
+        let mut args = vec!["run", "pipeline.toml", "--output", "json"];
+        args.extend_from_slice(extra);
+        self.weir(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub summaries: Vec<Value>,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        Run {
+            ok: output.status.success(),
+            summaries: stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn summary(&self, pipeline: &str) -> &Value {
+        self.summaries
+            .iter()
+            .find(|s| s["pipeline"] == pipeline)
+            .unwrap_or_else(|| panic!("no summary for {pipeline}; stderr: {}", self.stderr))
+    }
+}
+
+/// A file-source → file-sink pipeline reading `data/` and writing `out/<file>`.
+pub fn file_pipeline(name: &str, batch_size: u32, out_file: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+batch_size = {batch_size}
+[pipeline.source]
+plugin = "{source}"
+config = {{ dir = "/data" }}
+grants.dirs = [{{ host = "data", guest = "/data" }}]
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "{out_file}" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+        source = plugin("file_source").display(),
+        sink = plugin("file_sink").display(),
+    )
+}
+
+/// JSON Lines of `{"n": i}` for i in `range`.
+pub fn numbered(range: std::ops::Range<u64>) -> String {
+    range.map(|i| format!("{{\"n\":{i}}}\n")).collect()
+}
+
+/// The `n` of every output line, checking each line is whole JSON.
+pub fn numbers_in(text: &str) -> Vec<u64> {
+    text.lines()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}"));
+            v["n"].as_u64().unwrap()
+        })
+        .collect()
+}
