@@ -192,12 +192,10 @@ fn deliver(
     };
     match source {
         Instance::BatchSource(source) => loop {
-            if !options.once {
-                if let Some(cron) = &p.schedule {
-                    if !wait_for_schedule(cron, stop)? {
-                        break;
-                    }
-                }
+            if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
+                && !wait_for_schedule(cron, stop)?
+            {
+                break;
             }
             let from = store.load(&p.name)?.map(|c| c.checkpoint);
             source.open(&source_config, from.as_deref())?;
