@@ -76,7 +76,7 @@ fn rerun_delivers_only_appended_lines() {
 /// SIGKILL mid-run, then rerun: every record arrives, duplicates at most one batch.
 #[test]
 fn kill_9_mid_run_loses_nothing() {
-    const N: u64 = 200_000;
+    const N: u64 = 400_000;
     const BATCH: u32 = 500;
     let s = Scratch::new();
     s.write("data/big.jsonl", &numbered(0..N));
@@ -121,7 +121,7 @@ fn kill_9_mid_run_loses_nothing() {
 /// nor repeats anything.
 #[test]
 fn sigterm_stops_cleanly_and_resumes_without_duplicates() {
-    const N: u64 = 200_000;
+    const N: u64 = 400_000;
     let s = Scratch::new();
     s.write("data/big.jsonl", &numbered(0..N));
     s.pipelines(&[file_pipeline("graceful", 500, "out.jsonl")]);
@@ -200,4 +200,64 @@ fn schedule_runs_repeatedly() {
     assert!(run.ok, "{}", run.stderr);
     assert!(run.summary("cron")["runs"].as_u64().unwrap() >= 2);
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
+}
+
+/// A stream source: polled until idle with `--once`, acknowledged only with checkpoints the
+/// host committed, resumed from the committed checkpoint.
+#[test]
+fn stream_source_is_acked_after_commit_and_resumes() {
+    let s = Scratch::new();
+    let stream = |total: u64| {
+        format!(
+            r#"
+[[pipeline]]
+name = "stream"
+batch_size = 1000
+[pipeline.source]
+plugin = "{source}"
+config = {{ total = {total}, ack_log = "/acks/acks.log" }}
+grants.dirs = [{{ host = "acks", guest = "/acks", write = true }}]
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "out.jsonl" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+            source = plugin("counter_stream").display(),
+            sink = plugin("file_sink").display(),
+        )
+    };
+    s.pipelines(&[stream(2500)]);
+    let first = s.run_once();
+    assert!(first.ok, "{}", first.stderr);
+    let summary = first.summary("stream");
+    assert_eq!(summary["records_written"], 2500);
+    assert_eq!(summary["checkpoint"], "2500");
+    let acks: Vec<u64> = s
+        .read("acks/acks.log")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(
+        acks.last(),
+        Some(&2500),
+        "the final commit is acknowledged: {acks:?}"
+    );
+    assert!(
+        acks.windows(2).all(|w| w[0] < w[1]),
+        "acks only move forward: {acks:?}"
+    );
+    assert!(
+        acks.iter().all(|a| [1000, 2000, 2500].contains(a)),
+        "only committed checkpoints: {acks:?}"
+    );
+
+    s.pipelines(&[stream(4000)]);
+    let second = s.run_once();
+    assert_eq!(
+        second.summary("stream")["records_written"],
+        1500,
+        "{}",
+        second.stderr
+    );
+    assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..4000));
 }
