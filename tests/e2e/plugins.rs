@@ -174,3 +174,38 @@ fn inspect_prints_world_metadata_and_schema_and_caches_the_compile() {
     let sink: Value = serde_json::from_slice(&sink.stdout).unwrap();
     assert_eq!(sink["world"], "sink");
 }
+
+#[test]
+fn components_that_do_not_fit_the_contract_are_refused() {
+    let s = Scratch::new();
+    let component = |name: &str, wat: &str| {
+        std::fs::write(s.path(name), wat::parse_str(wat).unwrap()).unwrap();
+        s.path(name)
+    };
+    let empty = component("empty.wasm", "(component)");
+    let foreign = component(
+        "foreign.wasm",
+        r#"(component (import "evil:net/raw-socket@1.0.0" (instance (export "connect" (func)))))"#,
+    );
+    let inspect = |path: &std::path::Path| {
+        let out = s
+            .weir(&["plugin", "inspect", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let error = inspect(&empty);
+    assert!(error.contains("empty.wasm is not a weir plugin"), "{error}");
+    assert!(
+        error.contains("exports none of weir:connector/batch-read@0.1.0"),
+        "{error}"
+    );
+    assert!(error.contains("(it exports nothing)"), "{error}");
+    let error = inspect(&foreign);
+    assert!(error.contains("foreign.wasm"), "{error}");
+    assert!(
+        error.contains("evil:net/raw-socket@1.0.0"),
+        "the missing import is named: {error}"
+    );
+}

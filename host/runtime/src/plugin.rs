@@ -95,14 +95,15 @@ impl Plugin {
             Compilation::Compiled(elapsed)
         };
 
-        let world = world_of(runtime, &component)
-            .with_context(|| format!("{shown} is not a weir plugin"))?;
+        // Imports first: a missing one is the more specific problem.
         let pre = runtime.linker().instantiate_pre(&component).map_err(|e| {
             anyhow!(
                 "{shown} needs an import the weir host does not provide: {}",
                 anyhow::Error::from(e)
             )
         })?;
+        let world = world_of(runtime, &component)
+            .with_context(|| format!("{shown} is not a weir plugin"))?;
         let connector = connector::GuestIndices::new(&pre)
             .map_err(anyhow::Error::from)
             .with_context(|| {
