@@ -261,3 +261,38 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     );
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..4000));
 }
+
+/// Two processes on the same state would deliver everything twice: the second is refused.
+#[test]
+fn a_second_weir_on_the_same_state_is_refused() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..10));
+    let table = file_pipeline("locked", 100, "out.jsonl").replace(
+        "config = { dir = \"/data\" }",
+        "config = { dir = \"/data\" }\nschedule = \"0 0 1 1 *\"",
+    );
+    s.pipelines(&[table]);
+    let first = s.spawn_run(&[]); // waits for New Year with the state locked
+    let started = Instant::now();
+    while !s.path(".weir/weir.db").exists() {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = s
+        .weir(&["run", "pipeline.toml", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains("is in use by another weir process"),
+        "{stderr}"
+    );
+    let pid = first.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let stopped = Run::from(first.wait_with_output().unwrap());
+    assert!(stopped.ok, "{}", stopped.stderr);
+}

@@ -118,3 +118,22 @@ fn directories_not_granted_cannot_be_read() {
         assert!(!text.contains("666"), "a secret leaked");
     }
 }
+
+#[test]
+fn transient_errors_are_retried() {
+    let s = Scratch::new();
+    s.pipelines(&[hostile("flaky", "flaky", "").replace("count = 10", "count = 2500")]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("flaky")["records_written"], 2500);
+    assert!(
+        run.stderr.contains("transient error, retrying"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        numbers_in(&s.read("out/flaky.jsonl"))
+            .into_iter()
+            .eq(0..2500)
+    );
+}

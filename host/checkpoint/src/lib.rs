@@ -24,6 +24,9 @@ pub struct Committed {
 pub struct CheckpointStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Held for the store's life: two processes delivering the same pipelines would
+    /// deliver everything twice.
+    _lock: std::fs::File,
 }
 
 impl CheckpointStore {
@@ -31,6 +34,18 @@ impl CheckpointStore {
     pub fn open(dir: &Path) -> Result<CheckpointStore> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+        let lock_path = dir.join("weir.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
+                "state directory {} is in use by another weir process",
+                dir.display()
+            ),
+            std::fs::TryLockError::Error(e) => {
+                anyhow::Error::new(e).context(format!("cannot lock {}", lock_path.display()))
+            }
+        })?;
         let path = dir.join("weir.db");
         let conn = Connection::open(&path)
             .with_context(|| format!("cannot open checkpoint store {}", path.display()))?;
@@ -51,6 +66,7 @@ impl CheckpointStore {
         Ok(CheckpointStore {
             path,
             conn: Mutex::new(conn),
+            _lock: lock,
         })
     }
 
@@ -149,6 +165,21 @@ mod tests {
         assert_eq!(store.load("q").unwrap().unwrap().checkpoint, "7");
         let names: Vec<String> = store.list().unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["p", "q"]);
+    }
+
+    #[test]
+    fn one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = CheckpointStore::open(dir.path()).unwrap();
+        let second = CheckpointStore::open(dir.path()).err().unwrap();
+        assert!(
+            second
+                .to_string()
+                .contains("in use by another weir process"),
+            "{second}"
+        );
+        drop(_first);
+        CheckpointStore::open(dir.path()).unwrap();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use weir_guest::{Batch, BatchSource, Connector, Result};
+use weir_guest::{Batch, BatchSource, Connector, Error, Result};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,8 @@ pub struct Config {
 #[serde(rename_all = "kebab-case")]
 enum Mode {
     Ok,
+    /// Fails with a transient error on every other call, then succeeds.
+    Flaky,
     Trap,
     Loop,
     Oom,
@@ -25,6 +27,7 @@ enum Mode {
 
 pub struct Hostile {
     mode: Mode,
+    calls: u64,
     next: u64,
     end: u64,
 }
@@ -42,14 +45,20 @@ impl BatchSource for Hostile {
     fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
         Ok(Hostile {
             mode: config.mode,
+            calls: 0,
             next: cursor.unwrap_or(0),
             end: config.count,
         })
     }
 
     fn next(&mut self, max_records: u32) -> Result<Option<Batch<u64>>> {
+        self.calls += 1;
         match self.mode {
             Mode::Ok => {}
+            Mode::Flaky if self.calls % 2 == 1 => {
+                return Err(Error::Transient(format!("flaky call {}", self.calls)));
+            }
+            Mode::Flaky => {}
             Mode::Trap => panic!("hostile plugin panics on purpose"),
             Mode::Loop => {
                 let mut n: u64 = 0;
