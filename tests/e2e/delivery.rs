@@ -132,15 +132,7 @@ fn sigterm_stops_cleanly_and_resumes_without_duplicates() {
         assert!(started.elapsed() < Duration::from_secs(60), "no progress");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let stopped = Run::from(child.wait_with_output().unwrap());
+    let stopped = terminate(child);
     assert!(
         stopped.ok,
         "a graceful stop is a success: {}",
@@ -191,12 +183,7 @@ fn schedule_runs_repeatedly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = terminate(child);
     assert!(run.ok, "{}", run.stderr);
     assert!(run.summary("cron")["runs"].as_u64().unwrap() >= 2);
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
@@ -288,11 +275,6 @@ fn a_second_weir_on_the_same_state_is_refused() {
         stderr.contains("is in use by another weir process"),
         "{stderr}"
     );
-    let pid = first.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let stopped = Run::from(first.wait_with_output().unwrap());
+    let stopped = terminate(first);
     assert!(stopped.ok, "{}", stopped.stderr);
 }

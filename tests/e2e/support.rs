@@ -83,6 +83,14 @@ impl Scratch {
     }
 }
 
+/// SIGTERM, then the run's output: what an operator's Ctrl-C or a service manager does.
+pub fn terminate(child: Child) -> Run {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    Run::from(child.wait_with_output().unwrap())
+}
+
 pub struct Run {
     pub ok: bool,
     pub summaries: Vec<Value>,
