@@ -137,3 +137,13 @@ fn transient_errors_are_retried() {
             .eq(0..2500)
     );
 }
+
+#[test]
+fn a_memory_limit_beyond_the_host_maximum_is_refused() {
+    let s = Scratch::new();
+    s.pipelines(&[hostile("huge", "ok", "memory = \"64 GiB\"")]);
+    let run = s.run_once();
+    let error = run.summary("huge")["error"].as_str().unwrap().to_string();
+    assert!(error.contains("pipeline `huge` source"), "{error}");
+    assert!(error.contains("exceeds this host's maximum"), "{error}");
+}

@@ -53,6 +53,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache: Option<CompileCache>,
     ticker: Arc<AtomicBool>,
+    max_memory: u64,
 }
 
 impl Runtime {
@@ -99,6 +100,7 @@ impl Runtime {
             linker,
             cache: config.cache_dir.map(CompileCache::new),
             ticker,
+            max_memory: config.max_memory,
         })
     }
 
@@ -114,6 +116,14 @@ impl Runtime {
         sandbox: &Sandbox,
         labels: Labels,
     ) -> Result<Instance> {
+        // The pool reserves at most `max_memory` per memory; a larger grant would fail
+        // later as an allocation failure inside the guest, far from its cause.
+        anyhow::ensure!(
+            sandbox.limits.memory <= self.max_memory,
+            "memory limit of {} bytes exceeds this host's maximum of {} bytes per instance",
+            sandbox.limits.memory,
+            self.max_memory
+        );
         Instance::new(self, plugin, sandbox, labels)
     }
 
