@@ -194,25 +194,7 @@ fn schedule_runs_repeatedly() {
 #[test]
 fn stream_source_is_acked_after_commit_and_resumes() {
     let s = Scratch::new();
-    let stream = |total: u64| {
-        format!(
-            r#"
-[[pipeline]]
-name = "stream"
-batch_size = 1000
-[pipeline.source]
-plugin = "{source}"
-config = {{ total = {total}, ack_log = "/acks/acks.log" }}
-grants.dirs = [{{ host = "acks", guest = "/acks", write = true }}]
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "out.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
-            source = plugin("counter_stream").display(),
-            sink = plugin("file_sink").display(),
-        )
-    };
+    let stream = |total: u64| stream_pipeline(total, "500ms");
     s.pipelines(&[stream(2500)]);
     let first = s.run_once();
     assert!(first.ok, "{}", first.stderr);
@@ -277,4 +259,47 @@ fn a_second_weir_on_the_same_state_is_refused() {
     );
     let stopped = terminate(first);
     assert!(stopped.ok, "{}", stopped.stderr);
+}
+
+fn stream_pipeline(total: u64, poll_wait: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "stream"
+batch_size = 1000
+[pipeline.source]
+plugin = "{source}"
+config = {{ total = {total}, ack_log = "/acks/acks.log" }}
+poll_wait = "{poll_wait}"
+grants.dirs = [{{ host = "acks", guest = "/acks", write = true }}]
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "out.jsonl" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+        source = plugin("counter_stream").display(),
+        sink = plugin("file_sink").display(),
+    )
+}
+
+/// A stream source that answers idle polls at once must not make the host spin: the host
+/// waits out `poll_wait` between idle polls. Counted through the guest's own metrics.
+#[test]
+fn an_idle_stream_is_not_polled_in_a_busy_loop() {
+    let s = Scratch::new();
+    s.pipelines(&[stream_pipeline(10, "200ms")]);
+    let child = s.spawn_run(&[]);
+    let started = Instant::now();
+    while numbers_in(&s.read("out/out.jsonl")).len() < 10 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no records");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    let polls = run.summary("stream")["metrics"]["source.polls"]
+        .as_u64()
+        .unwrap();
+    // About one poll per 200 ms of idling; a busy loop makes many thousands.
+    assert!((2..100).contains(&polls), "{polls} polls");
 }

@@ -7,7 +7,7 @@
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, anyhow};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use weir_checkpoint::CheckpointStore;
 use weir_runtime::{Batch, BatchSourceInstance, GuestError, SinkInstance, StreamSourceInstance};
 
@@ -52,12 +52,24 @@ pub(crate) struct StreamPull<'a> {
     pub source: &'a mut StreamSourceInstance,
     pub wait: Duration,
     pub until_idle: bool,
+    pub stop: &'a Shutdown,
 }
 
 impl Pull for StreamPull<'_> {
     fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+        let started = Instant::now();
         let batch = self.source.poll(max_records, self.wait)?;
-        Ok((!(self.until_idle && batch.records.is_empty())).then_some(batch))
+        if batch.records.is_empty() {
+            if self.until_idle {
+                return Ok(None);
+            }
+            // A guest that answers "nothing" at once instead of waiting must not make the
+            // host spin: the rest of the wait is slept here.
+            if let Some(rest) = self.wait.checked_sub(started.elapsed()) {
+                self.stop.wait(rest);
+            }
+        }
+        Ok(Some(batch))
     }
     fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
         self.source.ack(checkpoint)

@@ -218,6 +218,7 @@ fn deliver(
                 source,
                 wait: p.poll_wait,
                 until_idle: options.once,
+                stop,
             };
             let outcome = delivery::run(&ctx, &mut pull, sink, from, &mut progress);
             summary.absorb(&progress);

@@ -40,7 +40,9 @@ impl StreamSource for CounterStream {
         })
     }
 
+    /// Answers at once even when there is nothing, as a badly written source would.
     fn poll(&mut self, max_records: u32, _max_wait: Duration) -> Result<Batch<u64>> {
+        weir_guest::metrics::counter_add("polls", 1);
         let end = (self.next + u64::from(max_records)).min(self.total);
         let records = (self.next..end)
             .map(|n| weir_guest::record(format!("{{\"n\":{n}}}")))
