@@ -1,7 +1,7 @@
 //! What the export macro's glue calls. Not a public API.
 
 use crate::wit::weir::connector::types::{
-    Batch as WitBatch, ConnectorSpec, Error, Record, StreamInfo,
+    Batch as WitBatch, ConnectorSpec, Error, Records, StreamInfo,
 };
 use crate::{Batch, BatchSource, Connector, Result, Sink, StreamSource};
 use serde::Serialize;
@@ -55,7 +55,7 @@ fn position<P: DeserializeOwned>(json: Option<&str>, what: &str) -> Result<Optio
         .transpose()
 }
 
-fn encode<P: Serialize>(records: Vec<Record>, cursor: &P) -> Result<WitBatch> {
+fn encode<P: Serialize>(records: Records, cursor: &P) -> Result<WitBatch> {
     let checkpoint = serde_json::to_string(cursor)
         .map_err(|e| Error::Fatal(format!("cannot encode checkpoint: {e}")))?;
     Ok(WitBatch {
@@ -110,7 +110,7 @@ pub fn open_sink<C: Sink>(json: &str) -> Result<Cell<C>> {
     C::open(config::<C>(json)?).map(Cell::new)
 }
 
-pub fn write_sink<C: Sink>(cell: &Cell<C>, records: Vec<Record>) -> Result<()> {
+pub fn write_sink<C: Sink>(cell: &Cell<C>, records: Records) -> Result<()> {
     cell.0.borrow_mut().write(records)
 }
 

@@ -26,7 +26,10 @@
 //!     fn next(&mut self, max: u32) -> Result<Option<Batch<u64>>> {
 //!         if self.next >= self.end { return Ok(None) }
 //!         let end = (self.next + max as u64).min(self.end);
-//!         let records = (self.next..end).map(|n| weir_guest::record(n.to_string())).collect();
+//!         let mut records = weir_guest::Records::new();
+//!         for n in self.next..end {
+//!             records.push_value(n.to_string().as_bytes());
+//!         }
 //!         self.next = end;
 //!         Ok(Some(Batch { records, cursor: end }))
 //!     }
@@ -37,7 +40,8 @@
 //!
 //! Config arrives as your typed struct; a config that does not fit is rejected with the
 //! path of the offending field. Cursors and checkpoints are your own serde types: the host
-//! stores them as JSON and hands back the last committed one.
+//! stores them as JSON and hands back the last committed one. Records travel packed
+//! ([`Records`]): push them into one, read a sink's with [`Records::iter`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,7 +56,8 @@ pub mod wit {
     });
 }
 
-pub use wit::weir::connector::types::{ChangeOp, Error, Header, Record, StreamInfo};
+pub use records::{RecordRef, RecordView};
+pub use wit::weir::connector::types::{ChangeOp, Error, Records, StreamInfo};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -72,7 +77,7 @@ pub trait Connector: Sized + 'static {
 
 /// Records and the position reached after them.
 pub struct Batch<P> {
-    pub records: Vec<Record>,
+    pub records: Records,
     pub cursor: P,
 }
 
@@ -109,20 +114,9 @@ pub trait StreamSource: Connector {
 /// Delivery to an external system.
 pub trait Sink: Connector {
     fn open(config: Self::Config) -> Result<Self>;
-    fn write(&mut self, records: Vec<Record>) -> Result<()>;
+    fn write(&mut self, records: Records) -> Result<()>;
     /// When this returns `Ok`, every record written before is durable.
     fn flush(&mut self) -> Result<()>;
-}
-
-/// A record carrying only a value.
-pub fn record(value: impl Into<Vec<u8>>) -> Record {
-    Record {
-        key: None,
-        value: Some(value.into()),
-        headers: Vec::new(),
-        timestamp_ms: None,
-        op: None,
-    }
 }
 
 /// Exports `$ty` as a batch-source component.
@@ -151,6 +145,7 @@ macro_rules! export_sink {
 
 pub mod log;
 pub mod metrics;
+mod records;
 
 #[doc(hidden)]
 pub mod __private;

@@ -115,7 +115,7 @@ const SINK_GLUE: &str = r#"
         fn open(config: String) -> Result<api::Writer, Error> {
             rt::open_sink::<C>(&config).map(api::Writer::new)
         }
-        fn write(&self, records: Vec<api::Record>) -> Result<(), Error> {
+        fn write(&self, records: api::Records) -> Result<(), Error> {
             rt::write_sink(self, records)
         }
         fn flush(&self) -> Result<(), Error> {

@@ -1,7 +1,7 @@
 //! One connector instance: its own store, limits and grants, and the typed calls of its world.
 
 use crate::bindings::exports::weir::connector::{batch_read, connector, sink_write, stream_read};
-use crate::bindings::weir::connector::types::{self, Batch, ConnectorSpec, Record, StreamInfo};
+use crate::bindings::weir::connector::types::{self, Batch, ConnectorSpec, Records, StreamInfo};
 use crate::error::{GuestError, GuestErrorKind};
 use crate::plugin::{Exports, Plugin};
 use crate::runtime::{EPOCH_TICK, Runtime};
@@ -219,6 +219,20 @@ impl Core {
         }
     }
 
+    /// A batch whose spans point outside its buffer would fail, or worse mislead, the sink
+    /// that reads it: it is the source's fault and stops here.
+    fn checked(&self, call: &'static str, batch: Batch) -> Result<Batch, GuestError> {
+        match batch.records.check() {
+            Ok(()) => Ok(batch),
+            Err(problem) => Err(GuestError {
+                kind: GuestErrorKind::Fatal,
+                plugin: self.store.data().labels.plugin.clone(),
+                call,
+                message: format!("returned a malformed batch: {problem}"),
+            }),
+        }
+    }
+
     fn drop_resource(
         &mut self,
         call: &'static str,
@@ -303,9 +317,10 @@ impl StreamSourceInstance {
         let stream = self.stream.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
         let wait_ms = u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX);
-        self.core.call(CALL, max_wait, |s| {
+        let batch = self.core.call(CALL, max_wait, |s| {
             api.stream().call_poll(s, stream, max_records, wait_ms)
-        })
+        })?;
+        self.core.checked(CALL, batch)
     }
 
     pub fn ack(&mut self, checkpoint: &str) -> Result<(), GuestError> {
@@ -344,7 +359,7 @@ impl SinkInstance {
         Ok(())
     }
 
-    pub fn write(&mut self, records: &[Record]) -> Result<(), GuestError> {
+    pub fn write(&mut self, records: &Records) -> Result<(), GuestError> {
         const CALL: &str = "sink-write.writer.write";
         let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();

@@ -13,11 +13,12 @@ mod error;
 mod host;
 mod instance;
 mod plugin;
+mod records;
 mod runtime;
 mod sandbox;
 
 pub use bindings::weir::connector::types::{
-    Batch, ChangeOp, ConnectorSpec, Header, Record, StreamInfo,
+    Batch, ChangeOp, ConnectorSpec, Header, Record, Records, Span, StreamInfo,
 };
 pub use error::{GuestError, GuestErrorKind};
 pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use weir_guest::{Connector, Error, Record, Result, Sink};
+use weir_guest::{Connector, Error, Records, Result, Sink};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,17 +82,20 @@ impl Sink for FileSink {
         })
     }
 
-    fn write(&mut self, records: Vec<Record>) -> Result<()> {
-        for record in records {
+    fn write(&mut self, records: Records) -> Result<()> {
+        self.buffer.reserve(records.data.len() + records.len());
+        for record in records.iter() {
             // Tombstones have nothing to write in a value-per-line file.
-            let Some(value) = record.value else { continue };
+            let Some(value) = record.value() else {
+                continue;
+            };
             if value.contains(&b'\n') {
                 return Err(Error::Fatal(
                     "a record value contains a newline; JSON Lines needs one record per line"
                         .into(),
                 ));
             }
-            self.buffer.extend_from_slice(&value);
+            self.buffer.extend_from_slice(value);
             self.buffer.push(b'\n');
         }
         Ok(())

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use weir_guest::{Batch, BatchSource, Connector, Error, Result, StreamInfo};
+use weir_guest::{Batch, BatchSource, Connector, Error, Records, Result, StreamInfo};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +101,7 @@ impl BatchSource for FileSource {
     }
 
     fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
-        let mut records = Vec::with_capacity(max_records as usize);
+        let mut records = Records::with_capacity(max_records as usize, 128 * max_records as usize);
         let mut line = Vec::new();
         while records.len() < max_records as usize {
             let Some(file) = self.current.as_mut() else {
@@ -123,17 +123,19 @@ impl BatchSource for FileSource {
             file.offset += read as u64;
             let content = trim_newline(&line);
             if !content.iter().all(u8::is_ascii_whitespace) {
-                let value = match &file.csv {
-                    Some(header) => header
-                        .to_json(content)
-                        .map_err(|e| parse_error(&file.name, at, &e))?,
+                match &file.csv {
+                    Some(header) => {
+                        let json = header
+                            .to_json(content)
+                            .map_err(|e| parse_error(&file.name, at, &e))?;
+                        records.push_value(&json);
+                    }
                     None => {
                         serde_json::from_slice::<serde::de::IgnoredAny>(content)
                             .map_err(|e| parse_error(&file.name, at, &e.to_string()))?;
-                        content.to_vec()
+                        records.push_value(content);
                     }
-                };
-                records.push(weir_guest::record(value));
+                }
             }
             self.cursor.insert(file.name.clone(), file.offset);
         }

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::io::Write;
 use std::time::Duration;
-use weir_guest::{Batch, Connector, Error, Result, StreamSource};
+use weir_guest::{Batch, Connector, Error, Records, Result, StreamSource};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,9 +44,10 @@ impl StreamSource for CounterStream {
     fn poll(&mut self, max_records: u32, _max_wait: Duration) -> Result<Batch<u64>> {
         weir_guest::metrics::counter_add("polls", 1);
         let end = (self.next + u64::from(max_records)).min(self.total);
-        let records = (self.next..end)
-            .map(|n| weir_guest::record(format!("{{\"n\":{n}}}")))
-            .collect();
+        let mut records = Records::new();
+        for n in self.next..end {
+            records.push_value(format!("{{\"n\":{n}}}").as_bytes());
+        }
         self.next = end;
         Ok(Batch {
             records,

@@ -3,7 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use weir_guest::{Batch, BatchSource, Connector, Error, Result};
+use weir_guest::{Batch, BatchSource, Connector, Error, Records, Result};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,9 +81,10 @@ impl BatchSource for Hostile {
             return Ok(None);
         }
         let end = (self.next + u64::from(max_records)).min(self.end);
-        let records = (self.next..end)
-            .map(|n| weir_guest::record(format!("{{\"n\":{n}}}")))
-            .collect();
+        let mut records = Records::new();
+        for n in self.next..end {
+            records.push_value(format!("{{\"n\":{n}}}").as_bytes());
+        }
         self.next = end;
         Ok(Some(Batch {
             records,
