@@ -11,8 +11,13 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup: adding the wasm32-wasip2 target"
     rustup target add wasm32-wasip2
 fi
-# rusqlite's bundled SQLite and other -sys crates need a C compiler.
-if ! command -v cc >/dev/null; then
-    echo "setup: installing a C compiler"
-    apt-get update -qq && apt-get install -y -qq build-essential
+# Debian packages: a C compiler (bundled SQLite), cmake (bundled librdkafka) and curl's
+# headers, which librdkafka 2.12's cmake build includes even with curl off.
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v cmake >/dev/null || missing+=(cmake)
+[ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi

@@ -3,6 +3,9 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$WEIR_ROOT/scripts/build.sh"
+# The Kafka tests start their own brokers from this binary.
+WEIR_TANSU="$("$WEIR_ROOT/scripts/tansu.sh")"
+export WEIR_TANSU
 cd "$WEIR_ROOT"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

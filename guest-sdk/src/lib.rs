@@ -143,6 +143,11 @@ macro_rules! export_sink {
     };
 }
 
+/// Kafka through the host (`weir:connector/kafka`): brokers and group come from the
+/// pipeline's grant; a plugin names only the topics, and only granted ones.
+pub mod kafka {
+    pub use crate::wit::weir::connector::kafka::{Consumer, Origin, Polled, Position, Producer};
+}
 pub mod log;
 pub mod metrics;
 mod records;

@@ -87,14 +87,10 @@ fn kill_9_mid_run_loses_nothing() {
     // Kill once a few batches are through, while the run is far from done.
     while s.read("out/out.jsonl").lines().count() < 5 * BATCH as usize {
         assert!(started.elapsed() < Duration::from_secs(60), "no progress");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
+        assert!(child.is_running(), "finished before it could be killed");
         std::thread::sleep(Duration::from_millis(2));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill_9();
     let partial = numbers_in(&s.read("out/out.jsonl")).len() as u64;
     assert!(
         partial < N,

@@ -1,8 +1,10 @@
 //! End-to-end tests: the built `weir` binary running real plugins compiled to
 //! wasm32-wasip2 (built into dist/plugins/ by scripts/build.sh).
 
+mod broker;
 mod support;
 
 mod delivery;
+mod kafka;
 mod plugins;
 mod sandbox;

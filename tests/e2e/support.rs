@@ -72,23 +72,79 @@ impl Scratch {
         Run::from(output)
     }
 
-    pub fn spawn_run(&self, extra: &[&str]) -> Child {
+    /// `weir run` in the background. Its stderr goes to a file (a pipe nobody reads could
+    /// fill and stall it); it is killed if the test ends without stopping it.
+    pub fn spawn_run(&self, extra: &[&str]) -> Running {
         let mut args = vec!["run", "pipeline.toml", "--output", "json"];
         args.extend_from_slice(extra);
-        self.weir(&args)
+        let stderr = self.path(&format!(
+            "weir-{}.stderr",
+            self.dir.path().read_dir().unwrap().count()
+        ));
+        let child = self
+            .weir(&args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
             .spawn()
-            .unwrap()
+            .unwrap();
+        Running {
+            child: Some(child),
+            stderr,
+        }
+    }
+}
+
+pub struct Running {
+    child: Option<Child>,
+    stderr: PathBuf,
+}
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Panics with weir's log if it has exited: a wait for output would only time out.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "weir exited early ({status}): {}",
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            );
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill_9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 /// SIGTERM, then the run's output: what an operator's Ctrl-C or a service manager does.
-pub fn terminate(child: Child) -> Run {
+pub fn terminate(mut running: Running) -> Run {
+    let child = running.child.take().unwrap();
     let pid = child.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success(), "kill -TERM {pid} failed");
-    Run::from(child.wait_with_output().unwrap())
+    let output = child.wait_with_output().unwrap();
+    let mut run = Run::from(output);
+    run.stderr = std::fs::read_to_string(&running.stderr).unwrap_or_default();
+    run
 }
 
 pub struct Run {

@@ -45,6 +45,7 @@ pub fn __export(input: TokenStream) -> TokenStream {
                     "weir:connector/types@0.1.0": ::weir_guest::wit::weir::connector::types,
                     "weir:connector/log@0.1.0": ::weir_guest::wit::weir::connector::log,
                     "weir:connector/metrics@0.1.0": ::weir_guest::wit::weir::connector::metrics,
+                    "weir:connector/kafka@0.1.0": ::weir_guest::wit::weir::connector::kafka,
                 }},
             }});
             use ::weir_guest::__private as rt;

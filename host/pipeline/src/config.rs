@@ -3,10 +3,10 @@
 use anyhow::{Context, Result, bail, ensure};
 use bytesize::ByteSize;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_runtime::{DirGrant, Limits, Sandbox};
+use weir_runtime::{DirGrant, KafkaGrant, Limits, Sandbox};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +81,19 @@ fn default_poll_wait() -> Duration {
 struct GrantsToml {
     #[serde(default)]
     dirs: Vec<DirToml>,
+    kafka: Option<KafkaToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaToml {
+    brokers: String,
+    /// Consumer group; `weir-<pipeline>` by default.
+    group: Option<String>,
+    /// Topics (or `*` patterns) the plugin may consume or produce.
+    topics: Vec<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,18 +230,18 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
     let source = Endpoint {
         plugin: base.join(&p.source.plugin),
         config: p.source.config,
-        sandbox: Sandbox {
-            dirs: grants(base, p.source.grants, &at("source.grants"))?,
-            limits: limits.clone(),
-        },
+        sandbox: sandbox(
+            base,
+            &name,
+            p.source.grants,
+            limits.clone(),
+            &at("source.grants"),
+        )?,
     };
     let sink = Endpoint {
         plugin: base.join(&p.sink.plugin),
         config: p.sink.config,
-        sandbox: Sandbox {
-            dirs: grants(base, p.sink.grants, &at("sink.grants"))?,
-            limits,
-        },
+        sandbox: sandbox(base, &name, p.sink.grants, limits, &at("sink.grants"))?,
     };
     Ok(Pipeline {
         name,
@@ -241,10 +254,34 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
     })
 }
 
-fn grants(base: &Path, grants: GrantsToml, at: &str) -> Result<Vec<DirGrant>> {
-    grants
-        .dirs
-        .into_iter()
+fn sandbox(
+    base: &Path,
+    pipeline: &str,
+    grants: GrantsToml,
+    limits: Limits,
+    at: &str,
+) -> Result<Sandbox> {
+    let kafka = grants
+        .kafka
+        .map(|k| {
+            ensure!(!k.topics.is_empty(), "{at}.kafka: no topics granted");
+            Ok(KafkaGrant {
+                brokers: k.brokers,
+                group: k.group.unwrap_or_else(|| format!("weir-{pipeline}")),
+                topics: k.topics,
+                properties: k.properties,
+            })
+        })
+        .transpose()?;
+    Ok(Sandbox {
+        dirs: dirs(base, grants.dirs, at)?,
+        kafka,
+        limits,
+    })
+}
+
+fn dirs(base: &Path, dirs: Vec<DirToml>, at: &str) -> Result<Vec<DirGrant>> {
+    dirs.into_iter()
         .map(|d| {
             if !d.guest.starts_with('/') {
                 bail!("{at}: guest path `{}` must be absolute", d.guest);

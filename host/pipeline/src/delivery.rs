@@ -118,7 +118,7 @@ fn read(
     let mut pulled = || -> Result<()> {
         while !ctx.stop.is_triggered() {
             if let Some(latest) = acked.try_iter().last() {
-                source.acknowledge(&latest)?;
+                acknowledge(source, &latest)?;
             }
             let Some(batch) = retry(|| source.pull(ctx.batch_size))? else {
                 break;
@@ -140,10 +140,23 @@ fn read(
     drop(batches);
     // Acknowledge what the sink commits after the last pull, until the sink is done.
     let acknowledged = match acked.iter().last() {
-        Some(latest) => source.acknowledge(&latest).map_err(Into::into),
+        Some(latest) => acknowledge(source, &latest),
         None => Ok(()),
     };
     (read, result.and(acknowledged))
+}
+
+/// Tells the source a checkpoint is committed. weir's own commit already made it durable,
+/// so a transient failure upstream (a group commit) only delays that copy: the next
+/// acknowledgement carries a newer position.
+fn acknowledge(source: &mut dyn Pull, checkpoint: &str) -> Result<()> {
+    match source.acknowledge(checkpoint) {
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "acknowledgement failed; the next one will carry it");
+            Ok(())
+        }
+        other => other.map_err(Into::into),
+    }
 }
 
 fn write(

@@ -3,4 +3,8 @@
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "host-view",
+    with: {
+        "weir:connector/kafka.consumer": crate::io::kafka::Consumer,
+        "weir:connector/kafka.producer": crate::io::kafka::Producer,
+    },
 });

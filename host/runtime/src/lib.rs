@@ -12,6 +12,7 @@ mod console;
 mod error;
 mod host;
 mod instance;
+pub mod io;
 mod plugin;
 mod records;
 mod runtime;
@@ -22,6 +23,7 @@ pub use bindings::weir::connector::types::{
 };
 pub use error::{GuestError, GuestErrorKind};
 pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};
+pub use io::kafka::KafkaGrant;
 pub use plugin::{Compilation, Plugin, World};
 pub use runtime::{Runtime, RuntimeConfig};
 pub use sandbox::{DirGrant, Labels, Limits, Sandbox};

@@ -1,9 +1,68 @@
 //! Packed records as the host handles them: it counts them and, since it is the trust
 //! boundary between two guests, checks every span a source returns before a sink sees it.
 
-use crate::bindings::weir::connector::types::{Records, Span};
+use crate::bindings::weir::connector::types::{Header, Record, Records, Span};
 
 impl Records {
+    pub(crate) fn new() -> Self {
+        Records {
+            data: Vec::new(),
+            headers: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Appends a record, copying its bytes into the buffer (host-supplied sources).
+    pub(crate) fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        timestamp_ms: Option<i64>,
+    ) {
+        let key = key.map(|k| self.put(k));
+        let value = value.map(|v| self.put(v));
+        let first = self.headers.len() as u32;
+        for (k, v) in headers {
+            let header = Header {
+                key: self.put(k.as_bytes()),
+                value: self.put(v),
+            };
+            self.headers.push(header);
+        }
+        self.items.push(Record {
+            key,
+            value,
+            headers: Span {
+                offset: first,
+                len: headers.len() as u32,
+            },
+            timestamp_ms,
+            op: None,
+        });
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Span {
+        let span = Span {
+            offset: self.data.len() as u32,
+            len: bytes.len() as u32,
+        };
+        self.data.extend_from_slice(bytes);
+        span
+    }
+
+    /// The records in place; only for records that passed [`Records::check`].
+    pub(crate) fn iter(&self) -> impl Iterator<Item = View<'_>> {
+        self.items.iter().map(move |record| View {
+            records: self,
+            record,
+        })
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.data[span.offset as usize..(span.offset + span.len) as usize]
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -39,6 +98,39 @@ impl Records {
             })?;
         }
         Ok(())
+    }
+}
+
+pub(crate) struct View<'a> {
+    records: &'a Records,
+    record: &'a Record,
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn key(&self) -> Option<&'a [u8]> {
+        self.record.key.map(|s| self.records.bytes(s))
+    }
+
+    pub(crate) fn value(&self) -> Option<&'a [u8]> {
+        self.record.value.map(|s| self.records.bytes(s))
+    }
+
+    pub(crate) fn timestamp_ms(&self) -> Option<i64> {
+        self.record.timestamp_ms
+    }
+
+    /// Header keys (lossy UTF-8) and values.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (String, &'a [u8])> + 'a {
+        let records = self.records;
+        let Span { offset, len } = self.record.headers;
+        records.headers[offset as usize..(offset + len) as usize]
+            .iter()
+            .map(move |h| {
+                (
+                    String::from_utf8_lossy(records.bytes(h.key)).into_owned(),
+                    records.bytes(h.value),
+                )
+            })
     }
 }
 

@@ -2,6 +2,7 @@
 //! Nothing is ambient: no environment, no network, no directories but the granted ones.
 
 use crate::console::ConsoleTail;
+use crate::io::kafka::KafkaGrant;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default)]
 pub struct Sandbox {
     pub dirs: Vec<DirGrant>,
+    pub kafka: Option<KafkaGrant>,
     pub limits: Limits,
 }
 
@@ -53,7 +55,8 @@ pub struct Labels {
 /// The store data of one instance.
 pub(crate) struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    pub(crate) kafka: Option<KafkaGrant>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) console: ConsoleTail,
     pub(crate) labels: Labels,
@@ -85,6 +88,7 @@ impl HostState {
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            kafka: sandbox.kafka.clone(),
             limiter: MemoryLimiter {
                 limit: usize::try_from(sandbox.limits.memory).unwrap_or(usize::MAX),
                 denied: None,

@@ -1,0 +1,177 @@
+//! A group consumer whose assigned partitions start at weir's committed positions.
+
+use super::{KafkaGrant, transient};
+use crate::bindings::weir::connector::kafka::{Origin, Polled, Position};
+use crate::bindings::weir::connector::types::{Error, Records};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct Consumer {
+    inner: BaseConsumer<Seek>,
+}
+
+/// Positions to start partitions at when the group assigns them: the checkpoint's, then
+/// whatever was committed since. Partitions not listed start at the group's offsets.
+struct Seek {
+    positions: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ClientContext for Seek {}
+
+impl ConsumerContext for Seek {
+    // Eager rebalancing only (the client is configured so): on assignment, move each
+    // partition we hold a position for to it; on revocation, drop the assignment.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+                let assigned: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                for (topic, partition) in assigned {
+                    if let Some(&offset) = positions.get(&(topic.clone(), partition)) {
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                    }
+                }
+                tracing::info!(partitions = tpl.count(), "kafka partitions assigned");
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "kafka assignment failed");
+                }
+            }
+            _ => {
+                tracing::info!(reason = ?err, "kafka partitions revoked");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "kafka unassignment failed");
+                }
+            }
+        }
+    }
+}
+
+impl Consumer {
+    pub fn open(
+        grant: &KafkaGrant,
+        topics: &[String],
+        positions: Vec<Position>,
+    ) -> Result<Consumer, Error> {
+        let mut config = grant.config();
+        config
+            .set("group.id", &grant.group)
+            // weir commits, and only after the sink flushed.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("partition.assignment.strategy", "range,roundrobin");
+        if !grant.properties.contains_key("auto.offset.reset") {
+            config.set("auto.offset.reset", "earliest");
+        }
+        let seek = Seek {
+            positions: Mutex::new(
+                positions
+                    .into_iter()
+                    .map(|p| ((p.topic, p.partition), p.offset))
+                    .collect(),
+            ),
+        };
+        let inner: BaseConsumer<Seek> = config
+            .create_with_context(seek)
+            .map_err(|e| Error::Config(format!("cannot create a Kafka consumer: {e}")))?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        inner
+            .subscribe(&topics)
+            .map_err(|e| Error::Config(format!("cannot subscribe to {topics:?}: {e}")))?;
+        Ok(Consumer { inner })
+    }
+
+    /// Up to `max` records, waiting at most `timeout` for the first. Broker errors are
+    /// logged and end the poll early: librdkafka reconnects by itself, and the records
+    /// not yet read are read by a later poll.
+    pub fn poll(&mut self, max: u32, timeout: Duration) -> Polled {
+        let deadline = Instant::now() + timeout;
+        let mut records = Records::new();
+        let mut origins = Vec::new();
+        let mut topics: Vec<String> = Vec::new();
+        while records.len() < max as usize {
+            let wait = if records.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match self.inner.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer");
+                    break;
+                }
+                Some(Ok(message)) => {
+                    let topic = match topics.iter().position(|t| t == message.topic()) {
+                        Some(i) => i,
+                        None => {
+                            topics.push(message.topic().to_string());
+                            topics.len() - 1
+                        }
+                    };
+                    let headers = message.headers().map(|h| {
+                        h.iter()
+                            .map(|h| (h.key, h.value.unwrap_or_default()))
+                            .collect::<Vec<_>>()
+                    });
+                    records.push(
+                        message.key(),
+                        message.payload(),
+                        headers.as_deref().unwrap_or_default(),
+                        message.timestamp().to_millis(),
+                    );
+                    origins.push(Origin {
+                        topic: topic as u32,
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    });
+                }
+            }
+        }
+        Polled {
+            records,
+            origins,
+            topics,
+        }
+    }
+
+    /// Commits to the group, and remembers the positions for partitions assigned later.
+    pub fn commit(&mut self, positions: Vec<Position>) -> Result<(), Error> {
+        let mut tpl = TopicPartitionList::new();
+        for p in &positions {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset))
+                .map_err(|e| Error::Fatal(format!("bad position {p:?}: {e}")))?;
+        }
+        {
+            let mut known = self
+                .inner
+                .context()
+                .positions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for p in positions {
+                known.insert((p.topic, p.partition), p.offset);
+            }
+        }
+        match self.inner.commit(&tpl, CommitMode::Sync) {
+            // librdkafka's answer when no partition moved since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            other => other.map_err(|e| transient("kafka commit", e)),
+        }
+    }
+}

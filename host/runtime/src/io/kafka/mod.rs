@@ -1,0 +1,153 @@
+//! `weir:connector/kafka`: Kafka through rdkafka, confined to the pipeline's Kafka grant.
+
+mod consumer;
+mod producer;
+
+pub use consumer::Consumer;
+pub use producer::Producer;
+
+use crate::bindings::weir::connector::kafka::{Host, HostConsumer, HostProducer, Polled, Position};
+use crate::bindings::weir::connector::types::{Error, Records};
+use crate::sandbox::HostState;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wasmtime::component::Resource;
+
+/// What a pipeline side may do with Kafka. Brokers, group and client properties are the
+/// operator's; the plugin only names topics, and only these.
+#[derive(Debug, Clone)]
+pub struct KafkaGrant {
+    pub brokers: String,
+    pub group: String,
+    /// Topic names, or patterns with `*` and `?`.
+    pub topics: Vec<String>,
+    /// librdkafka client properties (e.g. `auto.offset.reset`), applied first so the
+    /// delivery guarantees below them cannot be switched off.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaGrant {
+    fn allows(&self, topic: &str) -> bool {
+        self.topics
+            .iter()
+            .any(|t| t == topic || glob::Pattern::new(t).is_ok_and(|p| p.matches(topic)))
+    }
+
+    fn check_topics<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+        for topic in topics {
+            if !self.allows(topic) {
+                return Err(Error::Config(format!(
+                    "topic `{topic}` is not granted to this plugin (granted: {})",
+                    self.topics.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config.set("bootstrap.servers", &self.brokers);
+        config
+    }
+}
+
+fn granted(state: &HostState) -> Result<&KafkaGrant, Error> {
+    state
+        .kafka
+        .as_ref()
+        .ok_or_else(|| Error::Config("this plugin has no Kafka grant".into()))
+}
+
+fn transient(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Transient(format!("{what}: {e}"))
+}
+
+impl Host for HostState {}
+
+impl HostConsumer for HostState {
+    fn open(
+        &mut self,
+        topics: Vec<String>,
+        positions: Vec<Position>,
+    ) -> Result<Resource<Consumer>, Error> {
+        let grant = granted(self)?;
+        grant.check_topics(topics.iter().map(String::as_str))?;
+        let consumer = Consumer::open(grant, &topics, positions)?;
+        self.table
+            .push(consumer)
+            .map_err(|e| Error::Fatal(e.to_string()))
+    }
+
+    fn poll(
+        &mut self,
+        consumer: Resource<Consumer>,
+        max_records: u32,
+        timeout_ms: u32,
+    ) -> Result<Polled, Error> {
+        let consumer = self
+            .table
+            .get_mut(&consumer)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        Ok(consumer.poll(max_records, Duration::from_millis(timeout_ms.into())))
+    }
+
+    fn commit(
+        &mut self,
+        consumer: Resource<Consumer>,
+        positions: Vec<Position>,
+    ) -> Result<(), Error> {
+        let consumer = self
+            .table
+            .get_mut(&consumer)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        consumer.commit(positions)
+    }
+
+    fn drop(&mut self, consumer: Resource<Consumer>) -> wasmtime::Result<()> {
+        self.table.delete(consumer)?;
+        Ok(())
+    }
+}
+
+impl HostProducer for HostState {
+    fn open(&mut self) -> Result<Resource<Producer>, Error> {
+        let producer = Producer::open(granted(self)?)?;
+        self.table
+            .push(producer)
+            .map_err(|e| Error::Fatal(e.to_string()))
+    }
+
+    fn send(
+        &mut self,
+        producer: Resource<Producer>,
+        topic: String,
+        records: Records,
+    ) -> Result<(), Error> {
+        granted(self)?.check_topics([topic.as_str()])?;
+        records
+            .check()
+            .map_err(|e| Error::Fatal(format!("malformed records: {e}")))?;
+        let producer = self
+            .table
+            .get_mut(&producer)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        producer.send(&topic, &records)
+    }
+
+    fn flush(&mut self, producer: Resource<Producer>, timeout_ms: u32) -> Result<(), Error> {
+        let producer = self
+            .table
+            .get_mut(&producer)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        producer.flush(Duration::from_millis(timeout_ms.into()))
+    }
+
+    fn drop(&mut self, producer: Resource<Producer>) -> wasmtime::Result<()> {
+        self.table.delete(producer)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! I/O the host supplies to plugins, one folder per system, each gated by a grant.
+
+pub mod kafka;
