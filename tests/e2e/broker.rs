@@ -17,9 +17,12 @@ pub struct Broker {
     dir: tempfile::TempDir,
 }
 
+/// A record to produce: key, value, headers.
+pub type Produced = (Option<String>, String, Vec<(&'static str, &'static str)>);
+
 /// One consumed record, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message_ {
+pub struct Consumed {
     pub partition: i32,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
@@ -92,7 +95,6 @@ impl Broker {
     }
 
     /// Stops the broker (keeping its data) and starts it again on the same port.
-    #[allow(dead_code)]
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -100,7 +102,6 @@ impl Broker {
         }
     }
 
-    #[allow(dead_code)]
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -133,7 +134,7 @@ impl Broker {
     }
 
     /// Produces `(key, value, headers)` records and waits until all are acknowledged.
-    pub fn produce(&self, topic: &str, records: &[(Option<String>, String, Vec<(&str, &str)>)]) {
+    pub fn produce(&self, topic: &str, records: &[Produced]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .set("enable.idempotence", "true")
@@ -167,7 +168,7 @@ impl Broker {
     }
 
     /// Reads `count` records of `topic` from the beginning of every partition.
-    pub fn consume(&self, topic: &str, partitions: i32, count: usize) -> Vec<Message_> {
+    pub fn consume(&self, topic: &str, partitions: i32, count: usize) -> Vec<Consumed> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .set("group.id", "weir-test-reader")
@@ -190,7 +191,7 @@ impl Broker {
             );
             if let Some(message) = consumer.poll(Duration::from_millis(200)) {
                 let m = message.unwrap();
-                out.push(Message_ {
+                out.push(Consumed {
                     partition: m.partition(),
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().map(<[u8]>::to_vec),

@@ -1,6 +1,6 @@
 //! Kafka through the host, against a real broker started per test.
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Consumed, Produced};
 use crate::support::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -33,9 +33,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     )
 }
 
-fn numbered_records(
-    range: std::ops::Range<u64>,
-) -> Vec<(Option<String>, String, Vec<(&'static str, &'static str)>)> {
+fn numbered_records(range: std::ops::Range<u64>) -> Vec<Produced> {
     range
         .map(|i| {
             (
@@ -144,7 +142,7 @@ config = {{ topic = "dst" }}
     let run = terminate(child);
     assert!(run.ok, "{}", run.stderr);
 
-    let values = |key: &Option<String>, records: &[crate::broker::Message_]| -> Vec<Vec<u8>> {
+    let values = |key: &Option<String>, records: &[Consumed]| -> Vec<Vec<u8>> {
         records
             .iter()
             .filter(|m| m.key.as_deref() == key.as_deref().map(str::as_bytes))

@@ -100,10 +100,6 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn id(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
     /// Panics with weir's log if it has exited: a wait for output would only time out.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
