@@ -7,7 +7,7 @@ cd "$WEIR_ROOT"
 
 cargo build --release --locked
 # Guests: same workspace and target dir, their own target triple.
-guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-hostile weir-counter-stream)
+guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-hostile weir-counter-stream)
 cargo build --release --locked --target wasm32-wasip2 "${guests[@]/#/-p}"
 
 mkdir -p "$WEIR_PLUGINS"

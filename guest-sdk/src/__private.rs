@@ -1,7 +1,7 @@
 //! What the export macro's glue calls. Not a public API.
 
 use crate::wit::weir::connector::types::{
-    Batch as WitBatch, ConnectorSpec, Error, Records, StreamInfo,
+    Batch as WitBatch, ConnectorSpec, DeadLetter, Error, Records, StreamInfo,
 };
 use crate::{Batch, BatchSource, Connector, Result, Sink, StreamSource};
 use serde::Serialize;
@@ -55,11 +55,12 @@ fn position<P: DeserializeOwned>(json: Option<&str>, what: &str) -> Result<Optio
         .transpose()
 }
 
-fn encode<P: Serialize>(records: Records, cursor: &P) -> Result<WitBatch> {
-    let checkpoint = serde_json::to_string(cursor)
+fn encode<P: Serialize>(batch: Batch<P>) -> Result<WitBatch> {
+    let checkpoint = serde_json::to_string(&batch.cursor)
         .map_err(|e| Error::Fatal(format!("cannot encode checkpoint: {e}")))?;
     Ok(WitBatch {
-        records,
+        records: batch.records,
+        dead_letters: batch.dead_letters,
         checkpoint,
     })
 }
@@ -78,10 +79,7 @@ pub fn open_batch<C: BatchSource>(json: &str, cursor: Option<&str>) -> Result<Ce
 }
 
 pub fn next_batch<C: BatchSource>(cell: &Cell<C>, max: u32) -> Result<Option<WitBatch>> {
-    match cell.0.borrow_mut().next(max)? {
-        Some(Batch { records, cursor }) => encode(records, &cursor).map(Some),
-        None => Ok(None),
-    }
+    cell.0.borrow_mut().next(max)?.map(encode).transpose()
 }
 
 pub fn discover_stream<C: StreamSource>(json: &str) -> Result<Vec<StreamInfo>> {
@@ -94,11 +92,11 @@ pub fn open_stream<C: StreamSource>(json: &str, checkpoint: Option<&str>) -> Res
 }
 
 pub fn poll_stream<C: StreamSource>(cell: &Cell<C>, max: u32, wait_ms: u32) -> Result<WitBatch> {
-    let Batch { records, cursor } = cell
-        .0
-        .borrow_mut()
-        .poll(max, Duration::from_millis(wait_ms.into()))?;
-    encode(records, &cursor)
+    encode(
+        cell.0
+            .borrow_mut()
+            .poll(max, Duration::from_millis(wait_ms.into()))?,
+    )
 }
 
 pub fn ack_stream<C: StreamSource>(cell: &Cell<C>, checkpoint: &str) -> Result<()> {
@@ -110,7 +108,7 @@ pub fn open_sink<C: Sink>(json: &str) -> Result<Cell<C>> {
     C::open(config::<C>(json)?).map(Cell::new)
 }
 
-pub fn write_sink<C: Sink>(cell: &Cell<C>, records: Records) -> Result<()> {
+pub fn write_sink<C: Sink>(cell: &Cell<C>, records: Records) -> Result<Vec<DeadLetter>> {
     cell.0.borrow_mut().write(records)
 }
 

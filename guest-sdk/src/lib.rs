@@ -31,7 +31,7 @@
 //!             records.push_value(n.to_string().as_bytes());
 //!         }
 //!         self.next = end;
-//!         Ok(Some(Batch { records, cursor: end }))
+//!         Ok(Some(Batch::new(records, end)))
 //!     }
 //! }
 //!
@@ -57,7 +57,7 @@ pub mod wit {
 }
 
 pub use records::{RecordRef, RecordView};
-pub use wit::weir::connector::types::{ChangeOp, Error, Records, StreamInfo};
+pub use wit::weir::connector::types::{ChangeOp, DeadLetter, Error, Records, StreamInfo};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -79,6 +79,18 @@ pub trait Connector: Sized + 'static {
 pub struct Batch<P> {
     pub records: Records,
     pub cursor: P,
+    /// Input that could not become records; the host sends it to the dead-letter destination.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl<P> Batch<P> {
+    pub fn new(records: Records, cursor: P) -> Self {
+        Batch {
+            records,
+            cursor,
+            dead_letters: Vec::new(),
+        }
+    }
 }
 
 /// A bounded read run on a schedule. One value of `Self` is one read.
@@ -114,7 +126,9 @@ pub trait StreamSource: Connector {
 /// Delivery to an external system.
 pub trait Sink: Connector {
     fn open(config: Self::Config) -> Result<Self>;
-    fn write(&mut self, records: Records) -> Result<()>;
+    /// Writes what it can; returns the records it rejects, with why (most sinks return an
+    /// empty list). The host sends those to the dead-letter destination.
+    fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>>;
     /// When this returns `Ok`, every record written before is durable.
     fn flush(&mut self) -> Result<()>;
 }
@@ -145,9 +159,7 @@ macro_rules! export_sink {
 
 /// Kafka through the host (`weir:connector/kafka`): brokers and group come from the
 /// pipeline's grant; a plugin names only the topics, and only granted ones.
-pub mod kafka {
-    pub use crate::wit::weir::connector::kafka::{Consumer, Origin, Polled, Position, Producer};
-}
+pub mod kafka;
 pub mod log;
 pub mod metrics;
 mod records;

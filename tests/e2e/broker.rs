@@ -17,8 +17,12 @@ pub struct Broker {
     dir: tempfile::TempDir,
 }
 
-/// A record to produce: key, value, headers.
-pub type Produced = (Option<String>, String, Vec<(&'static str, &'static str)>);
+/// A record to produce: key, value (none: a tombstone), headers.
+pub type Produced = (
+    Option<String>,
+    Option<String>,
+    Vec<(&'static str, &'static str)>,
+);
 
 /// One consumed record, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,9 +152,10 @@ impl Broker {
                     value: Some(v.as_bytes()),
                 });
             }
-            let mut record = BaseRecord::<str, str>::to(topic)
-                .payload(value)
-                .headers(owned);
+            let mut record = BaseRecord::<str, str>::to(topic).headers(owned);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
             if let Some(key) = key {
                 record = record.key(key);
             }

@@ -38,7 +38,7 @@ fn numbered_records(range: std::ops::Range<u64>) -> Vec<Produced> {
         .map(|i| {
             (
                 Some(format!("k{}", i % 50)),
-                format!("{{\"n\":{i}}}"),
+                Some(format!("{{\"n\":{i}}}")),
                 vec![],
             )
         })
@@ -111,7 +111,7 @@ fn kafka_to_kafka_keeps_keys_headers_and_order() {
             };
             (
                 key,
-                format!("{{\"n\":{i}}}"),
+                Some(format!("{{\"n\":{i}}}")),
                 vec![("trace", "t-1"), ("source", "test")],
             )
         })
@@ -256,4 +256,189 @@ fn a_topic_outside_the_grant_is_refused() {
     let run = s.run_once();
     let error = run.summary("k2f")["error"].as_str().unwrap().to_string();
     assert!(error.contains("topic `secret` is not granted"), "{error}");
+}
+
+/// Recorded Debezium events (snapshot read, create, update, delete, tombstone; both JSON
+/// converter forms) become flat change records; malformed ones become dead letters and the
+/// stream goes on.
+#[test]
+fn debezium_events_become_flat_change_records() {
+    let broker = Broker::start();
+    broker.create_topic("inventory.public.customers", 1);
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/e2e/fixtures/debezium.jsonl"),
+    )
+    .unwrap();
+    let events: Vec<Produced> = fixture
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let value = match &e["value"] {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            };
+            (e["key"].as_str().map(str::to_string), value, vec![])
+        })
+        .collect();
+    broker.produce("inventory.public.customers", &events);
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "cdc"
+[pipeline.source]
+plugin = "{source}"
+config = {{ topics = ["inventory.public.customers"] }}
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "changes.jsonl", format = "record" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+[pipeline.dead_letter]
+dir = "dlq"
+"#,
+        source = plugin("debezium_source").display(),
+        sink = plugin("file_sink").display(),
+        grant = kafka_grant(&broker, &["inventory.public.customers"]),
+    )]);
+    let mut child = s.spawn_run(&[]);
+    let started = Instant::now();
+    while s.read("out/changes.jsonl").lines().count() < 5 {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "changes missing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("cdc")["dead_letters"], 2);
+
+    let changes: Vec<serde_json::Value> = s
+        .read("out/changes.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let flat: Vec<(String, String, serde_json::Value)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap().to_string(),
+                c["key"].as_str().unwrap().to_string(),
+                c["value"].clone(),
+            )
+        })
+        .collect();
+    use serde_json::json;
+    assert_eq!(
+        flat,
+        vec![
+            (
+                "snapshot".into(),
+                r#"{"id":1}"#.into(),
+                json!({"id": 1, "first_name": "Anne", "email": "anne@example.com"})
+            ),
+            (
+                "create".into(),
+                r#"{"id":2}"#.into(),
+                json!({"id": 2, "first_name": "Bo", "email": "bo@example.com"})
+            ),
+            (
+                "update".into(),
+                r#"{"id":2}"#.into(),
+                json!({"id": 2, "first_name": "Bo", "email": "bo@new.example.com"})
+            ),
+            (
+                "delete".into(),
+                r#"{"id":1}"#.into(),
+                json!({"id": 1, "first_name": "Anne", "email": "anne@example.com"})
+            ),
+            (
+                "delete".into(),
+                r#"{"id":1}"#.into(),
+                serde_json::Value::Null
+            ),
+        ]
+    );
+    assert_eq!(
+        changes[1]["timestamp_ms"], 1700000000002i64,
+        "ts_ms becomes the timestamp"
+    );
+
+    let dead: Vec<serde_json::Value> = s
+        .read("dlq/dead-letters.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0]["key"], r#"{"id":3}"#);
+    assert_eq!(dead[0]["value"], "this is not a change event");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("invalid JSON"),
+        "{}",
+        dead[0]
+    );
+    assert!(
+        dead[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no `op` field"),
+        "{}",
+        dead[1]
+    );
+    assert_eq!(dead[1]["plugin"], "debezium_source");
+    assert_eq!(dead[1]["pipeline"], "cdc");
+}
+
+/// Without a dead-letter destination a rejected record stops the pipeline before its
+/// checkpoint: nothing is dropped silently.
+#[test]
+fn rejects_without_a_dead_letter_destination_stop_the_pipeline() {
+    let broker = Broker::start();
+    broker.create_topic("cdc", 1);
+    broker.produce("cdc", &[(None, Some("garbage".to_string()), vec![])]);
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "strict"
+[pipeline.source]
+plugin = "{source}"
+config = {{ topics = ["cdc"] }}
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+        source = plugin("debezium_source").display(),
+        sink = plugin("file_sink").display(),
+        grant = kafka_grant(&broker, &["cdc"]),
+    )]);
+    let mut child = s.spawn_run(&[]);
+    let started = Instant::now();
+    while child.is_running() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the pipeline did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = terminate_exited(child);
+    let summary = run.summary("strict");
+    assert_eq!(summary["status"], "failed");
+    let error = summary["error"].as_str().unwrap();
+    assert!(
+        error.contains("rejected 1 record(s) and the pipeline has no dead_letter destination"),
+        "{error}"
+    );
+    // An idle first poll may commit `{}`; what must not be committed is the reject's offset.
+    let checkpoint = summary["checkpoint"].as_str().unwrap_or("");
+    assert!(
+        !checkpoint.contains("cdc/0"),
+        "nothing committed past the reject: {checkpoint}"
+    );
 }

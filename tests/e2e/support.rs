@@ -131,6 +131,14 @@ impl Drop for Running {
     }
 }
 
+/// The output of a run that already ended by itself.
+pub fn terminate_exited(mut running: Running) -> Run {
+    let child = running.child.take().unwrap();
+    let mut run = Run::from(child.wait_with_output().unwrap());
+    run.stderr = std::fs::read_to_string(&running.stderr).unwrap_or_default();
+    run
+}
+
 /// SIGTERM, then the run's output: what an operator's Ctrl-C or a service manager does.
 pub fn terminate(mut running: Running) -> Run {
     let child = running.child.take().unwrap();

@@ -116,7 +116,7 @@ const SINK_GLUE: &str = r#"
         fn open(config: String) -> Result<api::Writer, Error> {
             rt::open_sink::<C>(&config).map(api::Writer::new)
         }
-        fn write(&self, records: api::Records) -> Result<(), Error> {
+        fn write(&self, records: api::Records) -> Result<Vec<api::DeadLetter>, Error> {
             rt::write_sink(self, records)
         }
         fn flush(&self) -> Result<(), Error> {

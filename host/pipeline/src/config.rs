@@ -35,6 +35,24 @@ struct PipelineToml {
     sink: SinkToml,
     #[serde(default)]
     limits: LimitsToml,
+    dead_letter: Option<DeadLetterToml>,
+}
+
+/// Where records a plugin rejects go: a directory (JSON Lines) or a Kafka topic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterToml {
+    dir: Option<PathBuf>,
+    kafka: Option<DeadLetterKafkaToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterKafkaToml {
+    brokers: String,
+    topic: String,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
 }
 
 fn default_batch_size() -> u32 {
@@ -149,6 +167,16 @@ pub struct Pipeline {
     pub sink: Endpoint,
     pub schedule: Option<croner::Cron>,
     pub poll_wait: Duration,
+    pub dead_letter: Option<DeadLetterTarget>,
+}
+
+/// Where a pipeline's dead letters go.
+#[derive(Debug, Clone)]
+pub enum DeadLetterTarget {
+    /// `dead-letters.jsonl` in this host directory.
+    Dir(PathBuf),
+    /// A Kafka topic, produced to with the same guarantees as the Kafka sink.
+    Kafka { grant: KafkaGrant, topic: String },
 }
 
 /// One side of a pipeline: the plugin, its config and its sandbox.
@@ -243,6 +271,35 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
         config: p.sink.config,
         sandbox: sandbox(base, &name, p.sink.grants, limits, &at("sink.grants"))?,
     };
+    let dead_letter = match p.dead_letter {
+        None => None,
+        Some(DeadLetterToml {
+            dir: Some(dir),
+            kafka: None,
+        }) => {
+            let dir = base.join(dir);
+            std::fs::create_dir_all(&dir).with_context(|| {
+                at(&format!("dead_letter.dir: cannot create {}", dir.display()))
+            })?;
+            Some(DeadLetterTarget::Dir(dir))
+        }
+        Some(DeadLetterToml {
+            dir: None,
+            kafka: Some(k),
+        }) => Some(DeadLetterTarget::Kafka {
+            grant: KafkaGrant {
+                brokers: k.brokers,
+                group: String::new(),
+                topics: vec![k.topic.clone()],
+                properties: k.properties,
+            },
+            topic: k.topic,
+        }),
+        Some(_) => bail!(
+            "{}",
+            at("dead_letter needs exactly one of `dir` or `kafka`")
+        ),
+    };
     Ok(Pipeline {
         name,
         batch_size: p.batch_size,
@@ -251,6 +308,7 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
         sink,
         schedule,
         poll_wait: p.source.poll_wait,
+        dead_letter,
     })
 }
 

@@ -4,8 +4,10 @@
 //! it, so a crash anywhere redelivers at most the batches that were in flight. The channel
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
 
+use crate::dead_letter::DeadLetters;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, anyhow};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use weir_checkpoint::CheckpointStore;
@@ -18,6 +20,9 @@ pub(crate) struct Delivery<'a> {
     pub stop: &'a Shutdown,
     pub batch_size: u32,
     pub buffer: usize,
+    /// Plugin names, for dead letters.
+    pub source_plugin: &'a str,
+    pub sink_plugin: &'a str,
 }
 
 /// Counts for the summary; kept up to date even when a run fails half-way.
@@ -26,6 +31,8 @@ pub struct Progress {
     pub records_read: u64,
     pub records_written: u64,
     pub batches: u64,
+    /// Records either plugin rejected, stored at the dead-letter destination.
+    pub dead_letters: u64,
     pub checkpoint: Option<String>,
 }
 
@@ -88,15 +95,22 @@ pub(crate) fn run(
     ctx: &Delivery<'_>,
     source: &mut dyn Pull,
     sink: &mut SinkInstance,
+    dead: &mut DeadLetters,
     from: Option<String>,
     progress: &mut Progress,
 ) -> Result<()> {
     let (batches, inbox) = mpsc::sync_channel::<Batch>(ctx.buffer);
     let (acks, acked) = mpsc::channel::<String>();
+    let sink_failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read(ctx, source, batches, acked, from));
-        // On a sink failure `inbox` is dropped here, which unblocks the reader's send.
-        let written = write(ctx, sink, inbox, acks, progress);
+        let failed = &sink_failed;
+        let reader = scope.spawn(move || read(ctx, source, batches, acked, from, failed));
+        // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
+        // send; the flag stops one that is polling an idle stream.
+        let written = write(ctx, sink, dead, inbox, acks, progress);
+        if written.is_err() {
+            sink_failed.store(true, Ordering::Relaxed);
+        }
         let (read, pulled) = reader
             .join()
             .unwrap_or_else(|_| (0, Err(anyhow!("the source thread panicked"))));
@@ -112,11 +126,12 @@ fn read(
     batches: mpsc::SyncSender<Batch>,
     acked: mpsc::Receiver<String>,
     from: Option<String>,
+    sink_failed: &AtomicBool,
 ) -> (u64, Result<()>) {
     let mut read = 0;
     let mut last = from;
     let mut pulled = || -> Result<()> {
-        while !ctx.stop.is_triggered() {
+        while !ctx.stop.is_triggered() && !sink_failed.load(Ordering::Relaxed) {
             if let Some(latest) = acked.try_iter().last() {
                 acknowledge(source, &latest)?;
             }
@@ -124,7 +139,10 @@ fn read(
                 break;
             };
             // An idle poll that did not move the position has nothing to deliver.
-            if batch.records.is_empty() && last.as_deref() == Some(batch.checkpoint.as_str()) {
+            if batch.records.is_empty()
+                && batch.dead_letters.is_empty()
+                && last.as_deref() == Some(batch.checkpoint.as_str())
+            {
                 continue;
             }
             let n = batch.records.len() as u64;
@@ -162,17 +180,19 @@ fn acknowledge(source: &mut dyn Pull, checkpoint: &str) -> Result<()> {
 fn write(
     ctx: &Delivery<'_>,
     sink: &mut SinkInstance,
+    dead: &mut DeadLetters,
     inbox: mpsc::Receiver<Batch>,
     acks: mpsc::Sender<String>,
     progress: &mut Progress,
 ) -> Result<()> {
     for batch in inbox {
         let n = batch.records.len() as u64;
-        let durable = flush(sink, batch)?;
+        let (durable, rejected) = flush(ctx, sink, dead, batch)?;
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint)
             .context("the sink flushed but the checkpoint could not be committed")?;
-        progress.records_written += n;
+        progress.records_written += n - rejected.by_sink;
+        progress.dead_letters += rejected.by_source + rejected.by_sink;
         progress.batches += 1;
         progress.checkpoint = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.
@@ -181,12 +201,31 @@ fn write(
     Ok(())
 }
 
-fn flush(sink: &mut SinkInstance, batch: Batch) -> Result<Durable, GuestError> {
-    retry(|| sink.write(&batch.records))?;
+struct Rejected {
+    by_source: u64,
+    by_sink: u64,
+}
+
+/// Writes and flushes the batch, and stores its dead letters: only then is its checkpoint
+/// [`Durable`].
+fn flush(
+    ctx: &Delivery<'_>,
+    sink: &mut SinkInstance,
+    dead: &mut DeadLetters,
+    batch: Batch,
+) -> Result<(Durable, Rejected)> {
+    let by_sink = retry(|| sink.write(&batch.records))?;
     retry(|| sink.flush())?;
-    Ok(Durable {
+    dead.store(ctx.source_plugin, &batch.dead_letters)?;
+    dead.store(ctx.sink_plugin, &by_sink)?;
+    let rejected = Rejected {
+        by_source: batch.dead_letters.len() as u64,
+        by_sink: by_sink.len() as u64,
+    };
+    let durable = Durable {
         checkpoint: batch.checkpoint,
-    })
+    };
+    Ok((durable, rejected))
 }
 
 const ATTEMPTS: u32 = 5;

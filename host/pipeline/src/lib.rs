@@ -2,12 +2,13 @@
 //! scheduler, and the checks `weir check` runs.
 
 pub mod config;
+mod dead_letter;
 mod delivery;
 mod runner;
 pub mod schema;
 mod shutdown;
 
-pub use config::{Endpoint, Pipeline, PipelineFile};
+pub use config::{DeadLetterTarget, Endpoint, Pipeline, PipelineFile};
 pub use delivery::Progress;
 pub use runner::{RunOptions, Side, Status, Summary, prepare, run};
 pub use shutdown::Shutdown;

@@ -1,6 +1,7 @@
 //! Runs the pipelines of a file: prepares each side, then schedules delivery runs.
 
 use crate::config::{Endpoint, Pipeline, PipelineFile};
+use crate::dead_letter::DeadLetters;
 use crate::delivery::{self, Delivery, Progress, StreamPull};
 use crate::schema;
 use crate::shutdown::Shutdown;
@@ -33,6 +34,8 @@ pub struct Summary {
     pub records_read: u64,
     pub records_written: u64,
     pub batches: u64,
+    /// Records a plugin rejected, stored at the pipeline's dead-letter destination.
+    pub dead_letters: u64,
     pub runs: u64,
     /// The last committed checkpoint, after this invocation.
     pub checkpoint: Option<String>,
@@ -96,6 +99,7 @@ impl Summary {
             records_read: 0,
             records_written: 0,
             batches: 0,
+            dead_letters: 0,
             runs: 0,
             checkpoint: None,
             source: name(&p.source),
@@ -123,6 +127,7 @@ impl Summary {
         self.records_read += progress.records_read;
         self.records_written += progress.records_written;
         self.batches += progress.batches;
+        self.dead_letters += progress.dead_letters;
         if progress.checkpoint.is_some() {
             self.checkpoint.clone_from(&progress.checkpoint);
         }
@@ -183,12 +188,16 @@ fn deliver(
     };
     let source_config = p.source.config.to_string();
     sink.open(&p.sink.config.to_string())?;
+    let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
+    let (source_plugin, sink_plugin) = (summary.source.clone(), summary.sink.clone());
     let ctx = Delivery {
         pipeline: &p.name,
         store,
         stop,
         batch_size: p.batch_size,
         buffer: p.buffer_batches,
+        source_plugin: &source_plugin,
+        sink_plugin: &sink_plugin,
     };
     match source {
         Instance::BatchSource(source) => loop {
@@ -200,7 +209,7 @@ fn deliver(
             let from = store.load(&p.name)?.map(|c| c.checkpoint);
             source.open(&source_config, from.as_deref())?;
             let mut progress = Progress::default();
-            let outcome = delivery::run(&ctx, source, sink, from, &mut progress);
+            let outcome = delivery::run(&ctx, source, sink, &mut dead, from, &mut progress);
             summary.absorb(&progress);
             summary.runs += 1;
             tracing::info!(records = progress.records_written, "run finished");
@@ -220,7 +229,7 @@ fn deliver(
                 until_idle: options.once,
                 stop,
             };
-            let outcome = delivery::run(&ctx, &mut pull, sink, from, &mut progress);
+            let outcome = delivery::run(&ctx, &mut pull, sink, &mut dead, from, &mut progress);
             summary.absorb(&progress);
             summary.runs += 1;
             outcome?;

@@ -1,7 +1,9 @@
 //! One connector instance: its own store, limits and grants, and the typed calls of its world.
 
 use crate::bindings::exports::weir::connector::{batch_read, connector, sink_write, stream_read};
-use crate::bindings::weir::connector::types::{self, Batch, ConnectorSpec, Records, StreamInfo};
+use crate::bindings::weir::connector::types::{
+    self, Batch, ConnectorSpec, DeadLetter, Records, StreamInfo,
+};
 use crate::error::{GuestError, GuestErrorKind};
 use crate::plugin::{Exports, Plugin};
 use crate::runtime::{EPOCH_TICK, Runtime};
@@ -359,7 +361,8 @@ impl SinkInstance {
         Ok(())
     }
 
-    pub fn write(&mut self, records: &Records) -> Result<(), GuestError> {
+    /// Writes the records; returns those the sink rejected, with why.
+    pub fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
         const CALL: &str = "sink-write.writer.write";
         let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();

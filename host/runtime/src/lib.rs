@@ -19,7 +19,7 @@ mod runtime;
 mod sandbox;
 
 pub use bindings::weir::connector::types::{
-    Batch, ChangeOp, ConnectorSpec, Header, Record, Records, Span, StreamInfo,
+    Batch, ChangeOp, ConnectorSpec, DeadLetter, Header, Record, Records, Span, StreamInfo,
 };
 pub use error::{GuestError, GuestErrorKind};
 pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};

@@ -3,8 +3,14 @@
 
 use crate::bindings::weir::connector::types::{Header, Record, Records, Span};
 
+impl Default for Records {
+    fn default() -> Self {
+        Records::new()
+    }
+}
+
 impl Records {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Records {
             data: Vec::new(),
             headers: Vec::new(),
@@ -13,7 +19,7 @@ impl Records {
     }
 
     /// Appends a record, copying its bytes into the buffer (host-supplied sources).
-    pub(crate) fn push(
+    pub fn push(
         &mut self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use weir_guest::{Connector, Error, Records, Result, Sink};
+use weir_guest::{ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +19,18 @@ pub struct Config {
     /// File name inside `dir`.
     #[serde(default = "default_file")]
     file: String,
+    /// `value`: each record's value as a line. `record`: a JSON object per record with
+    /// key, value, op, timestamp_ms and headers (tombstones included).
+    #[serde(default)]
+    format: Format,
+}
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Value,
+    Record,
 }
 
 fn default_file() -> String {
@@ -26,6 +38,7 @@ fn default_file() -> String {
 }
 
 pub struct FileSink {
+    format: Format,
     path: String,
     file: File,
     buffer: Vec<u8>,
@@ -76,15 +89,23 @@ impl Sink for FileSink {
         file.set_len(len).map_err(err)?;
         file.seek(SeekFrom::Start(len)).map_err(err)?;
         Ok(FileSink {
+            format: config.format,
             path,
             file,
             buffer: Vec::with_capacity(1 << 20),
         })
     }
 
-    fn write(&mut self, records: Records) -> Result<()> {
+    fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>> {
         self.buffer.reserve(records.data.len() + records.len());
         for record in records.iter() {
+            if self.format == Format::Record {
+                let line = serde_json::to_vec(&as_json(&record))
+                    .map_err(|e| Error::Fatal(e.to_string()))?;
+                self.buffer.extend_from_slice(&line);
+                self.buffer.push(b'\n');
+                continue;
+            }
             // Tombstones have nothing to write in a value-per-line file.
             let Some(value) = record.value() else {
                 continue;
@@ -98,7 +119,7 @@ impl Sink for FileSink {
             self.buffer.extend_from_slice(value);
             self.buffer.push(b'\n');
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -108,6 +129,36 @@ impl Sink for FileSink {
         self.buffer.clear();
         Ok(())
     }
+}
+
+/// A record as one JSON object; bytes that are JSON stay JSON, other text stays a string.
+fn as_json(record: &weir_guest::RecordView<'_>) -> serde_json::Value {
+    let bytes = |b: &[u8]| {
+        serde_json::from_slice(b)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+    };
+    let op = record.op().map(|op| match op {
+        ChangeOp::Create => "create",
+        ChangeOp::Update => "update",
+        ChangeOp::Delete => "delete",
+        ChangeOp::Snapshot => "snapshot",
+    });
+    let headers: serde_json::Map<String, serde_json::Value> = record
+        .headers()
+        .map(|(k, v)| {
+            (
+                k.into_owned(),
+                serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "key": record.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        "value": record.value().map(bytes),
+        "op": op,
+        "timestamp_ms": record.timestamp_ms(),
+        "headers": headers,
+    })
 }
 
 fn validate(config: &Config) -> Result<()> {

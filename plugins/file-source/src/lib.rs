@@ -142,10 +142,7 @@ impl BatchSource for FileSource {
         if records.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Batch {
-            records,
-            cursor: self.cursor.clone(),
-        }))
+        Ok(Some(Batch::new(records, self.cursor.clone())))
     }
 }
 

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use weir_guest::kafka::Producer;
-use weir_guest::{Connector, Records, Result, Sink};
+use weir_guest::{Connector, DeadLetter, Records, Result, Sink};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,8 +43,9 @@ impl Sink for KafkaSink {
         })
     }
 
-    fn write(&mut self, records: Records) -> Result<()> {
-        self.producer.send(&self.topic, &records)
+    fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>> {
+        self.producer.send(&self.topic, &records)?;
+        Ok(Vec::new())
     }
 
     fn flush(&mut self) -> Result<()> {

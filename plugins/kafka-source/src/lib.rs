@@ -5,9 +5,8 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
-use weir_guest::kafka::{Consumer, Position};
+use weir_guest::kafka::{Consumer, Offsets};
 use weir_guest::{Batch, Connector, Error, Result, StreamSource};
 
 #[derive(Deserialize, JsonSchema)]
@@ -17,12 +16,9 @@ pub struct Config {
     topics: Vec<String>,
 }
 
-/// `"topic/partition"` → the offset of the next record to read.
-type Checkpoint = BTreeMap<String, i64>;
-
 pub struct KafkaSource {
     consumer: Consumer,
-    positions: Checkpoint,
+    offsets: Offsets,
 }
 
 impl Connector for KafkaSource {
@@ -43,54 +39,25 @@ impl Connector for KafkaSource {
 }
 
 impl StreamSource for KafkaSource {
-    type Checkpoint = Checkpoint;
+    type Checkpoint = Offsets;
 
-    fn open(config: Config, checkpoint: Option<Checkpoint>) -> Result<Self> {
+    fn open(config: Config, checkpoint: Option<Offsets>) -> Result<Self> {
         Self::check(&config)?;
-        let positions = checkpoint.unwrap_or_default();
-        let consumer = Consumer::open(&config.topics, &to_positions(&positions)?)?;
-        Ok(KafkaSource {
-            consumer,
-            positions,
-        })
+        let offsets = checkpoint.unwrap_or_default();
+        let consumer = Consumer::open(&config.topics, &offsets.positions()?)?;
+        Ok(KafkaSource { consumer, offsets })
     }
 
-    fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch<Checkpoint>> {
+    fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch<Offsets>> {
         let wait = u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX);
         let polled = self.consumer.poll(max_records, wait)?;
-        for origin in &polled.origins {
-            let topic = &polled.topics[origin.topic as usize];
-            self.positions
-                .insert(format!("{topic}/{}", origin.partition), origin.offset + 1);
-        }
-        Ok(Batch {
-            records: polled.records,
-            cursor: self.positions.clone(),
-        })
+        self.offsets.advance(&polled);
+        Ok(Batch::new(polled.records, self.offsets.clone()))
     }
 
-    fn ack(&mut self, checkpoint: Checkpoint) -> Result<()> {
-        self.consumer.commit(&to_positions(&checkpoint)?)
+    fn ack(&mut self, checkpoint: Offsets) -> Result<()> {
+        self.consumer.commit(&checkpoint.positions()?)
     }
-}
-
-fn to_positions(checkpoint: &Checkpoint) -> Result<Vec<Position>> {
-    checkpoint
-        .iter()
-        .map(|(key, &offset)| {
-            let (topic, partition) = key
-                .rsplit_once('/')
-                .and_then(|(t, p)| Some((t, p.parse().ok()?)))
-                .ok_or_else(|| {
-                    Error::Fatal(format!("checkpoint key `{key}` is not topic/partition"))
-                })?;
-            Ok(Position {
-                topic: topic.to_string(),
-                partition,
-                offset,
-            })
-        })
-        .collect()
 }
 
 weir_guest::export_stream_source!(KafkaSource);

@@ -49,10 +49,7 @@ impl StreamSource for CounterStream {
             records.push_value(format!("{{\"n\":{n}}}").as_bytes());
         }
         self.next = end;
-        Ok(Batch {
-            records,
-            cursor: end,
-        })
+        Ok(Batch::new(records, end))
     }
 
     fn ack(&mut self, checkpoint: u64) -> Result<()> {

@@ -86,10 +86,7 @@ impl BatchSource for Hostile {
             records.push_value(format!("{{\"n\":{n}}}").as_bytes());
         }
         self.next = end;
-        Ok(Some(Batch {
-            records,
-            cursor: end,
-        }))
+        Ok(Some(Batch::new(records, end)))
     }
 }
 

@@ -1,0 +1,105 @@
+//! Records a plugin rejected, stored with the reason before the checkpoint moves past them.
+
+use crate::config::DeadLetterTarget;
+use anyhow::{Context, Result, anyhow, bail};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::time::Duration;
+use weir_runtime::DeadLetter;
+use weir_runtime::Records;
+use weir_runtime::io::kafka::Producer;
+
+pub(crate) struct DeadLetters {
+    pipeline: String,
+    target: Option<Target>,
+}
+
+enum Target {
+    File(File),
+    Kafka { producer: Producer, topic: String },
+}
+
+impl DeadLetters {
+    pub(crate) fn open(pipeline: &str, target: Option<&DeadLetterTarget>) -> Result<DeadLetters> {
+        let target = match target {
+            None => None,
+            Some(DeadLetterTarget::Dir(dir)) => {
+                let path = dir.join("dead-letters.jsonl");
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("cannot open dead-letter file {}", path.display()))?;
+                Some(Target::File(file))
+            }
+            Some(DeadLetterTarget::Kafka { grant, topic }) => Some(Target::Kafka {
+                producer: Producer::open(grant)
+                    .map_err(|e| anyhow!("cannot open the dead-letter producer: {e:?}"))?,
+                topic: topic.clone(),
+            }),
+        };
+        Ok(DeadLetters {
+            pipeline: pipeline.to_string(),
+            target,
+        })
+    }
+
+    /// Stores `letters` durably, or fails: a pipeline without a destination cannot drop them.
+    pub(crate) fn store(&mut self, plugin: &str, letters: &[DeadLetter]) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        match &mut self.target {
+            None => bail!(
+                "plugin `{plugin}` rejected {} record(s) and the pipeline has no dead_letter \
+                 destination; the first: {}",
+                letters.len(),
+                letters[0].reason
+            ),
+            Some(Target::File(file)) => {
+                let mut lines = Vec::new();
+                for letter in letters {
+                    let line = serde_json::json!({
+                        "pipeline": self.pipeline,
+                        "plugin": plugin,
+                        "reason": letter.reason,
+                        "key": letter.key.as_deref().map(text_or_hex),
+                        "value": letter.value.as_deref().map(text_or_hex),
+                    });
+                    serde_json::to_writer(&mut lines, &line)?;
+                    lines.push(b'\n');
+                }
+                file.write_all(&lines).context("writing dead letters")?;
+                file.sync_data().context("syncing dead letters")?;
+            }
+            Some(Target::Kafka { producer, topic }) => {
+                let mut records = Records::new();
+                for letter in letters {
+                    let headers = [
+                        ("weir.dlq.reason", letter.reason.as_bytes()),
+                        ("weir.dlq.pipeline", self.pipeline.as_bytes()),
+                        ("weir.dlq.plugin", plugin.as_bytes()),
+                    ];
+                    records.push(
+                        letter.key.as_deref(),
+                        letter.value.as_deref(),
+                        &headers,
+                        None,
+                    );
+                }
+                let failed = |e| anyhow!("dead-letter topic `{topic}`: {e:?}");
+                producer.send(topic, &records).map_err(failed)?;
+                producer.flush(Duration::from_secs(30)).map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Text stays readable; other bytes are written as `hex:...`.
+fn text_or_hex(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => format!("hex:{}", hex::encode(bytes)),
+    }
+}
