@@ -442,3 +442,109 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         "nothing committed past the reject: {checkpoint}"
     );
 }
+
+/// A `^` pattern subscribes to matching topics, but only granted ones are consumed.
+#[test]
+fn a_pattern_consumes_only_granted_topics() {
+    let broker = Broker::start();
+    for topic in ["orders-eu", "orders-us", "secret-x"] {
+        broker.create_topic(topic, 1);
+        let records: Vec<Produced> = (0..10u64)
+            .map(|i| {
+                (
+                    None,
+                    Some(format!("{{\"topic\":\"{topic}\",\"n\":{i}}}")),
+                    vec![],
+                )
+            })
+            .collect();
+        broker.produce(topic, &records);
+    }
+    let s = Scratch::new();
+    let table = kafka_to_file(&broker, "orders-eu", 100)
+        .replace(
+            "config = { topics = [\"orders-eu\"] }",
+            "config = { topics = [\"^.*\"] }",
+        )
+        .replace("topics = [\"orders-eu\"] }", "topics = [\"orders-*\"] }");
+    s.pipelines(&[table]);
+    let mut child = s.spawn_run(&[]);
+    let started = Instant::now();
+    while s.read("out/out.jsonl").lines().count() < 20 {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "granted topics missing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    let out = s.read("out/out.jsonl");
+    assert_eq!(out.lines().count(), 20, "{out}");
+    assert!(!out.contains("secret-x"), "an ungranted topic was consumed");
+}
+
+/// Dead letters to a Kafka topic carry the reason, pipeline and plugin in headers.
+#[test]
+fn dead_letters_go_to_a_kafka_topic_with_the_reason_in_headers() {
+    let broker = Broker::start();
+    broker.create_topic("changes", 1);
+    broker.create_topic("weir-dlq", 1);
+    let good = r#"{"op":"c","after":{"id":1}}"#.to_string();
+    broker.produce(
+        "changes",
+        &[
+            (Some("k1".into()), Some("oops".into()), vec![]),
+            (Some("k2".into()), Some(good), vec![]),
+        ],
+    );
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "cdc"
+[pipeline.source]
+plugin = "{source}"
+config = {{ topics = ["changes"] }}
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "out.jsonl" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+[pipeline.dead_letter]
+kafka = {{ brokers = "{brokers}", topic = "weir-dlq" }}
+"#,
+        source = plugin("debezium_source").display(),
+        sink = plugin("file_sink").display(),
+        grant = kafka_grant(&broker, &["changes"]),
+        brokers = broker.brokers(),
+    )]);
+    let child = s.spawn_run(&[]);
+    let dead = broker.consume("weir-dlq", 1, 1);
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(dead[0].key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(dead[0].value.as_deref(), Some(&b"oops"[..]));
+    let header = |name: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    assert!(
+        header("weir.dlq.reason").contains("invalid JSON"),
+        "{:?}",
+        dead[0].headers
+    );
+    assert_eq!(header("weir.dlq.pipeline"), "cdc");
+    assert_eq!(header("weir.dlq.plugin"), "debezium_source");
+    assert_eq!(
+        s.read("out/out.jsonl").trim(),
+        r#"{"id":1}"#,
+        "the good event went on"
+    );
+}

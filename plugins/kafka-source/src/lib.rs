@@ -12,7 +12,8 @@ use weir_guest::{Batch, Connector, Error, Result, StreamSource};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Topics to consume; each must be granted to the pipeline.
+    /// Topics to consume, or `^regex` patterns; only topics the pipeline's grant names
+    /// are consumed.
     topics: Vec<String>,
 }
 

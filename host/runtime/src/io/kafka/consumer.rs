@@ -21,6 +21,7 @@ pub struct Consumer {
 /// whatever was committed since. Partitions not listed start at the group's offsets.
 struct Seek {
     positions: Mutex<HashMap<(String, i32), i64>>,
+    grant: KafkaGrant,
 }
 
 impl ClientContext for Seek {}
@@ -37,18 +38,21 @@ impl ConsumerContext for Seek {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
-                let assigned: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                for (topic, partition) in assigned {
-                    if let Some(&offset) = positions.get(&(topic.clone(), partition)) {
-                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                let mut granted = TopicPartitionList::new();
+                for element in tpl.elements() {
+                    let (topic, partition) = (element.topic(), element.partition());
+                    if !self.grant.allows(topic) {
+                        // A `^` pattern matched a topic the grant does not name.
+                        tracing::warn!(topic, "not consuming a topic outside the grant");
+                        continue;
                     }
+                    let offset = positions
+                        .get(&(topic.to_string(), partition))
+                        .map_or(Offset::Invalid, |&o| Offset::Offset(o));
+                    let _ = granted.add_partition_offset(topic, partition, offset);
                 }
-                tracing::info!(partitions = tpl.count(), "kafka partitions assigned");
-                if let Err(e) = consumer.assign(tpl) {
+                tracing::info!(partitions = granted.count(), "kafka partitions assigned");
+                if let Err(e) = consumer.assign(&granted) {
                     tracing::error!(error = %e, "kafka assignment failed");
                 }
             }
@@ -85,6 +89,7 @@ impl Consumer {
                     .map(|p| ((p.topic, p.partition), p.offset))
                     .collect(),
             ),
+            grant: grant.clone(),
         };
         let inner: BaseConsumer<Seek> = config
             .create_with_context(seek)

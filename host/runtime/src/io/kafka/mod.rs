@@ -33,8 +33,10 @@ impl KafkaGrant {
             .any(|t| t == topic || glob::Pattern::new(t).is_ok_and(|p| p.matches(topic)))
     }
 
+    /// Names must be granted; `^` patterns are allowed here and enforced at assignment,
+    /// where a partition of a topic the grant does not name is never taken.
     fn check_topics<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
-        for topic in topics {
+        for topic in topics.into_iter().filter(|t| !t.starts_with('^')) {
             if !self.allows(topic) {
                 return Err(Error::Config(format!(
                     "topic `{topic}` is not granted to this plugin (granted: {})",
