@@ -548,3 +548,60 @@ kafka = {{ brokers = "{brokers}", topic = "weir-dlq" }}
         "the good event went on"
     );
 }
+
+/// Two weirs in one consumer group: one joins mid-stream, then the other leaves. Every
+/// record is delivered by one or the other (at least once) through both rebalances.
+#[test]
+fn rebalances_lose_nothing() {
+    let broker = Broker::start();
+    broker.create_topic("shared", 3);
+    broker.produce("shared", &numbered_records(0..3000));
+    let (a, b) = (Scratch::new(), Scratch::new());
+    for s in [&a, &b] {
+        s.pipelines(&[kafka_to_file(&broker, "shared", 200)]);
+    }
+    let union = || -> BTreeSet<u64> {
+        let mut all: BTreeSet<u64> = numbers_in(&a.read("out/out.jsonl")).into_iter().collect();
+        all.extend(numbers_in(&b.read("out/out.jsonl")));
+        all
+    };
+    let wait_for = |n: u64, running: &mut [&mut Running]| {
+        let started = Instant::now();
+        while (union().len() as u64) < n {
+            for r in running.iter_mut() {
+                r.assert_running();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "only {} of {n}",
+                union().len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    let mut first = a.spawn_run(&[]);
+    wait_for(500, &mut [&mut first]);
+    let mut second = b.spawn_run(&[]);
+    broker.produce("shared", &numbered_records(3000..6000));
+    wait_for(6000, &mut [&mut first, &mut second]);
+
+    let first_run = terminate(first);
+    assert!(first_run.ok, "{}", first_run.stderr);
+    broker.produce("shared", &numbered_records(6000..7000));
+    wait_for(7000, &mut [&mut second]);
+    let second_run = terminate(second);
+    assert!(second_run.ok, "{}", second_run.stderr);
+    assert_eq!(
+        union(),
+        (0..7000).collect(),
+        "nothing lost across rebalances"
+    );
+    assert!(
+        second_run.summary("k2f")["records_written"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "the second member took part"
+    );
+}
