@@ -284,24 +284,12 @@ fn debezium_events_become_flat_change_records() {
         .collect();
     broker.produce("inventory.public.customers", &events);
     let s = Scratch::new();
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "cdc"
-[pipeline.source]
-plugin = "{source}"
-config = {{ topics = ["inventory.public.customers"] }}
-{grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "changes.jsonl", format = "record" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-[pipeline.dead_letter]
-dir = "dlq"
-"#,
-        source = plugin("debezium_source").display(),
-        sink = plugin("file_sink").display(),
-        grant = kafka_grant(&broker, &["inventory.public.customers"]),
+    s.pipelines(&[debezium_to_file(
+        &broker,
+        "cdc",
+        "inventory.public.customers",
+        "dir = \"/out\", file = \"changes.jsonl\", format = \"record\"",
+        "dir = \"dlq\"",
     )]);
     let mut child = s.spawn_run(&[]);
     let started = Instant::now();
@@ -401,22 +389,12 @@ fn rejects_without_a_dead_letter_destination_stop_the_pipeline() {
     broker.create_topic("cdc", 1);
     broker.produce("cdc", &[(None, Some("garbage".to_string()), vec![])]);
     let s = Scratch::new();
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "strict"
-[pipeline.source]
-plugin = "{source}"
-config = {{ topics = ["cdc"] }}
-{grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
-        source = plugin("debezium_source").display(),
-        sink = plugin("file_sink").display(),
-        grant = kafka_grant(&broker, &["cdc"]),
+    s.pipelines(&[debezium_to_file(
+        &broker,
+        "strict",
+        "cdc",
+        "dir = \"/out\"",
+        "",
     )]);
     let mut child = s.spawn_run(&[]);
     let started = Instant::now();
@@ -501,25 +479,15 @@ fn dead_letters_go_to_a_kafka_topic_with_the_reason_in_headers() {
         ],
     );
     let s = Scratch::new();
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "cdc"
-[pipeline.source]
-plugin = "{source}"
-config = {{ topics = ["changes"] }}
-{grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "out.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-[pipeline.dead_letter]
-kafka = {{ brokers = "{brokers}", topic = "weir-dlq" }}
-"#,
-        source = plugin("debezium_source").display(),
-        sink = plugin("file_sink").display(),
-        grant = kafka_grant(&broker, &["changes"]),
-        brokers = broker.brokers(),
+    s.pipelines(&[debezium_to_file(
+        &broker,
+        "cdc",
+        "changes",
+        "dir = \"/out\", file = \"out.jsonl\"",
+        &format!(
+            "kafka = {{ brokers = \"{}\", topic = \"weir-dlq\" }}",
+            broker.brokers()
+        ),
     )]);
     let child = s.spawn_run(&[]);
     let dead = broker.consume("weir-dlq", 1, 1);
@@ -604,4 +572,37 @@ fn rebalances_lose_nothing() {
             > 0,
         "the second member took part"
     );
+}
+
+/// debezium-source on `topic` → file-sink with `sink_config` (inline TOML), with an optional
+/// `[pipeline.dead_letter]` line.
+fn debezium_to_file(
+    broker: &Broker,
+    name: &str,
+    topic: &str,
+    sink_config: &str,
+    dead_letter: &str,
+) -> String {
+    let dead_letter = if dead_letter.is_empty() {
+        String::new()
+    } else {
+        format!("[pipeline.dead_letter]\n{dead_letter}\n")
+    };
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+[pipeline.source]
+plugin = "{source}"
+config = {{ topics = ["{topic}"] }}
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ {sink_config} }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+{dead_letter}"#,
+        source = plugin("debezium_source").display(),
+        sink = plugin("file_sink").display(),
+        grant = kafka_grant(broker, &[topic]),
+    )
 }
