@@ -21,3 +21,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
+
+# Python guests are built with componentize-py (it embeds CPython; no other download).
+if ! command -v componentize-py >/dev/null || [ "$(componentize-py --version 2>/dev/null)" != "componentize-py 0.25.1" ]; then
+    echo "setup: installing componentize-py 0.25.1"
+    python3 -m pip install -q componentize-py==0.25.1
+fi

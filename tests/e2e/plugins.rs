@@ -209,3 +209,24 @@ fn components_that_do_not_fit_the_contract_are_refused() {
         "the missing import is named: {error}"
     );
 }
+
+/// A sink written in Python runs in the same host, with the same grants and delivery.
+#[test]
+fn a_python_guest_runs_end_to_end() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", "{\"a\":\"x\"}\n{\"b\":\"y\"}\n");
+    let table = file_pipeline("py", 10, "out.jsonl")
+        .replace(
+            &plugin("file_sink").display().to_string(),
+            &plugin("py_upper_sink").display().to_string(),
+        )
+        .replace(
+            "config = { dir = \"/out\", file = \"out.jsonl\" }",
+            "config = { dir = \"/out\" }",
+        );
+    s.pipelines(&[table]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("py")["records_written"], 2);
+    assert_eq!(s.read("out/out.jsonl"), "{\"A\":\"X\"}\n{\"B\":\"Y\"}\n");
+}
