@@ -210,11 +210,15 @@ fn components_that_do_not_fit_the_contract_are_refused() {
     );
 }
 
-/// A sink written in Python runs in the same host, with the same grants and delivery.
+/// A sink written in Python runs in the same host, with the same grants and delivery, and
+/// the records it rejects reach the dead-letter destination.
 #[test]
 fn a_python_guest_runs_end_to_end() {
     let s = Scratch::new();
-    s.write("data/a.jsonl", "{\"a\":\"x\"}\n{\"b\":\"y\"}\n");
+    s.write(
+        "data/a.jsonl",
+        "{\"a\":\"x\"}\n\"just a string\"\n{\"b\":\"y\"}\n",
+    );
     let table = file_pipeline("py", 10, "out.jsonl")
         .replace(
             &plugin("file_sink").display().to_string(),
@@ -224,9 +228,15 @@ fn a_python_guest_runs_end_to_end() {
             "config = { dir = \"/out\", file = \"out.jsonl\" }",
             "config = { dir = \"/out\" }",
         );
-    s.pipelines(&[table]);
+    s.pipelines(&[format!("{table}[pipeline.dead_letter]\ndir = \"dlq\"\n")]);
     let run = s.run_once();
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(run.summary("py")["records_written"], 2);
+    assert_eq!(run.summary("py")["dead_letters"], 1);
     assert_eq!(s.read("out/out.jsonl"), "{\"A\":\"X\"}\n{\"B\":\"Y\"}\n");
+    let dead: serde_json::Value =
+        serde_json::from_str(s.read("dlq/dead-letters.jsonl").trim()).unwrap();
+    assert_eq!(dead["reason"], "expected a JSON object");
+    assert_eq!(dead["value"], "\"just a string\"");
+    assert_eq!(dead["plugin"], "py_upper_sink");
 }

@@ -1,5 +1,6 @@
 """A sink written in Python (componentize-py) for the host's tests: it appends each
-record's value, upper-cased, to `out.jsonl` in `dir`, and fsyncs on flush. It shows the
+record's value, upper-cased, to `out.jsonl` in `dir`, and fsyncs on flush. Values that
+are not JSON objects are handed back as dead letters. It shows the
 contract works from a second language; the Python SDK proper is issue 4's."""
 
 import json

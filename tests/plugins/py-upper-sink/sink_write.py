@@ -14,11 +14,17 @@ class Writer(sink_write.Writer):
 
     def write(self, records: types.Records):
         data = records.data
+        rejected = []
         for r in records.items:
-            if r.value is not None:
-                v = data[r.value.offset : r.value.offset + r.value.len]
-                self.buffer.append(v.upper())
-        return []
+            if r.value is None:
+                continue
+            v = data[r.value.offset : r.value.offset + r.value.len]
+            if not v.startswith(b"{"):
+                # The sink's own rule: one JSON object per line.
+                rejected.append(types.DeadLetter(None, v, "expected a JSON object"))
+                continue
+            self.buffer.append(v.upper())
+        return rejected
 
     def flush(self) -> None:
         import os
