@@ -5,7 +5,7 @@ source "$(dirname "$0")/env.sh"
 "$WEIR_ROOT/scripts/setup.sh"
 cd "$WEIR_ROOT"
 
-guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-hostile weir-counter-stream)
+guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-hostile weir-counter-stream weir-transform)
 
 # Cargo records files outside a package's own folder (wit/, tests/e2e/) by absolute path.
 # After a build from another checkout into this shared target dir, it would check *that*
@@ -29,11 +29,9 @@ for guest in "${guests[@]}"; do
     cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/${guest//-/_}.wasm" "$WEIR_PLUGINS/${name//-/_}.wasm"
 done
 
-# Python guests: one component per folder, rebuilt when a source is newer than it.
-for dir in "$WEIR_ROOT"/tests/plugins/py-*/; do
-    name="$(basename "$dir")"
-    out="$WEIR_PLUGINS/${name//-/_}.wasm"
-    if [ ! -f "$out" ] || [ -n "$(find "$dir" "$WEIR_ROOT/wit" -newer "$out" -print -quit)" ]; then
-        (cd "$WEIR_ROOT" && componentize-py -d wit -w sink componentize app -p "$dir" -o "$out" >/dev/null)
-    fi
+# Guests in other languages (Python, JavaScript): each folder's build.sh builds it with its
+# SDK, and skips the build when nothing changed.
+for build in "$WEIR_ROOT"/plugins/*/build.sh "$WEIR_ROOT"/tests/plugins/*/build.sh; do
+    name="$(basename "$(dirname "$build")")"
+    "$build" "$WEIR_PLUGINS/${name//-/_}.wasm"
 done

@@ -16,6 +16,7 @@ fi
 missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v cmake >/dev/null || missing+=(cmake)
+command -v node >/dev/null || missing+=(nodejs npm)
 [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
@@ -26,4 +27,11 @@ fi
 if ! command -v componentize-py >/dev/null || [ "$(componentize-py --version 2>/dev/null)" != "componentize-py 0.25.1" ]; then
     echo "setup: installing componentize-py 0.25.1"
     python3 -m pip install -q componentize-py==0.25.1
+fi
+
+# JavaScript guests are built with componentize-js and esbuild, pinned by the SDK's lock file.
+js="$WEIR_ROOT/guest-sdk/js"
+if [ ! -f "$js/node_modules/.package-lock.json" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+    echo "setup: installing the JavaScript SDK's tools (npm ci)"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
 fi

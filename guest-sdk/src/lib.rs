@@ -157,6 +157,8 @@ macro_rules! export_sink {
     };
 }
 
+/// Outgoing HTTP through the host (`weir:connector/http`), to the hosts the pipeline grants.
+pub mod http;
 /// Kafka through the host (`weir:connector/kafka`): brokers and group come from the
 /// pipeline's grant; a plugin names only the topics, and only granted ones.
 pub mod kafka;

@@ -3,8 +3,11 @@
 
 mod broker;
 mod support;
+mod web;
 
 mod delivery;
+mod http;
 mod kafka;
 mod plugins;
 mod sandbox;
+mod scaffold;

@@ -1,5 +1,6 @@
 //! `weir`: run, check and inspect connector pipelines.
 
+mod new;
 mod output;
 
 use anyhow::{Context, Result};
@@ -46,6 +47,20 @@ enum Command {
     /// Plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Start a connector project that builds to a .wasm with one command.
+    New {
+        name: String,
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        #[arg(long, value_enum)]
+        kind: new::Kind,
+        /// Where to create it [default: ./NAME]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// weir's guest-sdk folder [default: $WEIR_SDK, or the one weir was built from]
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +158,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::New {
+            name,
+            lang,
+            kind,
+            dir,
+            sdk,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let new = new::New {
+                lang,
+                kind,
+                name,
+                dir,
+                sdk,
+            };
+            let files = new::scaffold(&new)?;
+            println!("created {} in {}:", new.name, new.dir.display());
+            for f in files {
+                println!("  {f}");
+            }
+            println!(
+                "build: {}/build.sh   test: {}/test.sh",
+                new.dir.display(),
+                new.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { file, output }) => {
             let runtime = runtime(cli.cache_dir)?;

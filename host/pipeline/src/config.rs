@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_runtime::{DirGrant, KafkaGrant, Limits, Sandbox};
+use weir_runtime::{DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits, Sandbox};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +100,16 @@ struct GrantsToml {
     #[serde(default)]
     dirs: Vec<DirToml>,
     kafka: Option<KafkaToml>,
+    http: Option<HttpToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    /// `host`, `host:port` or `*.domain`; without a port only 80/443 are granted.
+    hosts: Vec<String>,
+    /// Larger response bodies fail the call.
+    max_response: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,9 +341,25 @@ fn sandbox(
             })
         })
         .transpose()?;
+    let http = grants
+        .http
+        .map(|h| {
+            ensure!(!h.hosts.is_empty(), "{at}.http: no hosts granted");
+            if let Some(bad) = h.hosts.iter().find(|h| h.contains('/')) {
+                bail!("{at}.http: `{bad}` is not a host or host:port (no scheme, no path)");
+            }
+            Ok(HttpGrant {
+                hosts: h.hosts,
+                max_response_bytes: h
+                    .max_response
+                    .map_or(DEFAULT_MAX_RESPONSE_BYTES, |b| b.as_u64()),
+            })
+        })
+        .transpose()?;
     Ok(Sandbox {
         dirs: dirs(base, grants.dirs, at)?,
         kafka,
+        http,
         limits,
     })
 }

@@ -92,14 +92,22 @@ impl Instance {
         }
     }
 
-    /// The guest's counters so far (`weir:connector/metrics`).
-    pub fn counters(&self) -> &BTreeMap<String, u64> {
-        let core = match self {
+    fn core_ref(&self) -> &Core {
+        match self {
             Instance::BatchSource(i) => &i.core,
             Instance::StreamSource(i) => &i.core,
             Instance::Sink(i) => &i.core,
-        };
-        &core.store.data().counters
+        }
+    }
+
+    /// The guest's counters so far (`weir:connector/metrics`).
+    pub fn counters(&self) -> &BTreeMap<String, u64> {
+        &self.core_ref().store.data().counters
+    }
+
+    /// The largest linear memory the guest has been granted, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.core_ref().store.data().limiter.granted
     }
 
     pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {

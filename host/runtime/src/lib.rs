@@ -23,6 +23,7 @@ pub use bindings::weir::connector::types::{
 };
 pub use error::{GuestError, GuestErrorKind};
 pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};
+pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};
 pub use io::kafka::KafkaGrant;
 pub use plugin::{Compilation, Plugin, World};
 pub use runtime::{Runtime, RuntimeConfig};

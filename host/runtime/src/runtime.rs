@@ -1,7 +1,7 @@
 //! One engine per process: the pooling allocator, the compile cache, the epoch ticker, and
 //! the linker every plugin is instantiated against.
 
-use crate::bindings::weir::connector::{kafka, log, metrics, types};
+use crate::bindings::weir::connector::{http, kafka, log, metrics, types};
 use crate::cache::CompileCache;
 use crate::instance::Instance;
 use crate::plugin::Plugin;
@@ -83,6 +83,7 @@ impl Runtime {
         log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         metrics::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         kafka::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        http::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let (running, ticking) = (ticker.clone(), engine.clone());

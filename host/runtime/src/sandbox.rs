@@ -2,6 +2,7 @@
 //! Nothing is ambient: no environment, no network, no directories but the granted ones.
 
 use crate::console::ConsoleTail;
+use crate::io::http::HttpGrant;
 use crate::io::kafka::KafkaGrant;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ impl Default for Limits {
 pub struct Sandbox {
     pub dirs: Vec<DirGrant>,
     pub kafka: Option<KafkaGrant>,
+    pub http: Option<HttpGrant>,
     pub limits: Limits,
 }
 
@@ -57,6 +59,9 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) kafka: Option<KafkaGrant>,
+    pub(crate) http: Option<HttpGrant>,
+    /// Host calls that block (HTTP) must end within the deadline of the call that made them.
+    pub(crate) call_timeout: Duration,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) console: ConsoleTail,
     pub(crate) labels: Labels,
@@ -89,9 +94,12 @@ impl HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             kafka: sandbox.kafka.clone(),
+            http: sandbox.http.clone(),
+            call_timeout: sandbox.limits.call_timeout,
             limiter: MemoryLimiter {
                 limit: usize::try_from(sandbox.limits.memory).unwrap_or(usize::MAX),
                 denied: None,
+                granted: 0,
             },
             console,
             labels,
@@ -114,6 +122,8 @@ impl WasiView for HostState {
 pub(crate) struct MemoryLimiter {
     limit: usize,
     pub(crate) denied: Option<usize>,
+    /// The largest linear memory granted so far: what the instance costs.
+    pub(crate) granted: usize,
 }
 
 impl MemoryLimiter {
@@ -138,6 +148,7 @@ impl ResourceLimiter for MemoryLimiter {
                 self.limit
             ));
         }
+        self.granted = self.granted.max(desired);
         Ok(true)
     }
 

@@ -1,0 +1,132 @@
+"""The connector-facing types: plain Python, no bindings, so they work outside a component."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class WeirError(Exception):
+    """Base of the errors the host tells apart."""
+
+
+class ConfigError(WeirError):
+    """The configuration cannot work; the host does not retry."""
+
+
+class TransientError(WeirError):
+    """A passing failure (a server away, a timeout); the host retries with backoff."""
+
+
+class FatalError(WeirError):
+    """Anything else that should stop the pipeline; an uncaught exception is one too."""
+
+
+OPS = ("create", "update", "delete", "snapshot")
+
+
+@dataclass
+class Record:
+    """One record. `value` None is a tombstone. A source may also hand `bytes`, `str` or
+    any JSON-serialisable value instead of a `Record`: it becomes the value."""
+
+    value: Optional[bytes]
+    key: Optional[bytes] = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp_ms: Optional[int] = None
+    # "create", "update", "delete" or "snapshot" for change records.
+    op: Optional[str] = None
+
+    def json(self) -> Any:
+        """The value parsed as JSON."""
+        return None if self.value is None else json.loads(self.value)
+
+
+@dataclass
+class DeadLetter:
+    """Input a connector could not handle, and why: the host stores it at the pipeline's
+    dead-letter destination instead of stopping or dropping it."""
+
+    value: Optional[bytes]
+    reason: str
+    key: Optional[bytes] = None
+
+    @classmethod
+    def of(cls, record: Record, reason: str) -> "DeadLetter":
+        return cls(record.value, reason, record.key)
+
+
+@dataclass
+class Batch:
+    """Records and the position reached after them (any JSON-serialisable value)."""
+
+    records: list
+    cursor: Any = None
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class StreamInfo:
+    name: str
+    schema: Optional[dict] = None
+
+
+class _Connector:
+    #: The connector's name, as `weir plugin inspect` shows it.
+    name: str = ""
+    version: str = "0.1.0"
+    description: str = ""
+    #: JSON Schema of the config; the host validates every config against it.
+    config_schema: dict = {"type": "object"}
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        """Can the config work (credentials, reachable servers)? Raise to say no."""
+
+
+class BatchSource(_Connector):
+    """A bounded read run on a schedule. One instance is one read."""
+
+    @classmethod
+    def discover(cls, config: dict) -> list[StreamInfo]:
+        return []
+
+    def __init__(self, config: dict, cursor: Any) -> None:
+        """Start a read after `cursor` (None: from the beginning)."""
+
+    def next(self, max_records: int) -> Optional[Batch]:
+        """At most `max_records`, or None once the data at hand is exhausted."""
+        raise NotImplementedError
+
+
+class StreamSource(_Connector):
+    """An unbounded read, polled continuously."""
+
+    @classmethod
+    def discover(cls, config: dict) -> list[StreamInfo]:
+        return []
+
+    def __init__(self, config: dict, checkpoint: Any) -> None:
+        """Open the stream after `checkpoint` (None: where the config says)."""
+
+    def poll(self, max_records: int, max_wait_ms: int) -> Batch:
+        """Wait at most `max_wait_ms` for records; an empty batch is a normal answer."""
+        raise NotImplementedError
+
+    def ack(self, checkpoint: Any) -> None:
+        """The host durably committed `checkpoint`: commit upstream positions here."""
+
+
+class Sink(_Connector):
+    """Delivery to an external system."""
+
+    def __init__(self, config: dict) -> None:
+        pass
+
+    def write(self, records: list[Record]) -> Optional[list[DeadLetter]]:
+        """Write what you can; return the records you reject (most sinks return nothing)."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """When this returns, every record written before must be durable."""

@@ -1,0 +1,211 @@
+"""Between componentize-py's bindings and the connector classes: JSON in and out, packed
+records in and out, exceptions to typed errors. Imported only inside a component."""
+
+import json
+import traceback
+
+from componentize_py_types import Err
+from wit_world.imports import types
+
+from weir import _export
+from weir._api import (
+    OPS,
+    Batch,
+    ConfigError,
+    Record,
+    TransientError,
+)
+
+_OPS = {name: getattr(types.ChangeOp, name.upper()) for name in OPS}
+_OP_NAMES = {v: k for k, v in _OPS.items()}
+
+
+def connector():
+    return _export.exported
+
+
+def guarded(call):
+    """Runs `call`, turning exceptions into the contract's typed errors: a Python error
+    reaches the host with its message and traceback rather than as a bare trap."""
+    try:
+        return call()
+    except Err:
+        raise
+    except ConfigError as e:
+        raise Err(types.Error_Config(str(e)))
+    except TransientError as e:
+        raise Err(types.Error_Transient(str(e)))
+    except Exception as e:
+        trace = "".join(traceback.format_exception(e)).rstrip()
+        raise Err(types.Error_Fatal(f"{type(e).__name__}: {e}\n{trace}"))
+
+
+def config(text: str) -> dict:
+    return json.loads(text)
+
+
+def position(text):
+    return None if text is None else json.loads(text)
+
+
+def _bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def pack(records) -> types.Records:
+    """Packs records into one buffer: every key, value and header is a span of `data`."""
+    chunks = []
+    offset = 0
+    headers = []
+    items = []
+
+    def span(b):
+        nonlocal offset
+        chunks.append(b)
+        s = types.Span(offset, len(b))
+        offset += len(b)
+        return s
+
+    for r in records:
+        if not isinstance(r, Record):
+            items.append(types.Record(None, span(_bytes(r)), types.Span(len(headers), 0), None, None))
+            continue
+        first = len(headers)
+        for k, v in r.headers:
+            headers.append(types.Header(span(k.encode()), span(_bytes(v))))
+        items.append(
+            types.Record(
+                None if r.key is None else span(_bytes(r.key)),
+                None if r.value is None else span(_bytes(r.value)),
+                types.Span(first, len(headers) - first),
+                r.timestamp_ms,
+                None if r.op is None else _OPS[r.op],
+            )
+        )
+    return types.Records(b"".join(chunks), headers, items)
+
+
+def unpack(records: types.Records) -> list:
+    data = records.data
+    headers = records.headers
+
+    def get(s):
+        return data[s.offset : s.offset + s.len]
+
+    out = []
+    for r in records.items:
+        hs = [
+            (get(h.key).decode(), get(h.value))
+            for h in headers[r.headers.offset : r.headers.offset + r.headers.len]
+        ]
+        out.append(
+            Record(
+                None if r.value is None else get(r.value),
+                None if r.key is None else get(r.key),
+                hs,
+                r.timestamp_ms,
+                None if r.op is None else _OP_NAMES[r.op],
+            )
+        )
+    return out
+
+
+def dead_letter(d) -> types.DeadLetter:
+    return types.DeadLetter(
+        None if d.key is None else _bytes(d.key),
+        None if d.value is None else _bytes(d.value),
+        d.reason,
+    )
+
+
+def batch(b: Batch) -> types.Batch:
+    if not isinstance(b, Batch):
+        raise TypeError(f"expected a weir.Batch, got {type(b).__name__}")
+    return types.Batch(
+        pack(b.records),
+        [dead_letter(d) for d in b.dead_letters],
+        json.dumps(b.cursor),
+    )
+
+
+def stream_info(s) -> types.StreamInfo:
+    return types.StreamInfo(s.name, None if s.schema is None else json.dumps(s.schema))
+
+
+class Connector:
+    def spec(self) -> types.ConnectorSpec:
+        c = connector()
+        return types.ConnectorSpec(c.name, c.version, c.description, json.dumps(c.config_schema))
+
+    def check(self, text: str) -> None:
+        guarded(lambda: connector().check(config(text)))
+
+
+class BatchRead:
+    def discover(self, text: str):
+        return guarded(lambda: [stream_info(s) for s in connector().discover(config(text))])
+
+
+class StreamRead:
+    def discover(self, text: str):
+        return guarded(lambda: [stream_info(s) for s in connector().discover(config(text))])
+
+
+class SinkWrite:
+    pass
+
+
+class Reader:
+    def __init__(self, inner):
+        self.inner = inner
+
+    @classmethod
+    def open(cls, text: str, cursor):
+        return cls(guarded(lambda: connector()(config(text), position(cursor))))
+
+    def next(self, max_records: int):
+        def call():
+            b = self.inner.next(max_records)
+            return None if b is None else batch(b)
+
+        return guarded(call)
+
+
+class Stream:
+    def __init__(self, inner):
+        self.inner = inner
+
+    @classmethod
+    def open(cls, text: str, checkpoint):
+        return cls(guarded(lambda: connector()(config(text), position(checkpoint))))
+
+    def poll(self, max_records: int, max_wait_ms: int):
+        return guarded(lambda: batch(self.inner.poll(max_records, max_wait_ms)))
+
+    def ack(self, checkpoint: str) -> None:
+        guarded(lambda: self.inner.ack(json.loads(checkpoint)))
+
+
+class Writer:
+    def __init__(self, inner):
+        self.inner = inner
+
+    @classmethod
+    def open(cls, text: str):
+        return cls(guarded(lambda: connector()(config(text))))
+
+    def write(self, records: types.Records):
+        def call():
+            rejected = self.inner.write(unpack(records)) or []
+            return [dead_letter(d) for d in rejected]
+
+        return guarded(call)
+
+    def flush(self) -> None:
+        guarded(self.inner.flush)

@@ -1,0 +1,214 @@
+//! `weir:connector/http`: outgoing HTTP(S) through ureq, confined to the pipeline's HTTP grant.
+//!
+//! The grant is checked against the URL the host itself connects to: the plugin cannot set
+//! `Host`, redirects are never followed (a granted server could otherwise bounce the request
+//! to one that is not), and environment proxies are ignored, so the name checked is the
+//! name connected to.
+
+use crate::bindings::weir::connector::http::{Host, Request, Response};
+use crate::bindings::weir::connector::types::Error;
+use crate::sandbox::HostState;
+use std::sync::OnceLock;
+use std::time::Duration;
+use ureq::http;
+
+/// What a pipeline side may reach over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpGrant {
+    /// `host`, `host:port` or `*.domain` patterns. Without a port, only the scheme's default
+    /// port (80 or 443) is granted.
+    pub hosts: Vec<String>,
+    /// Larger response bodies fail the call instead of filling the host's memory.
+    pub max_response_bytes: u64,
+}
+
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl HttpGrant {
+    /// Whether `host` on `port` is granted; `default_port` is the URL scheme's.
+    fn allows(&self, host: &str, port: u16, default_port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.hosts.iter().any(|grant| {
+            let (name, granted_port) = split_port(grant);
+            let port_ok = match granted_port {
+                Some(p) => p == port,
+                None => port == default_port,
+            };
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            let name_ok = name.eq_ignore_ascii_case(host)
+                || name.strip_prefix("*.").is_some_and(|domain| {
+                    host.len() > domain.len() + 1
+                        && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+                        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                });
+            port_ok && name_ok
+        })
+    }
+}
+
+/// `host:port`, `[v6]:port`, or a bare host (a bare IPv6 address has colons but no port).
+fn split_port(grant: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = grant.strip_prefix('[') {
+        return match rest.split_once("]:") {
+            Some((h, p)) => (h, p.parse().ok()),
+            None => (grant, None),
+        };
+    }
+    match grant.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (grant, None),
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    // One agent per process: its connection pool is shared, its settings are the same for
+    // every plugin, and grants are checked per request before it is used.
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .proxy(None)
+            .user_agent("weir")
+            .build()
+            .new_agent()
+    })
+}
+
+impl Host for HostState {
+    fn send(&mut self, request: Request) -> Result<Response, Error> {
+        let grant = self
+            .http
+            .as_ref()
+            .ok_or_else(|| Error::Config("this plugin has no HTTP grant".into()))?;
+        let uri: http::Uri = request
+            .url
+            .parse()
+            .map_err(|e| Error::Config(format!("invalid URL `{}`: {e}", request.url)))?;
+        let default_port = match uri.scheme_str() {
+            Some("http") => 80,
+            Some("https") => 443,
+            _ => {
+                return Err(Error::Config(format!(
+                    "URL `{}` is not http:// or https://",
+                    request.url
+                )));
+            }
+        };
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(default_port);
+        if !grant.allows(host, port, default_port) {
+            return Err(Error::Config(format!(
+                "host `{host}:{port}` is not granted to this plugin (granted: {})",
+                grant.hosts.join(", ")
+            )));
+        }
+        let method: http::Method = request
+            .method
+            .parse()
+            .map_err(|_| Error::Config(format!("invalid HTTP method `{}`", request.method)))?;
+        let mut builder = http::Request::builder().method(method).uri(uri);
+        for (name, value) in &request.headers {
+            if name.eq_ignore_ascii_case("host") {
+                return Err(Error::Config("the `host` header cannot be set".into()));
+            }
+            builder = builder.header(name, value);
+        }
+        // The host call blocks outside the guest, where the epoch deadline cannot reach:
+        // its own timeout must end it within the plugin's call deadline.
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()))
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .min(self.call_timeout);
+        let config = agent()
+            .configure_request(builder.body(()).map_err(|e| Error::Config(e.to_string()))?)
+            .timeout_global(Some(timeout))
+            .build();
+        let (parts, ()) = config.into_parts();
+        let result = match request.body {
+            Some(body) => agent().run(http::Request::from_parts(parts, body)),
+            None => agent().run(http::Request::from_parts(parts, ())),
+        };
+        let mut response = result.map_err(|e| failed(&request.url, e))?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(grant.max_response_bytes)
+            .read_to_vec()
+            .map_err(|e| failed(&request.url, e))?;
+        Ok(Response {
+            status: response.status().as_u16(),
+            headers,
+            body,
+        })
+    }
+}
+
+fn failed(url: &str, e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::BodyExceedsLimit(limit) => Error::Fatal(format!(
+            "{url}: the response body is larger than the grant's limit of {limit} bytes"
+        )),
+        ureq::Error::BadUri(m) => Error::Config(format!("{url}: {m}")),
+        // Connection refused, DNS, TLS, timeouts: a server away or slow, worth a retry.
+        other => Error::Transient(format!("{url}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(hosts: &[&str]) -> HttpGrant {
+        HttpGrant {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    #[test]
+    fn ports_must_match() {
+        let g = grant(&["127.0.0.1:8080", "api.example.com"]);
+        assert!(g.allows("127.0.0.1", 8080, 80));
+        assert!(!g.allows("127.0.0.1", 8081, 80));
+        assert!(g.allows("api.example.com", 443, 443));
+        assert!(
+            !g.allows("api.example.com", 8443, 443),
+            "no port: default only"
+        );
+        assert!(
+            !g.allows("localhost", 8080, 80),
+            "names are not resolved to match"
+        );
+    }
+
+    #[test]
+    fn wildcards_match_subdomains_only() {
+        let g = grant(&["*.example.com"]);
+        assert!(g.allows("a.example.com", 443, 443));
+        assert!(g.allows("A.B.Example.com", 443, 443));
+        assert!(!g.allows("example.com", 443, 443));
+        assert!(!g.allows("evilexample.com", 443, 443));
+        assert!(!g.allows("a.example.com.evil.net", 443, 443));
+    }
+
+    #[test]
+    fn ipv6() {
+        let g = grant(&["[::1]:9000", "::2"]);
+        assert!(g.allows("[::1]", 9000, 80));
+        assert!(g.allows("::2", 80, 80));
+        assert!(!g.allows("::1", 9001, 80));
+    }
+}

@@ -1,0 +1,50 @@
+//! The benchmark's transform, in Rust: parse each value, upper-case `name`, mark it
+//! `seen`, re-serialise. The output is counted (`bytes_out`), not stored, so the benchmark
+//! measures the language rather than a disk.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use weir_guest::{Connector, DeadLetter, Error, Records, Result, Sink, metrics};
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Config {}
+
+pub struct Transform;
+
+impl Connector for Transform {
+    const NAME: &'static str = "transform";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "The benchmark transform (tests only).";
+    type Config = Config;
+}
+
+impl Sink for Transform {
+    fn open(_: Config) -> Result<Self> {
+        Ok(Transform)
+    }
+
+    fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>> {
+        let mut size = 0;
+        let mut out = Vec::new();
+        for r in records.iter() {
+            let mut obj: Value = serde_json::from_slice(r.value().unwrap_or_default())
+                .map_err(|e| Error::Fatal(format!("not JSON: {e}")))?;
+            if let Some(Value::String(name)) = obj.get_mut("name") {
+                *name = name.to_uppercase();
+            }
+            obj["seen"] = Value::Bool(true);
+            out.clear();
+            serde_json::to_writer(&mut out, &obj).expect("a Value serialises");
+            size += out.len() as u64 + 1;
+        }
+        metrics::counter_add("bytes_out", size);
+        Ok(Vec::new())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+weir_guest::export_sink!(Transform);
