@@ -241,3 +241,43 @@ fn js_http_sink_sends_rejected_batches_to_the_dead_letters() {
     );
     assert_eq!(dead[0]["value"], r#"{"n":"4"}"#);
 }
+
+/// SIGKILL while batches are being posted, then rerun: the endpoint has every record, and
+/// duplicates are at most the batch in flight.
+#[test]
+fn js_http_sink_kill_9_mid_run_loses_nothing() {
+    const N: u64 = 20_000;
+    let web = Web::start();
+    web.state.lock().unwrap().delay = Duration::from_millis(20);
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..N));
+    s.pipelines(&[sink_pipeline(&web, 200)]);
+
+    let mut running = s.spawn_run(&["--once"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while web.state.lock().unwrap().posted.len() < 20 {
+        running.assert_running();
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    running.kill_9();
+    let partial = web.state.lock().unwrap().posted.len();
+    assert!(
+        partial < 100,
+        "killed too late to test anything ({partial} posts)"
+    );
+
+    web.state.lock().unwrap().delay = Duration::ZERO;
+    let rerun = s.run_once();
+    assert!(rerun.ok, "{}", rerun.stderr);
+    let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+    for v in web.posted_values() {
+        *counts.entry(v["n"].as_u64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(counts.len() as u64, N, "every record arrived");
+    let duplicates: u32 = counts.values().map(|c| c - 1).sum();
+    assert!(
+        duplicates <= 200,
+        "{duplicates} duplicates, more than one batch"
+    );
+}

@@ -8,6 +8,7 @@ mod web;
 mod delivery;
 mod http;
 mod kafka;
+mod languages;
 mod plugins;
 mod sandbox;
 mod scaffold;

@@ -17,7 +17,7 @@ pub struct State {
     /// Statuses for the next POSTs; 200 once it is empty.
     pub answers: VecDeque<u16>,
     pub requests: usize,
-    /// Slows every GET, so a test can kill a run half-way.
+    /// Slows every request, so a test can kill a run half-way.
     pub delay: Duration,
 }
 
@@ -95,10 +95,10 @@ fn serve(state: &Mutex<State>, mut request: tiny_http::Request) {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
     };
+    let delay = state.lock().unwrap().delay;
+    std::thread::sleep(delay);
     let (status, body) = match (request.method().as_str(), path) {
         ("GET", "/items") => {
-            let delay = state.lock().unwrap().delay;
-            std::thread::sleep(delay);
             let mut state = state.lock().unwrap();
             state.requests += 1;
             let page: usize = param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -119,7 +119,9 @@ fn serve(state: &Mutex<State>, mut request: tiny_http::Request) {
         }
         ("POST", "/ingest") => {
             let mut body = Vec::new();
-            request.as_reader().read_to_end(&mut body).unwrap();
+            if request.as_reader().read_to_end(&mut body).is_err() {
+                return; // the client went away mid-request (a test killed it)
+            }
             let mut state = state.lock().unwrap();
             state.requests += 1;
             let status = state.answers.pop_front().unwrap_or(200);
