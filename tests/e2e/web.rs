@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 use std::collections::VecDeque;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
