@@ -147,6 +147,27 @@ fn a_host_outside_the_http_grant_is_refused_and_nothing_is_committed() {
     );
 }
 
+/// A granted server cannot forward a request to a host the grant does not name: the host
+/// hands the plugin the redirect instead of following it.
+#[test]
+fn redirects_are_not_followed() {
+    let web = Web::start();
+    web.upsert(0..10, 100);
+    let s = Scratch::new();
+    s.pipelines(&[
+        source_pipeline("api", &web, &web.addr, "").replace(&web.url("/items"), &web.url("/moved"))
+    ]);
+    let run = s.run_once();
+    assert!(!run.ok);
+    let error = run.summary("api")["error"].as_str().unwrap().to_string();
+    assert!(error.contains("HTTP 302"), "{error}");
+    assert_eq!(
+        web.state.lock().unwrap().requests,
+        1,
+        "only the granted URL was asked"
+    );
+}
+
 /// An uncaught Python exception reaches the host as a typed error with its traceback.
 #[test]
 fn a_python_exception_is_reported_with_its_traceback() {

@@ -129,6 +129,24 @@ fn serve(state: &Mutex<State>, mut request: tiny_http::Request) {
             }
             (status, format!("answered {status}").into_bytes())
         }
+        ("GET", "/moved") => {
+            state.lock().unwrap().requests += 1;
+            // Elsewhere on this server, under a name a grant may not list.
+            let host = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Host"))
+                .map(|h| h.value.to_string())
+                .unwrap();
+            let port = host.rsplit(':').next().unwrap();
+            let location = format!("http://localhost:{port}/items");
+            let header = tiny_http::Header::from_bytes("Location", location).unwrap();
+            let response = tiny_http::Response::from_data(b"moved".to_vec())
+                .with_status_code(302)
+                .with_header(header);
+            let _ = request.respond(response);
+            return;
+        }
         _ => (404, b"no such route".to_vec()),
     };
     let _ = request.respond(tiny_http::Response::from_data(body).with_status_code(status));
