@@ -180,14 +180,15 @@ fn a_python_exception_is_reported_with_its_traceback() {
     let run = s.run_once();
     assert!(!run.ok);
     let error = run.summary("api")["error"].as_str().unwrap().to_string();
-    for expected in [
-        "batch-read.reader.next",
-        "TypeError",
-        "Traceback (most recent call last)",
-        "app.py",
-    ] {
-        assert!(error.contains(expected), "{expected:?} not in {error}");
-    }
+    assert_contains_all(
+        &error,
+        &[
+            "batch-read.reader.next",
+            "TypeError",
+            "Traceback (most recent call last)",
+            "app.py",
+        ],
+    );
 }
 
 fn sink_pipeline(web: &Web, batch: u32) -> String {
@@ -196,18 +197,14 @@ fn sink_pipeline(web: &Web, batch: u32) -> String {
 [[pipeline]]
 name = "hook"
 batch_size = {batch}
-[pipeline.source]
-plugin = "{source}"
-config = {{ dir = "/data" }}
-grants.dirs = [{{ host = "data", guest = "/data" }}]
-[pipeline.sink]
+{source}[pipeline.sink]
 plugin = "{sink}"
 config = {{ url = "{url}" }}
 grants.http = {{ hosts = ["{addr}"] }}
 [pipeline.dead_letter]
 dir = "dlq"
 "#,
-        source = plugin("file_source").display(),
+        source = file_source(),
         sink = plugin("http_sink").display(),
         url = web.url("/ingest"),
         addr = web.addr,

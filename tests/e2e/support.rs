@@ -180,6 +180,18 @@ impl Run {
     }
 }
 
+/// The `[pipeline.source]` table of a file-source reading `data/`.
+pub fn file_source() -> String {
+    format!(
+        r#"[pipeline.source]
+plugin = "{}"
+config = {{ dir = "/data" }}
+grants.dirs = [{{ host = "data", guest = "/data" }}]
+"#,
+        plugin("file_source").display()
+    )
+}
+
 /// A file-source → file-sink pipeline reading `data/` and writing `out/<file>`.
 pub fn file_pipeline(name: &str, batch_size: u32, out_file: &str) -> String {
     format!(
@@ -187,18 +199,21 @@ pub fn file_pipeline(name: &str, batch_size: u32, out_file: &str) -> String {
 [[pipeline]]
 name = "{name}"
 batch_size = {batch_size}
-[pipeline.source]
-plugin = "{source}"
-config = {{ dir = "/data" }}
-grants.dirs = [{{ host = "data", guest = "/data" }}]
-[pipeline.sink]
+{source}[pipeline.sink]
 plugin = "{sink}"
 config = {{ dir = "/out", file = "{out_file}" }}
 grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
 "#,
-        source = plugin("file_source").display(),
+        source = file_source(),
         sink = plugin("file_sink").display(),
     )
+}
+
+/// Panics unless `text` holds every one of `expected`.
+pub fn assert_contains_all(text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "{e:?} not in {text}");
+    }
 }
 
 /// JSON Lines of `{"n": i}` for i in `range`.
