@@ -165,6 +165,8 @@ pub mod kafka;
 pub mod log;
 pub mod metrics;
 mod records;
+/// SQL through the host (`weir:connector/sql`), on the database the pipeline grants.
+pub mod sql;
 
 #[doc(hidden)]
 pub mod __private;

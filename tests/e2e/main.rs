@@ -2,6 +2,7 @@
 //! wasm32-wasip2 (built into dist/plugins/ by scripts/build.sh).
 
 mod broker;
+mod postgres;
 mod support;
 mod web;
 
@@ -12,3 +13,4 @@ mod languages;
 mod plugins;
 mod sandbox;
 mod scaffold;
+mod sql;

@@ -47,6 +47,7 @@ pub fn __export(input: TokenStream) -> TokenStream {
                     "weir:connector/metrics@0.1.0": ::weir_guest::wit::weir::connector::metrics,
                     "weir:connector/kafka@0.1.0": ::weir_guest::wit::weir::connector::kafka,
                     "weir:connector/http@0.1.0": ::weir_guest::wit::weir::connector::http,
+                    "weir:connector/sql@0.1.0": ::weir_guest::wit::weir::connector::sql,
                 }},
             }});
             use ::weir_guest::__private as rt;

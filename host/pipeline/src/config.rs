@@ -6,7 +6,9 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_runtime::{DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits, Sandbox};
+use weir_runtime::{
+    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits, Sandbox, SqlGrant,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +103,19 @@ struct GrantsToml {
     dirs: Vec<DirToml>,
     kafka: Option<KafkaToml>,
     http: Option<HttpToml>,
+    sql: Option<SqlToml>,
+}
+
+/// A database and how to log in. The password is never written here in the clear: it is
+/// read from an environment variable or a file when the pipeline loads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlToml {
+    /// `postgres://user@host:port/database`
+    url: String,
+    password_env: Option<String>,
+    /// Relative to the pipeline file; one line.
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -356,10 +371,34 @@ fn sandbox(
             })
         })
         .transpose()?;
+    let sql = grants
+        .sql
+        .map(|s| {
+            let password = match (s.password_env, s.password_file) {
+                (Some(_), Some(_)) => bail!("{at}.sql: password_env or password_file, not both"),
+                (Some(var), None) => Some(std::env::var(&var).with_context(|| {
+                    format!("{at}.sql.password_env: environment variable `{var}` is not set")
+                })?),
+                (None, Some(file)) => {
+                    let path = base.join(file);
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("{at}.sql.password_file: cannot read {}", path.display())
+                    })?;
+                    Some(text.trim_end_matches(['\n', '\r']).to_string())
+                }
+                (None, None) => None,
+            };
+            Ok(SqlGrant {
+                url: s.url,
+                password,
+            })
+        })
+        .transpose()?;
     Ok(Sandbox {
         dirs: dirs(base, grants.dirs, at)?,
         kafka,
         http,
+        sql,
         limits,
     })
 }

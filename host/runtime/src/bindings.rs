@@ -6,5 +6,6 @@ wasmtime::component::bindgen!({
     with: {
         "weir:connector/kafka.consumer": crate::io::kafka::Consumer,
         "weir:connector/kafka.producer": crate::io::kafka::Producer,
+        "weir:connector/sql.connection": crate::io::sql::Connection,
     },
 });

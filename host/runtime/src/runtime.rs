@@ -1,7 +1,7 @@
 //! One engine per process: the pooling allocator, the compile cache, the epoch ticker, and
 //! the linker every plugin is instantiated against.
 
-use crate::bindings::weir::connector::{http, kafka, log, metrics, types};
+use crate::bindings::weir::connector::{http, kafka, log, metrics, sql, types};
 use crate::cache::CompileCache;
 use crate::instance::Instance;
 use crate::plugin::Plugin;
@@ -84,6 +84,7 @@ impl Runtime {
         metrics::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         kafka::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         http::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        sql::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let (running, ticking) = (ticker.clone(), engine.clone());

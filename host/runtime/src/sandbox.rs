@@ -4,6 +4,7 @@
 use crate::console::ConsoleTail;
 use crate::io::http::HttpGrant;
 use crate::io::kafka::KafkaGrant;
+use crate::io::sql::SqlGrant;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub struct Sandbox {
     pub dirs: Vec<DirGrant>,
     pub kafka: Option<KafkaGrant>,
     pub http: Option<HttpGrant>,
+    pub sql: Option<SqlGrant>,
     pub limits: Limits,
 }
 
@@ -60,6 +62,7 @@ pub(crate) struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) kafka: Option<KafkaGrant>,
     pub(crate) http: Option<HttpGrant>,
+    pub(crate) sql: Option<SqlGrant>,
     /// Host calls that block (HTTP) must end within the deadline of the call that made them.
     pub(crate) call_timeout: Duration,
     pub(crate) limiter: MemoryLimiter,
@@ -95,6 +98,7 @@ impl HostState {
             table: ResourceTable::new(),
             kafka: sandbox.kafka.clone(),
             http: sandbox.http.clone(),
+            sql: sandbox.sql.clone(),
             call_timeout: sandbox.limits.call_timeout,
             limiter: MemoryLimiter {
                 limit: usize::try_from(sandbox.limits.memory).unwrap_or(usize::MAX),

@@ -1,0 +1,89 @@
+//! `weir:connector/sql`: SQL through the host, confined to the pipeline's SQL grant.
+//!
+//! The grant holds the database's address and credentials; the plugin only sends
+//! statements. Errors name the database by host and name, never by the connection string,
+//! so a password cannot leak through them.
+
+mod postgres;
+
+pub use postgres::Connection;
+
+use crate::bindings::weir::connector::sql::{Host, HostConnection, Value};
+use crate::bindings::weir::connector::types::{Error, Records};
+use crate::sandbox::HostState;
+use std::fmt;
+use wasmtime::component::Resource;
+
+/// The database a pipeline side may use. `Debug` leaves the password out.
+#[derive(Clone)]
+pub struct SqlGrant {
+    /// `postgres://user@host:port/database` (a password here is accepted, and redacted
+    /// like any other).
+    pub url: String,
+    /// Resolved from `password_env` / `password_file` when the pipeline was loaded.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for SqlGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlGrant")
+            .field("database", &postgres::describe(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn granted(state: &HostState) -> Result<&SqlGrant, Error> {
+    state
+        .sql
+        .as_ref()
+        .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))
+}
+
+fn connection<'a>(
+    state: &'a mut HostState,
+    c: &Resource<Connection>,
+) -> Result<&'a mut Connection, Error> {
+    state
+        .table
+        .get_mut(c)
+        .map_err(|e| Error::Fatal(e.to_string()))
+}
+
+impl Host for HostState {}
+
+impl HostConnection for HostState {
+    fn open(&mut self) -> Result<Resource<Connection>, Error> {
+        let connection = Connection::open(granted(self)?, self.call_timeout)?;
+        self.table
+            .push(connection)
+            .map_err(|e| Error::Fatal(e.to_string()))
+    }
+
+    fn execute(
+        &mut self,
+        c: Resource<Connection>,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<u64, Error> {
+        connection(self, &c)?.execute(&statement, &params)
+    }
+
+    fn query(
+        &mut self,
+        c: Resource<Connection>,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<(), Error> {
+        connection(self, &c)?.query(&statement, &params)
+    }
+
+    fn fetch(&mut self, c: Resource<Connection>, max_rows: u32) -> Result<Records, Error> {
+        connection(self, &c)?.fetch(max_rows)
+    }
+
+    fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(c)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! PostgreSQL behind `weir:connector/sql`, with the synchronous `postgres` client.
+
+use super::SqlGrant;
+use crate::bindings::weir::connector::sql::Value;
+use crate::bindings::weir::connector::types::{Error, Records};
+use bytes::BytesMut;
+use postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
+use std::time::Duration;
+
+pub struct Connection {
+    client: postgres::Client,
+    /// Whether a query's cursor (and the transaction holding it) is open.
+    reading: bool,
+    /// For errors: `host:port/database`, never the credentials.
+    database: String,
+}
+
+/// `host:port/database` of a URL, for messages.
+pub(super) fn describe(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(h) => h.clone(),
+                    postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_default();
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            format!("{host}:{port}/{}", c.get_dbname().unwrap_or(""))
+        }
+        Err(_) => "<an unparsable URL>".into(),
+    }
+}
+
+const CURSOR: &str = "weir_cursor";
+
+impl Connection {
+    pub(super) fn open(grant: &SqlGrant, call_timeout: Duration) -> Result<Connection, Error> {
+        let database = describe(&grant.url);
+        let mut config: postgres::Config = grant
+            .url
+            .parse()
+            .map_err(|_| Error::Config(format!("invalid PostgreSQL URL for {database}")))?;
+        if let Some(password) = &grant.password {
+            config.password(password);
+        }
+        // A blocked host call is out of the epoch deadline's reach: the database's own
+        // timeouts must end it within the plugin's call deadline.
+        config.connect_timeout(call_timeout);
+        config.options(&format!(
+            "-c statement_timeout={}",
+            call_timeout.as_millis()
+        ));
+        config.application_name("weir");
+        let client = config
+            .connect(postgres::NoTls)
+            .map_err(|e| classify(&database, "cannot connect", e))?;
+        Ok(Connection {
+            client,
+            reading: false,
+            database,
+        })
+    }
+
+    pub(super) fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, Error> {
+        self.end_query()?;
+        let params = texts(params);
+        self.client
+            .execute(statement, &refs(&params))
+            .map_err(|e| classify(&self.database, "statement failed", e))
+    }
+
+    pub(super) fn query(&mut self, statement: &str, params: &[Value]) -> Result<(), Error> {
+        self.end_query()?;
+        self.client
+            .batch_execute("BEGIN READ ONLY")
+            .map_err(|e| classify(&self.database, "cannot begin", e))?;
+        self.reading = true;
+        // row_to_json keeps the query's column order and maps every type the way the
+        // database itself prints it as JSON: exact numerics, RFC 3339 timestamps.
+        let declare = format!(
+            "DECLARE {CURSOR} NO SCROLL CURSOR FOR SELECT row_to_json(q)::text FROM ({statement}) q"
+        );
+        let params = texts(params);
+        self.client
+            .execute(&declare, &refs(&params))
+            .map_err(|e| classify(&self.database, "query failed", e))?;
+        Ok(())
+    }
+
+    pub(super) fn fetch(&mut self, max_rows: u32) -> Result<Records, Error> {
+        if !self.reading {
+            return Err(Error::Fatal("fetch without an open query".into()));
+        }
+        let rows = self
+            .client
+            .query(&format!("FETCH {} FROM {CURSOR}", max_rows.max(1)), &[])
+            .map_err(|e| classify(&self.database, "fetch failed", e))?;
+        let mut records = Records::new();
+        for row in &rows {
+            let json: &str = row.get(0);
+            records.push(None, Some(json.as_bytes()), &[], None);
+        }
+        if rows.len() < max_rows as usize {
+            self.end_query()?;
+        }
+        Ok(records)
+    }
+
+    fn end_query(&mut self) -> Result<(), Error> {
+        if std::mem::take(&mut self.reading) {
+            self.client
+                .batch_execute("COMMIT")
+                .map_err(|e| classify(&self.database, "cannot end the query", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Every parameter goes over the wire as text, so the server parses it as whatever type
+/// the statement needs: the plugin need not know the column types.
+#[derive(Debug)]
+struct Text(Option<String>);
+
+impl ToSql for Text {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Some(text) => {
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _: &Type) -> Format {
+        Format::Text
+    }
+
+    to_sql_checked!();
+}
+
+fn texts(params: &[Value]) -> Vec<Text> {
+    params
+        .iter()
+        .map(|v| {
+            Text(match v {
+                Value::Null => None,
+                Value::Boolean(b) => Some(b.to_string()),
+                Value::Int(i) => Some(i.to_string()),
+                Value::Float(f) => Some(f.to_string()),
+                Value::Text(t) | Value::Json(t) => Some(t.clone()),
+                Value::Bytes(b) => Some(format!("\\x{}", hex::encode(b))),
+            })
+        })
+        .collect()
+}
+
+fn refs(params: &[Text]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// Connection trouble, serialization failures and lack of resources pass; bad SQL, missing
+/// tables, refused credentials don't.
+fn classify(database: &str, what: &str, e: postgres::Error) -> Error {
+    let message = match e.as_db_error() {
+        Some(db) => format!(
+            "{database}: {what}: {} ({}: {})",
+            db.message(),
+            db.severity(),
+            db.code().code()
+        ),
+        None => {
+            // The client's own message is generic ("error connecting to server"); the
+            // cause (refused, timed out, unknown host) is in its sources.
+            let mut message = format!("{database}: {what}: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            message
+        }
+    };
+    let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+    if e.is_closed() || code.is_empty() && e.as_db_error().is_none() {
+        return Error::Transient(message);
+    }
+    match &code[..2.min(code.len())] {
+        // connection exception, transaction rollback, insufficient resources, operator
+        // intervention (e.g. the server shutting down)
+        "08" | "40" | "53" | "57" => Error::Transient(message),
+        // invalid authorization, syntax error or access rule violation (missing table,
+        // column, privilege), invalid catalog (no such database)
+        "28" | "42" | "3D" => Error::Config(message),
+        _ => Error::Fatal(message),
+    }
+}

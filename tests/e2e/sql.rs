@@ -1,0 +1,288 @@
+//! PostgreSQL through the host: postgres-source and postgres-sink against a real server.
+
+use crate::postgres::{PASSWORD, Postgres};
+use crate::support::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// postgres-source → file-sink (values as the source emits them).
+fn pg_to_file(pg: &Postgres, name: &str, batch: u32, source_config: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+batch_size = {batch}
+[pipeline.source]
+plugin = "{source}"
+config = {{ {source_config} }}
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "{name}.jsonl" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+        source = plugin("postgres_source").display(),
+        sink = plugin("file_sink").display(),
+        grant = pg.grant("pg-password"),
+    )
+}
+
+fn scratch() -> Scratch {
+    let s = Scratch::new();
+    s.write("pg-password", &format!("{PASSWORD}\n"));
+    s
+}
+
+#[test]
+fn postgres_source_reads_incrementally_and_maps_every_type() {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, \
+           price numeric(12,2), doc jsonb, tags text[], blob bytea, note text);
+         INSERT INTO items SELECT i, '2026-01-01T00:00:00Z'::timestamptz + (i / 10) * interval '1 hour',
+           i * 1.25, jsonb_build_object('i', i, 'a', jsonb_build_array(1, 2)), ARRAY['x', 'y'],
+           '\\x0102'::bytea, NULL
+         FROM generate_series(1, 25) i;",
+    )
+    .unwrap();
+    let s = scratch();
+    // Batches of 4 across runs of 10 rows with one updated_at: checkpoints fall mid-tie.
+    s.pipelines(&[pg_to_file(
+        &pg,
+        "items",
+        4,
+        r#"table = "items", cursor_column = "updated_at", tiebreak_column = "id""#,
+    )]);
+    let first = s.run_once();
+    assert!(first.ok, "{}", first.stderr);
+    assert_eq!(first.summary("items")["records_written"], 25);
+    let lines: Vec<String> = s
+        .read("out/items.jsonl")
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        lines[0],
+        r#"{"id":1,"updated_at":"2026-01-01T00:00:00+00:00","price":1.25,"doc":{"a": [1, 2], "i": 1},"tags":["x","y"],"blob":"\\x0102","note":null}"#,
+        "types as PostgreSQL prints JSON: exact numerics, RFC 3339, jsonb, arrays, bytea, NULL"
+    );
+    assert_eq!(
+        first.summary("items")["checkpoint"],
+        r#"{"after":["2026-01-01T02:00:00+00:00","25"]}"#
+    );
+
+    assert_eq!(
+        s.run_once().summary("items")["records_written"],
+        0,
+        "nothing new"
+    );
+
+    db.batch_execute(
+        "UPDATE items SET updated_at = '2026-02-01T00:00:00Z', note = 'changed' WHERE id IN (3, 14);
+         INSERT INTO items (id, updated_at, price) VALUES (26, '2026-02-01T00:00:00Z', 99.99),
+           (27, '2026-02-01T00:00:00Z', 0.5), (28, '2026-02-02T00:00:00Z', NULL);",
+    )
+    .unwrap();
+    let third = s.run_once();
+    assert_eq!(
+        third.summary("items")["records_written"],
+        5,
+        "{}",
+        third.stderr
+    );
+    let ids: Vec<u64> = s
+        .read("out/items.jsonl")
+        .lines()
+        .skip(25)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, [3, 14, 26, 27, 28], "in (updated_at, id) order");
+}
+
+/// SIGKILL in the middle of a long read where thousands of rows share each cursor value,
+/// then rerun: every row arrives, duplicates are at most one batch. A checkpoint inside a
+/// tie must neither skip nor repeat the rest of the tie.
+#[test]
+fn postgres_source_kill_9_inside_a_tie_loses_nothing() {
+    const N: u64 = 200_000;
+    let pg = Postgres::start();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE events (id bigint PRIMARY KEY, at date NOT NULL, body text);
+             INSERT INTO events SELECT i, DATE '2026-01-01' + (i % 7), repeat('x', 40)
+             FROM generate_series(1, {N}) i;"
+        ))
+        .unwrap();
+    let s = scratch();
+    s.pipelines(&[pg_to_file(
+        &pg,
+        "events",
+        1000,
+        r#"table = "events", cursor_column = "at", tiebreak_column = "id""#,
+    )]);
+    let mut running = s.spawn_run(&["--once"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s.read("out/events.jsonl").lines().count() < 40_000 {
+        running.assert_running();
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.kill_9();
+    let rerun = s.run_once();
+    assert!(rerun.ok, "{}", rerun.stderr);
+    let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+    for line in s.read("out/events.jsonl").lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        *counts.entry(v["id"].as_u64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(counts.len() as u64, N, "every row arrived");
+    let duplicates: u32 = counts.values().map(|c| c - 1).sum();
+    assert!(
+        duplicates <= 1000,
+        "{duplicates} duplicates, more than one batch"
+    );
+}
+
+fn file_to_pg(pg: &Postgres, sink_config: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "load"
+batch_size = 200
+{source}[pipeline.sink]
+plugin = "{sink}"
+config = {{ {sink_config} }}
+{grant}
+[pipeline.dead_letter]
+dir = "dlq"
+"#,
+        source = file_source(),
+        sink = plugin("postgres_sink").display(),
+        grant = pg.grant("pg-password"),
+    )
+}
+
+/// file → Postgres upsert, killed during the load, rerun: the table equals the input, last
+/// record per key winning, however many batches were redelivered.
+#[test]
+fn postgres_sink_upserts_and_a_kill_9_rerun_leaves_the_table_equal_to_the_input() {
+    const N: u64 = 100_000;
+    const KEYS: u64 = 40_000;
+    let pg = Postgres::start();
+    let s = scratch();
+    let lines: String = (0..N)
+        .map(|i| format!("{{\"id\":{},\"v\":{i},\"tag\":\"t{}\"}}\n", i % KEYS, i % 3))
+        .collect();
+    s.write("data/rows.jsonl", &lines);
+    s.write("data/zz-bad.jsonl", "[1,2]\n");
+    s.pipelines(&[file_to_pg(
+        &pg,
+        r#"table = "loaded", key = ["id"], create_table = true"#,
+    )]);
+    let mut running = s.spawn_run(&["--once"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut db = pg.client();
+    loop {
+        running.assert_running();
+        assert!(Instant::now() < deadline, "no progress");
+        let loaded = db
+            .query_one("SELECT to_regclass('loaded') IS NOT NULL", &[])
+            .unwrap()
+            .get::<_, bool>(0)
+            && db
+                .query_one("SELECT count(*) FROM loaded", &[])
+                .unwrap()
+                .get::<_, i64>(0)
+                > 5_000;
+        if loaded {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    running.kill_9();
+    let rerun = s.run_once();
+    assert!(rerun.ok, "{}", rerun.stderr);
+    assert_eq!(
+        rerun.summary("load")["dead_letters"],
+        1,
+        "the array is not a row"
+    );
+
+    let rows = db
+        .query("SELECT id, v, tag FROM loaded ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(rows.len() as u64, KEYS);
+    for (k, row) in rows.iter().enumerate() {
+        let k = k as u64;
+        let last = k + ((N - 1 - k) / KEYS) * KEYS; // the last i with i % KEYS == k
+        assert_eq!(row.get::<_, i64>(0) as u64, k);
+        assert_eq!(
+            row.get::<_, i64>(1) as u64,
+            last,
+            "key {k}: the last record wins"
+        );
+        assert_eq!(row.get::<_, String>(2), format!("t{}", last % 3));
+    }
+}
+
+/// Wrong password, nothing listening, a missing table: each says what and where, names
+/// no secret, and commits nothing.
+#[test]
+fn bad_credentials_an_unreachable_database_and_a_missing_table_are_clear() {
+    let pg = Postgres::start();
+    let s = scratch();
+    s.write("wrong-password", "not-the-password\n");
+    let unreachable = format!(
+        r#"grants.sql = {{ url = "postgres://weir@127.0.0.1:{}/weir", password_file = "pg-password" }}"#,
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let config = r#"table = "items", cursor_column = "id""#;
+    s.pipelines(&[
+        pg_to_file(&pg, "password", 10, config).replace("pg-password", "wrong-password"),
+        pg_to_file(&pg, "unreachable", 10, config).replace(&pg.grant("pg-password"), &unreachable),
+        pg_to_file(&pg, "missing", 10, config),
+    ]);
+    let run = s.run_once();
+    assert!(!run.ok);
+    let error = |p: &str| {
+        let summary = run.summary(p);
+        assert!(summary["checkpoint"].is_null(), "{summary}");
+        summary["error"].as_str().unwrap().to_string()
+    };
+    assert_contains_all(
+        &error("password"),
+        &[
+            "postgres_source",
+            "password authentication failed",
+            "127.0.0.1",
+        ],
+    );
+    assert_contains_all(
+        &error("unreachable"),
+        &["cannot connect", "Connection refused"],
+    );
+    assert_contains_all(
+        &error("missing"),
+        &["relation \"items\" does not exist", "42P01"],
+    );
+    for secret in [PASSWORD, "not-the-password"] {
+        assert!(
+            !run.stderr.contains(secret),
+            "a password leaked into the log"
+        );
+        assert!(
+            !run.summaries.iter().any(|s| s.to_string().contains(secret)),
+            "a password leaked into a summary"
+        );
+    }
+}
