@@ -19,6 +19,7 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v node >/dev/null || missing+=(nodejs npm)
 # The SQL tests start throwaway PostgreSQL clusters from the server binaries.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+[ -e /usr/lib/postgresql/15/lib/wal2json.so ] || missing+=(postgresql-15-wal2json)
 [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

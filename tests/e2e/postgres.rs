@@ -82,7 +82,7 @@ impl Postgres {
             .arg(dir.path().join("log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=UTC",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=UTC -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4",
                 dir.path().display()
             ))
             .args(["-w", "start"]);
