@@ -38,3 +38,9 @@ if [ ! -f "$js/node_modules/.package-lock.json" ] || [ "$js/package-lock.json" -
     echo "setup: installing the JavaScript SDK's tools (npm ci)"
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The object storage tests run an S3-compatible server (moto's) on loopback.
+if ! command -v moto_server >/dev/null; then
+    echo "setup: installing moto[server]"
+    python3 -m pip install -q 'moto[server]==5.2.1'
+fi

@@ -157,6 +157,8 @@ macro_rules! export_sink {
     };
 }
 
+/// JSON Lines and CSV, for sources that read files or objects.
+pub mod formats;
 /// Outgoing HTTP through the host (`weir:connector/http`), to the hosts the pipeline grants.
 pub mod http;
 /// Kafka through the host (`weir:connector/kafka`): brokers and group come from the
@@ -164,6 +166,10 @@ pub mod http;
 pub mod kafka;
 pub mod log;
 pub mod metrics;
+/// Object storage through the host (`weir:connector/objects`), under the granted prefix.
+pub mod objects {
+    pub use crate::wit::weir::connector::objects::{ObjectInfo, list, read, write};
+}
 mod records;
 /// SQL through the host (`weir:connector/sql`), on the database the pipeline grants.
 pub mod sql;

@@ -3,6 +3,7 @@
 
 mod broker;
 mod postgres;
+mod s3;
 mod support;
 mod web;
 
@@ -10,6 +11,7 @@ mod delivery;
 mod http;
 mod kafka;
 mod languages;
+mod objects;
 mod plugins;
 mod sandbox;
 mod scaffold;

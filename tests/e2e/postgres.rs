@@ -2,6 +2,7 @@
 //! binaries Debian installs (`scripts/setup.sh` makes sure they are there). It requires a
 //! password over TCP, so tests of credentials are real.
 
+use crate::support::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,14 +28,6 @@ fn as_owner(bin: &Path, program: &str) -> Command {
     } else {
         Command::new(path)
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run(mut c: Command, what: &str) {
@@ -73,20 +66,30 @@ impl Postgres {
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(["--no-sync", "-E", "UTF8", "--locale=C"]);
         run(init, "initdb");
-        let port = free_port();
-        let mut start = as_owner(&bin, "pg_ctl");
-        start
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.path().join("log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=UTC -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4",
-                dir.path().display()
-            ))
-            .args(["-w", "start"]);
-        run(start, "pg_ctl start");
+        // Another test's server may take the free port first: then try another.
+        let port = (0..5)
+            .find_map(|_| {
+                let port = free_port();
+                let mut start = as_owner(&bin, "pg_ctl");
+                start
+                    .arg("-D")
+                    .arg(&data)
+                    .arg("-l")
+                    .arg(dir.path().join("log"))
+                    .arg("-o")
+                    .arg(format!(
+                        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=UTC -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4",
+                        dir.path().display()
+                    ))
+                    .args(["-w", "start"]);
+                start.output().ok()?.status.success().then_some(port)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "pg_ctl start failed: {}",
+                    std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+                )
+            });
         let pg = Postgres { dir, bin, port };
         pg.client_to("postgres")
             .batch_execute("CREATE DATABASE weir")
@@ -118,7 +121,7 @@ impl Postgres {
     /// to the pipeline file).
     pub fn grant(&self, file: &str) -> String {
         format!(
-            "grants.sql = {{ url = \"{}\", password_file = \"{file}\" }}",
+            "grants.sql = {{ url = \"{}\", password = {{ file = \"{file}\" }} }}",
             self.url()
         )
     }

@@ -239,12 +239,8 @@ fn bad_credentials_an_unreachable_database_and_a_missing_table_are_clear() {
     let s = scratch();
     s.write("wrong-password", "not-the-password\n");
     let unreachable = format!(
-        r#"grants.sql = {{ url = "postgres://weir@127.0.0.1:{}/weir", password_file = "pg-password" }}"#,
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        r#"grants.sql = {{ url = "postgres://weir@127.0.0.1:{}/weir", password = {{ file = "pg-password" }} }}"#,
+        free_port()
     );
     let config = r#"table = "items", cursor_column = "id""#;
     s.pipelines(&[

@@ -48,6 +48,7 @@ pub fn __export(input: TokenStream) -> TokenStream {
                     "weir:connector/kafka@0.1.0": ::weir_guest::wit::weir::connector::kafka,
                     "weir:connector/http@0.1.0": ::weir_guest::wit::weir::connector::http,
                     "weir:connector/sql@0.1.0": ::weir_guest::wit::weir::connector::sql,
+                    "weir:connector/objects@0.1.0": ::weir_guest::wit::weir::connector::objects,
                 }},
             }});
             use ::weir_guest::__private as rt;

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_runtime::{
-    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits, Sandbox, SqlGrant,
+    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits, ObjectLocation,
+    ObjectsGrant, Sandbox, SqlGrant,
 };
 
 #[derive(Debug, Deserialize)]
@@ -104,18 +105,59 @@ struct GrantsToml {
     kafka: Option<KafkaToml>,
     http: Option<HttpToml>,
     sql: Option<SqlToml>,
+    objects: Option<ObjectsToml>,
 }
 
-/// A database and how to log in. The password is never written here in the clear: it is
-/// read from an environment variable or a file when the pipeline loads.
+/// A database and how to log in.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SqlToml {
     /// `postgres://user@host:port/database`
     url: String,
-    password_env: Option<String>,
-    /// Relative to the pipeline file; one line.
-    password_file: Option<PathBuf>,
+    password: Option<SecretToml>,
+}
+
+/// A secret is never written in a pipeline file: it is read from an environment variable
+/// or a file (relative to the pipeline file; its first line) when the pipeline loads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum SecretToml {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretToml {
+    fn resolve(self, base: &Path, at: &str) -> Result<String> {
+        match self {
+            SecretToml::Env(var) => std::env::var(&var)
+                .with_context(|| format!("{at}: environment variable `{var}` is not set")),
+            SecretToml::File(file) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("{at}: cannot read {}", path.display()))?;
+                Ok(text.lines().next().unwrap_or_default().to_string())
+            }
+        }
+    }
+}
+
+/// An S3-compatible bucket (`url = "s3://bucket/prefix"`) or a local directory
+/// (`dir`, relative to the pipeline file): the plugin's root for object keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectsToml {
+    url: Option<String>,
+    dir: Option<PathBuf>,
+    #[serde(default = "default_region")]
+    region: String,
+    /// An S3 API other than AWS's (MinIO, moto, Ceph), e.g. `http://127.0.0.1:9000`.
+    endpoint: Option<String>,
+    access_key_id: Option<SecretToml>,
+    secret_access_key: Option<SecretToml>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,34 +415,69 @@ fn sandbox(
         .transpose()?;
     let sql = grants
         .sql
-        .map(|s| {
-            let password = match (s.password_env, s.password_file) {
-                (Some(_), Some(_)) => bail!("{at}.sql: password_env or password_file, not both"),
-                (Some(var), None) => Some(std::env::var(&var).with_context(|| {
-                    format!("{at}.sql.password_env: environment variable `{var}` is not set")
-                })?),
-                (None, Some(file)) => {
-                    let path = base.join(file);
-                    let text = std::fs::read_to_string(&path).with_context(|| {
-                        format!("{at}.sql.password_file: cannot read {}", path.display())
-                    })?;
-                    Some(text.trim_end_matches(['\n', '\r']).to_string())
-                }
-                (None, None) => None,
-            };
+        .map(|s| -> Result<SqlGrant> {
+            let password = s
+                .password
+                .map(|p| p.resolve(base, &format!("{at}.sql.password")))
+                .transpose()?;
             Ok(SqlGrant {
                 url: s.url,
                 password,
             })
         })
         .transpose()?;
+    let objects = grants
+        .objects
+        .map(|o| objects_grant(base, o, &format!("{at}.objects")))
+        .transpose()?;
     Ok(Sandbox {
         dirs: dirs(base, grants.dirs, at)?,
         kafka,
         http,
         sql,
+        objects,
         limits,
     })
+}
+
+fn objects_grant(base: &Path, o: ObjectsToml, at: &str) -> Result<ObjectsGrant> {
+    let location = match (o.url, o.dir) {
+        (Some(url), None) => {
+            let rest = url
+                .strip_prefix("s3://")
+                .with_context(|| format!("{at}.url: `{url}` is not s3://bucket/prefix"))?;
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            ensure!(!bucket.is_empty(), "{at}.url: `{url}` names no bucket");
+            let secret = |s: Option<SecretToml>, field: &str| {
+                s.map(|s| s.resolve(base, &format!("{at}.{field}")))
+                    .transpose()
+            };
+            ObjectLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+                region: o.region,
+                allow_http: o
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+                endpoint: o.endpoint,
+                access_key_id: secret(o.access_key_id, "access_key_id")?,
+                secret_access_key: secret(o.secret_access_key, "secret_access_key")?,
+            }
+        }
+        (None, Some(dir)) => {
+            let dir = base.join(dir);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("{at}.dir: cannot create {}", dir.display()))?;
+            ObjectLocation::Dir(dir.canonicalize()?)
+        }
+        _ => bail!("{at}: give exactly one of `url` (s3://) or `dir`"),
+    };
+    let describe = match &location {
+        ObjectLocation::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        ObjectLocation::Dir(d) => d.display().to_string(),
+    };
+    Ok(ObjectsGrant { location, describe })
 }
 
 fn dirs(base: &Path, dirs: Vec<DirToml>, at: &str) -> Result<Vec<DirGrant>> {

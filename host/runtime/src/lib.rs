@@ -25,6 +25,7 @@ pub use error::{GuestError, GuestErrorKind};
 pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};
 pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};
 pub use io::kafka::KafkaGrant;
+pub use io::objects::{ObjectLocation, ObjectsGrant};
 pub use io::sql::SqlGrant;
 pub use plugin::{Compilation, Plugin, World};
 pub use runtime::{Runtime, RuntimeConfig};

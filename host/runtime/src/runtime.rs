@@ -1,7 +1,7 @@
 //! One engine per process: the pooling allocator, the compile cache, the epoch ticker, and
 //! the linker every plugin is instantiated against.
 
-use crate::bindings::weir::connector::{http, kafka, log, metrics, sql, types};
+use crate::bindings::weir::connector::{http, kafka, log, metrics, objects, sql, types};
 use crate::cache::CompileCache;
 use crate::instance::Instance;
 use crate::plugin::Plugin;
@@ -85,6 +85,7 @@ impl Runtime {
         kafka::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         http::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         sql::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        objects::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let (running, ticking) = (ticker.clone(), engine.clone());

@@ -4,6 +4,7 @@
 use crate::console::ConsoleTail;
 use crate::io::http::HttpGrant;
 use crate::io::kafka::KafkaGrant;
+use crate::io::objects::ObjectsGrant;
 use crate::io::sql::SqlGrant;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ pub struct Sandbox {
     pub kafka: Option<KafkaGrant>,
     pub http: Option<HttpGrant>,
     pub sql: Option<SqlGrant>,
+    pub objects: Option<ObjectsGrant>,
     pub limits: Limits,
 }
 
@@ -63,6 +65,9 @@ pub(crate) struct HostState {
     pub(crate) kafka: Option<KafkaGrant>,
     pub(crate) http: Option<HttpGrant>,
     pub(crate) sql: Option<SqlGrant>,
+    pub(crate) objects: Option<ObjectsGrant>,
+    /// Opened on first use and kept: one client (and its connection pool) per instance.
+    pub(crate) object_store: Option<std::sync::Arc<dyn object_store::ObjectStore>>,
     /// Host calls that block (HTTP) must end within the deadline of the call that made them.
     pub(crate) call_timeout: Duration,
     pub(crate) limiter: MemoryLimiter,
@@ -99,6 +104,8 @@ impl HostState {
             kafka: sandbox.kafka.clone(),
             http: sandbox.http.clone(),
             sql: sandbox.sql.clone(),
+            objects: sandbox.objects.clone(),
+            object_store: None,
             call_timeout: sandbox.limits.call_timeout,
             limiter: MemoryLimiter {
                 limit: usize::try_from(sandbox.limits.memory).unwrap_or(usize::MAX),

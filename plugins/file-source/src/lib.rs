@@ -4,13 +4,12 @@
 //! delivered and picks up lines appended since. A last line without its newline is still
 //! being written: it is left for a later run rather than delivered half.
 
-mod csv;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
+use weir_guest::formats::{Header, read_record, trim_newline};
 use weir_guest::{Batch, BatchSource, Connector, Error, Records, Result, StreamInfo};
 
 #[derive(Deserialize, JsonSchema)]
@@ -55,7 +54,7 @@ struct OpenFile {
     name: String,
     reader: BufReader<File>,
     offset: u64,
-    csv: Option<csv::Header>,
+    csv: Option<Header>,
 }
 
 impl Connector for FileSource {
@@ -167,7 +166,7 @@ impl FileSource {
                 return Ok(None);
             }
             offset = offset.max(read as u64);
-            let header = csv::Header::parse(trim_newline(&first))
+            let header = Header::parse(trim_newline(&first))
                 .map_err(|e| Error::Fatal(format!("{name} header: {e}")))?;
             csv = Some(header);
         }
@@ -179,26 +178,6 @@ impl FileSource {
             csv,
         }))
     }
-}
-
-/// Reads one record including its newline; for CSV a quoted field may span lines.
-fn read_record(reader: &mut impl BufRead, buf: &mut Vec<u8>, csv: bool) -> std::io::Result<usize> {
-    let mut total = reader.read_until(b'\n', buf)?;
-    if csv {
-        while buf.iter().filter(|&&b| b == b'"').count() % 2 == 1 && buf.last() == Some(&b'\n') {
-            let more = reader.read_until(b'\n', buf)?;
-            if more == 0 {
-                break;
-            }
-            total += more;
-        }
-    }
-    Ok(total)
-}
-
-fn trim_newline(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Files matching `pattern` in `dir`, sorted by name, with their lengths.

@@ -2,4 +2,5 @@
 
 pub mod http;
 pub mod kafka;
+pub mod objects;
 pub mod sql;

@@ -1,7 +1,11 @@
-//! CSV rows as JSON objects keyed by the header (RFC 4180 quoting, via csv-core).
+//! Line formats that file-like sources share: JSON Lines and CSV (rows as JSON objects
+//! keyed by the header, RFC 4180 quoting via csv-core).
+
+use std::io::BufRead;
 
 use csv_core::{ReadRecordResult, Reader};
 
+/// A CSV header row: the names that turn later rows into JSON objects.
 pub struct Header {
     names: Vec<String>,
 }
@@ -67,6 +71,31 @@ fn fields(record: &[u8]) -> Result<Vec<String>, String> {
             field
         })
         .collect()
+}
+
+/// Reads one record including its newline; for CSV a quoted field may span lines.
+pub fn read_record(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    csv: bool,
+) -> std::io::Result<usize> {
+    let mut total = reader.read_until(b'\n', buf)?;
+    if csv {
+        while buf.iter().filter(|&&b| b == b'"').count() % 2 == 1 && buf.last() == Some(&b'\n') {
+            let more = reader.read_until(b'\n', buf)?;
+            if more == 0 {
+                break;
+            }
+            total += more;
+        }
+    }
+    Ok(total)
+}
+
+/// The line without its `\n` or `\r\n`.
+pub fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 #[cfg(test)]

@@ -1,0 +1,212 @@
+//! `weir:connector/objects`: object storage through `object_store`, confined to the
+//! pipeline's grant: one store, one prefix that is the plugin's root, credentials that stay
+//! in the host.
+
+use crate::bindings::weir::connector::objects::{Host, ObjectInfo};
+use crate::bindings::weir::connector::types::Error;
+use crate::sandbox::HostState;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+/// Where a pipeline side may read and write objects. `Debug` leaves the secrets out.
+#[derive(Clone)]
+pub struct ObjectsGrant {
+    pub location: ObjectLocation,
+    /// A label for errors and logs: `s3://bucket/prefix` or the directory.
+    pub describe: String,
+}
+
+#[derive(Clone)]
+pub enum ObjectLocation {
+    S3 {
+        bucket: String,
+        prefix: String,
+        region: String,
+        /// Another S3 API than AWS's (MinIO, moto, Ceph): path-style requests go there.
+        endpoint: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        allow_http: bool,
+    },
+    Dir(std::path::PathBuf),
+}
+
+impl fmt::Debug for ObjectsGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectsGrant")
+            .field("location", &self.describe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectsGrant {
+    /// The store, rooted at the granted prefix.
+    pub(crate) fn open(&self) -> Result<Arc<dyn ObjectStore>, Error> {
+        let failed = |e: object_store::Error| {
+            Error::Config(format!("{}: cannot open the store: {e}", self.describe))
+        };
+        Ok(match &self.location {
+            ObjectLocation::S3 {
+                bucket,
+                prefix,
+                region,
+                endpoint,
+                access_key_id,
+                secret_access_key,
+                allow_http,
+            } => {
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_allow_http(*allow_http);
+                if let Some(endpoint) = endpoint {
+                    b = b
+                        .with_endpoint(endpoint)
+                        .with_virtual_hosted_style_request(false);
+                }
+                if let (Some(id), Some(secret)) = (access_key_id, secret_access_key) {
+                    b = b.with_access_key_id(id).with_secret_access_key(secret);
+                }
+                let store = b.build().map_err(failed)?;
+                Arc::new(PrefixStore::new(store, prefix.as_str()))
+            }
+            ObjectLocation::Dir(dir) => Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(failed)?,
+            ),
+        })
+    }
+}
+
+/// object_store is async; weir's guest calls are not. One small runtime serves them all.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("weir-objects")
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for object storage")
+    })
+}
+
+/// A key as the plugin gave it: relative, and never out of the granted prefix.
+fn key(k: &str) -> Result<Path, Error> {
+    Path::parse(k).map_err(|e| Error::Config(format!("invalid object key `{k}`: {e}")))
+}
+
+fn store(state: &mut HostState) -> Result<(Arc<dyn ObjectStore>, String), Error> {
+    let grant = state
+        .objects
+        .as_ref()
+        .ok_or_else(|| Error::Config("this plugin has no object storage grant".into()))?;
+    let describe = grant.describe.clone();
+    if let Some(store) = &state.object_store {
+        return Ok((store.clone(), describe));
+    }
+    let store = grant.open()?;
+    state.object_store = Some(store.clone());
+    Ok((store, describe))
+}
+
+fn failed(at: &str, what: &str, e: object_store::Error) -> Error {
+    let message = format!("{at}: {what}: {e}");
+    match e {
+        object_store::Error::NotFound { .. }
+        | object_store::Error::InvalidPath { .. }
+        | object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => Error::Config(message),
+        // Network trouble, throttling, a server error: retry.
+        _ => Error::Transient(message),
+    }
+}
+
+impl Host for HostState {
+    fn list(
+        &mut self,
+        prefix: String,
+        start_after: Option<String>,
+        max: u32,
+    ) -> Result<Vec<ObjectInfo>, Error> {
+        let (store, at) = store(self)?;
+        // object_store lists by path segments; the plugin asks by a key prefix, which may
+        // end inside a segment, so list its folder and filter.
+        let folder = match prefix.rfind('/') {
+            Some(i) => Some(key(&prefix[..i])?),
+            None => None,
+        };
+        let offset = start_after.as_deref().map(key).transpose()?;
+        let listed: Vec<object_store::ObjectMeta> = runtime()
+            .block_on(async {
+                let stream = match &offset {
+                    Some(o) => store.list_with_offset(folder.as_ref(), o),
+                    None => store.list(folder.as_ref()),
+                };
+                stream.try_collect().await
+            })
+            .map_err(|e| failed(&at, "cannot list", e))?;
+        let mut infos: Vec<ObjectInfo> = listed
+            .into_iter()
+            .filter(|m| m.location.as_ref().starts_with(prefix.as_str()))
+            .filter(|m| {
+                start_after
+                    .as_deref()
+                    .is_none_or(|s| m.location.as_ref() > s)
+            })
+            .map(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+                etag: m.e_tag,
+                last_modified_ms: m.last_modified.timestamp_millis(),
+            })
+            .collect();
+        // Not every store lists in order (a local directory does not).
+        infos.sort_by(|a, b| a.key.cmp(&b.key));
+        infos.truncate(max as usize);
+        Ok(infos)
+    }
+
+    fn read(&mut self, k: String, offset: u64, len: u32) -> Result<Vec<u8>, Error> {
+        let (store, at) = store(self)?;
+        let path = key(&k)?;
+        runtime()
+            .block_on(async {
+                let size = store.head(&path).await?.size;
+                let end = (offset + u64::from(len)).min(size);
+                if offset >= end {
+                    return Ok(Vec::new());
+                }
+                store
+                    .get_range(&path, offset..end)
+                    .await
+                    .map(|b| b.to_vec())
+            })
+            .map_err(|e| failed(&at, &format!("cannot read `{k}`"), e))
+    }
+
+    fn write(&mut self, k: String, data: Vec<u8>) -> Result<(), Error> {
+        let (store, at) = store(self)?;
+        let path = key(&k)?;
+        runtime()
+            .block_on(store.put(&path, PutPayload::from(data)))
+            .map(|_| ())
+            .map_err(|e| failed(&at, &format!("cannot write `{k}`"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+
+    #[test]
+    fn keys_cannot_climb_out_of_the_granted_prefix() {
+        assert!(key("a/b.jsonl").is_ok());
+        for bad in ["../secret", "a/../../b", "a//b"] {
+            assert!(key(bad).is_err(), "{bad}");
+        }
+    }
+}
