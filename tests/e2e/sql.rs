@@ -451,3 +451,45 @@ fn postgres_cdc_kill_9_mid_stream_loses_no_change() {
     let (confirmed, committed) = positions(&pg, &rerun);
     assert_eq!(confirmed, committed);
 }
+
+/// Records that do not fit the table (a value of the wrong type, a missing NOT NULL
+/// column) become dead letters with the database's reason; the rest of the batch lands.
+#[test]
+fn postgres_sink_sends_rows_the_table_refuses_to_the_dead_letters() {
+    let pg = Postgres::start();
+    pg.client()
+        .batch_execute("CREATE TABLE typed (id bigint PRIMARY KEY, n int NOT NULL)")
+        .unwrap();
+    let s = scratch();
+    s.write(
+        "data/rows.jsonl",
+        "{\"id\":1,\"n\":5}\n{\"id\":2,\"n\":\"abc\"}\n{\"id\":3}\n{\"id\":4,\"n\":7}\n",
+    );
+    s.pipelines(&[file_to_pg(&pg, r#"table = "typed", key = ["id"]"#)]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("load")["records_written"], 2);
+    assert_eq!(run.summary("load")["dead_letters"], 2);
+    let rows: Vec<(i64, i32)> = pg
+        .client()
+        .query("SELECT id, n FROM typed ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [(1, 5), (4, 7)]);
+    let dead: Vec<Value> = s
+        .read("dlq/dead-letters.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons[0].contains("invalid input syntax for type integer"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("null value in column \"n\""),
+        "{reasons:?}"
+    );
+}

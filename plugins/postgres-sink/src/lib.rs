@@ -152,6 +152,8 @@ impl Sink for PostgresSink {
         let mut array = Vec::with_capacity(records.data.len() + 2);
         array.push(b'[');
         let mut first: Option<Map<String, Value>> = None;
+        // The rows, for the one-by-one retry when the database refuses the batch.
+        let mut rows: Vec<(Option<&[u8]>, &[u8])> = Vec::new();
         for r in records.iter() {
             let Some(value) = r.value() else { continue };
             let reject = |reason: String| DeadLetter {
@@ -174,6 +176,7 @@ impl Sink for PostgresSink {
                 array.push(b',');
             }
             array.extend_from_slice(value);
+            rows.push((r.key(), value));
         }
         array.push(b']');
         let Some(first) = first else {
@@ -184,10 +187,31 @@ impl Sink for PostgresSink {
             self.columns = Some(columns(&self.db, &self.config.table)?);
         }
         let sql = self.statement(self.columns.as_deref().unwrap_or_default());
-        let rows =
+        let batch =
             String::from_utf8(array).map_err(|_| Error::Fatal("a record is not UTF-8".into()))?;
-        self.db.execute(&sql, &[Param::Json(rows)])?;
-        Ok(rejected)
+        match self.db.execute(&sql, &[Param::Json(batch)]) {
+            Ok(_) => Ok(rejected),
+            // The data does not fit the table (a type, a constraint): the statement
+            // changed nothing. Write the rows one by one, so only the misfits become dead
+            // letters, each with the database's reason. Upserts make this safe to repeat.
+            Err(Error::Fatal(reason)) => {
+                log::warn(&format!("batch refused, writing row by row: {reason}"));
+                for (key, value) in rows {
+                    let one = format!("[{}]", String::from_utf8_lossy(value));
+                    match self.db.execute(&sql, &[Param::Json(one)]) {
+                        Ok(_) => {}
+                        Err(Error::Fatal(reason)) => rejected.push(DeadLetter {
+                            key: key.map(<[u8]>::to_vec),
+                            value: Some(value.to_vec()),
+                            reason,
+                        }),
+                        Err(other) => return Err(other),
+                    }
+                }
+                Ok(rejected)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Each write committed its own transaction already.

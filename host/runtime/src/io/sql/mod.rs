@@ -20,7 +20,7 @@ pub struct SqlGrant {
     /// `postgres://user@host:port/database` (a password here is accepted, and redacted
     /// like any other).
     pub url: String,
-    /// Resolved from `password_env` / `password_file` when the pipeline was loaded.
+    /// Read from the environment or a file (`password = { env | file }`) at load.
     pub password: Option<String>,
 }
 
