@@ -1,0 +1,208 @@
+//! A PostgreSQL table → a JSON Lines file, three ways in the same run: weir
+//! (postgres-source → file-sink), `psql \copy` (the server's own export: the limit), and
+//! dlt's sql_database source → filesystem destination (a Python peer from PyPI). Each runs
+//! as its own process; the table prints wall time, rows/s and peak RSS (sampled).
+//!
+//! Needs the plugins (`scripts/build.sh`), PostgreSQL's server binaries and, for the dlt
+//! row, `pip install "dlt[sql_database,filesystem]" psycopg2-binary` (skipped if missing).
+//! Run: `cargo bench -p weir-pipeline --bench postgres`. `WEIR_BENCH_ROWS` sets the rows
+//! (default 1,000,000).
+
+// The throwaway cluster the end-to-end tests use.
+#[path = "../../../tests/e2e/postgres.rs"]
+mod postgres;
+mod support {
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+use postgres::{PASSWORD, Postgres};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DLT: &str = r#"
+import os, sys, dlt
+from dlt.sources.sql_database import sql_table
+url, table, out = sys.argv[1:4]
+os.environ["DATA_WRITER__DISABLE_COMPRESSION"] = "true"
+pipeline = dlt.pipeline(
+    pipeline_name="bench", pipelines_dir=os.path.join(out, "state"),
+    destination=dlt.destinations.filesystem(bucket_url="file://" + os.path.join(out, "files")),
+    dataset_name="bench",
+)
+pipeline.run(sql_table(credentials=url, table=table, chunk_size=5000), loader_file_format="jsonl")
+"#;
+
+fn main() {
+    let rows: u64 = std::env::var("WEIR_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let plugins = root.join("dist/plugins");
+    let weir = std::env::var("WEIR_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/weir/target/release/weir")
+    });
+    assert!(weir.exists() && plugins.join("postgres_source.wasm").exists(), "run scripts/build.sh first");
+
+    let pg = Postgres::start();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE bench (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL,
+               name text, amount numeric(12,2), tags text[], doc jsonb);
+             INSERT INTO bench SELECT i, '2026-01-01'::timestamptz + i * interval '1 second',
+               'customer ' || (i % 50000), (i % 100000) / 100.0, ARRAY['a', 'b'],
+               jsonb_build_object('k', i % 7)
+             FROM generate_series(1, {rows}) i;"
+        ))
+        .unwrap();
+    pg.client().batch_execute("VACUUM ANALYZE bench").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pg-password"), PASSWORD).unwrap();
+    std::fs::write(
+        dir.path().join("bench.toml"),
+        format!(
+            r#"
+[[pipeline]]
+name = "bench"
+batch_size = 5000
+[pipeline.source]
+plugin = "{source}"
+config = {{ table = "bench", cursor_column = "id" }}
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "bench.jsonl" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+            source = plugins.join("postgres_source.wasm").display(),
+            sink = plugins.join("file_sink.wasm").display(),
+            grant = pg.grant("pg-password"),
+        ),
+    )
+    .unwrap();
+    // Compile the plugins into the cache first: the run measures reading, not compiling.
+    let check = Command::new(&weir)
+        .args(["check", "bench.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    println!("\nPostgreSQL table ({rows} rows, 6 columns) -> one file, each tool as its own process");
+    println!("{:<44} {:>9} {:>12} {:>11}", "", "seconds", "rows/s", "peak RSS");
+    let row = |name: &str, took: Duration, rss: u64, out: &Path| {
+        let lines = count_lines(out);
+        assert_eq!(lines, rows, "{name} wrote {lines} rows");
+        print_row(name, took, rss, rows);
+    };
+
+    let mut cmd = Command::new(&weir);
+    cmd.args(["run", "bench.toml", "--once"]).current_dir(dir.path());
+    let (took, rss) = measure(cmd);
+    row("weir postgres-source -> file-sink (JSONL)", took, rss, &dir.path().join("out/bench.jsonl"));
+
+    let psql = |query: &str, file: &str, options: &str| {
+        let mut cmd = Command::new("psql");
+        let port = pg.port.to_string();
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-U", "weir", "-d", "weir", "-q", "-c"])
+            .arg(format!(
+                "\\copy ({query}) TO '{}'{options}",
+                dir.path().join(file).display()
+            ))
+            .env("PGPASSWORD", PASSWORD);
+        cmd
+    };
+    let (took, rss) = measure(psql("SELECT * FROM bench", "copy.csv", " CSV"));
+    row("psql \\copy to CSV (the limit)", took, rss, &dir.path().join("copy.csv"));
+    let (took, rss) = measure(psql("SELECT row_to_json(b) FROM bench b", "copy.jsonl", ""));
+    row("psql \\copy of row_to_json (JSONL)", took, rss, &dir.path().join("copy.jsonl"));
+
+    let dlt_ok = Command::new("python3")
+        .args(["-c", "import dlt, sqlalchemy, psycopg2"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if dlt_ok {
+        let script = dir.path().join("dlt_bench.py");
+        std::fs::write(&script, DLT).unwrap();
+        let out = dir.path().join("dlt");
+        let url = format!("postgresql+psycopg2://weir:{PASSWORD}@127.0.0.1:{}/weir", pg.port);
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg(url).arg("bench").arg(&out);
+        let (took, rss) = measure(cmd);
+        let mut files = Vec::new();
+        find_jsonl(&out.join("files"), &mut files);
+        let lines: u64 = files.iter().map(|f| count_lines(f)).sum();
+        assert_eq!(lines, rows, "dlt wrote {lines} rows in {files:?}");
+        print_row("dlt sql_database -> filesystem (JSONL)", took, rss, rows);
+    } else {
+        println!("dlt: not installed, skipped (pip install \"dlt[sql_database,filesystem]\" psycopg2-binary)");
+    }
+}
+
+/// Runs the command to its end; its wall time and peak resident memory (kB, sampled
+/// every 10 ms from /proc, which is as often as a short run allows).
+fn measure(mut cmd: Command) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let took = started.elapsed();
+            if !status.success() {
+                let mut err = String::new();
+                use std::io::Read;
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("{:?} failed: {err}", cmd.get_program());
+            }
+            return (took, peak);
+        }
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn count_lines(path: &Path) -> u64 {
+    use std::io::BufRead;
+    let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    f.split(b'\n').count() as u64
+}
+
+fn print_row(name: &str, took: Duration, rss_kb: u64, rows: u64) {
+    println!(
+        "{name:<44} {:>9.2} {:>12.0} {:>8.0} MiB",
+        took.as_secs_f64(),
+        rows as f64 / took.as_secs_f64(),
+        rss_kb as f64 / 1024.0
+    );
+}
+
+/// The data files dlt wrote for the table (not its own state tables).
+fn find_jsonl(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            find_jsonl(&path, found);
+        } else if path.extension().is_some_and(|e| e == "jsonl")
+            && path.components().any(|c| c.as_os_str() == "bench")
+            && !path.to_string_lossy().contains("_dlt_")
+        {
+            found.push(path);
+        }
+    }
+}
