@@ -50,7 +50,7 @@ fn tansu() -> PathBuf {
 
 impl Broker {
     pub fn start() -> Broker {
-        let port = crate::support::free_port();
+        let port = crate::ports::free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut broker = Broker {
             child: None,

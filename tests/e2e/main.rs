@@ -2,6 +2,7 @@
 //! wasm32-wasip2 (built into dist/plugins/ by scripts/build.sh).
 
 mod broker;
+mod ports;
 mod postgres;
 mod s3;
 mod support;

@@ -150,3 +150,45 @@ config = {{ prefix = "orders/", gzip = true }}
     assert!(s.run_once().ok);
     assert_eq!(s3.keys("export/orders/"), keys, "the same names, replaced");
 }
+
+/// The same plugin on a local directory grant: gzip objects in, nothing outside the
+/// directory reachable.
+#[test]
+fn object_source_reads_a_granted_directory() {
+    let s = scratch();
+    std::fs::create_dir_all(s.path("landing/2026")).unwrap();
+    std::fs::write(
+        s.path("landing/2026/a.jsonl.gz"),
+        gzip(numbered(0..500).as_bytes()),
+    )
+    .unwrap();
+    s.write("landing/2026/b.jsonl", &numbered(500..600));
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "dir"
+batch_size = 128
+[pipeline.source]
+plugin = "{source}"
+config = {{ prefix = "2026/" }}
+grants.objects = {{ dir = "landing" }}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "dir.jsonl" }}
+grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
+"#,
+        source = plugin("object_source").display(),
+        sink = plugin("file_sink").display(),
+    )]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        numbers_in(&s.read("out/dir.jsonl")),
+        (0..600).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s.run_once().summary("dir")["records_written"],
+        0,
+        "the cursor held"
+    );
+}

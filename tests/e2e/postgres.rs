@@ -2,7 +2,7 @@
 //! binaries Debian installs (`scripts/setup.sh` makes sure they are there). It requires a
 //! password over TCP, so tests of credentials are real.
 
-use crate::support::free_port;
+use crate::ports::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! A real S3-compatible server per test: moto's server on a free loopback port
 //! (`scripts/setup.sh` installs it from PyPI), with one bucket, `weir`.
 
-use crate::support::free_port;
+use crate::ports::free_port;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -209,15 +209,6 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     )
 }
 
-/// A loopback port nothing listens on (yet).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Panics unless `text` holds every one of `expected`.
 pub fn assert_contains_all(text: &str, expected: &[&str]) {
     for e in expected {

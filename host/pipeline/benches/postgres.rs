@@ -9,17 +9,10 @@
 //! (default 1,000,000).
 
 // The throwaway cluster the end-to-end tests use.
+#[path = "../../../tests/e2e/ports.rs"]
+mod ports;
 #[path = "../../../tests/e2e/postgres.rs"]
 mod postgres;
-mod support {
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-}
 
 use postgres::{PASSWORD, Postgres};
 use std::path::{Path, PathBuf};
@@ -46,10 +39,15 @@ fn main() {
         .unwrap_or(1_000_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let plugins = root.join("dist/plugins");
-    let weir = std::env::var("WEIR_BIN").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/weir/target/release/weir")
-    });
-    assert!(weir.exists() && plugins.join("postgres_source.wasm").exists(), "run scripts/build.sh first");
+    let weir = std::env::var("WEIR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/weir/target/release/weir")
+        });
+    assert!(
+        weir.exists() && plugins.join("postgres_source.wasm").exists(),
+        "run scripts/build.sh first"
+    );
 
     let pg = Postgres::start();
     pg.client()
@@ -93,10 +91,19 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
-    println!("\nPostgreSQL table ({rows} rows, 6 columns) -> one file, each tool as its own process");
-    println!("{:<44} {:>9} {:>12} {:>11}", "", "seconds", "rows/s", "peak RSS");
+    println!(
+        "\nPostgreSQL table ({rows} rows, 6 columns) -> one file, each tool as its own process"
+    );
+    println!(
+        "{:<44} {:>9} {:>12} {:>11}",
+        "", "seconds", "rows/s", "peak RSS"
+    );
     let row = |name: &str, took: Duration, rss: u64, out: &Path| {
         let lines = count_lines(out);
         assert_eq!(lines, rows, "{name} wrote {lines} rows");
@@ -104,25 +111,52 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     };
 
     let mut cmd = Command::new(&weir);
-    cmd.args(["run", "bench.toml", "--once"]).current_dir(dir.path());
+    cmd.args(["run", "bench.toml", "--once"])
+        .current_dir(dir.path());
     let (took, rss) = measure(cmd);
-    row("weir postgres-source -> file-sink (JSONL)", took, rss, &dir.path().join("out/bench.jsonl"));
+    row(
+        "weir postgres-source -> file-sink (JSONL)",
+        took,
+        rss,
+        &dir.path().join("out/bench.jsonl"),
+    );
 
     let psql = |query: &str, file: &str, options: &str| {
         let mut cmd = Command::new("psql");
         let port = pg.port.to_string();
-        cmd.args(["-h", "127.0.0.1", "-p", &port, "-U", "weir", "-d", "weir", "-q", "-c"])
-            .arg(format!(
-                "\\copy ({query}) TO '{}'{options}",
-                dir.path().join(file).display()
-            ))
-            .env("PGPASSWORD", PASSWORD);
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "weir",
+            "-d",
+            "weir",
+            "-q",
+            "-c",
+        ])
+        .arg(format!(
+            "\\copy ({query}) TO '{}'{options}",
+            dir.path().join(file).display()
+        ))
+        .env("PGPASSWORD", PASSWORD);
         cmd
     };
     let (took, rss) = measure(psql("SELECT * FROM bench", "copy.csv", " CSV"));
-    row("psql \\copy to CSV (the limit)", took, rss, &dir.path().join("copy.csv"));
+    row(
+        "psql \\copy to CSV (the limit)",
+        took,
+        rss,
+        &dir.path().join("copy.csv"),
+    );
     let (took, rss) = measure(psql("SELECT row_to_json(b) FROM bench b", "copy.jsonl", ""));
-    row("psql \\copy of row_to_json (JSONL)", took, rss, &dir.path().join("copy.jsonl"));
+    row(
+        "psql \\copy of row_to_json (JSONL)",
+        took,
+        rss,
+        &dir.path().join("copy.jsonl"),
+    );
 
     let dlt_ok = Command::new("python3")
         .args(["-c", "import dlt, sqlalchemy, psycopg2"])
@@ -133,7 +167,10 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         let script = dir.path().join("dlt_bench.py");
         std::fs::write(&script, DLT).unwrap();
         let out = dir.path().join("dlt");
-        let url = format!("postgresql+psycopg2://weir:{PASSWORD}@127.0.0.1:{}/weir", pg.port);
+        let url = format!(
+            "postgresql+psycopg2://weir:{PASSWORD}@127.0.0.1:{}/weir",
+            pg.port
+        );
         let mut cmd = Command::new("python3");
         cmd.arg(&script).arg(url).arg("bench").arg(&out);
         let (took, rss) = measure(cmd);
@@ -143,7 +180,9 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         assert_eq!(lines, rows, "dlt wrote {lines} rows in {files:?}");
         print_row("dlt sql_database -> filesystem (JSONL)", took, rss, rows);
     } else {
-        println!("dlt: not installed, skipped (pip install \"dlt[sql_database,filesystem]\" psycopg2-binary)");
+        println!(
+            "dlt: not installed, skipped (pip install \"dlt[sql_database,filesystem]\" psycopg2-binary)"
+        );
     }
 }
 
@@ -151,7 +190,11 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
 /// every 10 ms from /proc, which is as often as a short run allows).
 fn measure(mut cmd: Command) -> (Duration, u64) {
     let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {
@@ -160,7 +203,12 @@ fn measure(mut cmd: Command) -> (Duration, u64) {
             if !status.success() {
                 let mut err = String::new();
                 use std::io::Read;
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("{:?} failed: {err}", cmd.get_program());
             }
             return (took, peak);
