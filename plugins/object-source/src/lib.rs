@@ -95,6 +95,9 @@ pub struct ObjectSource {
     /// Objects still to read this run, in key order.
     todo: Vec<ObjectInfo>,
     open: Option<Open>,
+    /// After a failed read, the object to reopen and how many of its records were
+    /// delivered: the decoder may have consumed part of a line, so it starts over.
+    reopen: Option<(ObjectInfo, u64)>,
 }
 
 impl Connector for ObjectSource {
@@ -218,6 +221,7 @@ impl BatchSource for ObjectSource {
             cursor,
             todo,
             open: None,
+            reopen: None,
         };
         // Resume inside the object a stopped run was reading, if it did not change.
         if let Some(current) = source.cursor.current.take()
@@ -233,6 +237,12 @@ impl BatchSource for ObjectSource {
     }
 
     fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
+        if let Some((info, delivered)) = self.reopen.take()
+            && let Err(e) = self.open_object(info.clone(), delivered)
+        {
+            self.reopen = Some((info, delivered));
+            return Err(e);
+        }
         if self.open.is_none() {
             let Some(info) = self.todo.pop() else {
                 return Ok(None);
@@ -240,14 +250,25 @@ impl BatchSource for ObjectSource {
             self.open_object(info, 0)?;
         }
         let open = self.open.as_mut().expect("opened above");
+        let delivered = open.records;
         let mut records = Records::new();
         let mut dead = Vec::new();
         let mut line = Vec::new();
         let mut ended = false;
         while records.len() + dead.len() < max_records as usize {
-            let Some(text) = next_line(open, &mut line)? else {
-                ended = true;
-                break;
+            let text = match next_line(open, &mut line) {
+                Ok(Some(text)) => text,
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Err(e) => {
+                    // The host retries a transient error: this batch is dropped and the
+                    // object read again from the last record handed over.
+                    let open = self.open.take().expect("open");
+                    self.reopen = Some((open.info, delivered));
+                    return Err(e);
+                }
             };
             // A CSV row that does not fit its header comes back marked.
             let problem = match text.strip_prefix(b"\0") {
