@@ -1,4 +1,4 @@
-pub use crate::wit::weir::connector::sql::{Connection, Value};
+pub use crate::wit::weir::connector::sql::{Connection, Statement, Value};
 
 /// `"name"`, quoted for SQL: identifiers from a config must never be spliced in raw.
 /// `schema.table` quotes each part.

@@ -1,13 +1,17 @@
-//! postgres-sink: writes each batch into a table in one statement, so a batch lands whole
+//! postgres-sink: writes each batch into a table in one transaction, so a batch lands whole
 //! or not at all. With `key`, rows are upserted on it (the last record of a key in a batch
 //! wins), which makes redelivery after a crash harmless: the table ends up equal to the
 //! input. Records must be JSON objects; their fields fill the columns of the same name.
+//!
+//! Change records (from postgres-cdc or debezium-source) whose op is `delete` delete the
+//! row with their key instead, so a change stream replicates a table. A batch's runs of
+//! upserts and deletes are applied in order, one statement per run.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use weir_guest::sql::{Connection, Value as Param, ident};
-use weir_guest::{Connector, DeadLetter, Error, Records, Result, Sink, log};
+use weir_guest::sql::{Connection, Statement, Value as Param, ident};
+use weir_guest::{ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink, log};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +102,17 @@ impl PostgresSink {
         Ok(())
     }
 
+    /// Deletes the rows whose key the records carry (their other fields are ignored).
+    fn delete_statement(&self) -> String {
+        let table = ident(&self.config.table);
+        let key: Vec<String> = self.config.key.iter().map(|k| ident(k)).collect();
+        let key = key.join(", ");
+        format!(
+            "DELETE FROM {table} WHERE ({key}) IN \
+             (SELECT {key} FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb))"
+        )
+    }
+
     /// One statement for the whole batch: the rows arrive as one JSON array parameter.
     fn statement(&self, columns: &[String]) -> String {
         let table = ident(&self.config.table);
@@ -149,11 +164,8 @@ impl Sink for PostgresSink {
 
     fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>> {
         let mut rejected = Vec::new();
-        let mut array = Vec::with_capacity(records.data.len() + 2);
-        array.push(b'[');
+        let mut runs: Vec<Run<'_>> = Vec::new();
         let mut first: Option<Map<String, Value>> = None;
-        // The rows, for the one-by-one retry when the database refuses the batch.
-        let mut rows: Vec<(Option<&[u8]>, &[u8])> = Vec::new();
         for r in records.iter() {
             let Some(value) = r.value() else { continue };
             let reject = |reason: String| DeadLetter {
@@ -161,51 +173,77 @@ impl Sink for PostgresSink {
                 value: Some(value.to_vec()),
                 reason,
             };
-            match serde_json::from_slice::<Map<String, Value>>(value) {
-                Ok(object) => {
-                    if first.is_none() {
-                        first = Some(object);
-                    }
-                }
+            let object = match serde_json::from_slice::<Map<String, Value>>(value) {
+                Ok(object) => object,
                 Err(e) => {
                     rejected.push(reject(format!("not a JSON object: {e}")));
                     continue;
                 }
+            };
+            let delete = r.op() == Some(ChangeOp::Delete);
+            if delete && self.config.key.is_empty() {
+                rejected.push(reject(
+                    "a delete needs the sink's `key` to find its row".into(),
+                ));
+                continue;
             }
-            if array.len() > 1 {
-                array.push(b',');
+            if !delete && first.is_none() {
+                first = Some(object);
             }
-            array.extend_from_slice(value);
-            rows.push((r.key(), value));
+            match runs.last_mut() {
+                Some(run) if run.delete == delete => run.rows.push((r.key(), value)),
+                _ => runs.push(Run {
+                    delete,
+                    rows: vec![(r.key(), value)],
+                }),
+            }
         }
-        array.push(b']');
-        let Some(first) = first else {
-            return Ok(rejected);
-        };
         if self.columns.is_none() {
+            // A table to create needs a row to shape it; deletes alone have nothing to do.
+            let Some(first) = first else {
+                return Ok(rejected);
+            };
             self.create(&first)?;
             self.columns = Some(columns(&self.db, &self.config.table)?);
         }
-        let sql = self.statement(self.columns.as_deref().unwrap_or_default());
-        let batch =
-            String::from_utf8(array).map_err(|_| Error::Fatal("a record is not UTF-8".into()))?;
-        match self.db.execute(&sql, &[Param::Json(batch)]) {
-            Ok(_) => Ok(rejected),
-            // The data does not fit the table (a type, a constraint): the statement
-            // changed nothing. Write the rows one by one, so only the misfits become dead
-            // letters, each with the database's reason. Upserts make this safe to repeat.
+        let upsert = self.statement(self.columns.as_deref().unwrap_or_default());
+        let delete = self.delete_statement();
+        let sql = |run: &Run<'_>| if run.delete { &delete } else { &upsert };
+        let statements: Vec<Statement> = runs
+            .iter()
+            .map(|run| Statement {
+                sql: sql(run).clone(),
+                params: vec![Param::Json(json_array(run.rows.iter().map(|(_, v)| *v)))],
+            })
+            .collect();
+        let applied = match statements.len() {
+            0 => Ok(()),
+            1 => self
+                .db
+                .execute(&statements[0].sql, &statements[0].params)
+                .map(drop),
+            _ => self.db.transaction(&statements).map(drop),
+        };
+        match applied {
+            Ok(()) => Ok(rejected),
+            // The data does not fit the table (a type, a constraint): the transaction
+            // changed nothing. Apply the rows one by one, in order, so only the misfits
+            // become dead letters, each with the database's reason. Upserts and deletes by
+            // key are safe to repeat.
             Err(Error::Fatal(reason)) => {
                 log::warn(&format!("batch refused, writing row by row: {reason}"));
-                for (key, value) in rows {
-                    let one = format!("[{}]", String::from_utf8_lossy(value));
-                    match self.db.execute(&sql, &[Param::Json(one)]) {
-                        Ok(_) => {}
-                        Err(Error::Fatal(reason)) => rejected.push(DeadLetter {
-                            key: key.map(<[u8]>::to_vec),
-                            value: Some(value.to_vec()),
-                            reason,
-                        }),
-                        Err(other) => return Err(other),
+                for run in &runs {
+                    for (key, value) in &run.rows {
+                        let one = json_array([*value]);
+                        match self.db.execute(sql(run), &[Param::Json(one)]) {
+                            Ok(_) => {}
+                            Err(Error::Fatal(reason)) => rejected.push(DeadLetter {
+                                key: key.map(<[u8]>::to_vec),
+                                value: Some(value.to_vec()),
+                                reason,
+                            }),
+                            Err(other) => return Err(other),
+                        }
                     }
                 }
                 Ok(rejected)
@@ -218,6 +256,26 @@ impl Sink for PostgresSink {
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Consecutive records of one kind (upserts or deletes), applied by one statement.
+struct Run<'a> {
+    delete: bool,
+    rows: Vec<(Option<&'a [u8]>, &'a [u8])>,
+}
+
+/// `[v1,v2,...]` from JSON object texts, without parsing them again.
+fn json_array<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut out = String::from("[");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Values were parsed as JSON objects already, so they are UTF-8.
+        out.push_str(&String::from_utf8_lossy(v));
+    }
+    out.push(']');
+    out
 }
 
 weir_guest::export_sink!(PostgresSink);

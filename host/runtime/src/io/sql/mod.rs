@@ -8,7 +8,7 @@ mod postgres;
 
 pub use postgres::Connection;
 
-use crate::bindings::weir::connector::sql::{Host, HostConnection, Value};
+use crate::bindings::weir::connector::sql::{Host, HostConnection, Statement, Value};
 use crate::bindings::weir::connector::types::{Error, Records};
 use crate::sandbox::HostState;
 use std::fmt;
@@ -67,6 +67,14 @@ impl HostConnection for HostState {
         params: Vec<Value>,
     ) -> Result<u64, Error> {
         connection(self, &c)?.execute(&statement, &params)
+    }
+
+    fn transaction(
+        &mut self,
+        c: Resource<Connection>,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<u64>, Error> {
+        connection(self, &c)?.transaction(&statements)
     }
 
     fn query(

@@ -1,7 +1,7 @@
 //! PostgreSQL behind `weir:connector/sql`, with the synchronous `postgres` client.
 
 use super::SqlGrant;
-use crate::bindings::weir::connector::sql::Value;
+use crate::bindings::weir::connector::sql::{Statement, Value};
 use crate::bindings::weir::connector::types::{Error, Records};
 use bytes::BytesMut;
 use postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
@@ -70,6 +70,27 @@ impl Connection {
         self.client
             .execute(statement, &refs(&params))
             .map_err(|e| classify(&self.database, "statement failed", e))
+    }
+
+    pub(super) fn transaction(&mut self, statements: &[Statement]) -> Result<Vec<u64>, Error> {
+        self.end_query()?;
+        let database = &self.database;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| classify(database, "cannot begin", e))?;
+        let mut affected = Vec::with_capacity(statements.len());
+        for s in statements {
+            let params = texts(&s.params);
+            // Dropping `tx` on the error path rolls the whole transaction back.
+            affected.push(
+                tx.execute(&s.sql, &refs(&params))
+                    .map_err(|e| classify(database, "statement failed", e))?,
+            );
+        }
+        tx.commit()
+            .map_err(|e| classify(database, "commit failed", e))?;
+        Ok(affected)
     }
 
     pub(super) fn query(&mut self, statement: &str, params: &[Value]) -> Result<(), Error> {
