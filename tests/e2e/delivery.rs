@@ -268,13 +268,9 @@ plugin = "{source}"
 config = {{ total = {total}, ack_log = "/acks/acks.log" }}
 poll_wait = "{poll_wait}"
 grants.dirs = [{{ host = "acks", guest = "/acks", write = true }}]
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "out.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
+{sink}"#,
         source = plugin("counter_stream").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink("out.jsonl", ""),
     )
 }
 

@@ -17,13 +17,9 @@ name = "{name}"
 plugin = "{source}"
 config = {{ url = "{url}", records = "data", page_size_param = "per_page", page_size = 40, cursor_field = "updated_at", cursor_param = "updated_since", key_field = "id" {extra} }}
 grants.http = {{ hosts = ["{granted}"] }}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "{name}.jsonl", format = "record" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
+{sink}"#,
         source = plugin("http_source").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink(&format!("{name}.jsonl"), ", format = \"record\""),
         url = web.url("/items"),
     )
 }

@@ -22,13 +22,9 @@ batch_size = {batch}
 plugin = "{source}"
 config = {{ topics = ["{topic}"] }}
 {grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "out.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
+{sink}"#,
         source = plugin("kafka_source").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink("out.jsonl", ""),
         grant = kafka_grant(broker, &[topic]),
     )
 }

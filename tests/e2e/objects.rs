@@ -172,13 +172,9 @@ batch_size = 128
 plugin = "{source}"
 config = {{ prefix = "2026/" }}
 grants.objects = {{ dir = "landing" }}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "dir.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
+{sink}"#,
         source = plugin("object_source").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink("dir.jsonl", ""),
     )]);
     let run = s.run_once();
     assert!(run.ok, "{}", run.stderr);

@@ -10,15 +10,11 @@ name = "{name}"
 [pipeline.source]
 plugin = "{source}"
 config = {{ mode = "{mode}", count = 10 }}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "{name}.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-[pipeline.limits]
+{sink}[pipeline.limits]
 {limits}
 "#,
         source = plugin("hostile").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink(&format!("{name}.jsonl"), ""),
     )
 }
 

@@ -18,13 +18,9 @@ batch_size = {batch}
 plugin = "{source}"
 config = {{ {source_config} }}
 {grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "{name}.jsonl" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
+{sink}"#,
         source = plugin("postgres_source").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink(&format!("{name}.jsonl"), ""),
         grant = pg.grant("pg-password"),
     )
 }
@@ -295,13 +291,9 @@ plugin = "{source}"
 config = {{ slot = "weir_cdc", tables = ["public.accounts"] }}
 poll_wait = "100ms"
 {grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "cdc.jsonl", format = "record" }}
-grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
-"#,
+{sink}"#,
         source = plugin("postgres_cdc").display(),
-        sink = plugin("file_sink").display(),
+        sink = file_sink("cdc.jsonl", ", format = \"record\""),
         grant = pg.grant("pg-password"),
     )
 }

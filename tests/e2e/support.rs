@@ -199,13 +199,22 @@ pub fn file_pipeline(name: &str, batch_size: u32, out_file: &str) -> String {
 [[pipeline]]
 name = "{name}"
 batch_size = {batch_size}
-{source}[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "{out_file}" }}
+{source}{sink}"#,
+        source = file_source(),
+        sink = file_sink(out_file, ""),
+    )
+}
+
+/// The `[pipeline.sink]` table of a file-sink writing `out/<file>`; `extra` adds to its
+/// config (e.g. `, format = "record"`).
+pub fn file_sink(file: &str, extra: &str) -> String {
+    format!(
+        r#"[pipeline.sink]
+plugin = "{}"
+config = {{ dir = "/out", file = "{file}"{extra} }}
 grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
 "#,
-        source = file_source(),
-        sink = plugin("file_sink").display(),
+        plugin("file_sink").display()
     )
 }
 
