@@ -44,6 +44,8 @@ function guarded(call) {
   }
 }
 
+const decoder = new TextDecoder();
+
 const position = (text) => (text === undefined ? null : JSON.parse(text));
 
 /** Packs records into one buffer: every key, value and header is a span of `data`. */
@@ -92,7 +94,7 @@ export function unpack({ data, headers, items }) {
         key: r.key === undefined ? undefined : get(r.key),
         headers: headers
           .slice(r.headers.offset, r.headers.offset + r.headers.len)
-          .map((h) => [new TextDecoder().decode(get(h.key)), get(h.value)]),
+          .map((h) => [decoder.decode(get(h.key)), get(h.value)]),
         timestampMs: r.timestampMs === undefined ? undefined : Number(r.timestampMs),
         op: r.op,
       }),
