@@ -1,5 +1,6 @@
 //! `weir`: run, check and inspect connector pipelines.
 
+mod client;
 mod new;
 mod output;
 
@@ -44,9 +45,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
-    /// Plugin files.
+    /// Plugin files, and plugins on a weir server.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run a long-lived, multi-tenant host with a management API.
+    Serve {
+        /// Address of the management API, e.g. 127.0.0.1:7070.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// Where plugins, pipelines and checkpoints are kept.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Push `DIR/<tenant>/<plugin>.wasm` files as new plugin versions when they change.
+        #[arg(long)]
+        watch: Option<PathBuf>,
+        /// Plugin instances alive at once (two per pipeline).
+        #[arg(long, default_value_t = 1000)]
+        max_instances: u32,
+    },
+    /// Tenants on a weir server (admin token).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Pipelines on a weir server.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// Start a connector project that builds to a .wasm with one command.
     New {
         name: String,
@@ -70,6 +92,106 @@ enum PluginCommand {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+    /// Upload a plugin version; pipelines using the plugin swap to it at a checkpoint.
+    Push {
+        file: PathBuf,
+        /// The plugin's name [default: the file's name without .wasm]
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// The tenant's plugins and their versions.
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Delete a version no pipeline uses.
+    Delete {
+        name: String,
+        version: i64,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// Where the server is and who is asking.
+#[derive(clap::Args)]
+struct Server {
+    /// The weir server's API [env: WEIR_SERVER]
+    #[arg(long, env = "WEIR_SERVER", default_value = "http://127.0.0.1:7070")]
+    server: String,
+    /// A tenant's token, or the admin token [default: $WEIR_TOKEN]
+    #[arg(long)]
+    token: Option<String>,
+}
+
+impl Server {
+    fn client(self) -> Result<client::Client> {
+        client::Client::new(&self.server, self.token)
+    }
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant; prints its token (shown once).
+    Create {
+        name: String,
+        /// Quotas and grants, TOML or JSON: `[quotas]` and `[grants]` tables.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        server: Server,
+    },
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// Create a pipeline from a `[[pipeline]]`-style TOML (or JSON) file; plugins by name.
+    Create {
+        file: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+    /// State, last error, records in/out, checkpoint and its age.
+    Show {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    Pause {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    Resume {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    Delete {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Move to the latest (or given) plugin versions at the next checkpoint boundary.
+    Upgrade {
+        name: String,
+        #[arg(long)]
+        source_version: Option<i64>,
+        #[arg(long)]
+        sink_version: Option<i64>,
+        #[command(flatten)]
+        server: Server,
     },
 }
 
@@ -190,6 +312,142 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let runtime = runtime(cli.cache_dir)?;
             output::inspect(&runtime, &file, output)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            listen,
+            data_dir,
+            watch,
+            max_instances,
+        } => {
+            let admin_token = std::env::var("WEIR_ADMIN_TOKEN")
+                .context("set WEIR_ADMIN_TOKEN: the token that manages tenants")?;
+            let mut config = RuntimeConfig {
+                max_instances,
+                ..RuntimeConfig::default()
+            };
+            if cli.cache_dir.is_some() {
+                config.cache_dir = cli.cache_dir;
+            }
+            let stop = Shutdown::default();
+            stop_on_signals(stop.clone())?;
+            let options = weir_serve::Options {
+                listen,
+                data_dir,
+                admin_token,
+                watch,
+                runtime: config,
+            };
+            weir_serve::serve(options, stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Push { file, name, server }) => {
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .context("the plugin file has no name; pass --name")?,
+            };
+            let wasm =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let reply = server.client()?.call(
+                "POST",
+                &format!("/v1/plugins/{name}"),
+                Some(("application/wasm", wasm)),
+            )?;
+            client::print(&reply)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::List { server }) => {
+            client::print(&server.client()?.call("GET", "/v1/plugins", None)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Delete {
+            name,
+            version,
+            server,
+        }) => {
+            let path = format!("/v1/plugins/{name}/{version}");
+            client::print(&server.client()?.call("DELETE", &path, None)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(TenantCommand::Create {
+            name,
+            config,
+            server,
+        }) => {
+            let mut body: serde_json::Value = match &config {
+                Some(path) => {
+                    let (kind, bytes) = client::read_definition(path)?;
+                    let text = String::from_utf8(bytes).context("the tenant file is not UTF-8")?;
+                    if kind.contains("json") {
+                        serde_json::from_str(&text)?
+                    } else {
+                        serde_json::to_value(toml::from_str::<toml::Table>(&text)?)?
+                    }
+                }
+                None => serde_json::json!({}),
+            };
+            body["name"] = name.into();
+            let bytes = serde_json::to_vec(&body)?;
+            let reply =
+                server
+                    .client()?
+                    .call("POST", "/v1/tenants", Some(("application/json", bytes)))?;
+            client::print(&reply)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(TenantCommand::List { server }) => {
+            client::print(&server.client()?.call("GET", "/v1/tenants", None)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pipeline(command) => {
+            let reply = pipeline_call(command)?;
+            client::print(&reply)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
+    let action = |server: Server, name: &str, action: &str| {
+        server
+            .client()?
+            .call("POST", &format!("/v1/pipelines/{name}/{action}"), None)
+    };
+    match command {
+        PipelineCommand::Create { file, server } => {
+            let body = client::read_definition(&file)?;
+            server.client()?.call("POST", "/v1/pipelines", Some(body))
+        }
+        PipelineCommand::List { server } => server.client()?.call("GET", "/v1/pipelines", None),
+        PipelineCommand::Show { name, server } => {
+            server
+                .client()?
+                .call("GET", &format!("/v1/pipelines/{name}"), None)
+        }
+        PipelineCommand::Pause { name, server } => action(server, &name, "pause"),
+        PipelineCommand::Resume { name, server } => action(server, &name, "resume"),
+        PipelineCommand::Delete { name, server } => {
+            server
+                .client()?
+                .call("DELETE", &format!("/v1/pipelines/{name}"), None)
+        }
+        PipelineCommand::Upgrade {
+            name,
+            source_version,
+            sink_version,
+            server,
+        } => {
+            let body = serde_json::json!({
+                "source_version": source_version,
+                "sink_version": sink_version,
+            });
+            server.client()?.call(
+                "POST",
+                &format!("/v1/pipelines/{name}/upgrade"),
+                Some(("application/json", serde_json::to_vec(&body)?)),
+            )
         }
     }
 }

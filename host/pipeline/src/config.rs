@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_runtime::{
-    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits, ObjectLocation,
-    ObjectsGrant, Sandbox, SqlGrant,
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits,
+    ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
 };
 
 #[derive(Debug, Deserialize)]
@@ -68,7 +68,7 @@ fn default_buffer() -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SourceToml {
-    plugin: PathBuf,
+    plugin: String,
     #[serde(default = "empty_object")]
     config: serde_json::Value,
     /// Cron expression for batch sources; none runs once.
@@ -83,7 +83,7 @@ struct SourceToml {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SinkToml {
-    plugin: PathBuf,
+    plugin: String,
     #[serde(default = "empty_object")]
     config: serde_json::Value,
     #[serde(default)]
@@ -199,6 +199,8 @@ struct LimitsToml {
     memory: ByteSize,
     #[serde(default = "default_call_timeout", with = "humantime_serde")]
     call_timeout: Duration,
+    #[serde(default = "default_max_batch_bytes")]
+    max_batch_bytes: ByteSize,
 }
 
 impl Default for LimitsToml {
@@ -206,12 +208,16 @@ impl Default for LimitsToml {
         LimitsToml {
             memory: default_memory(),
             call_timeout: default_call_timeout(),
+            max_batch_bytes: default_max_batch_bytes(),
         }
     }
 }
 
 fn default_memory() -> ByteSize {
     ByteSize::mib(256)
+}
+fn default_max_batch_bytes() -> ByteSize {
+    ByteSize::b(DEFAULT_MAX_BATCH_BYTES)
 }
 fn default_call_timeout() -> Duration {
     Duration::from_secs(30)
@@ -282,7 +288,7 @@ impl PipelineFile {
                     "pipeline name `{}` is used twice",
                     p.name
                 );
-                resolve(&base, p)
+                resolve(&base, p, &mut |plugin| Ok(base.join(plugin)))
             })
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("in pipeline file {}", path.display()))?;
@@ -294,7 +300,28 @@ impl PipelineFile {
     }
 }
 
-fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
+impl Pipeline {
+    /// One `[[pipeline]]` table as a JSON value (how the management API receives it).
+    /// `plugin` turns each side's `plugin` reference into a file; relative paths resolve
+    /// against `base`. Errors name the field.
+    pub fn from_value(
+        value: serde_json::Value,
+        base: &Path,
+        plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
+    ) -> Result<Pipeline> {
+        let p: PipelineToml = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("invalid pipeline at `{path}`: {}", e.into_inner())
+        })?;
+        resolve(base, p, plugin)
+    }
+}
+
+fn resolve(
+    base: &Path,
+    p: PipelineToml,
+    plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
+) -> Result<Pipeline> {
     let name = p.name;
     let at = |field: &str| format!("pipeline `{name}`: {field}");
     ensure!(!name.is_empty(), "a pipeline has an empty name");
@@ -316,6 +343,7 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
     let limits = Limits {
         memory: p.limits.memory.as_u64(),
         call_timeout: p.limits.call_timeout,
+        max_batch_bytes: p.limits.max_batch_bytes.as_u64(),
     };
     ensure!(
         limits.memory >= 1 << 20,
@@ -323,7 +351,7 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
         at("limits.memory must be at least 1 MiB")
     );
     let source = Endpoint {
-        plugin: base.join(&p.source.plugin),
+        plugin: plugin(&p.source.plugin).with_context(|| at("source.plugin"))?,
         config: p.source.config,
         sandbox: sandbox(
             base,
@@ -334,7 +362,7 @@ fn resolve(base: &Path, p: PipelineToml) -> Result<Pipeline> {
         )?,
     };
     let sink = Endpoint {
-        plugin: base.join(&p.sink.plugin),
+        plugin: plugin(&p.sink.plugin).with_context(|| at("sink.plugin"))?,
         config: p.sink.config,
         sandbox: sandbox(base, &name, p.sink.grants, limits, &at("sink.grants"))?,
     };

@@ -5,6 +5,7 @@
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
 
 use crate::dead_letter::DeadLetters;
+use crate::meter::Meter;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, anyhow};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ pub(crate) struct Delivery<'a> {
     /// Plugin names, for dead letters.
     pub source_plugin: &'a str,
     pub sink_plugin: &'a str,
+    pub meter: &'a Meter,
 }
 
 /// Counts for the summary; kept up to date even when a run fails half-way.
@@ -42,6 +44,7 @@ pub(crate) trait Pull: Send {
     fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError>;
     /// `checkpoint` (and everything before it) is committed.
     fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError>;
+    fn memory_bytes(&self) -> usize;
 }
 
 impl Pull for BatchSourceInstance {
@@ -50,6 +53,9 @@ impl Pull for BatchSourceInstance {
     }
     fn acknowledge(&mut self, _: &str) -> Result<(), GuestError> {
         Ok(())
+    }
+    fn memory_bytes(&self) -> usize {
+        BatchSourceInstance::memory_bytes(self)
     }
 }
 
@@ -80,6 +86,9 @@ impl Pull for StreamPull<'_> {
     }
     fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
         self.source.ack(checkpoint)
+    }
+    fn memory_bytes(&self) -> usize {
+        self.source.memory_bytes()
     }
 }
 
@@ -146,6 +155,8 @@ fn read(
                 continue;
             }
             let n = batch.records.len() as u64;
+            let bytes = batch.records.data.len() as u64;
+            ctx.meter.pulled(n, bytes, source.memory_bytes());
             last = Some(batch.checkpoint.clone());
             if batches.send(batch).is_err() {
                 break; // the sink stopped; its error is reported by the writer
@@ -193,6 +204,11 @@ fn write(
             .context("the sink flushed but the checkpoint could not be committed")?;
         progress.records_written += n - rejected.by_sink;
         progress.dead_letters += rejected.by_source + rejected.by_sink;
+        ctx.meter.committed(
+            n - rejected.by_sink,
+            rejected.by_source + rejected.by_sink,
+            sink.memory_bytes(),
+        );
         progress.batches += 1;
         progress.checkpoint = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.

@@ -4,11 +4,13 @@
 pub mod config;
 mod dead_letter;
 mod delivery;
+mod meter;
 mod runner;
 pub mod schema;
 mod shutdown;
 
 pub use config::{DeadLetterTarget, Endpoint, Pipeline, PipelineFile};
 pub use delivery::Progress;
-pub use runner::{RunOptions, Side, Status, Summary, prepare, run};
+pub use meter::{Meter, MeterReading, now_ms};
+pub use runner::{RunOptions, Side, Status, Summary, prepare, run, run_one};
 pub use shutdown::Shutdown;

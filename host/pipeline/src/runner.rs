@@ -3,6 +3,7 @@
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
 use crate::delivery::{self, Delivery, Progress, StreamPull};
+use crate::meter::Meter;
 use crate::schema;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, bail};
@@ -11,7 +12,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use weir_checkpoint::CheckpointStore;
-use weir_runtime::{ConnectorSpec, Instance, Labels, Runtime, World};
+use weir_runtime::{ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime, World};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -47,6 +48,9 @@ pub struct Summary {
     pub metrics: BTreeMap<String, u64>,
     pub elapsed_ms: u64,
     pub error: Option<String>,
+    /// How a guest stopped the pipeline, when one did (a trap, a deadline, memory...).
+    #[serde(skip)]
+    pub failure: Option<GuestErrorKind>,
 }
 
 /// Runs every pipeline of `file` side by side; one failing does not stop the others.
@@ -66,7 +70,7 @@ pub fn run(
                 std::thread::Builder::new()
                     .name(format!("pipeline {}", p.name))
                     .spawn_scoped(scope, move || {
-                        run_pipeline(runtime, store, p, options, stop)
+                        run_one(runtime, store, p, options, stop, &Meter::default())
                     })
                     .expect("spawning a pipeline thread")
             })
@@ -115,6 +119,7 @@ impl Summary {
             metrics: BTreeMap::new(),
             elapsed_ms: 0,
             error: None,
+            failure: None,
         }
     }
 
@@ -134,19 +139,26 @@ impl Summary {
     }
 }
 
-fn run_pipeline(
+/// Runs one pipeline until its source ends (or its schedule, `stop` or a failure does),
+/// counting into `meter` as it goes.
+pub fn run_one(
     runtime: &Runtime,
     store: &CheckpointStore,
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
+    meter: &Meter,
 ) -> Summary {
     let span = tracing::info_span!("pipeline", pipeline = %p.name);
     let _entered = span.enter();
     let started = Instant::now();
     let mut summary = Summary::new(p);
     summary.checkpoint = store.load(&p.name).ok().flatten().map(|c| c.checkpoint);
-    if let Err(e) = drive(runtime, store, p, options, stop, &mut summary) {
+    if let Err(e) = drive(runtime, store, p, options, stop, meter, &mut summary) {
+        summary.failure = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<GuestError>())
+            .map(|g| g.kind);
         let message = format!("{e:#}");
         tracing::error!(error = %message, "pipeline failed");
         summary.fail(message);
@@ -161,11 +173,21 @@ fn drive(
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
+    meter: &Meter,
     summary: &mut Summary,
 ) -> Result<()> {
     let (mut source, _) = prepare(runtime, p, Side::Source)?;
     let (mut sink, _) = prepare(runtime, p, Side::Sink)?;
-    let result = deliver(store, p, options, stop, summary, &mut source, &mut sink);
+    let result = deliver(
+        store,
+        p,
+        options,
+        stop,
+        meter,
+        summary,
+        &mut source,
+        &mut sink,
+    );
     for (role, instance) in [("source", &source), ("sink", &sink)] {
         for (name, value) in instance.counters() {
             summary.metrics.insert(format!("{role}.{name}"), *value);
@@ -174,11 +196,13 @@ fn drive(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     store: &CheckpointStore,
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
+    meter: &Meter,
     summary: &mut Summary,
     source: &mut Instance,
     sink: &mut Instance,
@@ -198,6 +222,7 @@ fn deliver(
         buffer: p.buffer_batches,
         source_plugin: &source_plugin,
         sink_plugin: &sink_plugin,
+        meter,
     };
     match source {
         Instance::BatchSource(source) => loop {

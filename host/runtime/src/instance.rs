@@ -64,6 +64,7 @@ impl Instance {
             store,
             connector,
             timeout,
+            max_batch_bytes: sandbox.limits.max_batch_bytes,
         };
         Ok(match api {
             Api::Batch(api) => Instance::BatchSource(BatchSourceInstance {
@@ -107,7 +108,7 @@ impl Instance {
 
     /// The largest linear memory the guest has been granted, in bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.core_ref().store.data().limiter.granted
+        self.core_ref().memory_bytes()
     }
 
     pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
@@ -149,13 +150,30 @@ struct Core {
     store: Store<HostState>,
     connector: connector::Guest,
     timeout: Duration,
+    max_batch_bytes: u64,
 }
+
+macro_rules! memory_bytes {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The largest linear memory the guest has been granted, in bytes.
+            pub fn memory_bytes(&self) -> usize {
+                self.core.memory_bytes()
+            }
+        }
+    )*};
+}
+memory_bytes!(BatchSourceInstance, StreamSourceInstance, SinkInstance);
 
 fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()) as u64 + 1
 }
 
 impl Core {
+    fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.granted
+    }
+
     /// Calls into the guest under the deadline (`timeout` plus `extra` for calls that may
     /// legitimately wait), and turns what comes back into a [`GuestError`] the pipeline
     /// can act on.
@@ -230,9 +248,19 @@ impl Core {
     }
 
     /// A batch whose spans point outside its buffer would fail, or worse mislead, the sink
-    /// that reads it: it is the source's fault and stops here.
+    /// that reads it, and one past the batch-bytes limit would make the host buffer what
+    /// the operator capped: either is the source's fault and stops here.
     fn checked(&self, call: &'static str, batch: Batch) -> Result<Batch, GuestError> {
-        match batch.records.check() {
+        let bytes = batch.records.data.len() as u64;
+        let checked = if bytes > self.max_batch_bytes {
+            Err(format!(
+                "returned a batch of {bytes} bytes; the limit is {}",
+                self.max_batch_bytes
+            ))
+        } else {
+            batch.records.check()
+        };
+        match checked {
             Ok(()) => Ok(batch),
             Err(problem) => Err(GuestError {
                 kind: GuestErrorKind::Fatal,
@@ -286,9 +314,10 @@ impl BatchSourceInstance {
         const CALL: &str = "batch-read.reader.next";
         let reader = self.reader.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        self.core.call(CALL, Duration::ZERO, |s| {
+        let batch = self.core.call(CALL, Duration::ZERO, |s| {
             api.reader().call_next(s, reader, max_records)
-        })
+        })?;
+        batch.map(|b| self.core.checked(CALL, b)).transpose()
     }
 
     pub fn close(&mut self) -> Result<(), GuestError> {

@@ -28,13 +28,18 @@ pub struct Limits {
     pub memory: u64,
     /// How long one call into the guest may run before it is interrupted.
     pub call_timeout: Duration,
+    /// The most bytes of record data one batch may carry; a larger one fails the call.
+    pub max_batch_bytes: u64,
 }
+
+pub const DEFAULT_MAX_BATCH_BYTES: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory: 256 << 20,
             call_timeout: Duration::from_secs(30),
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
         }
     }
 }

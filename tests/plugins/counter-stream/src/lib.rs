@@ -13,13 +13,22 @@ use weir_guest::{Batch, Connector, Error, Records, Result, StreamSource};
 pub struct Config {
     total: u64,
     /// A file in a writable grant; each acknowledged checkpoint is appended as a line.
-    ack_log: String,
+    #[serde(default)]
+    ack_log: Option<String>,
+    /// Loops forever inside `poll` without returning (a hostile source).
+    #[serde(default)]
+    spin: bool,
+    /// Sleeps this long in each poll: a source with a steady rate.
+    #[serde(default)]
+    sleep_ms: u64,
 }
 
 pub struct CounterStream {
     next: u64,
     total: u64,
-    ack_log: String,
+    ack_log: Option<String>,
+    spin: bool,
+    sleep: Duration,
 }
 
 impl Connector for CounterStream {
@@ -37,12 +46,21 @@ impl StreamSource for CounterStream {
             next: checkpoint.unwrap_or(0),
             total: config.total,
             ack_log: config.ack_log,
+            spin: config.spin,
+            sleep: Duration::from_millis(config.sleep_ms),
         })
     }
 
     /// Answers at once even when there is nothing, as a badly written source would.
     fn poll(&mut self, max_records: u32, _max_wait: Duration) -> Result<Batch<u64>> {
         weir_guest::metrics::counter_add("polls", 1);
+        let mut spins: u64 = 0;
+        while self.spin {
+            spins = std::hint::black_box(spins.wrapping_add(1));
+        }
+        if !self.sleep.is_zero() && self.next < self.total {
+            std::thread::sleep(self.sleep);
+        }
         let end = (self.next + u64::from(max_records)).min(self.total);
         let mut records = Records::new();
         for n in self.next..end {
@@ -53,11 +71,14 @@ impl StreamSource for CounterStream {
     }
 
     fn ack(&mut self, checkpoint: u64) -> Result<()> {
+        let Some(ack_log) = &self.ack_log else {
+            return Ok(());
+        };
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.ack_log)
-            .map_err(|e| Error::Fatal(format!("{}: {e}", self.ack_log)))?;
+            .open(ack_log)
+            .map_err(|e| Error::Fatal(format!("{ack_log}: {e}")))?;
         writeln!(log, "{checkpoint}").map_err(|e| Error::Fatal(e.to_string()))
     }
 }

@@ -11,6 +11,9 @@ pub struct Config {
     mode: Mode,
     #[serde(default)]
     count: u64,
+    /// What `read-path`, `socket` and `http` reach for: a path, `host:port` or a URL.
+    #[serde(default)]
+    target: String,
 }
 
 #[derive(Deserialize, JsonSchema, Clone, Copy)]
@@ -23,10 +26,19 @@ enum Mode {
     Loop,
     Oom,
     StackOverflow,
+    /// Reads the file `target` and emits its lines: a leak if it works.
+    ReadPath,
+    /// Opens a TCP connection to `target` with wasi sockets.
+    Socket,
+    /// GETs the URL `target` through the host's HTTP.
+    Http,
+    /// Returns one batch of 96 MiB.
+    Huge,
 }
 
 pub struct Hostile {
     mode: Mode,
+    target: String,
     calls: u64,
     next: u64,
     end: u64,
@@ -45,6 +57,7 @@ impl BatchSource for Hostile {
     fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
         Ok(Hostile {
             mode: config.mode,
+            target: config.target,
             calls: 0,
             next: cursor.unwrap_or(0),
             end: config.count,
@@ -76,6 +89,30 @@ impl BatchSource for Hostile {
             Mode::StackOverflow => {
                 std::hint::black_box(recurse(std::hint::black_box(1)));
             }
+            Mode::ReadPath => {
+                let text = std::fs::read_to_string(&self.target)
+                    .map_err(|e| Error::Fatal(format!("cannot read {}: {e}", self.target)))?;
+                return Ok(self.leak(text.lines().map(str::to_string)));
+            }
+            Mode::Socket => {
+                std::net::TcpStream::connect(&self.target)
+                    .map_err(|e| Error::Fatal(format!("cannot connect to {}: {e}", self.target)))?;
+                return Ok(self.leak(std::iter::once("connected".to_string())));
+            }
+            Mode::Http => {
+                let response = weir_guest::http::get(&self.target)?;
+                return Ok(self.leak(std::iter::once(format!("status {}", response.status))));
+            }
+            Mode::Huge if self.next < self.end => {
+                let mut records = Records::new();
+                let value = vec![b'x'; 1 << 20];
+                for _ in 0..96 {
+                    records.push_value(&value);
+                }
+                self.next = self.end;
+                return Ok(Some(Batch::new(records, self.end)));
+            }
+            Mode::Huge => {}
         }
         if self.next >= self.end {
             return Ok(None);
@@ -87,6 +124,21 @@ impl BatchSource for Hostile {
         }
         self.next = end;
         Ok(Some(Batch::new(records, end)))
+    }
+}
+
+impl Hostile {
+    /// Whatever an attack got hold of, as records, once: what a test must never see.
+    fn leak(&mut self, lines: impl Iterator<Item = String>) -> Option<Batch<u64>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let mut records = Records::new();
+        for line in lines {
+            records.push_value(serde_json::json!({ "leaked": line }).to_string().as_bytes());
+        }
+        self.next = self.end;
+        Some(Batch::new(records, self.end))
     }
 }
 

@@ -47,6 +47,39 @@ impl HttpGrant {
     }
 }
 
+impl HttpGrant {
+    /// Whether every host `pattern` (a grant entry of the same form) names is granted
+    /// here: how a tenant's grant bounds the grants of its pipelines.
+    pub fn covers(&self, pattern: &str) -> bool {
+        let (name, port) = split_port(pattern);
+        // A pattern without a port means 80 and 443.
+        let ports: Vec<(u16, u16)> = match port {
+            Some(p) => vec![(p, if p == 80 || p == 443 { p } else { 0 })],
+            None => vec![(80, 80), (443, 443)],
+        };
+        match name.strip_prefix("*.") {
+            // Only a wildcard for the same domain or a parent covers a wildcard.
+            Some(domain) => self.hosts.iter().any(|grant| {
+                let (granted, granted_port) = split_port(grant);
+                let port_ok = match (granted_port, port) {
+                    (Some(g), Some(p)) => g == p,
+                    (None, None) => true,
+                    (None, Some(p)) => p == 80 || p == 443,
+                    (Some(_), None) => false,
+                };
+                port_ok
+                    && granted.strip_prefix("*.").is_some_and(|parent| {
+                        let (d, p) = (domain.to_ascii_lowercase(), parent.to_ascii_lowercase());
+                        d == p || d.ends_with(&format!(".{p}"))
+                    })
+            }),
+            None => ports
+                .iter()
+                .all(|&(port, default)| self.allows(name, port, default)),
+        }
+    }
+}
+
 /// `host:port`, `[v6]:port`, or a bare host (a bare IPv6 address has colons but no port).
 fn split_port(grant: &str) -> (&str, Option<u16>) {
     if let Some(rest) = grant.strip_prefix('[') {
@@ -202,6 +235,22 @@ mod tests {
         assert!(!g.allows("example.com", 443, 443));
         assert!(!g.allows("evilexample.com", 443, 443));
         assert!(!g.allows("a.example.com.evil.net", 443, 443));
+    }
+
+    #[test]
+    fn a_tenant_grant_covers_narrower_patterns_only() {
+        let tenant = grant(&["api.example.com", "*.data.example.com", "127.0.0.1:8080"]);
+        assert!(tenant.covers("api.example.com"));
+        assert!(tenant.covers("api.example.com:443"));
+        assert!(!tenant.covers("api.example.com:8443"));
+        assert!(tenant.covers("x.data.example.com"));
+        assert!(tenant.covers("*.data.example.com"));
+        assert!(tenant.covers("*.eu.data.example.com"));
+        assert!(!tenant.covers("*.example.com"));
+        assert!(!tenant.covers("evil.com"));
+        assert!(tenant.covers("127.0.0.1:8080"));
+        assert!(!tenant.covers("127.0.0.1"));
+        assert!(!tenant.covers("127.0.0.1:9090"));
     }
 
     #[test]

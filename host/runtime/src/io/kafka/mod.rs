@@ -27,6 +27,16 @@ pub struct KafkaGrant {
 }
 
 impl KafkaGrant {
+    /// Whether every topic `pattern` names is granted here. A pattern needs the same
+    /// pattern (or `*`) in this grant: which names it will match is not known in advance.
+    pub fn covers(&self, pattern: &str) -> bool {
+        if pattern.contains(['*', '?', '[', '^']) {
+            self.topics.iter().any(|t| t == pattern || t == "*")
+        } else {
+            self.allows(pattern)
+        }
+    }
+
     fn allows(&self, topic: &str) -> bool {
         self.topics
             .iter()

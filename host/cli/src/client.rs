@@ -1,0 +1,92 @@
+//! The CLI side of the management API: `weir tenant|plugin|pipeline ...` against a
+//! running `weir serve`.
+
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+
+pub struct Client {
+    server: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>) -> Result<Client> {
+        let token = token
+            .or_else(|| std::env::var("WEIR_TOKEN").ok())
+            .filter(|t| !t.is_empty())
+            .context(
+                "no token: set WEIR_TOKEN (a tenant's token, or the admin token) or pass --token",
+            )?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .new_agent();
+        Ok(Client {
+            server: server.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        })
+    }
+
+    /// Sends the request and prints the JSON reply; a non-2xx reply is an error carrying
+    /// the server's message.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server);
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", format!("Bearer {}", self.token));
+        let (request, bytes) = match body {
+            Some((content_type, bytes)) => (request.header("Content-Type", content_type), bytes),
+            None => (request, Vec::new()),
+        };
+        let request = request.body(bytes)?;
+        let mut response = self
+            .agent
+            .run(request)
+            .with_context(|| format!("cannot reach weir serve at {}", self.server))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        if !status.is_success() {
+            let message = value["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            bail!("{method} {path}: {status}: {message}");
+        }
+        Ok(value)
+    }
+}
+
+pub fn print(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A file's content type for the API: JSON by extension, TOML otherwise.
+pub fn read_definition(path: &Path) -> Result<(&'static str, Vec<u8>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let json = path.extension().is_some_and(|e| e == "json");
+    Ok((
+        if json {
+            "application/json"
+        } else {
+            "application/toml"
+        },
+        bytes,
+    ))
+}

@@ -1,0 +1,69 @@
+//! Live counters of one pipeline, updated per batch and read while it runs (the serve
+//! API's status and `/metrics`). Atomics: the delivery threads write, anyone reads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Default)]
+pub struct Meter {
+    pub records_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub batches: AtomicU64,
+    pub dead_letters: AtomicU64,
+    /// Linear memory of the current source and sink instances, in bytes.
+    pub source_memory: AtomicU64,
+    pub sink_memory: AtomicU64,
+    /// When the last checkpoint was committed, in ms since the Unix epoch; 0 for never.
+    pub last_commit_ms: AtomicU64,
+}
+
+/// A consistent-enough copy of a [`Meter`] for display.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct MeterReading {
+    pub records_in: u64,
+    pub bytes_in: u64,
+    pub records_out: u64,
+    pub batches: u64,
+    pub dead_letters: u64,
+    pub source_memory: u64,
+    pub sink_memory: u64,
+    pub last_commit_ms: u64,
+}
+
+impl Meter {
+    pub fn read(&self) -> MeterReading {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MeterReading {
+            records_in: get(&self.records_in),
+            bytes_in: get(&self.bytes_in),
+            records_out: get(&self.records_out),
+            batches: get(&self.batches),
+            dead_letters: get(&self.dead_letters),
+            source_memory: get(&self.source_memory),
+            sink_memory: get(&self.sink_memory),
+            last_commit_ms: get(&self.last_commit_ms),
+        }
+    }
+
+    pub(crate) fn pulled(&self, records: u64, bytes: u64, memory: usize) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.source_memory.store(memory as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn committed(&self, written: u64, dead_letters: u64, memory: usize) {
+        self.records_out.fetch_add(written, Ordering::Relaxed);
+        self.dead_letters.fetch_add(dead_letters, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.sink_memory.store(memory as u64, Ordering::Relaxed);
+        self.last_commit_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,88 @@
+//! `weir serve`: one long-running process hosting many tenants' pipelines.
+//!
+//! - `registry`: tenants, plugin versions and pipelines in SQLite beside the checkpoints.
+//! - `tenant` and `paths`: quotas and grants, and how a pipeline is held inside them.
+//! - `supervisor`: a worker per pipeline; restarts with backoff; swaps at checkpoints.
+//! - `plugins`: pushing a version (validate, check users, store, swap); `watch` pushes files.
+//! - `api`, `auth`, `metrics`: the HTTP side.
+
+mod api;
+mod auth;
+mod metrics;
+mod paths;
+mod plugins;
+mod registry;
+mod supervisor;
+mod tenant;
+mod watch;
+
+use anyhow::{Context, Result, ensure};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use weir_checkpoint::CheckpointStore;
+use weir_pipeline::Shutdown;
+use weir_runtime::{Runtime, RuntimeConfig};
+
+pub use tenant::{Grants, Quotas};
+
+pub struct Options {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub admin_token: String,
+    pub watch: Option<PathBuf>,
+    pub runtime: RuntimeConfig,
+}
+
+/// Serves until `stop` is triggered, then stops every pipeline between batches.
+pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
+    ensure!(
+        options.admin_token.len() >= 16,
+        "the admin token (WEIR_ADMIN_TOKEN) must be at least 16 characters"
+    );
+    let checkpoints = Arc::new(CheckpointStore::open(&options.data_dir)?);
+    let registry = Arc::new(registry::Registry::open(&options.data_dir)?);
+    let runtime = Arc::new(Runtime::new(options.runtime)?);
+    let supervisor = supervisor::Supervisor::new(runtime.clone(), checkpoints, registry.clone());
+    let app = api::App {
+        registry,
+        supervisor: supervisor.clone(),
+        runtime,
+        admin_token: options.admin_token.into(),
+        push_lock: Arc::new(Mutex::new(())),
+    };
+    let restored = supervisor.start_all()?;
+    tracing::info!(pipelines = restored, "pipelines restored");
+    if let Some(dir) = options.watch {
+        watch::spawn(app.clone(), dir, stop.clone()).context("cannot start the plugin watcher")?;
+    }
+
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("weir-api")
+        .build()
+        .context("cannot start the API runtime")?;
+    let served = server.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.listen))?;
+        let address = listener.local_addr()?;
+        println!(
+            "weir: serving http://{address} (data in {})",
+            options.data_dir.display()
+        );
+        let stopped = stop.clone();
+        let shutdown = async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                while !stopped.wait(std::time::Duration::from_secs(3600)) {}
+            })
+            .await;
+        };
+        axum::serve(listener, api::router(app))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the API server failed")
+    });
+    supervisor.shutdown();
+    served
+}

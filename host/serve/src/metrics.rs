@@ -1,0 +1,127 @@
+//! `/metrics` in Prometheus' text format: one series per pipeline, labelled by tenant.
+
+use crate::supervisor::{State, Supervisor};
+use std::fmt::Write;
+
+pub fn render(supervisor: &Supervisor) -> String {
+    let snapshots: Vec<_> = supervisor
+        .workers()
+        .iter()
+        .map(|w| (w.tenant.clone(), supervisor.snapshot_of(w)))
+        .collect();
+    let mut out = String::new();
+    let mut family =
+        |name: &str,
+         kind: &str,
+         help: &str,
+         value: &dyn Fn(&crate::supervisor::Snapshot) -> Option<f64>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (tenant, s) in &snapshots {
+                if let Some(v) = value(s) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{tenant=\"{}\",pipeline=\"{}\"}} {v}",
+                        escape(tenant),
+                        escape(&s.name)
+                    );
+                }
+            }
+        };
+    let n = |v: u64| Some(v as f64);
+    family(
+        "weir_records_in_total",
+        "counter",
+        "Records read from the source.",
+        &|s| n(s.counters.records_in),
+    );
+    family(
+        "weir_records_out_total",
+        "counter",
+        "Records written and committed by the sink.",
+        &|s| n(s.counters.records_out),
+    );
+    family(
+        "weir_bytes_in_total",
+        "counter",
+        "Record bytes read from the source.",
+        &|s| n(s.counters.bytes_in),
+    );
+    family(
+        "weir_batches_total",
+        "counter",
+        "Batches committed.",
+        &|s| n(s.counters.batches),
+    );
+    family(
+        "weir_dead_letters_total",
+        "counter",
+        "Records sent to the dead-letter destination.",
+        &|s| n(s.counters.dead_letters),
+    );
+    family("weir_errors_total", "counter", "Failed runs.", &|s| {
+        n(s.stats.errors)
+    });
+    family(
+        "weir_restarts_total",
+        "counter",
+        "Restarts after a failure.",
+        &|s| n(s.stats.restarts),
+    );
+    family(
+        "weir_traps_total",
+        "counter",
+        "Runs stopped by a guest trap.",
+        &|s| n(s.stats.traps),
+    );
+    family(
+        "weir_epoch_stops_total",
+        "counter",
+        "Calls interrupted at their deadline (epoch).",
+        &|s| n(s.stats.deadline_stops),
+    );
+    family(
+        "weir_memory_stops_total",
+        "counter",
+        "Runs stopped at the memory limit.",
+        &|s| n(s.stats.memory_stops),
+    );
+    family(
+        "weir_source_memory_bytes",
+        "gauge",
+        "Linear memory of the source instance.",
+        &|s| n(s.counters.source_memory),
+    );
+    family(
+        "weir_sink_memory_bytes",
+        "gauge",
+        "Linear memory of the sink instance.",
+        &|s| n(s.counters.sink_memory),
+    );
+    family(
+        "weir_checkpoint_age_seconds",
+        "gauge",
+        "Seconds since the last committed checkpoint.",
+        &|s| s.checkpoint_age_ms.map(|ms| ms as f64 / 1000.0),
+    );
+    family(
+        "weir_pipeline_running",
+        "gauge",
+        "1 when the pipeline is running.",
+        &|s| {
+            Some(if s.stats.state == State::Running {
+                1.0
+            } else {
+                0.0
+            })
+        },
+    );
+    out
+}
+
+/// Label values escape `\`, `"` and newlines.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

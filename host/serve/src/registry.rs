@@ -1,0 +1,455 @@
+//! What `weir serve` keeps across restarts, in SQLite beside the checkpoints: tenants
+//! (tokens hashed), plugin versions (files content-addressed on disk) and pipelines with
+//! the state they should be in.
+
+use crate::tenant::{Grants, Quotas};
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use weir_pipeline::now_ms;
+
+pub struct Registry {
+    conn: Mutex<Connection>,
+    plugins_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub quotas: Quotas,
+    pub grants: Grants,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub version: i64,
+    pub sha256: String,
+    pub world: String,
+    pub spec: serde_json::Value,
+    pub created_at_ms: i64,
+}
+
+/// Whether a pipeline should be delivering. `Failed` is set by the supervisor when a
+/// pipeline used up its restarts; only `resume` clears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    Running,
+    Paused,
+    Failed,
+}
+
+impl Desired {
+    fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Paused => "paused",
+            Desired::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Desired {
+        match s {
+            "paused" => Desired::Paused,
+            "failed" => Desired::Failed,
+            _ => Desired::Running,
+        }
+    }
+}
+
+/// A plugin reference pinned to a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginRef {
+    pub name: String,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineRow {
+    pub tenant: String,
+    pub name: String,
+    /// The `[[pipeline]]` table as JSON, limits filled in from the tenant's quotas.
+    pub definition: serde_json::Value,
+    pub source: PluginRef,
+    pub sink: PluginRef,
+    pub desired: Desired,
+    pub last_error: Option<String>,
+}
+
+impl PipelineRow {
+    /// The name the checkpoint store, logs and metrics know it by.
+    pub fn key(&self) -> String {
+        key(&self.tenant, &self.name)
+    }
+}
+
+pub fn key(tenant: &str, name: &str) -> String {
+    format!("{tenant}/{name}")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Registry {
+    /// Opens the registry in `dir`, which the caller has locked (the checkpoint store does).
+    pub fn open(dir: &Path) -> Result<Registry> {
+        let path = dir.join("weir.db");
+        let conn = Connection::open(&path)
+            .with_context(|| format!("cannot open the registry {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS tenants (
+                name         TEXT PRIMARY KEY,
+                token_sha256 TEXT NOT NULL UNIQUE,
+                quotas       TEXT NOT NULL,
+                grants       TEXT NOT NULL,
+                created_at   INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS plugins (
+                tenant     TEXT NOT NULL,
+                name       TEXT NOT NULL,
+                version    INTEGER NOT NULL,
+                sha256     TEXT NOT NULL,
+                world      TEXT NOT NULL,
+                spec       TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (tenant, name, version)
+            );
+            CREATE TABLE IF NOT EXISTS pipelines (
+                tenant         TEXT NOT NULL,
+                name           TEXT NOT NULL,
+                definition     TEXT NOT NULL,
+                source_plugin  TEXT NOT NULL,
+                source_version INTEGER NOT NULL,
+                sink_plugin    TEXT NOT NULL,
+                sink_version   INTEGER NOT NULL,
+                desired        TEXT NOT NULL,
+                last_error     TEXT,
+                created_at     INTEGER NOT NULL,
+                PRIMARY KEY (tenant, name)
+            );",
+        )
+        .with_context(|| format!("cannot set up the registry {}", path.display()))?;
+        let plugins_dir = dir.join("plugins");
+        std::fs::create_dir_all(&plugins_dir)
+            .with_context(|| format!("cannot create {}", plugins_dir.display()))?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+            plugins_dir,
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // --- tenants ---
+
+    pub fn create_tenant(&self, t: &Tenant, token: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO tenants (name, token_sha256, quotas, grants, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    t.name,
+                    sha256_hex(token.as_bytes()),
+                    serde_json::to_string(&t.quotas)?,
+                    serde_json::to_string(&t.grants)?,
+                    now_ms() as i64
+                ],
+            )
+            .with_context(|| format!("cannot create tenant `{}`", t.name))?;
+        Ok(())
+    }
+
+    pub fn update_tenant(&self, t: &Tenant) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tenants SET quotas = ?2, grants = ?3 WHERE name = ?1",
+            params![
+                t.name,
+                serde_json::to_string(&t.quotas)?,
+                serde_json::to_string(&t.grants)?
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn tenant_by_token(&self, token: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT name FROM tenants WHERE token_sha256 = ?1",
+                params![sha256_hex(token.as_bytes())],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn tenant(&self, name: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT quotas, grants FROM tenants WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(q, g)| {
+            Ok(Tenant {
+                name: name.to_string(),
+                quotas: serde_json::from_str(&q).context("stored quotas")?,
+                grants: serde_json::from_str(&g).context("stored grants")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>> {
+        let names: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT name FROM tenants ORDER BY name")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        names
+            .iter()
+            .filter_map(|n| self.tenant(n).transpose())
+            .collect()
+    }
+
+    // --- plugins ---
+
+    /// Where a plugin file lives: under its content hash, named as the plugin so that
+    /// the runtime's labels and errors carry the plugin's name.
+    pub fn plugin_path(&self, sha256: &str, name: &str) -> PathBuf {
+        self.plugins_dir.join(sha256).join(format!("{name}.wasm"))
+    }
+
+    /// A scratch file to validate an upload in before it gets a version.
+    pub fn staging_path(&self, name: &str) -> Result<PathBuf> {
+        let dir = self
+            .plugins_dir
+            .join(".staging")
+            .join(crate::auth::random_token()?);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir.join(format!("{name}.wasm")))
+    }
+
+    pub fn latest_plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginVersion>> {
+        Ok(self.plugin_versions(tenant, name)?.pop())
+    }
+
+    pub fn plugin(&self, tenant: &str, name: &str, version: i64) -> Result<Option<PluginVersion>> {
+        Ok(self
+            .plugin_versions(tenant, name)?
+            .into_iter()
+            .find(|v| v.version == version))
+    }
+
+    /// Versions of one plugin, oldest first.
+    pub fn plugin_versions(&self, tenant: &str, name: &str) -> Result<Vec<PluginVersion>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, version, sha256, world, spec, created_at FROM plugins
+             WHERE tenant = ?1 AND name = ?2 ORDER BY version",
+        )?;
+        let rows = stmt.query_map(params![tenant, name], plugin_row)?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Every version of every plugin of the tenant, by name then version.
+    pub fn plugins(&self, tenant: &str) -> Result<Vec<PluginVersion>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, version, sha256, world, spec, created_at FROM plugins
+             WHERE tenant = ?1 ORDER BY name, version",
+        )?;
+        let rows = stmt.query_map(params![tenant], plugin_row)?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Records a new version (one above the latest) and returns it.
+    pub fn add_plugin(
+        &self,
+        tenant: &str,
+        name: &str,
+        sha256: &str,
+        world: &str,
+        spec: &serde_json::Value,
+    ) -> Result<PluginVersion> {
+        let conn = self.conn();
+        let version: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM plugins WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+            |r| r.get(0),
+        )?;
+        let now = now_ms() as i64;
+        conn.execute(
+            "INSERT INTO plugins (tenant, name, version, sha256, world, spec, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![tenant, name, version, sha256, world, spec.to_string(), now],
+        )?;
+        Ok(PluginVersion {
+            name: name.to_string(),
+            version,
+            sha256: sha256.to_string(),
+            world: world.to_string(),
+            spec: spec.clone(),
+            created_at_ms: now,
+        })
+    }
+
+    pub fn delete_plugin(&self, tenant: &str, name: &str, version: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM plugins WHERE tenant = ?1 AND name = ?2 AND version = ?3",
+            params![tenant, name, version],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether any tenant still has a version with these bytes (the file may go if not).
+    pub fn plugin_file_used(&self, sha256: &str) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS(SELECT 1 FROM plugins WHERE sha256 = ?1)",
+            params![sha256],
+            |r| r.get(0),
+        )?)
+    }
+
+    // --- pipelines ---
+
+    pub fn insert_pipeline(&self, p: &PipelineRow) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO pipelines (tenant, name, definition, source_plugin, source_version,
+                    sink_plugin, sink_version, desired, last_error, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
+                params![
+                    p.tenant,
+                    p.name,
+                    p.definition.to_string(),
+                    p.source.name,
+                    p.source.version,
+                    p.sink.name,
+                    p.sink.version,
+                    p.desired.as_str(),
+                    now_ms() as i64
+                ],
+            )
+            .with_context(|| format!("cannot store pipeline `{}`", p.name))?;
+        Ok(())
+    }
+
+    pub fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRow>> {
+        Ok(self
+            .pipelines_where("tenant = ?1 AND name = ?2", params![tenant, name])?
+            .pop())
+    }
+
+    pub fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>> {
+        self.pipelines_where("tenant = ?1", params![tenant])
+    }
+
+    pub fn all_pipelines(&self) -> Result<Vec<PipelineRow>> {
+        self.pipelines_where("1 = 1", params![])
+    }
+
+    /// The tenant's pipelines that use plugin `name` on either side.
+    pub fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>> {
+        self.pipelines_where(
+            "tenant = ?1 AND (source_plugin = ?2 OR sink_plugin = ?2)",
+            params![tenant, name],
+        )
+    }
+
+    fn pipelines_where(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<PipelineRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT tenant, name, definition, source_plugin, source_version, sink_plugin,
+                    sink_version, desired, last_error
+             FROM pipelines WHERE {filter} ORDER BY tenant, name"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
+            let definition: String = r.get(2)?;
+            let desired: String = r.get(7)?;
+            Ok(PipelineRow {
+                tenant: r.get(0)?,
+                name: r.get(1)?,
+                definition: serde_json::from_str(&definition).unwrap_or_default(),
+                source: PluginRef {
+                    name: r.get(3)?,
+                    version: r.get(4)?,
+                },
+                sink: PluginRef {
+                    name: r.get(5)?,
+                    version: r.get(6)?,
+                },
+                desired: Desired::parse(&desired),
+                last_error: r.get(8)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    pub fn set_desired(
+        &self,
+        tenant: &str,
+        name: &str,
+        desired: Desired,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE pipelines SET desired = ?3, last_error = ?4 WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name, desired.as_str(), error],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE pipelines SET source_version = ?3, sink_version = ?4
+             WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name, source, sink],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM pipelines WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn count_pipelines(&self, tenant: &str) -> Result<u32> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM pipelines WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+fn plugin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginVersion> {
+    let spec: String = r.get(4)?;
+    Ok(PluginVersion {
+        name: r.get(0)?,
+        version: r.get(1)?,
+        sha256: r.get(2)?,
+        world: r.get(3)?,
+        spec: serde_json::from_str(&spec).unwrap_or_default(),
+        created_at_ms: r.get(5)?,
+    })
+}

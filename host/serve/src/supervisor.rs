@@ -1,0 +1,466 @@
+//! One worker thread per pipeline: runs it, restarts it with exponential backoff when it
+//! fails, gives up after the tenant's `max_failures`, and restarts it between batches when
+//! asked (pause, resume, a new plugin version).
+//!
+//! A swap is a graceful stop followed by a start: the delivery loop finishes and commits
+//! the batch in flight, so the new instance opens at exactly the checkpoint the old one
+//! left, and nothing is delivered twice.
+
+use crate::registry::{Desired, PipelineRow, PluginRef, Registry, key};
+use crate::tenant::Grants;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use weir_checkpoint::CheckpointStore;
+use weir_pipeline::{Meter, MeterReading, Pipeline, RunOptions, Shutdown, Status, now_ms};
+use weir_runtime::{GuestErrorKind, Runtime};
+
+pub struct Supervisor {
+    runtime: Arc<Runtime>,
+    checkpoints: Arc<CheckpointStore>,
+    registry: Arc<Registry>,
+    workers: Mutex<HashMap<String, Arc<Worker>>>,
+}
+
+/// What a worker is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Run,
+    /// Paused, or failed for good: wait for a resume.
+    Hold,
+    /// The pipeline was deleted, or the process is stopping: end the thread.
+    Exit,
+}
+
+struct Control {
+    command: Command,
+    /// Bumped to restart the current run (a new plugin version, a resume).
+    generation: u64,
+    /// Stops the run in progress, between batches.
+    run_stop: Option<Shutdown>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Starting,
+    Running,
+    Paused,
+    /// Waiting to restart after a failure.
+    Backoff,
+    /// Gave up after too many failures; `resume` tries again.
+    Failed,
+    /// A batch source without a schedule read everything once.
+    Finished,
+}
+
+/// What the status call and `/metrics` show about one pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub state: State,
+    pub last_error: Option<String>,
+    /// Failed runs in a row (reset by a run that commits a batch).
+    pub failures: u32,
+    pub restarts: u64,
+    /// Failed runs, all told.
+    pub errors: u64,
+    /// Runs stopped by a guest: trapped, past its deadline, out of memory.
+    pub traps: u64,
+    pub deadline_stops: u64,
+    pub memory_stops: u64,
+    /// The versions the current run uses.
+    pub source: Option<PluginRef>,
+    pub sink: Option<PluginRef>,
+    /// When the current run started, ms since the Unix epoch.
+    pub run_started_ms: u64,
+    /// Records written before the current run started (so a run's own count is the
+    /// difference).
+    pub records_out_before_run: u64,
+}
+
+pub struct Worker {
+    pub tenant: String,
+    pub name: String,
+    control: Mutex<Control>,
+    wake: Condvar,
+    pub meter: Meter,
+    stats: Mutex<Stats>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A pipeline's status: its stats, counters and checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+    #[serde(flatten)]
+    pub counters: MeterReading,
+    pub checkpoint: Option<String>,
+    /// How long ago the last checkpoint was committed: the pipeline's lag behind its
+    /// source, as far as the host can tell.
+    pub checkpoint_age_ms: Option<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Supervisor {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        checkpoints: Arc<CheckpointStore>,
+        registry: Arc<Registry>,
+    ) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            runtime,
+            checkpoints,
+            registry,
+            workers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn checkpoints(&self) -> &CheckpointStore {
+        &self.checkpoints
+    }
+
+    /// Starts a worker for every stored pipeline, in the state it was left in.
+    pub fn start_all(self: &Arc<Self>) -> Result<usize> {
+        let rows = self.registry.all_pipelines()?;
+        for row in &rows {
+            self.spawn(row);
+        }
+        Ok(rows.len())
+    }
+
+    /// Starts the worker of a pipeline just stored.
+    pub fn spawn(self: &Arc<Self>, row: &PipelineRow) {
+        let command = match row.desired {
+            Desired::Running => Command::Run,
+            Desired::Paused | Desired::Failed => Command::Hold,
+        };
+        let state = match row.desired {
+            Desired::Running => State::Starting,
+            Desired::Paused => State::Paused,
+            Desired::Failed => State::Failed,
+        };
+        let worker = Arc::new(Worker {
+            tenant: row.tenant.clone(),
+            name: row.name.clone(),
+            control: Mutex::new(Control {
+                command,
+                generation: 0,
+                run_stop: None,
+            }),
+            wake: Condvar::new(),
+            meter: Meter::default(),
+            stats: Mutex::new(Stats {
+                state,
+                last_error: row.last_error.clone(),
+                failures: 0,
+                restarts: 0,
+                errors: 0,
+                traps: 0,
+                deadline_stops: 0,
+                memory_stops: 0,
+                source: None,
+                sink: None,
+                run_started_ms: 0,
+                records_out_before_run: 0,
+            }),
+            thread: Mutex::new(None),
+        });
+        let (sup, w) = (self.clone(), worker.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("pipeline {}", row.key()))
+            .spawn(move || sup.work(&w))
+            .expect("spawning a pipeline worker");
+        *lock(&worker.thread) = Some(thread);
+        lock(&self.workers).insert(row.key(), worker);
+    }
+
+    fn worker(&self, tenant: &str, name: &str) -> Option<Arc<Worker>> {
+        lock(&self.workers).get(&key(tenant, name)).cloned()
+    }
+
+    pub fn workers(&self) -> Vec<Arc<Worker>> {
+        let mut all: Vec<_> = lock(&self.workers).values().cloned().collect();
+        all.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        all
+    }
+
+    fn tell(&self, tenant: &str, name: &str, command: Command, restart: bool) {
+        if let Some(w) = self.worker(tenant, name) {
+            let mut c = lock(&w.control);
+            c.command = command;
+            if restart {
+                c.generation += 1;
+            }
+            if let Some(stop) = &c.run_stop {
+                stop.trigger();
+            }
+            w.wake.notify_all();
+        }
+    }
+
+    pub fn pause(&self, tenant: &str, name: &str) {
+        self.tell(tenant, name, Command::Hold, false);
+    }
+
+    pub fn resume(&self, tenant: &str, name: &str) {
+        if let Some(w) = self.worker(tenant, name) {
+            lock(&w.stats).failures = 0;
+        }
+        self.tell(tenant, name, Command::Run, true);
+    }
+
+    /// Restarts the pipeline between batches, with whatever versions the registry now pins.
+    pub fn swap(&self, tenant: &str, name: &str) {
+        if let Some(w) = self.worker(tenant, name) {
+            let running = lock(&w.control).command == Command::Run;
+            if running {
+                self.tell(tenant, name, Command::Run, true);
+            }
+        }
+    }
+
+    /// Stops the worker and waits for it to finish its batch in flight.
+    pub fn remove(&self, tenant: &str, name: &str) {
+        self.tell(tenant, name, Command::Exit, false);
+        if let Some(w) = lock(&self.workers).remove(&key(tenant, name)) {
+            w.join();
+        }
+    }
+
+    /// Stops every worker between batches, leaving the stored states as they are so the
+    /// next `weir serve` resumes them.
+    pub fn shutdown(&self) {
+        let workers: Vec<_> = lock(&self.workers).drain().map(|(_, w)| w).collect();
+        for w in &workers {
+            let mut c = lock(&w.control);
+            c.command = Command::Exit;
+            if let Some(stop) = &c.run_stop {
+                stop.trigger();
+            }
+            w.wake.notify_all();
+        }
+        for w in workers {
+            w.join();
+        }
+    }
+
+    pub fn snapshot(&self, tenant: &str, name: &str) -> Option<Snapshot> {
+        self.worker(tenant, name).map(|w| self.snapshot_of(&w))
+    }
+
+    pub fn snapshot_of(&self, w: &Worker) -> Snapshot {
+        let committed = self
+            .checkpoints
+            .load(&key(&w.tenant, &w.name))
+            .ok()
+            .flatten();
+        let now = now_ms() as i64;
+        Snapshot {
+            name: w.name.clone(),
+            stats: lock(&w.stats).clone(),
+            counters: w.meter.read(),
+            checkpoint_age_ms: committed
+                .as_ref()
+                .map(|c| (now - c.committed_at_ms).max(0) as u64),
+            checkpoint: committed.map(|c| c.checkpoint),
+        }
+    }
+
+    fn work(&self, w: &Worker) {
+        let span = tracing::info_span!("pipeline", tenant = %w.tenant, pipeline = %w.name);
+        let _entered = span.enter();
+        loop {
+            // Wait until told to run (or to exit).
+            let (generation, stop) = {
+                let mut c = lock(&w.control);
+                loop {
+                    match c.command {
+                        Command::Exit => return,
+                        Command::Run => break,
+                        Command::Hold => {
+                            let mut s = lock(&w.stats);
+                            if s.state != State::Failed {
+                                s.state = State::Paused;
+                            }
+                            drop(s);
+                            c = w.wake.wait(c).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                }
+                let stop = Shutdown::default();
+                c.run_stop = Some(stop.clone());
+                (c.generation, stop)
+            };
+            let summary = self.run(w, &stop);
+            lock(&w.control).run_stop = None;
+            if stop.is_triggered() {
+                // Asked to stop (pause, swap, delete, shutdown): not a failure. The loop
+                // above decides what comes next.
+                continue;
+            }
+            let failed = summary.as_ref().err().cloned().or_else(|| {
+                summary
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| (s.status == Status::Failed).then(|| s.error.clone()))
+                    .flatten()
+            });
+            let Some(error) = failed else {
+                let mut s = lock(&w.stats);
+                s.state = State::Finished;
+                s.failures = 0;
+                drop(s);
+                self.wait_for_change(w, generation, None);
+                continue;
+            };
+            let progressed = summary.as_ref().is_ok_and(|s| s.batches > 0);
+            let quotas = self
+                .registry
+                .tenant(&w.tenant)
+                .ok()
+                .flatten()
+                .map(|t| t.quotas)
+                .unwrap_or_default();
+            let failures = {
+                let mut s = lock(&w.stats);
+                if progressed {
+                    s.failures = 0;
+                }
+                s.failures += 1;
+                s.errors += 1;
+                s.last_error = Some(error.clone());
+                if let Ok(summary) = &summary {
+                    match summary.failure {
+                        Some(GuestErrorKind::Trap) => s.traps += 1,
+                        Some(GuestErrorKind::Deadline) => s.deadline_stops += 1,
+                        Some(GuestErrorKind::Memory) => s.memory_stops += 1,
+                        _ => {}
+                    }
+                }
+                s.failures
+            };
+            if failures >= quotas.max_failures {
+                tracing::error!(failures, error = %error, "pipeline failed too often; stopped");
+                lock(&w.stats).state = State::Failed;
+                let _ =
+                    self.registry
+                        .set_desired(&w.tenant, &w.name, Desired::Failed, Some(&error));
+                let mut c = lock(&w.control);
+                if c.command == Command::Run && c.generation == generation {
+                    c.command = Command::Hold;
+                }
+                continue;
+            }
+            let backoff = quotas
+                .restart_backoff
+                .saturating_mul(1 << (failures - 1).min(16));
+            tracing::warn!(failures, ?backoff, error = %error, "pipeline failed; restarting after backoff");
+            lock(&w.stats).state = State::Backoff;
+            self.wait_for_change(w, generation, Some(backoff));
+            lock(&w.stats).restarts += 1;
+        }
+    }
+
+    /// Sleeps until the worker is told something new, or `timeout` passes.
+    fn wait_for_change(&self, w: &Worker, generation: u64, timeout: Option<Duration>) {
+        let c = lock(&w.control);
+        let changed = |c: &mut Control| c.command != Command::Run || c.generation != generation;
+        match timeout {
+            Some(t) => drop(w.wake.wait_timeout_while(c, t, |c| !changed(c))),
+            None => drop(w.wake.wait_while(c, |c| !changed(c))),
+        }
+    }
+
+    /// One run of the pipeline with the versions the registry pins now.
+    fn run(&self, w: &Worker, stop: &Shutdown) -> Result<weir_pipeline::Summary, String> {
+        let row = self
+            .registry
+            .pipeline(&w.tenant, &w.name)
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or("the pipeline was deleted")?;
+        let pipeline = self.build(&row).map_err(|e| format!("{e:#}"))?;
+        {
+            let mut s = lock(&w.stats);
+            s.state = State::Running;
+            s.source = Some(row.source.clone());
+            s.sink = Some(row.sink.clone());
+            s.run_started_ms = now_ms();
+            s.records_out_before_run = w.meter.read().records_out;
+        }
+        tracing::info!(source = ?row.source, sink = ?row.sink, "pipeline starting");
+        let options = RunOptions { once: false };
+        Ok(weir_pipeline::run_one(
+            &self.runtime,
+            &self.checkpoints,
+            &pipeline,
+            &options,
+            stop,
+            &w.meter,
+        ))
+    }
+
+    /// The runnable pipeline of a stored row, checked against its tenant's grants (which
+    /// may have narrowed since it was created).
+    pub fn build(&self, row: &PipelineRow) -> Result<Pipeline> {
+        let tenant = self
+            .registry
+            .tenant(&row.tenant)?
+            .with_context(|| format!("tenant `{}` no longer exists", row.tenant))?;
+        build(&self.registry, &tenant.grants, row)
+    }
+}
+
+impl Worker {
+    fn join(&self) {
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Resolves a stored definition: plugin references to their pinned files, the name to
+/// `tenant/name` (the checkpoint key), and checks it stays inside the tenant's grants.
+pub fn build(registry: &Registry, grants: &Grants, row: &PipelineRow) -> Result<Pipeline> {
+    let mut definition = row.definition.clone();
+    crate::paths::precheck(&definition, grants)?;
+    definition["name"] = row.key().into();
+    let mut plugin = |reference: &str| {
+        let name = reference.split('@').next().unwrap_or(reference);
+        let pinned = if name == row.source.name {
+            &row.source
+        } else if name == row.sink.name {
+            &row.sink
+        } else {
+            bail!("plugin `{name}` is not pinned for this pipeline");
+        };
+        let v = registry
+            .plugin(&row.tenant, &pinned.name, pinned.version)?
+            .with_context(|| {
+                format!(
+                    "plugin `{}` version {} is gone",
+                    pinned.name, pinned.version
+                )
+            })?;
+        Ok(registry.plugin_path(&v.sha256, &v.name))
+    };
+    let pipeline = Pipeline::from_value(definition, Path::new("/"), &mut plugin)
+        .with_context(|| format!("pipeline `{}`", row.name))?;
+    let excess = grants.excess(&pipeline);
+    if !excess.is_empty() {
+        bail!(
+            "pipeline `{}` reaches beyond its tenant's grants:\n  - {}",
+            row.name,
+            excess.join("\n  - ")
+        );
+    }
+    Ok(pipeline)
+}

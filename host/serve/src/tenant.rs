@@ -1,0 +1,296 @@
+//! Tenants: what each may run (quotas) and reach (grants). A pipeline's own grants must
+//! fit inside its tenant's, so a plugin never gets more than the operator gave its tenant.
+
+use anyhow::{Result, bail, ensure};
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use weir_pipeline::{DeadLetterTarget, Pipeline};
+use weir_runtime::{HttpGrant, KafkaGrant, ObjectLocation, Sandbox};
+
+/// Limits on a tenant's pipelines. Every pipeline's own limits default to these and may
+/// not exceed them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    pub max_pipelines: u32,
+    /// Linear memory per plugin instance.
+    pub memory: ByteSize,
+    /// CPU per call: a call running longer is interrupted (epoch deadline).
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// Record bytes per batch a source may hand the host.
+    pub max_batch_bytes: ByteSize,
+    /// Consecutive failed runs after which a pipeline stops restarting.
+    pub max_failures: u32,
+    /// The wait before the first restart; it doubles with each failure after that.
+    #[serde(with = "humantime_serde")]
+    pub restart_backoff: Duration,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_pipelines: 20,
+            memory: ByteSize::mib(256),
+            call_timeout: Duration::from_secs(30),
+            max_batch_bytes: ByteSize::mib(64),
+            max_failures: 5,
+            restart_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a tenant's pipelines may reach. Nothing by default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grants {
+    /// Host directories (absolute) the tenant's pipelines may grant, and below them only.
+    pub dirs: Vec<DirGrant>,
+    /// Hosts for outgoing HTTP: `host`, `host:port` or `*.domain`.
+    pub http: Vec<String>,
+    pub kafka: Option<KafkaTenantGrant>,
+    /// PostgreSQL URLs (without password) the tenant's pipelines may open.
+    pub sql: Vec<String>,
+    /// `s3://bucket/prefix` or absolute directories; pipelines may use these or below.
+    pub objects: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub write: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTenantGrant {
+    pub brokers: String,
+    /// Topic names or `*` patterns.
+    pub topics: Vec<String>,
+}
+
+impl Grants {
+    /// Refuses anything but absolute directories: a relative one would depend on where
+    /// `weir serve` happened to start.
+    pub fn check(&self) -> Result<()> {
+        for d in &self.dirs {
+            ensure!(
+                d.path.is_absolute(),
+                "grants.dirs: `{}` is not an absolute path",
+                d.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Every way the pipeline reaches beyond this tenant's grants, each naming the field.
+    pub fn excess(&self, p: &Pipeline) -> Vec<String> {
+        let mut found = Vec::new();
+        self.sandbox_excess("source.grants", &p.source.sandbox, &mut found);
+        self.sandbox_excess("sink.grants", &p.sink.sandbox, &mut found);
+        match &p.dead_letter {
+            Some(DeadLetterTarget::Dir(dir)) if !self.dir_allows(dir, true) => found.push(format!(
+                "dead_letter.dir: {} is not a writable tenant directory",
+                dir.display()
+            )),
+            Some(DeadLetterTarget::Kafka { grant, .. }) => {
+                self.kafka_excess("dead_letter.kafka", grant, &mut found)
+            }
+            _ => {}
+        }
+        found
+    }
+
+    fn sandbox_excess(&self, at: &str, s: &Sandbox, found: &mut Vec<String>) {
+        for d in &s.dirs {
+            if !self.dir_allows(&d.host, d.writable) {
+                let how = if d.writable { "writable " } else { "" };
+                found.push(format!(
+                    "{at}.dirs: {} is not within the tenant's {how}directories",
+                    d.host.display()
+                ));
+            }
+        }
+        if let Some(http) = &s.http {
+            let tenant = HttpGrant {
+                hosts: self.http.clone(),
+                max_response_bytes: 0,
+            };
+            for host in http.hosts.iter().filter(|h| !tenant.covers(h)) {
+                found.push(format!(
+                    "{at}.http: host `{host}` is not granted to the tenant"
+                ));
+            }
+        }
+        if let Some(kafka) = &s.kafka {
+            self.kafka_excess(&format!("{at}.kafka"), kafka, found);
+        }
+        if let Some(sql) = &s.sql
+            && !self.sql.contains(&sql.url)
+        {
+            found.push(format!(
+                "{at}.sql: `{}` is not a database granted to the tenant",
+                sql.url
+            ));
+        }
+        if let Some(objects) = &s.objects {
+            let inside = |allowed: &str| match &objects.location {
+                ObjectLocation::Dir(dir) => {
+                    Path::new(allowed).is_absolute() && within(dir, Path::new(allowed))
+                }
+                ObjectLocation::S3 { .. } => {
+                    let here = objects.describe.trim_end_matches('/');
+                    let allowed = allowed.trim_end_matches('/');
+                    allowed.starts_with("s3://")
+                        && (here == allowed || here.starts_with(&format!("{allowed}/")))
+                }
+            };
+            if !self.objects.iter().any(|a| inside(a)) {
+                found.push(format!(
+                    "{at}.objects: `{}` is not a store granted to the tenant",
+                    objects.describe
+                ));
+            }
+        }
+    }
+
+    fn kafka_excess(&self, at: &str, k: &KafkaGrant, found: &mut Vec<String>) {
+        let Some(tenant) = &self.kafka else {
+            found.push(format!("{at}: the tenant has no Kafka grant"));
+            return;
+        };
+        if tenant.brokers != k.brokers {
+            found.push(format!(
+                "{at}.brokers: `{}` is not the tenant's cluster",
+                k.brokers
+            ));
+        }
+        let granted = KafkaGrant {
+            brokers: tenant.brokers.clone(),
+            group: String::new(),
+            topics: tenant.topics.clone(),
+            properties: Default::default(),
+        };
+        for topic in k.topics.iter().filter(|t| !granted.covers(t)) {
+            found.push(format!(
+                "{at}.topics: `{topic}` is not granted to the tenant"
+            ));
+        }
+    }
+
+    fn dir_allows(&self, dir: &Path, write: bool) -> bool {
+        self.dirs.iter().any(|d| {
+            (d.write || !write) && d.path.canonicalize().is_ok_and(|root| within(dir, &root))
+        })
+    }
+}
+
+/// `path` is `root` or below it. Both are canonical, so `..` and symlinks are resolved.
+fn within(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}
+
+/// Fills the limits a pipeline left out with the tenant's quotas, and refuses those above.
+pub fn apply_quotas(definition: &mut serde_json::Value, q: &Quotas) -> Result<()> {
+    let Some(table) = definition.as_object_mut() else {
+        bail!("a pipeline definition is a table (TOML) or an object (JSON)");
+    };
+    let limits = table
+        .entry("limits")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    let Some(limits) = limits.as_object_mut() else {
+        bail!("`limits` must be a table");
+    };
+    let mut bytes = |field: &str, quota: ByteSize| -> Result<()> {
+        match limits.get(field) {
+            None => {
+                limits.insert(field.into(), quota.to_string().into());
+            }
+            Some(v) => {
+                let asked: ByteSize = serde_json::from_value(v.clone())
+                    .map_err(|e| anyhow::anyhow!("limits.{field}: {e}"))?;
+                ensure!(
+                    asked <= quota,
+                    "limits.{field}: {asked} is above the tenant's quota of {quota}"
+                );
+            }
+        }
+        Ok(())
+    };
+    bytes("memory", q.memory)?;
+    bytes("max_batch_bytes", q.max_batch_bytes)?;
+    match limits.get("call_timeout") {
+        None => {
+            let text = humantime::format_duration(q.call_timeout).to_string();
+            limits.insert("call_timeout".into(), text.into());
+        }
+        Some(v) => {
+            let text = v.as_str().unwrap_or_default();
+            let asked = humantime::parse_duration(text)
+                .map_err(|e| anyhow::anyhow!("limits.call_timeout: `{text}`: {e}"))?;
+            ensure!(
+                asked <= q.call_timeout,
+                "limits.call_timeout: {text} is above the tenant's quota of {}",
+                humantime::format_duration(q.call_timeout)
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quotas_fill_and_bound_limits() {
+        let q = Quotas {
+            memory: ByteSize::mib(64),
+            call_timeout: Duration::from_secs(2),
+            ..Quotas::default()
+        };
+        let mut def = json!({"name": "p"});
+        apply_quotas(&mut def, &q).unwrap();
+        assert_eq!(def["limits"]["memory"], "64.0 MiB");
+        assert_eq!(def["limits"]["call_timeout"], "2s");
+        let mut within = json!({"limits": {"memory": "32 MiB", "call_timeout": "500ms"}});
+        apply_quotas(&mut within, &q).unwrap();
+        assert_eq!(within["limits"]["memory"], "32 MiB");
+        let mut above = json!({"limits": {"memory": "1 GiB"}});
+        let err = apply_quotas(&mut above, &q).unwrap_err().to_string();
+        assert!(
+            err.contains("limits.memory") && err.contains("quota"),
+            "{err}"
+        );
+        let mut slow = json!({"limits": {"call_timeout": "1m"}});
+        let err = apply_quotas(&mut slow, &q).unwrap_err().to_string();
+        assert!(err.contains("limits.call_timeout"), "{err}");
+    }
+
+    #[test]
+    fn directories_must_be_inside_the_tenants() {
+        let root = tempfile::tempdir().unwrap();
+        let mine = root.path().join("mine");
+        let theirs = root.path().join("theirs");
+        std::fs::create_dir_all(mine.join("out")).unwrap();
+        std::fs::create_dir_all(&theirs).unwrap();
+        let grants = Grants {
+            dirs: vec![DirGrant {
+                path: mine.clone(),
+                write: false,
+            }],
+            ..Grants::default()
+        };
+        let mine = mine.canonicalize().unwrap();
+        assert!(grants.dir_allows(&mine.join("out"), false));
+        assert!(!grants.dir_allows(&mine.join("out"), true), "read-only");
+        assert!(!grants.dir_allows(&theirs.canonicalize().unwrap(), false));
+        // A sibling whose name starts the same is not inside.
+        assert!(!grants.dir_allows(&root.path().join("mine2"), false));
+    }
+}
