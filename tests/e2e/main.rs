@@ -5,6 +5,7 @@ mod broker;
 mod ports;
 mod postgres;
 mod s3;
+mod server;
 mod support;
 mod web;
 
@@ -16,4 +17,6 @@ mod objects;
 mod plugins;
 mod sandbox;
 mod scaffold;
+mod serve;
 mod sql;
+mod tenants;

@@ -258,7 +258,10 @@ impl Core {
                 self.max_batch_bytes
             ))
         } else {
-            batch.records.check()
+            batch
+                .records
+                .check()
+                .map_err(|problem| format!("returned a malformed batch: {problem}"))
         };
         match checked {
             Ok(()) => Ok(batch),
@@ -266,7 +269,7 @@ impl Core {
                 kind: GuestErrorKind::Fatal,
                 plugin: self.store.data().labels.plugin.clone(),
                 call,
-                message: format!("returned a malformed batch: {problem}"),
+                message: problem,
             }),
         }
     }

@@ -32,7 +32,7 @@ enum Mode {
     Socket,
     /// GETs the URL `target` through the host's HTTP.
     Http,
-    /// Returns one batch of 96 MiB.
+    /// Returns one batch of 48 MiB.
     Huge,
 }
 
@@ -106,7 +106,7 @@ impl BatchSource for Hostile {
             Mode::Huge if self.next < self.end => {
                 let mut records = Records::new();
                 let value = vec![b'x'; 1 << 20];
-                for _ in 0..96 {
+                for _ in 0..48 {
                     records.push_value(&value);
                 }
                 self.next = self.end;

@@ -1,0 +1,367 @@
+//! `weir serve`: the management API, pipelines that survive restarts, hot swaps.
+
+use crate::server::*;
+use crate::support::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// file-source reading `<dir>/in` → file-sink writing `<dir>/out/<out>`.
+pub fn copy_pipeline(name: &str, dir: &Path, out: &str, batch_size: u32) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+name = "{name}"
+batch_size = {batch_size}
+[source]
+plugin = "file-source"
+config = {{ dir = "/in" }}
+grants.dirs = [{{ host = "{dir}/in", guest = "/in" }}]
+[sink]
+plugin = "file-sink"
+config = {{ dir = "/out", file = "{out}" }}
+grants.dirs = [{{ host = "{dir}/out", guest = "/out", write = true }}]
+"#
+    )
+}
+
+/// counter-stream (plugin `counter`) counting to `total`, `sleep_ms` per poll →
+/// file-sink writing `<dir>/out/<out>`.
+pub fn counter_pipeline(name: &str, dir: &Path, out: &str, total: u64, sleep_ms: u64) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+name = "{name}"
+batch_size = 100
+[source]
+plugin = "counter"
+config = {{ total = {total}, sleep_ms = {sleep_ms} }}
+poll_wait = "100ms"
+[sink]
+plugin = "file-sink"
+config = {{ dir = "/out", file = "{out}" }}
+grants.dirs = [{{ host = "{dir}/out", guest = "/out", write = true }}]
+"#
+    )
+}
+
+/// A server with one tenant, `acme`, owning `<scratch>/acme`, with the file plugins and
+/// the counter pushed.
+fn acme(s: &Scratch, extra: &[&str]) -> (Server, String) {
+    std::fs::create_dir_all(s.path("acme/in")).unwrap();
+    let server = Server::start(&s.path("data"), extra);
+    let token = server.tenant("acme", tenant_with_dir(&s.path("acme"), json!({})));
+    server.push_plugin(&token, "file-source", "file_source");
+    server.push_plugin(&token, "file-sink", "file_sink");
+    server.push_plugin(&token, "counter", "counter_stream");
+    (server, token)
+}
+
+fn state(status: &Value) -> &str {
+    status["state"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn requests_without_a_valid_token_get_401_and_no_data() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    assert_eq!(server.call(None, "GET", "/healthz", None).0, 200);
+    for path in ["/v1/pipelines", "/v1/plugins", "/v1/tenants", "/metrics"] {
+        for bad in [None, Some("wrong"), Some("")] {
+            let (status, body) = server.call(bad, "GET", path, None);
+            assert_eq!(status, 401, "{path} with {bad:?}: {body}");
+            assert_eq!(body.as_object().unwrap().len(), 1, "only an error: {body}");
+            assert!(body["error"].is_string());
+        }
+    }
+    // A tenant cannot act as admin, nor the admin as a tenant.
+    assert_eq!(server.call(Some(&token), "GET", "/v1/tenants", None).0, 403);
+    assert_eq!(server.call(Some(&token), "GET", "/metrics", None).0, 403);
+    assert_eq!(
+        server.call(Some(ADMIN), "GET", "/v1/pipelines", None).0,
+        403
+    );
+    // The token is stored hashed: it appears nowhere in the data directory.
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(token.len()).any(|w| w == token.as_bytes());
+            assert!(!found, "the token is stored in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn pipelines_are_managed_from_the_cli_and_survive_a_restart() {
+    let s = Scratch::new();
+    s.write("acme/in/a.jsonl", &numbered(0..1000));
+    let (server, token) = acme(&s, &[]);
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_SERVER", &server.url)
+            .env("WEIR_TOKEN", &token)
+            .current_dir(s.path(""))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+
+    s.write(
+        "copy.toml",
+        &copy_pipeline("copy", &s.path("acme"), "copy.jsonl", 100),
+    );
+    let (ok, out, err) = cli(&["pipeline", "create", "copy.toml"]);
+    assert!(ok, "{out}{err}");
+    s.write(
+        "count.toml",
+        &counter_pipeline("count", &s.path("acme"), "count.jsonl", 1_000_000, 20),
+    );
+    assert!(cli(&["pipeline", "create", "count.toml"]).0);
+    let copied = server.wait_for(&token, "copy", LONG, |st| state(st) == "finished");
+    assert_eq!(copied["records_out"], 1000);
+    assert!(copied["checkpoint"].is_string(), "{copied}");
+    server.wait_for(&token, "count", LONG, |st| {
+        st["records_out"].as_u64() >= Some(500)
+    });
+
+    let (ok, out, err) = cli(&["pipeline", "pause", "count"]);
+    assert!(ok, "{err}");
+    let paused: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(paused["desired"], "paused");
+    let paused = server.wait_for(&token, "count", LONG, |st| state(st) == "paused");
+    let (ok, out, _) = cli(&["pipeline", "list"]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    // A duplicate name is refused.
+    let (ok, _, err) = cli(&["pipeline", "create", "copy.toml"]);
+    assert!(
+        !ok && err.contains("409") && err.contains("exists"),
+        "{err}"
+    );
+
+    // Restart: both pipelines come back as they were.
+    let log = server.stop();
+    assert!(!log.contains("panicked"), "{log}");
+    let written = numbers_in(&s.read("acme/out/count.jsonl"));
+    assert!(
+        written.iter().copied().eq(0..written.len() as u64),
+        "contiguous before restart"
+    );
+    let server = Server::start(&s.path("data"), &[]);
+    let back = server.status(&token, "count");
+    assert_eq!(back["desired"], "paused");
+    assert_eq!(state(&back), "paused");
+    assert_eq!(back["checkpoint"], paused["checkpoint"]);
+    let copy = server.wait_for(&token, "copy", LONG, |st| state(st) == "finished");
+    assert_eq!(
+        copy["records_out"], 0,
+        "nothing new to copy: the checkpoint held"
+    );
+
+    server.action(&token, "count", "resume");
+    let before = written.len() as u64;
+    server.wait_for(&token, "count", LONG, |st| {
+        st["records_out"].as_u64() >= Some(300)
+    });
+    server.action(&token, "count", "pause");
+    server.wait_for(&token, "count", LONG, |st| state(st) == "paused");
+    let all = numbers_in(&s.read("acme/out/count.jsonl"));
+    assert!(all.len() as u64 >= before + 300);
+    assert!(
+        all.iter().copied().eq(0..all.len() as u64),
+        "resumed where it stopped: no gap, no duplicate"
+    );
+
+    // Delete removes the pipeline and its checkpoint.
+    let (status, _) = server.call(Some(&token), "DELETE", "/v1/pipelines/copy", None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        server
+            .call(Some(&token), "GET", "/v1/pipelines/copy", None)
+            .0,
+        404
+    );
+}
+
+#[test]
+fn bad_pipelines_are_refused_with_the_field() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    let good = copy_pipeline("p", &s.path("acme"), "p.jsonl", 10);
+    let cases = [
+        (
+            good.replace("config = { dir = \"/in\" }", "config = { dir = 7 }"),
+            "/dir",
+        ),
+        (
+            good.replace("batch_size = 10", "batchsize = 10"),
+            "batchsize",
+        ),
+        (
+            good.replace("plugin = \"file-source\"", "plugin = \"nope\""),
+            "no plugin `nope`",
+        ),
+        (
+            good.replace("plugin = \"file-source\"", "plugin = \"file-sink\""),
+            "its source cannot be a sink",
+        ),
+        (
+            good.replace("plugin = \"file-source\"", "plugin = \"file-source@9\""),
+            "file-source@9",
+        ),
+        (
+            format!("{good}[limits]\nmemory = \"8 GiB\"\n"),
+            "limits.memory",
+        ),
+        (
+            good.replace(&format!("{}/in", s.path("acme").display()), "/etc"),
+            "source.grants.dirs[0].host",
+        ),
+        (
+            good.replace("name = \"p\"", "name = \"../p\""),
+            "pipeline name",
+        ),
+        (
+            format!("{good}[source.grants.http]\nhosts = [\"example.com\"]\n"),
+            "host `example.com` is not granted",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let (status, reply) = server.create(&token, &toml);
+        assert!(
+            status == 422 || status == 400,
+            "{expected}: {status} {reply}"
+        );
+        let error = reply["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{expected:?} not in {error}");
+    }
+    let (_, listed) = server.call(Some(&token), "GET", "/v1/pipelines", None);
+    assert_eq!(listed, json!([]), "nothing was created");
+    assert!(!Path::new("/etc/out").exists());
+}
+
+#[test]
+fn a_new_version_swaps_in_at_a_checkpoint_boundary() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    server.create_ok(
+        &token,
+        &counter_pipeline("count", &s.path("acme"), "count.jsonl", 10_000_000, 5),
+    );
+    let v1 = server.wait_for(&token, "count", LONG, |st| {
+        st["records_out"].as_u64() >= Some(2000)
+    });
+    assert_eq!(v1["source"]["version"], 1);
+
+    let (status, pushed) = server.push(
+        &token,
+        "counter",
+        new_version(read_plugin("counter_stream"), "2"),
+    );
+    assert_eq!(status, 201, "{pushed}");
+    assert_eq!(pushed["version"], 2);
+    assert_eq!(pushed["upgraded"], json!(["count"]));
+    let v2 = server.wait_for(&token, "count", LONG, |st| {
+        st["source"]["version"] == 2
+            && st["records_out"].as_u64() > st["records_out_before_run"].as_u64().map(|n| n + 500)
+    });
+    assert_eq!(state(&v2), "running");
+    assert_eq!(v2["failures"], 0);
+
+    // A version whose schema rejects the pipeline's config is refused; v2 keeps running.
+    let (status, refused) = server.push(&token, "counter", read_plugin("hostile"));
+    assert_eq!(status, 422, "{refused}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("pipeline `count`") && error.contains("rejects its source config"),
+        "{error}"
+    );
+    let (_, versions) = server.call(Some(&token), "GET", "/v1/plugins/counter", None);
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+    let still = server.status(&token, "count");
+    assert_eq!(still["source"]["version"], 2);
+    assert_eq!(state(&still), "running");
+
+    // Back to version 1 by command; the version in use cannot be deleted.
+    let (status, reply) = server.call(
+        Some(&token),
+        "POST",
+        "/v1/pipelines/count/upgrade",
+        Some(("application/json", br#"{"source_version": 1}"#.to_vec())),
+    );
+    assert_eq!(status, 200, "{reply}");
+    server.wait_for(&token, "count", LONG, |st| {
+        st["source"]["version"] == 1
+            && st["records_out"].as_u64() > st["records_out_before_run"].as_u64().map(|n| n + 100)
+    });
+    let (status, reply) = server.call(Some(&token), "DELETE", "/v1/plugins/counter/1", None);
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(
+        server
+            .call(Some(&token), "DELETE", "/v1/plugins/counter/2", None)
+            .0,
+        200
+    );
+
+    server.action(&token, "count", "pause");
+    let end = server.wait_for(&token, "count", LONG, |st| state(st) == "paused");
+    let written = numbers_in(&s.read("acme/out/count.jsonl"));
+    assert_eq!(written.len() as u64, end["records_out"].as_u64().unwrap());
+    assert!(
+        written.iter().copied().eq(0..written.len() as u64),
+        "two swaps, no record lost or repeated"
+    );
+    assert_eq!(end["checkpoint"], written.len().to_string());
+}
+
+#[test]
+fn a_watched_directory_pushes_changed_plugin_files() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("watch/acme")).unwrap();
+    let watch = s.path("watch").display().to_string();
+    let (server, token) = acme(&s, &["--watch", &watch]);
+    std::fs::write(
+        s.path("watch/acme/counter.wasm"),
+        new_version(read_plugin("counter_stream"), "w1"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    while server
+        .call(Some(&token), "GET", "/v1/plugins/counter/2", None)
+        .0
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.create_ok(
+        &token,
+        &counter_pipeline("count", &s.path("acme"), "count.jsonl", 10_000_000, 5),
+    );
+    server.wait_for(&token, "count", LONG, |st| {
+        st["records_out"].as_u64() >= Some(500)
+    });
+    std::fs::write(
+        s.path("watch/acme/counter.wasm"),
+        new_version(read_plugin("counter_stream"), "w2"),
+    )
+    .unwrap();
+    let swapped = server.wait_for(&token, "count", LONG, |st| st["source"]["version"] == 3);
+    assert_eq!(swapped["pinned"]["source"]["version"], 3);
+    // A broken file is refused and logged; the pipeline keeps its version.
+    std::fs::write(s.path("watch/acme/counter.wasm"), b"not wasm").unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    while !server.log().contains("watched plugin refused") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(server.status(&token, "count")["source"]["version"], 3);
+}
