@@ -54,9 +54,11 @@ impl StreamSource for CounterStream {
     /// Answers at once even when there is nothing, as a badly written source would.
     fn poll(&mut self, max_records: u32, _max_wait: Duration) -> Result<Batch<u64>> {
         weir_guest::metrics::counter_add("polls", 1);
-        let mut spins: u64 = 0;
-        while self.spin {
-            spins = std::hint::black_box(spins.wrapping_add(1));
+        if self.spin {
+            let mut spins: u64 = 0;
+            loop {
+                spins = std::hint::black_box(spins.wrapping_add(1));
+            }
         }
         if !self.sleep.is_zero() && self.next < self.total {
             std::thread::sleep(self.sleep);
