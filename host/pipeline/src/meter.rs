@@ -46,6 +46,12 @@ impl Meter {
         }
     }
 
+    /// The instances' memory right after they were made, before any batch.
+    pub(crate) fn instantiated(&self, source: usize, sink: usize) {
+        self.source_memory.store(source as u64, Ordering::Relaxed);
+        self.sink_memory.store(sink as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn pulled(&self, records: u64, bytes: u64, memory: usize) {
         self.records_in.fetch_add(records, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);

@@ -178,6 +178,7 @@ fn drive(
 ) -> Result<()> {
     let (mut source, _) = prepare(runtime, p, Side::Source)?;
     let (mut sink, _) = prepare(runtime, p, Side::Sink)?;
+    meter.instantiated(source.memory_bytes(), sink.memory_bytes());
     let result = deliver(
         store,
         p,
