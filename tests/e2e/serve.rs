@@ -365,3 +365,71 @@ fn a_watched_directory_pushes_changed_plugin_files() {
     }
     assert_eq!(server.status(&token, "count")["source"]["version"], 3);
 }
+
+#[test]
+fn a_tenant_cpu_share_holds_its_pipelines_down() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("acme/in")).unwrap();
+    let server = Server::start(&s.path("data"), &[]);
+    let token = server.tenant(
+        "acme",
+        tenant_with_dir(&s.path("acme"), json!({ "cpu": 0.2 })),
+    );
+    server.push_plugin(&token, "file-sink", "file_sink");
+    server.push_plugin(&token, "counter", "counter_stream");
+    // Two busy pipelines (no sleep between polls) share the tenant's fifth of a core.
+    for name in ["busy1", "busy2"] {
+        server.create_ok(
+            &token,
+            &counter_pipeline(
+                name,
+                &s.path("acme"),
+                &format!("{name}.jsonl"),
+                u64::MAX / 2,
+                0,
+            ),
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let mut cpu = 0.0;
+    let mut wall: f64 = 0.0;
+    for name in ["busy1", "busy2"] {
+        let st = server.status(&token, name);
+        assert!(
+            st["records_out"].as_u64() > Some(0),
+            "throttled, not stopped: {st}"
+        );
+        assert!(st["throttled_ns"].as_u64() > Some(0), "{st}");
+        cpu += st["cpu_ns"].as_u64().unwrap() as f64 / 1e9;
+        let started = st["run_started_ms"].as_u64().unwrap();
+        wall = wall.max((weir_now_ms() - started) as f64 / 1e3);
+    }
+    // The share over the run, plus the banked burst (0.1 s) and one batch per pipeline
+    // charged after the fact: an upper bound a slow machine only makes easier to meet.
+    let bound = 0.2 * wall + 0.1 + 0.2;
+    eprintln!("used {cpu:.2} s of CPU in {wall:.1} s (bound {bound:.2} s)");
+    assert!(
+        cpu <= bound,
+        "used {cpu:.2} s of CPU in {wall:.1} s; the share allows {bound:.2} s"
+    );
+    let metrics = server.metrics();
+    assert!(metrics.contains("weir_throttled_seconds_total{tenant=\"acme\",pipeline=\"busy1\"}"));
+    // A share that is not a positive number of cores is refused.
+    let (status, reply) = server.call(
+        Some(ADMIN),
+        "POST",
+        "/v1/tenants",
+        Some((
+            "application/json",
+            br#"{"name": "x", "quotas": {"cpu": 0}}"#.to_vec(),
+        )),
+    );
+    assert_eq!(status, 400, "{reply}");
+}
+
+fn weir_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

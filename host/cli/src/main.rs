@@ -242,7 +242,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let runtime = runtime(cli.cache_dir)?;
             let stop = Shutdown::default();
             stop_on_signals(stop.clone())?;
-            let summaries = weir_pipeline::run(&runtime, &file, &RunOptions { once }, &stop)?;
+            let summaries = weir_pipeline::run(
+                &runtime,
+                &file,
+                &RunOptions {
+                    once,
+                    ..RunOptions::default()
+                },
+                &stop,
+            )?;
             output::summaries(&summaries, output)?;
             let failed = summaries.iter().any(|s| s.status == Status::Failed);
             Ok(if failed {

@@ -169,7 +169,10 @@ grants.dirs = [{{ host = "{out}", guest = "/out", write = true }}]
     let summaries = weir_pipeline::run(
         runtime,
         &file,
-        &RunOptions { once: true },
+        &RunOptions {
+            once: true,
+            ..RunOptions::default()
+        },
         &Shutdown::default(),
     )
     .unwrap();

@@ -4,6 +4,7 @@
 //! it, so a crash anywhere redelivers at most the batches that were in flight. The channel
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
 
+use crate::cpu::{CpuBudget, thread_cpu};
 use crate::dead_letter::DeadLetters;
 use crate::meter::Meter;
 use crate::shutdown::Shutdown;
@@ -25,6 +26,25 @@ pub(crate) struct Delivery<'a> {
     pub source_plugin: &'a str,
     pub sink_plugin: &'a str,
     pub meter: &'a Meter,
+    pub cpu: Option<&'a dyn CpuBudget>,
+}
+
+impl Delivery<'_> {
+    /// Counts the CPU one side used since `since` (its thread's CPU time), and waits if
+    /// the budget says so: between batches, so a swap or stop is never held up by it.
+    fn charge(&self, since: Duration) {
+        let used = thread_cpu().saturating_sub(since);
+        self.meter
+            .cpu_ns
+            .fetch_add(used.as_nanos() as u64, Ordering::Relaxed);
+        if let Some(budget) = self.cpu {
+            let started = Instant::now();
+            budget.charge(used, self.stop);
+            self.meter
+                .throttled_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counts for the summary; kept up to date even when a run fails half-way.
@@ -144,7 +164,10 @@ fn read(
             if let Some(latest) = acked.try_iter().last() {
                 acknowledge(source, &latest)?;
             }
-            let Some(batch) = retry(|| source.pull(ctx.batch_size))? else {
+            let cpu = thread_cpu();
+            let pulled = retry(|| source.pull(ctx.batch_size))?;
+            ctx.charge(cpu);
+            let Some(batch) = pulled else {
                 break;
             };
             // An idle poll that did not move the position has nothing to deliver.
@@ -198,6 +221,7 @@ fn write(
 ) -> Result<()> {
     for batch in inbox {
         let n = batch.records.len() as u64;
+        let cpu = thread_cpu();
         let (durable, rejected) = flush(ctx, sink, dead, batch)?;
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint)
@@ -213,6 +237,7 @@ fn write(
         progress.checkpoint = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.
         let _ = acks.send(durable.checkpoint);
+        ctx.charge(cpu);
     }
     Ok(())
 }

@@ -16,6 +16,9 @@ pub struct Meter {
     pub sink_memory: AtomicU64,
     /// When the last checkpoint was committed, in ms since the Unix epoch; 0 for never.
     pub last_commit_ms: AtomicU64,
+    /// CPU the source's and sink's calls used, and time spent waiting for the CPU budget.
+    pub cpu_ns: AtomicU64,
+    pub throttled_ns: AtomicU64,
 }
 
 /// A consistent-enough copy of a [`Meter`] for display.
@@ -29,6 +32,8 @@ pub struct MeterReading {
     pub source_memory: u64,
     pub sink_memory: u64,
     pub last_commit_ms: u64,
+    pub cpu_ns: u64,
+    pub throttled_ns: u64,
 }
 
 impl Meter {
@@ -43,6 +48,8 @@ impl Meter {
             source_memory: get(&self.source_memory),
             sink_memory: get(&self.sink_memory),
             last_commit_ms: get(&self.last_commit_ms),
+            cpu_ns: get(&self.cpu_ns),
+            throttled_ns: get(&self.throttled_ns),
         }
     }
 

@@ -18,6 +18,8 @@ use weir_runtime::{ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, 
 pub struct RunOptions {
     /// One run, now, whatever the schedule; a stream source reads until it is idle.
     pub once: bool,
+    /// Charged with the CPU of every batch, on both sides; none is unlimited.
+    pub cpu: Option<std::sync::Arc<dyn crate::cpu::CpuBudget>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -224,6 +226,7 @@ fn deliver(
         source_plugin: &source_plugin,
         sink_plugin: &sink_plugin,
         meter,
+        cpu: options.cpu.as_deref(),
     };
     match source {
         Instance::BatchSource(source) => loop {

@@ -182,6 +182,7 @@ async fn create_tenant(
         check_name("tenant", &body.name)?;
         body.grants
             .check()
+            .and_then(|()| body.quotas.check())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if app.registry.tenant(&body.name)?.is_some() {
             return Err(ApiError::conflict(format!("tenant `{}` exists", body.name)));
@@ -216,6 +217,7 @@ async fn update_tenant(
             .map_err(|e| ApiError::bad_request(format!("invalid tenant: {e}")))?;
         body.grants
             .check()
+            .and_then(|()| body.quotas.check())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let tenant = Tenant {
             name: body.name,

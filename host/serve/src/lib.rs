@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod cpu;
 mod metrics;
 mod paths;
 mod plugins;

@@ -59,6 +59,19 @@ pub fn render(supervisor: &Supervisor) -> String {
         "Records sent to the dead-letter destination.",
         &|s| n(s.counters.dead_letters),
     );
+    let secs = |ns: u64| Some(ns as f64 / 1e9);
+    family(
+        "weir_cpu_seconds_total",
+        "counter",
+        "CPU used by the pipeline's guest calls.",
+        &|s| secs(s.counters.cpu_ns),
+    );
+    family(
+        "weir_throttled_seconds_total",
+        "counter",
+        "Time waited for the tenant's CPU share.",
+        &|s| secs(s.counters.throttled_ns),
+    );
     family("weir_errors_total", "counter", "Failed runs.", &|s| {
         n(s.stats.errors)
     });

@@ -6,6 +6,7 @@
 //! the batch in flight, so the new instance opens at exactly the checkpoint the old one
 //! left, and nothing is delivered twice.
 
+use crate::cpu::TenantCpu;
 use crate::registry::{Desired, PipelineRow, PluginRef, Registry, key};
 use crate::tenant::Grants;
 use anyhow::{Context, Result, bail};
@@ -16,7 +17,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use weir_checkpoint::CheckpointStore;
-use weir_pipeline::{Meter, MeterReading, Pipeline, RunOptions, Shutdown, Status, now_ms};
+use weir_pipeline::{
+    CpuBudget, Meter, MeterReading, Pipeline, RunOptions, Shutdown, Status, now_ms,
+};
 use weir_runtime::{GuestErrorKind, Runtime};
 
 pub struct Supervisor {
@@ -24,6 +27,8 @@ pub struct Supervisor {
     checkpoints: Arc<CheckpointStore>,
     registry: Arc<Registry>,
     workers: Mutex<HashMap<String, Arc<Worker>>>,
+    /// One CPU budget per tenant with a CPU quota, shared by its pipelines.
+    budgets: Mutex<HashMap<String, Arc<TenantCpu>>>,
 }
 
 /// What a worker is told to do.
@@ -121,6 +126,7 @@ impl Supervisor {
             checkpoints,
             registry,
             workers: Mutex::new(HashMap::new()),
+            budgets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -388,6 +394,12 @@ impl Supervisor {
             .map_err(|e| format!("{e:#}"))?
             .ok_or("the pipeline was deleted")?;
         let pipeline = self.build(&row).map_err(|e| format!("{e:#}"))?;
+        let share = self
+            .registry
+            .tenant(&w.tenant)
+            .ok()
+            .flatten()
+            .and_then(|t| t.quotas.cpu);
         {
             let mut s = lock(&w.stats);
             s.state = State::Running;
@@ -397,7 +409,10 @@ impl Supervisor {
             s.records_out_before_run = w.meter.read().records_out;
         }
         tracing::info!(source = ?row.source, sink = ?row.sink, "pipeline starting");
-        let options = RunOptions { once: false };
+        let options = RunOptions {
+            once: false,
+            cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),
+        };
         Ok(weir_pipeline::run_one(
             &self.runtime,
             &self.checkpoints,
@@ -406,6 +421,19 @@ impl Supervisor {
             stop,
             &w.meter,
         ))
+    }
+
+    /// The tenant's CPU budget; a changed quota starts a new one.
+    fn budget(&self, tenant: &str, share: f64) -> Arc<TenantCpu> {
+        let mut budgets = lock(&self.budgets);
+        match budgets.get(tenant) {
+            Some(b) if b.share == share => b.clone(),
+            _ => {
+                let b = Arc::new(TenantCpu::new(share));
+                budgets.insert(tenant.to_string(), b.clone());
+                b
+            }
+        }
     }
 
     /// The runnable pipeline of a stored row, checked against its tenant's grants (which

@@ -20,6 +20,9 @@ pub struct Quotas {
     /// CPU per call: a call running longer is interrupted (epoch deadline).
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// CPU share of all the tenant's pipelines together, in cores (0.5: half a core);
+    /// none is unlimited.
+    pub cpu: Option<f64>,
     /// Record bytes per batch a source may hand the host.
     pub max_batch_bytes: ByteSize,
     /// Consecutive failed runs after which a pipeline stops restarting.
@@ -35,6 +38,7 @@ impl Default for Quotas {
             max_pipelines: 20,
             memory: ByteSize::mib(256),
             call_timeout: Duration::from_secs(30),
+            cpu: None,
             max_batch_bytes: ByteSize::mib(64),
             max_failures: 5,
             restart_backoff: Duration::from_secs(1),
@@ -71,6 +75,22 @@ pub struct KafkaTenantGrant {
     pub brokers: String,
     /// Topic names or `*` patterns.
     pub topics: Vec<String>,
+}
+
+impl Quotas {
+    pub fn check(&self) -> Result<()> {
+        if let Some(cpu) = self.cpu {
+            ensure!(
+                cpu.is_finite() && cpu > 0.0,
+                "quotas.cpu: {cpu} is not a positive number of cores"
+            );
+        }
+        ensure!(
+            self.max_failures >= 1,
+            "quotas.max_failures must be at least 1"
+        );
+        Ok(())
+    }
 }
 
 impl Grants {
