@@ -28,26 +28,6 @@ grants.dirs = [{{ host = "{dir}/out", guest = "/out", write = true }}]
     )
 }
 
-/// counter-stream (plugin `counter`) counting to `total`, `sleep_ms` per poll →
-/// file-sink writing `<dir>/out/<out>`.
-pub fn counter_pipeline(name: &str, dir: &Path, out: &str, total: u64, sleep_ms: u64) -> String {
-    let dir = dir.display();
-    format!(
-        r#"
-name = "{name}"
-batch_size = 100
-[source]
-plugin = "counter"
-config = {{ total = {total}, sleep_ms = {sleep_ms} }}
-poll_wait = "100ms"
-[sink]
-plugin = "file-sink"
-config = {{ dir = "/out", file = "{out}" }}
-grants.dirs = [{{ host = "{dir}/out", guest = "/out", write = true }}]
-"#
-    )
-}
-
 /// A server with one tenant, `acme`, owning `<scratch>/acme`, with the file plugins and
 /// the counter pushed.
 fn acme(s: &Scratch, extra: &[&str]) -> (Server, String) {
@@ -121,7 +101,7 @@ fn pipelines_are_managed_from_the_cli_and_survive_a_restart() {
     assert!(ok, "{out}{err}");
     s.write(
         "count.toml",
-        &counter_pipeline("count", &s.path("acme"), "count.jsonl", 1_000_000, 20),
+        &counter_pipeline("count", &s.path("acme/out"), 1_000_000, 20, "100ms"),
     );
     assert!(cli(&["pipeline", "create", "count.toml"]).0);
     let copied = server.wait_for(&token, "copy", LONG, |st| state(st) == "finished");
@@ -254,7 +234,7 @@ fn a_new_version_swaps_in_at_a_checkpoint_boundary() {
     let (server, token) = acme(&s, &[]);
     server.create_ok(
         &token,
-        &counter_pipeline("count", &s.path("acme"), "count.jsonl", 10_000_000, 5),
+        &counter_pipeline("count", &s.path("acme/out"), 10_000_000, 5, "100ms"),
     );
     let v1 = server.wait_for(&token, "count", LONG, |st| {
         st["records_out"].as_u64() >= Some(2000)
@@ -344,7 +324,7 @@ fn a_watched_directory_pushes_changed_plugin_files() {
     }
     server.create_ok(
         &token,
-        &counter_pipeline("count", &s.path("acme"), "count.jsonl", 10_000_000, 5),
+        &counter_pipeline("count", &s.path("acme/out"), 10_000_000, 5, "100ms"),
     );
     server.wait_for(&token, "count", LONG, |st| {
         st["records_out"].as_u64() >= Some(500)
@@ -381,13 +361,7 @@ fn a_tenant_cpu_share_holds_its_pipelines_down() {
     for name in ["busy1", "busy2"] {
         server.create_ok(
             &token,
-            &counter_pipeline(
-                name,
-                &s.path("acme"),
-                &format!("{name}.jsonl"),
-                u64::MAX / 2,
-                0,
-            ),
+            &counter_pipeline(name, &s.path("acme/out"), u64::MAX / 2, 0, "100ms"),
         );
     }
     std::thread::sleep(Duration::from_secs(3));

@@ -1,4 +1,4 @@
-//! A `weir serve` process for a test, and its management API.
+//! A `weir serve` process for a test (or a bench), and its management API.
 
 use serde_json::{Value, json};
 use std::io::BufRead;
@@ -59,6 +59,11 @@ impl Server {
             stderr,
             agent,
         }
+    }
+
+    #[allow(dead_code)] // the bench reads its memory
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     pub fn log(&self) -> String {
@@ -228,8 +233,44 @@ impl Drop for Server {
     }
 }
 
+/// A built plugin's bytes: `dist/plugins/<file>.wasm`, or under `$WEIR_PLUGINS`.
 pub fn read_plugin(file: &str) -> Vec<u8> {
-    std::fs::read(crate::support::plugin(file)).unwrap()
+    let dir = std::env::var("WEIR_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins"));
+    let path = dir.join(format!("{file}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: build the plugins with scripts/build.sh",
+            path.display()
+        )
+    })
+}
+
+/// counter-stream (pushed as plugin `counter`) counting to `total`, sleeping `sleep_ms`
+/// per poll, polled with `poll_wait` when idle → file-sink writing `<out>/<name>.jsonl`.
+pub fn counter_pipeline(
+    name: &str,
+    out: &Path,
+    total: u64,
+    sleep_ms: u64,
+    poll_wait: &str,
+) -> String {
+    format!(
+        r#"
+name = "{name}"
+batch_size = 100
+[source]
+plugin = "counter"
+config = {{ total = {total}, sleep_ms = {sleep_ms} }}
+poll_wait = "{poll_wait}"
+[sink]
+plugin = "file-sink"
+config = {{ dir = "/out", file = "{name}.jsonl" }}
+grants.dirs = [{{ host = "{}", guest = "/out", write = true }}]
+"#,
+        out.display()
+    )
 }
 
 /// The same component with a custom section appended: other bytes, the same behaviour.

@@ -21,6 +21,20 @@ pub struct Committed {
     pub commits: i64,
 }
 
+/// A connection to `weir.db` in `dir`, the state directory's one database (checkpoints,
+/// and `weir serve`'s registry beside them).
+pub fn open_database(dir: &Path, what: &str) -> Result<(PathBuf, Connection)> {
+    let path = dir.join("weir.db");
+    let conn = Connection::open(&path)
+        .with_context(|| format!("cannot open the {what} {}", path.display()))?;
+    // WAL with synchronous=FULL: every commit is fsynced before it returns, and a crash
+    // leaves either the old row or the new one.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok((path, conn))
+}
+
 pub struct CheckpointStore {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -46,14 +60,7 @@ impl CheckpointStore {
                 anyhow::Error::new(e).context(format!("cannot lock {}", lock_path.display()))
             }
         })?;
-        let path = dir.join("weir.db");
-        let conn = Connection::open(&path)
-            .with_context(|| format!("cannot open checkpoint store {}", path.display()))?;
-        // WAL with synchronous=FULL: every commit is fsynced before it returns, and a
-        // crash leaves either the old row or the new one.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (path, conn) = open_database(dir, "checkpoint store")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS checkpoints (
                 pipeline     TEXT PRIMARY KEY,

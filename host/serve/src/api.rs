@@ -528,15 +528,7 @@ fn existing(app: &App, tenant: &str, name: &str) -> Result<PipelineRow, ApiError
 }
 
 async fn pause_pipeline(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
-    let tenant = caller.tenant()?.to_string();
-    blocking(move || {
-        existing(&app, &tenant, &name)?;
-        app.registry
-            .set_desired(&tenant, &name, Desired::Paused, None)?;
-        app.supervisor.pause(&tenant, &name);
-        ok(StatusCode::OK, status(&app, &tenant, &name)?)
-    })
-    .await
+    desire(app, caller, name, Desired::Paused).await
 }
 
 async fn resume_pipeline(
@@ -544,12 +536,19 @@ async fn resume_pipeline(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Reply {
+    desire(app, caller, name, Desired::Running).await
+}
+
+/// Pause or resume: stored first, so a restart of the server keeps what was asked.
+async fn desire(app: App, caller: Caller, name: String, desired: Desired) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
         existing(&app, &tenant, &name)?;
-        app.registry
-            .set_desired(&tenant, &name, Desired::Running, None)?;
-        app.supervisor.resume(&tenant, &name);
+        app.registry.set_desired(&tenant, &name, desired, None)?;
+        match desired {
+            Desired::Running => app.supervisor.resume(&tenant, &name),
+            Desired::Paused | Desired::Failed => app.supervisor.pause(&tenant, &name),
+        }
         ok(StatusCode::OK, status(&app, &tenant, &name)?)
     })
     .await

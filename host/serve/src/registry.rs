@@ -98,12 +98,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Registry {
     /// Opens the registry in `dir`, which the caller has locked (the checkpoint store does).
     pub fn open(dir: &Path) -> Result<Registry> {
-        let path = dir.join("weir.db");
-        let conn = Connection::open(&path)
-            .with_context(|| format!("cannot open the registry {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (path, conn) = weir_checkpoint::open_database(dir, "registry")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS tenants (
                 name         TEXT PRIMARY KEY,
