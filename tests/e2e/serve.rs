@@ -226,6 +226,20 @@ fn bad_pipelines_are_refused_with_the_field() {
     let (_, listed) = server.call(Some(&token), "GET", "/v1/pipelines", None);
     assert_eq!(listed, json!([]), "nothing was created");
     assert!(!Path::new("/etc/out").exists());
+
+    // The same definition as JSON is accepted.
+    let table: toml::Table = toml::from_str(&good).unwrap();
+    let (status, reply) = server.call(
+        Some(&token),
+        "POST",
+        "/v1/pipelines",
+        Some(("application/json", serde_json::to_vec(&table).unwrap())),
+    );
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(
+        reply["pinned"]["source"],
+        json!({"name": "file-source", "version": 1})
+    );
 }
 
 #[test]
