@@ -218,6 +218,13 @@ impl Server {
         self.log()
     }
 
+    /// SIGKILL: a crash.
+    pub fn kill_9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn is_up(&mut self) -> bool {
         self.child.as_mut().unwrap().try_wait().unwrap().is_none()
             && self.call(None, "GET", "/healthz", None).0 == 200
