@@ -64,15 +64,50 @@ fn requests_without_a_valid_token_get_401_and_no_data() {
         server.call(Some(ADMIN), "GET", "/v1/pipelines", None).0,
         403
     );
+    // Rotating the token ends the old one; a tenant with no pipelines can be deleted.
+    let (status, rotated) = server.call(Some(ADMIN), "POST", "/v1/tenants/acme/token", None);
+    assert_eq!(status, 200, "{rotated}");
+    let fresh = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(server.call(Some(&token), "GET", "/v1/plugins", None).0, 401);
+    let (status, plugins) = server.call(Some(&fresh), "GET", "/v1/plugins", None);
+    assert_eq!(status, 200);
+    assert_eq!(plugins.as_array().unwrap().len(), 3);
     // The token is stored hashed: it appears nowhere in the data directory.
     for entry in std::fs::read_dir(&server.data_dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
             let bytes = std::fs::read(&path).unwrap();
-            let found = bytes.windows(token.len()).any(|w| w == token.as_bytes());
-            assert!(!found, "the token is stored in {}", path.display());
+            for t in [&token, &fresh] {
+                let found = bytes.windows(t.len()).any(|w| w == t.as_bytes());
+                assert!(!found, "a token is stored in {}", path.display());
+            }
         }
     }
+    let other = server.tenant("other", json!({}));
+    server.create_ok(&fresh, &copy_pipeline("p", &s.path("acme"), "p.jsonl", 10));
+    let (status, reply) = server.call(Some(ADMIN), "DELETE", "/v1/tenants/acme", None);
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(
+        server
+            .call(Some(&fresh), "DELETE", "/v1/pipelines/p", None)
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .call(Some(ADMIN), "DELETE", "/v1/tenants/acme", None)
+            .0,
+        200
+    );
+    assert_eq!(server.call(Some(&fresh), "GET", "/v1/plugins", None).0, 401);
+    assert_eq!(server.call(Some(&other), "GET", "/v1/plugins", None).0, 200);
+    let files = std::fs::read_dir(server.data_dir.join("plugins"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files, 1,
+        "only the staging folder is left: the plugin files went with the tenant"
+    );
 }
 
 #[test]
@@ -255,6 +290,12 @@ fn a_new_version_swaps_in_at_a_checkpoint_boundary() {
     });
     assert_eq!(v1["source"]["version"], 1);
 
+    // A pipeline created with `counter@1` is pinned: pushes leave it there.
+    server.create_ok(
+        &token,
+        &counter_pipeline("pinned", &s.path("acme/out"), 1000, 0, "100ms")
+            .replace("plugin = \"counter\"", "plugin = \"counter@1\""),
+    );
     let (status, pushed) = server.push(
         &token,
         "counter",
@@ -283,6 +324,16 @@ fn a_new_version_swaps_in_at_a_checkpoint_boundary() {
     let still = server.status(&token, "count");
     assert_eq!(still["source"]["version"], 2);
     assert_eq!(state(&still), "running");
+    assert_eq!(
+        server.status(&token, "pinned")["pinned"]["source"]["version"],
+        1
+    );
+    assert_eq!(
+        server
+            .call(Some(&token), "DELETE", "/v1/pipelines/pinned", None)
+            .0,
+        200
+    );
 
     // Back to version 1 by command; the version in use cannot be deleted.
     let (status, reply) = server.call(

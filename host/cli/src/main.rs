@@ -148,6 +148,18 @@ enum TenantCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// A new token for the tenant; the old one stops working.
+    Token {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Delete a tenant that has no pipelines left, with its plugins.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
 }
 
 #[derive(Subcommand)]
@@ -407,6 +419,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Tenant(TenantCommand::List { server }) => {
             client::print(&server.client()?.call("GET", "/v1/tenants", None)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(TenantCommand::Token { name, server }) => {
+            let path = format!("/v1/tenants/{name}/token");
+            client::print(&server.client()?.call("POST", &path, None)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(TenantCommand::Delete { name, server }) => {
+            let path = format!("/v1/tenants/{name}");
+            client::print(&server.client()?.call("DELETE", &path, None)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Pipeline(command) => {

@@ -47,7 +47,11 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/v1/tenants/{name}", get(show_tenant).put(update_tenant))
+        .route(
+            "/v1/tenants/{name}",
+            get(show_tenant).put(update_tenant).delete(delete_tenant),
+        )
+        .route("/v1/tenants/{name}/token", post(rotate_token))
         .route("/v1/plugins", get(list_plugins))
         .route(
             "/v1/plugins/{name}",
@@ -250,6 +254,57 @@ async fn show_tenant(State(app): State<App>, caller: Caller, Path(name): Path<St
     .await
 }
 
+async fn rotate_token(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
+    caller.admin()?;
+    blocking(move || {
+        let token = random_token()?;
+        if !app.registry.rotate_token(&name, &token)? {
+            return Err(ApiError::not_found(format!("tenant `{name}`")));
+        }
+        ok(StatusCode::OK, json!({ "name": name, "token": token }))
+    })
+    .await
+}
+
+/// Only a tenant without pipelines: deleting running pipelines is the tenant's own call,
+/// one by one, so nothing stops by accident.
+async fn delete_tenant(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
+    caller.admin()?;
+    blocking(move || {
+        let _one = app.push_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if app.registry.tenant(&name)?.is_none() {
+            return Err(ApiError::not_found(format!("tenant `{name}`")));
+        }
+        let left = app.registry.count_pipelines(&name)?;
+        if left > 0 {
+            return Err(ApiError::conflict(format!(
+                "tenant `{name}` still has {left} pipeline(s); delete them first"
+            )));
+        }
+        let plugins = app.registry.plugins(&name)?;
+        app.registry.delete_tenant(&name)?;
+        for v in plugins {
+            remove_unused_file(&app.registry, &v)?;
+        }
+        ok(StatusCode::OK, json!({ "deleted": name }))
+    })
+    .await
+}
+
+/// Deletes a plugin file once no version of any tenant refers to its bytes.
+fn remove_unused_file(
+    registry: &Registry,
+    v: &crate::registry::PluginVersion,
+) -> anyhow::Result<()> {
+    if !registry.plugin_file_used(&v.sha256)? {
+        let path = registry.plugin_path(&v.sha256, &v.name);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    Ok(())
+}
+
 // --- plugins ---
 
 async fn push_plugin(
@@ -339,12 +394,7 @@ async fn delete_plugin_version(
             )));
         }
         app.registry.delete_plugin(&tenant, &name, version)?;
-        if !app.registry.plugin_file_used(&v.sha256)? {
-            let path = app.registry.plugin_path(&v.sha256, &v.name);
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
+        remove_unused_file(&app.registry, &v)?;
         ok(
             StatusCode::OK,
             json!({ "deleted": { "name": name, "version": version } }),

@@ -79,8 +79,14 @@ impl Plugins<'_> {
             }
         };
 
-        // Every pipeline on this plugin must accept the new version, or none moves.
-        let users = self.registry.pipelines_using(tenant, name)?;
+        // Every pipeline following this plugin must accept the new version, or none moves.
+        // One created with `name@version` is pinned: a push leaves it where it is.
+        let users: Vec<PipelineRow> = self
+            .registry
+            .pipelines_using(tenant, name)?
+            .into_iter()
+            .filter(|p| !pinned(p, name))
+            .collect();
         let refusals: Vec<String> = users
             .iter()
             .filter_map(|p| {
@@ -217,6 +223,16 @@ pub fn fits(
             violations.join("; ")
         ))
     }
+}
+
+/// Whether the pipeline names plugin `name` with an explicit `@version`.
+fn pinned(p: &PipelineRow, name: &str) -> bool {
+    ["source", "sink"].iter().any(|side| {
+        p.definition[side]["plugin"]
+            .as_str()
+            .and_then(|r| r.split_once('@'))
+            .is_some_and(|(n, _)| n == name)
+    })
 }
 
 pub fn world_named(name: &str) -> Option<World> {

@@ -176,6 +176,26 @@ impl Registry {
         Ok(n > 0)
     }
 
+    /// A new token for the tenant; the old one stops working at once.
+    pub fn rotate_token(&self, name: &str, token: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tenants SET token_sha256 = ?2 WHERE name = ?1",
+            params![name, sha256_hex(token.as_bytes())],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Removes the tenant and its plugin versions (not their files: see
+    /// [`Registry::plugin_file_used`]); the caller has made sure no pipeline is left.
+    pub fn delete_tenant(&self, name: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM plugins WHERE tenant = ?1", params![name])?;
+        let n = tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     pub fn tenant_by_token(&self, token: &str) -> Result<Option<String>> {
         Ok(self
             .conn()

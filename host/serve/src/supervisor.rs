@@ -329,6 +329,12 @@ impl Supervisor {
                 continue;
             };
             let progressed = summary.as_ref().is_ok_and(|s| s.batches > 0);
+            // A config the plugin rejects, or a pipeline that cannot be built (grants
+            // beyond the tenant's, a plugin version gone), fails the same way every time:
+            // restarting only delays saying so.
+            let permanent = summary
+                .as_ref()
+                .map_or(true, |s| s.failure == Some(GuestErrorKind::Config));
             let quotas = self
                 .registry
                 .tenant(&w.tenant)
@@ -354,8 +360,12 @@ impl Supervisor {
                 }
                 s.failures
             };
-            if failures >= quotas.max_failures {
-                tracing::error!(failures, error = %error, "pipeline failed too often; stopped");
+            if permanent || failures >= quotas.max_failures {
+                if permanent {
+                    tracing::error!(error = %error, "pipeline cannot run as configured; stopped");
+                } else {
+                    tracing::error!(failures, error = %error, "pipeline failed too often; stopped");
+                }
                 lock(&w.stats).state = State::Failed;
                 let _ =
                     self.registry
