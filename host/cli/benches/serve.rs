@@ -112,6 +112,11 @@ fn hot_swap(scratch: &Path) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let rounds = 10;
+    // Versions no earlier run pushed: each push compiles, as a real new version would.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let (mut push, mut swap, mut total) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let started = Instant::now();
@@ -119,7 +124,7 @@ fn hot_swap(scratch: &Path) {
             &server,
             &token,
             "counter",
-            new_version(counter.clone(), &round.to_string()),
+            new_version(counter.clone(), &format!("{run}-{round}")),
         );
         let pushed_at = Instant::now();
         let version = pushed["version"].clone();
@@ -193,12 +198,21 @@ fn idle_pipelines(scratch: &Path) {
     let step = 100;
     let mut last_under = (0, base);
     loop {
+        let mut refused = None;
         for _ in 0..step {
-            server.create_ok(
+            let (status, reply) = server.create(
                 &token,
                 &counter_pipeline(&format!("idle{n}"), &out, 0, 0, "1s"),
             );
+            if status != 201 {
+                refused = Some(reply["error"].to_string());
+                break;
+            }
             n += 1;
+        }
+        if let Some(error) = refused {
+            println!("\n(pipeline {} refused, before 1 GiB: {error})", n + 1);
+            break;
         }
         // Until every pipeline has opened both sides and gone idle.
         loop {

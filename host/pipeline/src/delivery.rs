@@ -133,7 +133,14 @@ pub(crate) fn run(
     let sink_failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let failed = &sink_failed;
-        let reader = scope.spawn(move || read(ctx, source, batches, acked, from, failed));
+        // A host out of threads (or of memory maps for their stacks) fails this run with
+        // the reason; the caller's restart policy decides what next.
+        let reader = std::thread::Builder::new()
+            .name("source".into())
+            .spawn_scoped(scope, move || {
+                read(ctx, source, batches, acked, from, failed)
+            })
+            .context("cannot start the source thread")?;
         // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
         // send; the flag stops one that is polling an idle stream.
         let written = write(ctx, sink, dead, inbox, acks, progress);

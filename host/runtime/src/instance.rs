@@ -10,6 +10,7 @@ use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::sandbox::{HostState, Labels, Sandbox};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
@@ -24,7 +25,7 @@ pub enum Instance {
 impl Instance {
     pub(crate) fn new(
         runtime: &Runtime,
-        plugin: &Plugin,
+        plugin: &Arc<Plugin>,
         sandbox: &Sandbox,
         labels: Labels,
     ) -> Result<Instance> {
@@ -61,6 +62,7 @@ impl Instance {
             Exports::Sink(ix) => Api::Sink(ix.load(&mut store, &instance).map_err(load_err)?),
         };
         let core = Core {
+            _plugin: plugin.clone(),
             store,
             connector,
             timeout,
@@ -147,6 +149,9 @@ impl Instance {
 
 /// The store plus what every world shares.
 struct Core {
+    /// Held so the runtime keeps sharing this plugin's compiled code with the next
+    /// pipeline that loads it, for as long as an instance of it lives.
+    _plugin: Arc<Plugin>,
     store: Store<HostState>,
     connector: connector::Guest,
     timeout: Duration,

@@ -7,10 +7,12 @@ use crate::instance::Instance;
 use crate::plugin::Plugin;
 use crate::sandbox::{HostState, Labels, Sandbox};
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use std::time::SystemTime;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -54,6 +56,17 @@ pub struct Runtime {
     cache: Option<CompileCache>,
     ticker: Arc<AtomicBool>,
     max_memory: u64,
+    /// Plugins alive in this process, by file: every pipeline on a plugin shares one
+    /// compiled component (one mapping of its code and memory image) instead of loading
+    /// its own. Weak, so a plugin no pipeline uses any more is freed.
+    loaded: Mutex<HashMap<PathBuf, Loaded>>,
+}
+
+struct Loaded {
+    /// The file's length and modification time when it was loaded: a rebuilt file is
+    /// loaded again.
+    stamp: (u64, Option<SystemTime>),
+    plugin: Weak<Plugin>,
 }
 
 impl Runtime {
@@ -105,18 +118,45 @@ impl Runtime {
             cache: config.cache_dir.map(CompileCache::new),
             ticker,
             max_memory: config.max_memory,
+            loaded: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Reads, checks and compiles (or loads from the cache) a plugin file.
-    pub fn load(&self, path: &Path) -> Result<Plugin> {
-        Plugin::load(self, path)
+    /// Reads, checks and compiles (or loads from the cache) a plugin file; a file this
+    /// process has loaded and still uses is shared.
+    pub fn load(&self, path: &Path) -> Result<Arc<Plugin>> {
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
+        let loaded = || self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stamp) = stamp
+            && let Some(known) = loaded().get(path)
+            && known.stamp == stamp
+            && let Some(plugin) = known.plugin.upgrade()
+        {
+            return Ok(plugin);
+        }
+        // Not under the lock: compiling a large plugin (seconds, for Python) must not hold
+        // up every other pipeline's start. Two first loads of one file both compile.
+        let plugin = Arc::new(Plugin::load(self, path)?);
+        if let Some(stamp) = stamp {
+            let mut loaded = loaded();
+            loaded.retain(|_, l| l.plugin.strong_count() > 0);
+            loaded.insert(
+                path.to_path_buf(),
+                Loaded {
+                    stamp,
+                    plugin: Arc::downgrade(&plugin),
+                },
+            );
+        }
+        Ok(plugin)
     }
 
     /// A fresh instance of `plugin` in its own store, confined to `sandbox`.
     pub fn instantiate(
         &self,
-        plugin: &Plugin,
+        plugin: &Arc<Plugin>,
         sandbox: &Sandbox,
         labels: Labels,
     ) -> Result<Instance> {

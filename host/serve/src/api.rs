@@ -530,7 +530,14 @@ async fn create_pipeline(
         app.registry.insert_pipeline(&row)?;
         // A pipeline of this name may have existed before: its position is not this one's.
         app.supervisor.checkpoints().reset(&row.key())?;
-        app.supervisor.spawn(&row);
+        if let Err(e) = app.supervisor.spawn(&row) {
+            // Out of threads or memory maps: say so, and keep nothing half-made.
+            app.registry.delete_pipeline(&tenant, &name)?;
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{e:#}: the host is at its limit; nothing was created"),
+            ));
+        }
         ok(StatusCode::CREATED, status(&app, &tenant, &name)?)
     })
     .await

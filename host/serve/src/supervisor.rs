@@ -138,13 +138,13 @@ impl Supervisor {
     pub fn start_all(self: &Arc<Self>) -> Result<usize> {
         let rows = self.registry.all_pipelines()?;
         for row in &rows {
-            self.spawn(row);
+            self.spawn(row)?;
         }
         Ok(rows.len())
     }
 
     /// Starts the worker of a pipeline just stored.
-    pub fn spawn(self: &Arc<Self>, row: &PipelineRow) {
+    pub fn spawn(self: &Arc<Self>, row: &PipelineRow) -> Result<()> {
         let command = match row.desired {
             Desired::Running => Command::Run,
             Desired::Paused | Desired::Failed => Command::Hold,
@@ -184,9 +184,10 @@ impl Supervisor {
         let thread = std::thread::Builder::new()
             .name(format!("pipeline {}", row.key()))
             .spawn(move || sup.work(&w))
-            .expect("spawning a pipeline worker");
+            .with_context(|| format!("cannot start a worker thread for pipeline `{}`", row.name))?;
         *lock(&worker.thread) = Some(thread);
         lock(&self.workers).insert(row.key(), worker);
+        Ok(())
     }
 
     fn worker(&self, tenant: &str, name: &str) -> Option<Arc<Worker>> {
