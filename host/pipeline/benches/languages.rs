@@ -145,7 +145,11 @@ fn labels() -> Labels {
 }
 
 /// Writes every batch through the guest and flushes; returns the time and `bytes_out`.
-fn guest(runtime: &Runtime, plugin: &weir_runtime::Plugin, batches: &[Records]) -> (Duration, u64) {
+fn guest(
+    runtime: &Runtime,
+    plugin: &std::sync::Arc<weir_runtime::Plugin>,
+    batches: &[Records],
+) -> (Duration, u64) {
     let mut instance = runtime
         .instantiate(plugin, &Sandbox::default(), labels())
         .unwrap();
@@ -163,7 +167,10 @@ fn guest(runtime: &Runtime, plugin: &weir_runtime::Plugin, batches: &[Records]) 
 }
 
 /// Median time to a usable instance (instantiate + open), and its linear memory then.
-fn instances(runtime: &Runtime, plugin: &weir_runtime::Plugin) -> (Duration, usize) {
+fn instances(
+    runtime: &Runtime,
+    plugin: &std::sync::Arc<weir_runtime::Plugin>,
+) -> (Duration, usize) {
     let mut times = Vec::new();
     let mut memory = 0;
     for _ in 0..INSTANCES {
