@@ -292,6 +292,62 @@ mod tests {
         assert!(err.contains("limits.call_timeout"), "{err}");
     }
 
+    /// A pipeline asking for `grants` on its source, resolved as the server would.
+    fn asking(grants: serde_json::Value) -> Pipeline {
+        let definition = json!({
+            "name": "p",
+            "source": { "plugin": "s", "grants": grants },
+            "sink": { "plugin": "k" },
+        });
+        Pipeline::from_value(definition, Path::new("/"), &mut |p| Ok(PathBuf::from(p))).unwrap()
+    }
+
+    #[test]
+    fn network_grants_must_be_within_the_tenants() {
+        let tenant = Grants {
+            http: vec!["api.acme.com".into(), "*.acme-data.com".into()],
+            kafka: Some(KafkaTenantGrant {
+                brokers: "k:9092".into(),
+                topics: vec!["acme.*".into(), "shared".into()],
+            }),
+            sql: vec!["postgres://acme@db:5432/acme".into()],
+            objects: vec!["s3://landing/acme".into()],
+            ..Grants::default()
+        };
+        let fits = asking(json!({
+            "http": { "hosts": ["api.acme.com", "eu.acme-data.com:443"] },
+            "kafka": { "brokers": "k:9092", "topics": ["acme.orders", "shared"] },
+            "sql": { "url": "postgres://acme@db:5432/acme" },
+            "objects": { "url": "s3://landing/acme/2026" },
+        }));
+        assert_eq!(tenant.excess(&fits), Vec::<String>::new());
+
+        let greedy = asking(json!({
+            "http": { "hosts": ["evil.com", "*.com"] },
+            "kafka": { "brokers": "other:9092", "topics": ["billing", "acme.*", "*"] },
+            "sql": { "url": "postgres://acme@db:5432/billing" },
+            "objects": { "url": "s3://landing/acme-other" },
+        }));
+        let excess = tenant.excess(&greedy).join("\n");
+        for expected in [
+            "source.grants.http: host `evil.com`",
+            "source.grants.http: host `*.com`",
+            "source.grants.kafka.brokers: `other:9092`",
+            "source.grants.kafka.topics: `billing`",
+            // A pattern needs the same pattern: `acme.*` is not `*`.
+            "source.grants.kafka.topics: `*`",
+            "source.grants.sql: `postgres://acme@db:5432/billing`",
+            "source.grants.objects: `s3://landing/acme-other`",
+        ] {
+            assert!(excess.contains(expected), "{expected:?} not in:\n{excess}");
+        }
+        assert!(
+            !excess.contains("`acme.*`"),
+            "the tenant's own pattern fits:\n{excess}"
+        );
+        assert!(Grants::default().excess(&asking(json!({}))).is_empty());
+    }
+
     #[test]
     fn directories_must_be_inside_the_tenants() {
         let root = tempfile::tempdir().unwrap();
