@@ -169,6 +169,22 @@ struct TenantBody {
     grants: Grants,
 }
 
+/// A tenant from a request body, its name, quotas and grants checked.
+fn tenant_from(value: Value) -> Result<Tenant, ApiError> {
+    let body: TenantBody = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid tenant: {e}")))?;
+    check_name("tenant", &body.name)?;
+    body.grants
+        .check()
+        .and_then(|()| body.quotas.check())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Tenant {
+        name: body.name,
+        quotas: body.quotas,
+        grants: body.grants,
+    })
+}
+
 fn tenant_json(t: &Tenant) -> Value {
     json!({ "name": t.name, "quotas": t.quotas, "grants": t.grants })
 }
@@ -181,21 +197,13 @@ async fn create_tenant(
 ) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let body: TenantBody = serde_json::from_value(parse_body(&headers, &body)?)
-            .map_err(|e| ApiError::bad_request(format!("invalid tenant: {e}")))?;
-        check_name("tenant", &body.name)?;
-        body.grants
-            .check()
-            .and_then(|()| body.quotas.check())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if app.registry.tenant(&body.name)?.is_some() {
-            return Err(ApiError::conflict(format!("tenant `{}` exists", body.name)));
+        let tenant = tenant_from(parse_body(&headers, &body)?)?;
+        if app.registry.tenant(&tenant.name)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "tenant `{}` exists",
+                tenant.name
+            )));
         }
-        let tenant = Tenant {
-            name: body.name,
-            quotas: body.quotas,
-            grants: body.grants,
-        };
         let token = random_token()?;
         app.registry.create_tenant(&tenant, &token)?;
         let mut reply = tenant_json(&tenant);
@@ -217,17 +225,7 @@ async fn update_tenant(
     blocking(move || {
         let mut value = parse_body(&headers, &body)?;
         value["name"] = name.clone().into();
-        let body: TenantBody = serde_json::from_value(value)
-            .map_err(|e| ApiError::bad_request(format!("invalid tenant: {e}")))?;
-        body.grants
-            .check()
-            .and_then(|()| body.quotas.check())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let tenant = Tenant {
-            name: body.name,
-            quotas: body.quotas,
-            grants: body.grants,
-        };
+        let tenant = tenant_from(value)?;
         if !app.registry.update_tenant(&tenant)? {
             return Err(ApiError::not_found(format!("tenant `{name}`")));
         }
