@@ -509,3 +509,39 @@ fn a_crashed_server_resumes_its_pipelines_from_their_checkpoints() {
     let repeated = written.len() - distinct.len();
     assert!(repeated <= 300, "{repeated} records repeated");
 }
+
+#[test]
+fn narrowing_a_tenants_grants_stops_pipelines_that_reach_beyond_them() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    server.create_ok(
+        &token,
+        &counter_pipeline("count", &s.path("acme/out"), 10_000_000, 5, "100ms"),
+    );
+    server.wait_for(&token, "count", LONG, |st| {
+        st["records_out"].as_u64() >= Some(200)
+    });
+    // The operator takes the directory away; the running pipeline is stopped at its next
+    // start, with the reason.
+    let narrowed = json!({ "quotas": {}, "grants": {} }).to_string();
+    let (status, reply) = server.call(
+        Some(ADMIN),
+        "PUT",
+        "/v1/tenants/acme",
+        Some(("application/json", narrowed.into_bytes())),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["grants"]["dirs"], json!([]));
+    server.action(&token, "count", "pause");
+    server.action(&token, "count", "resume");
+    let stopped = server.wait_for(&token, "count", LONG, |st| state(st) == "failed");
+    let error = stopped["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("sink.grants.dirs") && error.contains("not within the tenant's"),
+        "{error}"
+    );
+    assert_eq!(
+        stopped["failures"], 1,
+        "refused at once, not retried: {stopped}"
+    );
+}
