@@ -37,9 +37,14 @@ pub struct Options {
 /// Serves until `stop` is triggered, then stops every pipeline between batches.
 pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
     ensure!(
-        options.admin_token.len() >= 16,
-        "the admin token (WEIR_ADMIN_TOKEN) must be at least 16 characters"
+        !options.admin_token.trim().is_empty(),
+        "the admin token (WEIR_ADMIN_TOKEN) is empty"
     );
+    if options.admin_token.len() < 16 {
+        tracing::warn!(
+            "the admin token (WEIR_ADMIN_TOKEN) is short: anyone who guesses it manages every tenant; use 32 random bytes"
+        );
+    }
     let checkpoints = Arc::new(CheckpointStore::open(&options.data_dir)?);
     let registry = Arc::new(registry::Registry::open(&options.data_dir)?);
     let runtime = Arc::new(Runtime::new(options.runtime)?);
