@@ -86,18 +86,39 @@ fn check_path(at: &str, value: &Value, write: bool, grants: &Grants, problems: &
         ));
         return;
     }
+    // Lexically inside, and where it resolves to on disk now inside too: a symlink in a
+    // tenant's directory must not lead the host to create or read anything elsewhere.
+    let resolved = resolve_existing(path);
     let inside = grants.dirs.iter().any(|d| {
+        let root = d.path.canonicalize().unwrap_or_else(|_| d.path.clone());
         (d.write || !write)
-            && (path.starts_with(&d.path)
-                || d.path
-                    .canonicalize()
-                    .is_ok_and(|root| path.starts_with(root)))
+            && (path.starts_with(&d.path) || path.starts_with(&root))
+            && resolved.starts_with(&root)
     });
     if !inside {
         let how = if write { "writable " } else { "" };
         problems.push(format!(
             "{at}: `{text}` is not within the tenant's {how}directories"
         ));
+    }
+}
+
+/// `path` with its longest existing prefix resolved (symlinks, `.`), the rest appended:
+/// where creating the missing part would land.
+fn resolve_existing(path: &Path) -> std::path::PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return missing.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
     }
 }
 
@@ -148,5 +169,28 @@ mod tests {
             let err = precheck(&bad, &grants).unwrap_err().to_string();
             assert!(err.contains(expected), "{expected:?} not in {err}");
         }
+    }
+
+    #[test]
+    fn a_symlink_in_the_tenants_directory_does_not_lead_outside() {
+        let root = tempfile::tempdir().unwrap();
+        let (mine, outside) = (root.path().join("mine"), root.path().join("outside"));
+        std::fs::create_dir_all(mine.join("real")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, mine.join("link")).unwrap();
+        let grants = Grants {
+            dirs: vec![DirGrant {
+                path: mine.clone(),
+                write: true,
+            }],
+            ..Grants::default()
+        };
+        let asking = |host: &std::path::Path| json!({"sink": {"grants": {"dirs": [{"host": host, "write": true}]}}});
+        precheck(&asking(&mine.join("real/new/deeper")), &grants).unwrap();
+        let err = precheck(&asking(&mine.join("link/new")), &grants)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not within the tenant's"), "{err}");
+        assert!(!outside.join("new").exists());
     }
 }
