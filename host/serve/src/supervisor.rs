@@ -404,13 +404,14 @@ impl Supervisor {
             .pipeline(&w.tenant, &w.name)
             .map_err(|e| format!("{e:#}"))?
             .ok_or("the pipeline was deleted")?;
-        let pipeline = self.build(&row).map_err(|e| format!("{e:#}"))?;
-        let share = self
+        // Checked against the tenant's grants as they are now: they may have narrowed.
+        let tenant = self
             .registry
-            .tenant(&w.tenant)
-            .ok()
-            .flatten()
-            .and_then(|t| t.quotas.cpu);
+            .tenant(&row.tenant)
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| format!("tenant `{}` no longer exists", row.tenant))?;
+        let pipeline = build(&self.registry, &tenant.grants, &row).map_err(|e| format!("{e:#}"))?;
+        let share = tenant.quotas.cpu;
         {
             let mut s = lock(&w.stats);
             s.state = State::Running;
@@ -445,16 +446,6 @@ impl Supervisor {
                 b
             }
         }
-    }
-
-    /// The runnable pipeline of a stored row, checked against its tenant's grants (which
-    /// may have narrowed since it was created).
-    pub fn build(&self, row: &PipelineRow) -> Result<Pipeline> {
-        let tenant = self
-            .registry
-            .tenant(&row.tenant)?
-            .with_context(|| format!("tenant `{}` no longer exists", row.tenant))?;
-        build(&self.registry, &tenant.grants, row)
     }
 }
 
