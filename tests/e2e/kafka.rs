@@ -602,3 +602,39 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         grant = kafka_grant(broker, &[topic]),
     )
 }
+
+/// A plugin opening producer after producer against a real broker is stopped at its cap
+/// with a `config` error naming the limit, while another pipeline carries on.
+#[test]
+fn a_plugin_cannot_hoard_kafka_clients() {
+    let broker = Broker::start();
+    broker.create_topic("orders", 1);
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..300));
+    let hoard = format!(
+        r#"
+[[pipeline]]
+name = "hoard"
+[pipeline.source]
+plugin = "{source}"
+config = {{ mode = "hoard-kafka" }}
+{grant}
+{sink}[pipeline.limits]
+kafka_clients = 3
+"#,
+        source = plugin("hostile").display(),
+        grant = kafka_grant(&broker, &["orders"]),
+        sink = file_sink("hoard.jsonl", ""),
+    );
+    s.pipelines(&[hoard, file_pipeline("healthy", 100, "healthy.jsonl")]);
+    let run = s.run_once();
+    let error = run.summary("hoard")["error"].as_str().unwrap().to_string();
+    assert_contains_all(
+        &error,
+        &[
+            "held 3, then: this plugin already holds 3 Kafka clients",
+            "limits.kafka_clients",
+        ],
+    );
+    assert_eq!(run.summary("healthy")["records_written"], 300);
+}

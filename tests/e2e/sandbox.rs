@@ -143,3 +143,237 @@ fn a_memory_limit_beyond_the_host_maximum_is_refused() {
     assert!(error.contains("pipeline `huge` source"), "{error}");
     assert!(error.contains("exceeds this host's maximum"), "{error}");
 }
+
+/// A hostile source that plants `links` (`link=points-to;...`) in `shared/`, its write grant.
+fn planting(links: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "plant"
+[pipeline.source]
+plugin = "{source}"
+config = {{ mode = "plant-link", count = 0, target = "{links}" }}
+grants.dirs = [{{ host = "shared", guest = "/shared", write = true }}]
+{sink}"#,
+        source = plugin("hostile").display(),
+        sink = file_sink("plant.jsonl", ""),
+    )
+}
+
+/// object-source over `grants.objects = { dir }` → file-sink, with `extra` tables.
+fn objects_pipeline(name: &str, dir: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+[pipeline.source]
+plugin = "{source}"
+config = {{ prefix = "" }}
+grants.objects = {{ dir = "{dir}" }}
+{sink}{extra}"#,
+        source = plugin("object_source").display(),
+        sink = file_sink(&format!("{name}.jsonl"), ""),
+    )
+}
+
+/// A plugin with a writable directory plants links in it, relative and absolute, to a
+/// directory and to files outside every grant. Later runs whose host code opens paths in
+/// that directory (a directory object store, a dead-letter directory and file, a grant)
+/// never follow them: nothing outside is read or written.
+#[test]
+fn links_a_plugin_plants_never_lead_the_host_out() {
+    let s = Scratch::new();
+    s.write(
+        "outside/secret/passwords.jsonl",
+        "{\"user\":\"root\",\"hash\":\"secret-hash\"}\n",
+    );
+    s.write("outside/victim.log", "untouched\n");
+    s.write("input/bad.jsonl", "not json\n{\"n\":1}\n");
+    s.write("shared/real.jsonl", "{\"n\":7}\n");
+    std::fs::create_dir_all(s.path("shared/dlq-file")).unwrap();
+    // The victim is the outside file a relative link from the dead-letter directory hits.
+    std::fs::create_dir_all(s.path("outside")).unwrap();
+    // WASI lets a plugin plant relative links only; absolute ones are put there by the
+    // test, as another process sharing the directory could.
+    let links = [
+        "/shared/up=../outside/secret",
+        "/shared/leak.jsonl=../outside/secret/passwords.jsonl",
+        "/shared/dlq-dir=../outside",
+        "/shared/dlq-file/dead-letters.jsonl=../../outside/victim.log",
+    ];
+    s.pipelines(&[planting(&links.join(";"))]);
+    let planted = s.run_once();
+    assert!(planted.ok, "{}", planted.stderr);
+    s.pipelines(&[planting(&format!(
+        "/shared/abs={}",
+        s.path("outside").display()
+    ))]);
+    let absolute = s.run_once();
+    let error = absolute.summary("plant")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("cannot link") && error.contains("not-permitted"),
+        "{error}"
+    );
+    std::os::unix::fs::symlink(s.path("outside/secret"), s.path("shared/abs")).unwrap();
+    std::os::unix::fs::symlink(
+        s.path("outside/secret/passwords.jsonl"),
+        s.path("shared/absleak.jsonl"),
+    )
+    .unwrap();
+    for link in [
+        "up",
+        "abs",
+        "leak.jsonl",
+        "absleak.jsonl",
+        "dlq-dir",
+        "dlq-file/dead-letters.jsonl",
+    ] {
+        let meta = std::fs::symlink_metadata(s.path(&format!("shared/{link}"))).unwrap();
+        assert!(meta.is_symlink(), "{link} is planted");
+    }
+
+    // Read path: the directory store lists and reads regular files only.
+    s.pipelines(&[objects_pipeline("objects", "shared", "")]);
+    let read = s.run_once();
+    assert!(read.ok, "{}", read.stderr);
+    assert_eq!(s.read("out/objects.jsonl"), "{\"n\":7}\n");
+    assert!(
+        read.stderr
+            .contains("symbolic link in the objects directory is skipped"),
+        "{}",
+        read.stderr
+    );
+
+    // Read path: a directory grant through a planted link is refused, naming the field.
+    s.pipelines(&[file_pipeline("grant", 10, "grant.jsonl")
+        .replace("host = \"data\"", "host = \"shared/up\"")]);
+    let grant = s.run_once();
+    assert!(!grant.ok);
+    assert_contains_all(
+        &grant.stderr,
+        &["source.grants.dirs[0].host", "symbolic link"],
+    );
+
+    // Write path: a dead-letter directory that is a planted link, and a real dead-letter
+    // directory whose file is a planted link: the pipeline fails, nothing moves past it.
+    for (name, dir) in [
+        ("dlq-dir", "shared/dlq-dir"),
+        ("dlq-file", "shared/dlq-file"),
+    ] {
+        let table = objects_pipeline(
+            name,
+            "input",
+            &format!("[pipeline.dead_letter]\ndir = \"{dir}\"\n"),
+        );
+        s.pipelines(&[table]);
+        let run = s.run_once();
+        assert!(!run.ok, "{name}: {}", run.stderr);
+        let error = match run.summaries.first() {
+            Some(summary) => {
+                assert!(summary["checkpoint"].is_null(), "{name}: nothing committed");
+                summary["error"].as_str().unwrap_or_default().to_string()
+            }
+            None => run.stderr.clone(),
+        };
+        assert!(error.contains("symbolic link"), "{name}: {error}");
+    }
+    assert_eq!(s.read("outside/victim.log"), "untouched\n");
+    assert!(!s.path("outside/dead-letters.jsonl").exists());
+
+    // Nothing from outside reached any output.
+    for entry in std::fs::read_dir(s.path("out")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains("secret-hash"), "{text}");
+    }
+}
+
+/// Host-owned paths may not sit where a plugin of the same file can write.
+#[test]
+fn host_owned_paths_inside_a_plugins_writable_directory_are_refused() {
+    let s = Scratch::new();
+    s.write("input/a.jsonl", "{\"n\":1}\n");
+    let dlq_in_out = objects_pipeline(
+        "dlq",
+        "input",
+        "[pipeline.dead_letter]\ndir = \"out/dlq\"\n",
+    );
+    s.pipelines(&[dlq_in_out]);
+    let run = s.run_once();
+    assert!(!run.ok);
+    assert_contains_all(
+        &run.stderr,
+        &[
+            "pipeline `dlq`: dead_letter.dir",
+            "pipeline `dlq`: sink.grants.dirs[0]",
+            "which a plugin may write",
+        ],
+    );
+    let state_in_out = format!(
+        "state_dir = \"out/state\"\n{}",
+        file_pipeline("state", 10, "x.jsonl")
+    );
+    s.pipelines(&[state_in_out]);
+    let run = s.run_once();
+    assert!(!run.ok);
+    assert_contains_all(&run.stderr, &["state_dir", "sink.grants.dirs[0]"]);
+    assert!(
+        !s.path("out/state").exists(),
+        "refused before anything was created"
+    );
+}
+
+/// A plugin logging 1 KiB lines in a tight loop gets its budget (64 KiB/s, ten seconds'
+/// worth at once by default) and no more: the rest is dropped, counted and reported, and
+/// the pipeline beside it delivers everything.
+#[test]
+fn a_log_flood_is_held_to_the_budget() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..2000));
+    let flood = format!(
+        r#"
+[[pipeline]]
+name = "flood"
+[pipeline.source]
+plugin = "{}"
+config = {{ mode = "log-flood", count = 20000 }}
+{}"#,
+        plugin("hostile").display(),
+        file_sink("flood.jsonl", ""),
+    );
+    s.pipelines(&[flood, file_pipeline("healthy", 100, "healthy.jsonl")]);
+    let started = std::time::Instant::now();
+    let output = s
+        .weir(&["run", "pipeline.toml", "--once", "--output", "json"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let run = Run::from(output);
+    assert!(run.ok, "{}", run.stderr);
+    let logged = run.stderr.lines().filter(|l| l.contains("flood=")).count();
+    // Bytes bind first: 1 KiB lines at 64 KiB/s with a 640 KiB burst.
+    let bound = 640.0 + 64.0 * elapsed + 5.0;
+    assert!(
+        logged > 0 && (logged as f64) <= bound,
+        "{logged} lines logged in {elapsed:.1}s; the budget allows {bound:.0}"
+    );
+    let dropped = run.summary("flood")["log_dropped"].as_u64().unwrap();
+    assert_eq!(
+        dropped as usize + logged,
+        20_000,
+        "every line is logged or counted"
+    );
+    assert!(
+        run.stderr.contains("plugin log over its budget"),
+        "the drop is reported"
+    );
+    assert!(
+        run.stderr.len() < 2 << 20,
+        "{} bytes of log",
+        run.stderr.len()
+    );
+    assert_eq!(run.summary("healthy")["records_written"], 2000);
+}

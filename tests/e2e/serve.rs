@@ -545,3 +545,77 @@ fn narrowing_a_tenants_grants_stops_pipelines_that_reach_beyond_them() {
         "refused at once, not retried: {stopped}"
     );
 }
+
+/// With a certificate, the API speaks only TLS and the CLI verifies it against the CA it
+/// is given; without one, `weir serve` refuses a non-loopback address unless told.
+#[test]
+fn the_api_over_tls_is_verified_and_plain_http_stays_on_loopback() {
+    let s = Scratch::new();
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    s.write("tls/cert.pem", &made.cert.pem());
+    s.write("tls/key.pem", &made.signing_key.serialize_pem());
+    let (cert, key) = (s.path("tls/cert.pem"), s.path("tls/key.pem"));
+    let server = Server::start(
+        &s.path("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let cli = |url: &str, ca: Option<&Path>| {
+        let mut args = vec!["tenant", "list", "--server", url];
+        if let Some(ca) = ca {
+            args.extend(["--ca-file", ca.to_str().unwrap()]);
+        }
+        s.weir(&args)
+            .env("WEIR_TOKEN", ADMIN)
+            .env_remove("WEIR_CA_FILE")
+            .output()
+            .unwrap()
+    };
+    let trusted = cli(&server.url, Some(&cert));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    assert_eq!(listed, json!([]));
+    let untrusted = cli(&server.url, None);
+    assert!(
+        !untrusted.status.success(),
+        "a certificate no root vouches for is refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("cannot reach weir serve"),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
+    let plain = cli(&server.url.replace("https://", "http://"), None);
+    assert!(!plain.status.success(), "no plain HTTP on the TLS port");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(s.path("data2"))
+        .env("WEIR_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("refusing to serve the API over plain HTTP"),
+        "{error}"
+    );
+    assert!(
+        !s.path("data2").exists(),
+        "refused before anything was made"
+    );
+}

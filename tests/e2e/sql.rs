@@ -601,3 +601,46 @@ config = {{ table = "replica", key = ["id"] }}
         .get(0);
     assert_eq!(rows, 32, "40 - 8 (id % 5) + 1 (100) - 1 (2)");
 }
+
+/// A plugin opening connection after connection against a real database is stopped at
+/// its cap with a `config` error naming the limit; the other pipeline carries on.
+#[test]
+fn a_plugin_cannot_hoard_database_connections() {
+    let pg = Postgres::start();
+    let s = scratch();
+    let hoard = |name: &str, limits: &str| {
+        format!(
+            r#"
+[[pipeline]]
+name = "{name}"
+[pipeline.source]
+plugin = "{source}"
+config = {{ mode = "hoard-sql" }}
+{grant}
+{sink}{limits}"#,
+            source = plugin("hostile").display(),
+            grant = pg.grant("pg-password"),
+            sink = file_sink(&format!("{name}.jsonl"), ""),
+        )
+    };
+    s.write("data/a.jsonl", &numbered(0..500));
+    s.pipelines(&[
+        hoard("default", ""),
+        hoard("two", "[pipeline.limits]\nsql_connections = 2\n"),
+        file_pipeline("healthy", 100, "healthy.jsonl"),
+    ]);
+    let run = s.run_once();
+    for (name, held) in [("default", 4), ("two", 2)] {
+        let summary = run.summary(name);
+        assert_eq!(summary["status"], "failed", "{summary}");
+        let error = summary["error"].as_str().unwrap();
+        assert_contains_all(
+            error,
+            &[
+                &format!("held {held}, then: this plugin already holds {held} SQL connections"),
+                "limits.sql_connections",
+            ],
+        );
+    }
+    assert_eq!(run.summary("healthy")["records_written"], 500);
+}

@@ -305,3 +305,258 @@ grants.dirs = [{{ host = "{}/out", guest = "/out", write = true }}]
     assert_eq!(resumed["desired"], "running");
     server.wait_for(&evil, "trap", LONG, |st| st["errors"].as_u64() > Some(0));
 }
+
+/// `name`: a batch source `plugin` with `config` and `source` grants (inline TOML) → a
+/// file-sink writing `<dir>/out/<name>.jsonl`, with `extra` tables after.
+fn evil_pipeline(name: &str, dir: &std::path::Path, source: &str, extra: &str) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+name = "{name}"
+[source]
+{source}
+[sink]
+plugin = "file-sink"
+config = {{ dir = "/out", file = "{name}.jsonl" }}
+grants.dirs = [{{ host = "{dir}/out", guest = "/out", write = true }}]
+{extra}"#
+    )
+}
+
+/// Links one tenant's plugin plants in its own directory, relative and absolute, lead the
+/// server nowhere: not to read another tenant's files through the directory object store,
+/// nor to write them through a dead-letter directory or file. A log flood is held to its
+/// budget and counted in the metrics, while the other tenant's records all arrive.
+#[test]
+fn a_tenants_plugin_cannot_steer_the_servers_files_or_flood_its_log() {
+    let s = Scratch::new();
+    s.write("good/victim.log", "untouched\n");
+    s.write(
+        "good/secret/passwords.jsonl",
+        "{\"hash\":\"secret-hash\"}\n",
+    );
+    s.write("good/in/a.jsonl", &numbered(0..5000));
+    s.write("evil/input/bad.jsonl", "not json\n{\"n\":1}\n");
+    s.write("evil/shared/real.jsonl", "{\"n\":7}\n");
+    std::fs::create_dir_all(s.path("evil/shared/dlq-file")).unwrap();
+    let evil_dir = s.path("evil");
+    let mut server = Server::start(&s.path("data"), &[]);
+    let evil = server.tenant(
+        "evil",
+        json!({
+            "grants": { "dirs": [{ "path": evil_dir, "write": true }], "objects": [evil_dir] },
+            "quotas": { "max_failures": 1 },
+        }),
+    );
+    let good = server.tenant("good", tenant_with_dir(&s.path("good"), json!({})));
+    for token in [&evil, &good] {
+        server.push_plugin(token, "file-sink", "file_sink");
+    }
+    server.push_plugin(&good, "file-source", "file_source");
+    server.push_plugin(&evil, "hostile", "hostile");
+    server.push_plugin(&evil, "object-source", "object_source");
+    server.create_ok(
+        &good,
+        &copy_pipeline("copy", &s.path("good"), "copy.jsonl", 100),
+    );
+
+    // Relative links from the plugin (WASI refuses absolute ones), absolute ones from the
+    // test, as another process could leave them.
+    let links = [
+        "/shared/up=../../good/secret",
+        "/shared/leak.jsonl=../../good/secret/passwords.jsonl",
+        "/shared/dlq-dir=../../good",
+        "/shared/dlq-file/dead-letters.jsonl=../../../good/victim.log",
+    ];
+    let e = evil_dir.display();
+    let plant = evil_pipeline(
+        "plant",
+        &evil_dir,
+        &format!(
+            "plugin = \"hostile\"\nconfig = {{ mode = \"plant-link\", target = \"{}\" }}\n\
+             grants.dirs = [{{ host = \"{e}/shared\", guest = \"/shared\", write = true }}]",
+            links.join(";")
+        ),
+        "",
+    );
+    server.create_ok(&evil, &plant);
+    server.wait_for(&evil, "plant", LONG, |st| st["state"] == "finished");
+    assert!(
+        std::fs::symlink_metadata(s.path("evil/shared/up"))
+            .unwrap()
+            .is_symlink()
+    );
+    std::os::unix::fs::symlink(s.path("good/secret"), s.path("evil/shared/abs")).unwrap();
+
+    let objects = |dir: &str| {
+        format!(
+            "plugin = \"object-source\"\nconfig = {{ prefix = \"\" }}\ngrants.objects = {{ dir = \"{e}/{dir}\" }}"
+        )
+    };
+    server.create_ok(
+        &evil,
+        &evil_pipeline("reader", &evil_dir, &objects("shared"), ""),
+    );
+    server.wait_for(&evil, "reader", LONG, |st| st["state"] == "finished");
+    assert_eq!(s.read("evil/out/reader.jsonl"), "{\"n\":7}\n");
+
+    // A dead-letter directory that is a link is refused at create, naming the field.
+    let (status, reply) = server.create(
+        &evil,
+        &evil_pipeline(
+            "dlq-dir",
+            &evil_dir,
+            &objects("input"),
+            &format!("[dead_letter]\ndir = \"{e}/shared/dlq-dir\"\n"),
+        ),
+    );
+    assert_eq!(status, 422, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("dead_letter.dir"),
+        "{reply}"
+    );
+    // A dead-letter file that is a link is not written through: the pipeline fails first.
+    server.create_ok(
+        &evil,
+        &evil_pipeline(
+            "dlq-file",
+            &evil_dir,
+            &objects("input"),
+            &format!("[dead_letter]\ndir = \"{e}/shared/dlq-file\"\n"),
+        ),
+    );
+    let st = server.wait_for(&evil, "dlq-file", LONG, |st| st["state"] == "failed");
+    assert!(
+        st["last_error"].as_str().unwrap().contains("symbolic link"),
+        "{st}"
+    );
+    assert!(st["checkpoint"].is_null(), "{st}");
+
+    // A log flood: held to the budget, counted by tenant and pipeline.
+    server.create_ok(
+        &evil,
+        &evil_pipeline(
+            "flood",
+            &evil_dir,
+            "plugin = \"hostile\"\nconfig = { mode = \"log-flood\", count = 20000 }",
+            "",
+        ),
+    );
+    server.wait_for(&evil, "flood", LONG, |st| st["state"] == "finished");
+    let metrics = server.metrics();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_log_dropped_total{tenant=\"evil\",pipeline=\"flood\"} "))
+        .unwrap_or_else(|| panic!("no dropped count in\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(dropped >= 20_000 - 1000, "{dropped} dropped");
+
+    let copied = server.wait_for(&good, "copy", LONG, |st| st["state"] == "finished");
+    assert_eq!(copied["records_out"], 5000);
+    assert_eq!(s.read("good/victim.log"), "untouched\n");
+    assert!(!s.path("good/dead-letters.jsonl").exists());
+    for entry in std::fs::read_dir(s.path("evil/out")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains("secret-hash"), "{text}");
+    }
+    assert!(server.is_up());
+    let log = server.stop();
+    let flood_lines = log.lines().filter(|l| l.contains("flood=")).count();
+    assert!(
+        flood_lines <= 1000,
+        "{flood_lines} flood lines reached the server's log"
+    );
+    assert!(log.contains("plugin log over its budget"), "{log}");
+}
+
+/// Settings that reach native clients are the operator's: a tenant's pipeline asking for
+/// one that loads code, names a host file, runs a command, redirects the client or changes
+/// what it logs is refused, naming it; so is a store endpoint the tenant was not granted,
+/// and a tenant directory over the server's own.
+#[test]
+fn client_settings_a_tenant_may_not_set_are_refused_naming_them() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("acme/in")).unwrap();
+    let server = Server::start(&s.path("data"), &[]);
+    let acme = server.tenant(
+        "acme",
+        json!({
+            "grants": {
+                "dirs": [{ "path": s.path("acme"), "write": true }],
+                "kafka": { "brokers": "127.0.0.1:9", "topics": ["acme.*"] },
+                "sql": ["postgres://acme@127.0.0.1:9/acme"],
+                "objects": [{ "url": "s3://acme/in", "endpoint": "http://127.0.0.1:9" }],
+            },
+        }),
+    );
+    server.push_plugin(&acme, "file-sink", "file_sink");
+    server.push_plugin(&acme, "kafka-source", "kafka_source");
+    server.push_plugin(&acme, "postgres-source", "postgres_source");
+    server.push_plugin(&acme, "object-source", "object_source");
+    let a = s.path("acme");
+    std::fs::write(a.join("evil.so"), b"\x7fELF").unwrap();
+    let kafka = |property: &str, value: &str| {
+        format!(
+            "plugin = \"kafka-source\"\nconfig = {{ topics = [\"acme.orders\"] }}\n\
+             grants.kafka = {{ brokers = \"127.0.0.1:9\", topics = [\"acme.orders\"], \
+             properties = {{ \"{property}\" = \"{value}\" }} }}"
+        )
+    };
+    let evil_so = a.join("evil.so").display().to_string();
+    let cases = [
+        (
+            kafka("plugin.library.paths", &evil_so),
+            "`plugin.library.paths`",
+        ),
+        (kafka("ssl.ca.location", "/etc/shadow"), "`ssl.ca.location`"),
+        (
+            kafka("sasl.kerberos.kinit.cmd", "touch /tmp/pwned"),
+            "`sasl.kerberos.kinit.cmd`",
+        ),
+        (
+            kafka("bootstrap.servers", "10.0.0.1:9092"),
+            "`bootstrap.servers`",
+        ),
+        (kafka("debug", "all"), "`debug`"),
+        (
+            "plugin = \"postgres-source\"\nconfig = { table = \"t\" }\n\
+             grants.sql = { url = \"postgres://acme@127.0.0.1:9/acme?host=/var/run/postgresql\" }"
+                .to_string(),
+            "`host`",
+        ),
+        (
+            "plugin = \"object-source\"\nconfig = { prefix = \"\" }\n\
+             grants.objects = { url = \"s3://acme/in\", endpoint = \"http://169.254.169.254\" }"
+                .to_string(),
+            "objects.endpoint",
+        ),
+    ];
+    for (i, (source, expected)) in cases.iter().enumerate() {
+        let (status, reply) =
+            server.create(&acme, &evil_pipeline(&format!("p{i}"), &a, source, ""));
+        assert_eq!(status, 422, "{expected}: {reply}");
+        let error = reply["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{expected} not in {error}");
+    }
+    let (_, listed) = server.call(Some(&acme), "GET", "/v1/pipelines", None);
+    assert_eq!(listed, json!([]), "nothing was created");
+
+    // A tenant directory holding the server's data directory is refused.
+    let greedy =
+        json!({ "name": "greedy", "grants": { "dirs": [{ "path": s.path(""), "write": true }] } });
+    let (status, reply) = server.call(
+        Some(ADMIN),
+        "POST",
+        "/v1/tenants",
+        Some(("application/json", greedy.to_string().into_bytes())),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("overlaps the server's own directory"),
+        "{reply}"
+    );
+}

@@ -5,7 +5,8 @@
 //! is fed by the pipeline crate's `Durable` values rather than by plugins.
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,8 +25,14 @@ pub struct Committed {
 /// A connection to `weir.db` in `dir`, the state directory's one database (checkpoints,
 /// and `weir serve`'s registry beside them).
 pub fn open_database(dir: &Path, what: &str) -> Result<(PathBuf, Connection)> {
-    let path = dir.join("weir.db");
-    let conn = Connection::open(&path)
+    // Resolved once, then no link at the file itself: the state directory is the host's,
+    // and a link inside it is nobody's the host should follow.
+    let path = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the state directory {}", dir.display()))?
+        .join("weir.db");
+    let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(&path, flags)
         .with_context(|| format!("cannot open the {what} {}", path.display()))?;
     // WAL with synchronous=FULL: every commit is fsynced before it returns, and a crash
     // leaves either the old row or the new one.
@@ -49,7 +56,11 @@ impl CheckpointStore {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create state directory {}", dir.display()))?;
         let lock_path = dir.join("weir.lock");
-        let lock = std::fs::File::create(&lock_path)
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)
             .with_context(|| format!("cannot create {}", lock_path.display()))?;
         lock.try_lock().map_err(|e| match e {
             std::fs::TryLockError::WouldBlock => anyhow::anyhow!(

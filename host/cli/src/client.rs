@@ -11,18 +11,20 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<String>) -> Result<Client> {
+    pub fn new(server: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Client> {
         let token = token
             .or_else(|| std::env::var("WEIR_TOKEN").ok())
             .filter(|t| !t.is_empty())
             .context(
                 "no token: set WEIR_TOKEN (a tenant's token, or the admin token) or pass --token",
             )?;
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .proxy(None)
-            .build()
-            .new_agent();
+            .proxy(None);
+        if let Some(ca) = ca_file {
+            config = config.tls_config(trusting(ca)?);
+        }
+        let agent = config.build().new_agent();
         Ok(Client {
             server: server.trim_end_matches('/').to_string(),
             token,
@@ -70,6 +72,27 @@ impl Client {
         }
         Ok(value)
     }
+}
+
+/// TLS that verifies the server against the CA certificates in `file` (PEM) alone.
+fn trusting(file: &Path) -> Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, parse_pem};
+    let pem =
+        std::fs::read(file).with_context(|| format!("cannot read --ca-file {}", file.display()))?;
+    let certs: Vec<_> = parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(Ok(cert)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--ca-file {}: not PEM", file.display()))?;
+    if certs.is_empty() {
+        bail!("--ca-file {}: no certificate in it", file.display());
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::Specific(std::sync::Arc::new(certs)))
+        .build())
 }
 
 pub fn print(value: &serde_json::Value) -> Result<()> {

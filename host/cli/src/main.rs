@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weir_pipeline::{PipelineFile, RunOptions, Shutdown, Side, Status};
+use weir_runtime::io::ClientPolicy;
 use weir_runtime::{Runtime, RuntimeConfig};
 
 #[derive(Parser)]
@@ -38,12 +39,16 @@ enum Command {
         once: bool,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        #[command(flatten)]
+        clients: ClientSettings,
     },
     /// Validate each pipeline's configs against its plugins' schemas and call their checks.
     Check {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        #[command(flatten)]
+        clients: ClientSettings,
     },
     /// Plugin files, and plugins on a weir server.
     #[command(subcommand)]
@@ -62,6 +67,16 @@ enum Command {
         /// Plugin instances alive at once (two per pipeline).
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
+        /// Serve the API over TLS with this certificate chain (PEM)...
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// ...and this private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Allow plain HTTP on an address other than loopback (tokens cross the network
+        /// readable): only behind a TLS-terminating proxy.
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Tenants on a weir server (admin token).
     #[command(subcommand)]
@@ -83,6 +98,23 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+}
+
+/// Client settings the operator allows a pipeline file beyond the pipeline-safe ones.
+#[derive(clap::Args)]
+struct ClientSettings {
+    /// Allow this librdkafka property or PostgreSQL URL parameter (e.g. ssl.ca.location),
+    /// which pipelines may not set otherwise: it names host files, loads code or redirects.
+    #[arg(long = "allow-client-setting", value_name = "NAME")]
+    allowed: Vec<String>,
+}
+
+impl ClientSettings {
+    fn policy(self) -> ClientPolicy {
+        ClientPolicy {
+            allowed: self.allowed.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -125,11 +157,14 @@ struct Server {
     /// A tenant's token, or the admin token [default: $WEIR_TOKEN]
     #[arg(long)]
     token: Option<String>,
+    /// Trust only this CA (PEM) for an https:// server, e.g. a self-signed one's
+    #[arg(long, env = "WEIR_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl Server {
     fn client(self) -> Result<client::Client> {
-        client::Client::new(&self.server, self.token)
+        client::Client::new(&self.server, self.token, self.ca_file.as_deref())
     }
 }
 
@@ -249,8 +284,13 @@ fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { file, once, output } => {
-            let file = PipelineFile::load(&file)?;
+        Command::Run {
+            file,
+            once,
+            output,
+            clients,
+        } => {
+            let file = PipelineFile::load_with(&file, &clients.policy())?;
             let runtime = runtime(cli.cache_dir)?;
             let stop = Shutdown::default();
             stop_on_signals(stop.clone())?;
@@ -271,8 +311,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Check { file, output } => {
-            let file = PipelineFile::load(&file)?;
+        Command::Check {
+            file,
+            output,
+            clients,
+        } => {
+            let file = PipelineFile::load_with(&file, &clients.policy())?;
             let runtime = runtime(cli.cache_dir)?;
             let mut results = Vec::new();
             for pipeline in &file.pipelines {
@@ -338,6 +382,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             data_dir,
             watch,
             max_instances,
+            tls_cert,
+            tls_key,
+            insecure_http,
         } => {
             let admin_token = std::env::var("WEIR_ADMIN_TOKEN")
                 .context("set WEIR_ADMIN_TOKEN: the token that manages tenants")?;
@@ -356,6 +403,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 admin_token,
                 watch,
                 runtime: config,
+                tls: tls_cert
+                    .zip(tls_key)
+                    .map(|(cert, key)| weir_serve::TlsFiles { cert, key }),
+                insecure_http,
             };
             weir_serve::serve(options, stop)?;
             Ok(ExitCode::SUCCESS)

@@ -6,9 +6,11 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use weir_runtime::confined::{normalize, overlap};
+use weir_runtime::io::ClientPolicy;
 use weir_runtime::{
-    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HttpGrant, KafkaGrant, Limits,
-    ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant,
+    Limits, ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
 };
 
 #[derive(Debug, Deserialize)]
@@ -127,15 +129,21 @@ enum SecretToml {
 }
 
 impl SecretToml {
-    fn resolve(self, base: &Path, at: &str) -> Result<String> {
+    fn resolve(self, r: &Resolving, at: &str) -> Result<String> {
         match self {
             SecretToml::Env(var) => std::env::var(&var)
                 .with_context(|| format!("{at}: environment variable `{var}` is not set")),
             SecretToml::File(file) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("{at}: cannot read {}", path.display()))?;
-                Ok(text.lines().next().unwrap_or_default().to_string())
+                let path = r.absolute(&file);
+                let (Some(parent), Some(name)) =
+                    (path.parent(), path.file_name().and_then(|n| n.to_str()))
+                else {
+                    bail!("{at}: `{}` is not a file", path.display());
+                };
+                (r.place)(parent)
+                    .with_context(|| format!("{at}.file"))?
+                    .read_first_line(name)
+                    .with_context(|| format!("{at}: cannot read {}", path.display()))
             }
         }
     }
@@ -201,6 +209,16 @@ struct LimitsToml {
     call_timeout: Duration,
     #[serde(default = "default_max_batch_bytes")]
     max_batch_bytes: ByteSize,
+    /// The log budget of each instance: lines and bytes per second.
+    #[serde(default = "default_log_lines")]
+    log_lines_per_second: u32,
+    #[serde(default = "default_log_bytes")]
+    log_bytes_per_second: ByteSize,
+    /// Host resources each instance may hold at once.
+    #[serde(default = "default_sql_connections")]
+    sql_connections: u32,
+    #[serde(default = "default_kafka_clients")]
+    kafka_clients: u32,
 }
 
 impl Default for LimitsToml {
@@ -209,8 +227,25 @@ impl Default for LimitsToml {
             memory: default_memory(),
             call_timeout: default_call_timeout(),
             max_batch_bytes: default_max_batch_bytes(),
+            log_lines_per_second: default_log_lines(),
+            log_bytes_per_second: default_log_bytes(),
+            sql_connections: default_sql_connections(),
+            kafka_clients: default_kafka_clients(),
         }
     }
+}
+
+fn default_log_lines() -> u32 {
+    Limits::default().log_lines_per_second
+}
+fn default_log_bytes() -> ByteSize {
+    ByteSize::b(Limits::default().log_bytes_per_second)
+}
+fn default_sql_connections() -> u32 {
+    Limits::default().sql_connections
+}
+fn default_kafka_clients() -> u32 {
+    Limits::default().kafka_clients
 }
 
 fn default_memory() -> ByteSize {
@@ -247,7 +282,7 @@ pub struct Pipeline {
 #[derive(Debug, Clone)]
 pub enum DeadLetterTarget {
     /// `dead-letters.jsonl` in this host directory.
-    Dir(PathBuf),
+    Dir(HostDir),
     /// A Kafka topic, produced to with the same guarantees as the Kafka sink.
     Kafka { grant: KafkaGrant, topic: String },
 }
@@ -260,8 +295,29 @@ pub struct Endpoint {
     pub sandbox: Sandbox,
 }
 
+/// What resolving a pipeline needs besides its table: where relative paths start, where
+/// each host path is anchored (see [`HostDir`]), and which client settings the operator
+/// allows beyond those any pipeline may set.
+pub struct Resolving<'a> {
+    pub base: &'a Path,
+    pub place: &'a dyn Fn(&Path) -> Result<HostDir>,
+    pub policy: &'a ClientPolicy,
+}
+
+impl Resolving<'_> {
+    fn absolute(&self, path: &Path) -> PathBuf {
+        normalize(&self.base.join(path))
+    }
+}
+
 impl PipelineFile {
+    /// Reads a pipeline file; client settings beyond the pipeline-safe ones are refused.
     pub fn load(path: &Path) -> Result<PipelineFile> {
+        PipelineFile::load_with(path, &ClientPolicy::default())
+    }
+
+    /// Reads a pipeline file, allowing the client settings `policy` names.
+    pub fn load_with(path: &Path, policy: &ClientPolicy) -> Result<PipelineFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
         let file: FileToml = toml::from_str(&text)
@@ -278,6 +334,27 @@ impl PipelineFile {
             "{}: no [[pipeline]] defined",
             path.display()
         );
+        // Every directory a plugin of this file may write: a host path inside one is
+        // anchored there, so a link a plugin plants cannot lead the host out of it. The
+        // file's own directory anchors the rest of what lies below it, so that two files
+        // run side by side from one folder cannot lead each other's host code out either.
+        let mut anchors: Vec<PathBuf> = file
+            .pipelines
+            .iter()
+            .flat_map(|p| [&p.source.grants, &p.sink.grants])
+            .flat_map(|g| {
+                let dirs = g.dirs.iter().filter(|d| d.write).map(|d| &d.host);
+                dirs.chain(g.objects.as_ref().and_then(|o| o.dir.as_ref()))
+            })
+            .map(|dir| normalize(&base.join(dir)))
+            .collect();
+        anchors.push(base.clone());
+        let place = |path: &Path| Ok(HostDir::place(path, &anchors));
+        let r = Resolving {
+            base: &base,
+            place: &place,
+            policy,
+        };
         let mut names = HashSet::new();
         let pipelines = file
             .pipelines
@@ -288,37 +365,107 @@ impl PipelineFile {
                     "pipeline name `{}` is used twice",
                     p.name
                 );
-                resolve(&base, p, &mut |plugin| Ok(base.join(plugin)))
+                resolve(&r, p, &mut |plugin| Ok(normalize(&base.join(plugin))))
             })
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("in pipeline file {}", path.display()))?;
+        let state_dir = normalize(&base.join(file.state_dir));
+        let mut host_owned = vec![(state_dir.clone(), "state_dir".to_string())];
+        for p in &pipelines {
+            host_owned.extend(p.host_owned());
+        }
+        refuse_overlaps(&host_owned, &pipelines)
+            .with_context(|| format!("in pipeline file {}", path.display()))?;
         Ok(PipelineFile {
             path: path.to_path_buf(),
-            state_dir: base.join(file.state_dir),
+            state_dir,
             pipelines,
         })
     }
 }
 
+/// Host-owned paths (state, dead letters, plugin files) may not lie in or hold a directory
+/// a plugin may write: the plugin could replace what the host reads, or plant a link where
+/// the host writes.
+pub fn refuse_overlaps(host_owned: &[(PathBuf, String)], pipelines: &[Pipeline]) -> Result<()> {
+    let mut problems = Vec::new();
+    for p in pipelines {
+        for (writable, field) in p.writable() {
+            for (owned, what) in host_owned {
+                if overlap(owned, &writable) {
+                    problems.push(format!(
+                        "{what} ({}) overlaps pipeline `{}`: {field} ({}), which a plugin may write",
+                        owned.display(),
+                        p.name,
+                        writable.display()
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "host-owned paths overlap plugin-writable directories:\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
 impl Pipeline {
     /// One `[[pipeline]]` table as a JSON value (how the management API receives it).
-    /// `plugin` turns each side's `plugin` reference into a file; relative paths resolve
-    /// against `base`. Errors name the field.
+    /// `plugin` turns each side's `plugin` reference into a file. Errors name the field.
     pub fn from_value(
         value: serde_json::Value,
-        base: &Path,
+        r: &Resolving,
         plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
     ) -> Result<Pipeline> {
         let p: PipelineToml = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             anyhow::anyhow!("invalid pipeline at `{path}`: {}", e.into_inner())
         })?;
-        resolve(base, p, plugin)
+        let pipeline = resolve(r, p, plugin)?;
+        refuse_overlaps(&pipeline.host_owned(), std::slice::from_ref(&pipeline))?;
+        Ok(pipeline)
+    }
+
+    /// Directories a plugin of this pipeline may write (through WASI or the objects
+    /// interface), each with the field that grants it.
+    pub fn writable(&self) -> Vec<(PathBuf, String)> {
+        let mut found = Vec::new();
+        for (side, e) in [("source", &self.source), ("sink", &self.sink)] {
+            for (i, d) in e.sandbox.dirs.iter().enumerate() {
+                if d.writable {
+                    found.push((d.host.path(), format!("{side}.grants.dirs[{i}]")));
+                }
+            }
+            if let Some(ObjectsGrant {
+                location: ObjectLocation::Dir(dir),
+                ..
+            }) = &e.sandbox.objects
+            {
+                found.push((dir.path(), format!("{side}.grants.objects.dir")));
+            }
+        }
+        found
+    }
+
+    /// Paths the host reads or writes for this pipeline that no plugin may touch.
+    fn host_owned(&self) -> Vec<(PathBuf, String)> {
+        let at = |field: &str| format!("pipeline `{}`: {field}", self.name);
+        let mut owned = vec![
+            (self.source.plugin.clone(), at("source.plugin")),
+            (self.sink.plugin.clone(), at("sink.plugin")),
+        ];
+        if let Some(DeadLetterTarget::Dir(dir)) = &self.dead_letter {
+            owned.push((dir.path(), at("dead_letter.dir")));
+        }
+        owned
     }
 }
 
 fn resolve(
-    base: &Path,
+    r: &Resolving,
     p: PipelineToml,
     plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
 ) -> Result<Pipeline> {
@@ -344,6 +491,10 @@ fn resolve(
         memory: p.limits.memory.as_u64(),
         call_timeout: p.limits.call_timeout,
         max_batch_bytes: p.limits.max_batch_bytes.as_u64(),
+        log_lines_per_second: p.limits.log_lines_per_second,
+        log_bytes_per_second: p.limits.log_bytes_per_second.as_u64(),
+        sql_connections: p.limits.sql_connections,
+        kafka_clients: p.limits.kafka_clients,
     };
     ensure!(
         limits.memory >= 1 << 20,
@@ -354,7 +505,7 @@ fn resolve(
         plugin: plugin(&p.source.plugin).with_context(|| at("source.plugin"))?,
         config: p.source.config,
         sandbox: sandbox(
-            base,
+            r,
             &name,
             p.source.grants,
             limits.clone(),
@@ -364,7 +515,7 @@ fn resolve(
     let sink = Endpoint {
         plugin: plugin(&p.sink.plugin).with_context(|| at("sink.plugin"))?,
         config: p.sink.config,
-        sandbox: sandbox(base, &name, p.sink.grants, limits, &at("sink.grants"))?,
+        sandbox: sandbox(r, &name, p.sink.grants, limits, &at("sink.grants"))?,
     };
     let dead_letter = match p.dead_letter {
         None => None,
@@ -372,24 +523,32 @@ fn resolve(
             dir: Some(dir),
             kafka: None,
         }) => {
-            let dir = base.join(dir);
-            std::fs::create_dir_all(&dir).with_context(|| {
-                at(&format!("dead_letter.dir: cannot create {}", dir.display()))
+            let dir = (r.place)(&r.absolute(&dir)).with_context(|| at("dead_letter.dir"))?;
+            dir.create().with_context(|| {
+                at(&format!(
+                    "dead_letter.dir: cannot create {}",
+                    dir.path().display()
+                ))
             })?;
             Some(DeadLetterTarget::Dir(dir))
         }
         Some(DeadLetterToml {
             dir: None,
             kafka: Some(k),
-        }) => Some(DeadLetterTarget::Kafka {
-            grant: KafkaGrant {
-                brokers: k.brokers,
-                group: String::new(),
-                topics: vec![k.topic.clone()],
-                properties: k.properties,
-            },
-            topic: k.topic,
-        }),
+        }) => {
+            r.policy
+                .check_kafka(&k.properties)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at("dead_letter.kafka.properties")))?;
+            Some(DeadLetterTarget::Kafka {
+                grant: KafkaGrant {
+                    brokers: k.brokers,
+                    group: String::new(),
+                    topics: vec![k.topic.clone()],
+                    properties: k.properties,
+                },
+                topic: k.topic,
+            })
+        }
         Some(_) => bail!(
             "{}",
             at("dead_letter needs exactly one of `dir` or `kafka`")
@@ -408,7 +567,7 @@ fn resolve(
 }
 
 fn sandbox(
-    base: &Path,
+    r: &Resolving,
     pipeline: &str,
     grants: GrantsToml,
     limits: Limits,
@@ -418,6 +577,9 @@ fn sandbox(
         .kafka
         .map(|k| {
             ensure!(!k.topics.is_empty(), "{at}.kafka: no topics granted");
+            r.policy
+                .check_kafka(&k.properties)
+                .map_err(|e| anyhow::anyhow!("{at}.kafka.properties: {e}"))?;
             Ok(KafkaGrant {
                 brokers: k.brokers,
                 group: k.group.unwrap_or_else(|| format!("weir-{pipeline}")),
@@ -444,9 +606,12 @@ fn sandbox(
     let sql = grants
         .sql
         .map(|s| -> Result<SqlGrant> {
+            r.policy
+                .check_sql_url(&s.url)
+                .map_err(|e| anyhow::anyhow!("{at}.sql.url: {e}"))?;
             let password = s
                 .password
-                .map(|p| p.resolve(base, &format!("{at}.sql.password")))
+                .map(|p| p.resolve(r, &format!("{at}.sql.password")))
                 .transpose()?;
             Ok(SqlGrant {
                 url: s.url,
@@ -456,10 +621,10 @@ fn sandbox(
         .transpose()?;
     let objects = grants
         .objects
-        .map(|o| objects_grant(base, o, &format!("{at}.objects")))
+        .map(|o| objects_grant(r, o, &format!("{at}.objects")))
         .transpose()?;
     Ok(Sandbox {
-        dirs: dirs(base, grants.dirs, at)?,
+        dirs: dirs(r, grants.dirs, at)?,
         kafka,
         http,
         sql,
@@ -468,7 +633,7 @@ fn sandbox(
     })
 }
 
-fn objects_grant(base: &Path, o: ObjectsToml, at: &str) -> Result<ObjectsGrant> {
+fn objects_grant(r: &Resolving, o: ObjectsToml, at: &str) -> Result<ObjectsGrant> {
     let location = match (o.url, o.dir) {
         (Some(url), None) => {
             let rest = url
@@ -477,7 +642,7 @@ fn objects_grant(base: &Path, o: ObjectsToml, at: &str) -> Result<ObjectsGrant> 
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             ensure!(!bucket.is_empty(), "{at}.url: `{url}` names no bucket");
             let secret = |s: Option<SecretToml>, field: &str| {
-                s.map(|s| s.resolve(base, &format!("{at}.{field}")))
+                s.map(|s| s.resolve(r, &format!("{at}.{field}")))
                     .transpose()
             };
             ObjectLocation::S3 {
@@ -494,35 +659,42 @@ fn objects_grant(base: &Path, o: ObjectsToml, at: &str) -> Result<ObjectsGrant> 
             }
         }
         (None, Some(dir)) => {
-            let dir = base.join(dir);
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("{at}.dir: cannot create {}", dir.display()))?;
-            ObjectLocation::Dir(dir.canonicalize()?)
+            let dir = (r.place)(&r.absolute(&dir)).with_context(|| format!("{at}.dir"))?;
+            dir.create()
+                .with_context(|| format!("{at}.dir: cannot create {}", dir.path().display()))?;
+            ObjectLocation::Dir(dir)
         }
         _ => bail!("{at}: give exactly one of `url` (s3://) or `dir`"),
     };
     let describe = match &location {
         ObjectLocation::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
-        ObjectLocation::Dir(d) => d.display().to_string(),
+        ObjectLocation::Dir(d) => d.path().display().to_string(),
     };
     Ok(ObjectsGrant { location, describe })
 }
 
-fn dirs(base: &Path, dirs: Vec<DirToml>, at: &str) -> Result<Vec<DirGrant>> {
+fn dirs(r: &Resolving, dirs: Vec<DirToml>, at: &str) -> Result<Vec<DirGrant>> {
     dirs.into_iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             if !d.guest.starts_with('/') {
                 bail!("{at}: guest path `{}` must be absolute", d.guest);
             }
-            let host = base.join(&d.host);
+            let path = r.absolute(&d.host);
+            let host = (r.place)(&path).with_context(|| format!("{at}.dirs[{i}].host"))?;
             if d.write {
                 // A sink's output directory may not exist yet on a fresh checkout.
-                std::fs::create_dir_all(&host)
-                    .with_context(|| format!("{at}: cannot create {}", host.display()))?;
+                host.create().with_context(|| {
+                    format!("{at}.dirs[{i}].host: cannot create {}", path.display())
+                })?;
+            } else {
+                host.open().with_context(|| {
+                    format!(
+                        "{at}.dirs[{i}].host: cannot open directory {}",
+                        path.display()
+                    )
+                })?;
             }
-            let host = host
-                .canonicalize()
-                .with_context(|| format!("{at}: directory {} does not exist", host.display()))?;
             Ok(DirGrant {
                 host,
                 guest: d.guest,
@@ -568,7 +740,7 @@ mod tests {
         let p = &file.pipelines[0];
         assert_eq!(file.state_dir, root.join(".weir"));
         assert_eq!(p.source.plugin, root.join("src.wasm"));
-        assert_eq!(p.source.sandbox.dirs[0].host, root.join("in"));
+        assert_eq!(p.source.sandbox.dirs[0].host.path(), root.join("in"));
         assert!(!p.source.sandbox.dirs[0].writable);
         assert!(root.join("out").is_dir(), "a writable grant is created");
         assert_eq!(p.sink.sandbox.limits.memory, 64 << 20);

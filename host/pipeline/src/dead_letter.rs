@@ -2,12 +2,16 @@
 
 use crate::config::DeadLetterTarget;
 use anyhow::{Context, Result, anyhow, bail};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::time::Duration;
 use weir_runtime::DeadLetter;
 use weir_runtime::Records;
+use weir_runtime::confined::OpenOptions;
+use weir_runtime::confined::open_file;
 use weir_runtime::io::kafka::Producer;
+
+const FILE: &str = "dead-letters.jsonl";
 
 pub(crate) struct DeadLetters {
     pipeline: String,
@@ -24,13 +28,19 @@ impl DeadLetters {
         let target = match target {
             None => None,
             Some(DeadLetterTarget::Dir(dir)) => {
-                let path = dir.join("dead-letters.jsonl");
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .with_context(|| format!("cannot open dead-letter file {}", path.display()))?;
-                Some(Target::File(file))
+                let cannot = || {
+                    let path = dir.path().join(FILE);
+                    format!("cannot open dead-letter file {}", path.display())
+                };
+                // Beneath the directory's handle, never through a link: a plugin that can
+                // write near it must not turn the host's append into a write elsewhere.
+                let file = open_file(
+                    &dir.create().with_context(cannot)?,
+                    FILE,
+                    OpenOptions::new().create(true).append(true),
+                )
+                .with_context(cannot)?;
+                Some(Target::File(file.into_std()))
             }
             Some(DeadLetterTarget::Kafka { grant, topic }) => Some(Target::Kafka {
                 producer: Producer::open(grant)

@@ -10,7 +10,7 @@ mod runner;
 pub mod schema;
 mod shutdown;
 
-pub use config::{DeadLetterTarget, Endpoint, Pipeline, PipelineFile};
+pub use config::{DeadLetterTarget, Endpoint, Pipeline, PipelineFile, Resolving, refuse_overlaps};
 pub use cpu::{CpuBudget, thread_cpu};
 pub use delivery::Progress;
 pub use meter::{Meter, MeterReading, now_ms};

@@ -1,6 +1,7 @@
 //! Live counters of one pipeline, updated per batch and read while it runs (the serve
 //! API's status and `/metrics`). Atomics: the delivery threads write, anyone reads.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,8 @@ pub struct Meter {
     /// CPU the source's and sink's calls used, and time spent waiting for the CPU budget.
     pub cpu_ns: AtomicU64,
     pub throttled_ns: AtomicU64,
+    /// Guest log lines dropped over the instances' log budgets; the instances count into it.
+    pub log_dropped: Arc<AtomicU64>,
 }
 
 /// A consistent-enough copy of a [`Meter`] for display.
@@ -34,6 +37,7 @@ pub struct MeterReading {
     pub last_commit_ms: u64,
     pub cpu_ns: u64,
     pub throttled_ns: u64,
+    pub log_dropped: u64,
 }
 
 impl Meter {
@@ -50,6 +54,7 @@ impl Meter {
             last_commit_ms: get(&self.last_commit_ms),
             cpu_ns: get(&self.cpu_ns),
             throttled_ns: get(&self.throttled_ns),
+            log_dropped: get(&self.log_dropped),
         }
     }
 

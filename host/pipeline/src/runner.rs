@@ -48,6 +48,8 @@ pub struct Summary {
     pub sink_dirs: Vec<String>,
     /// The connectors' own counters, `source.*` and `sink.*`.
     pub metrics: BTreeMap<String, u64>,
+    /// Guest log lines dropped over the instances' log budgets.
+    pub log_dropped: u64,
     pub elapsed_ms: u64,
     pub error: Option<String>,
     /// How a guest stopped the pipeline, when one did (a trap, a deadline, memory...).
@@ -116,9 +118,10 @@ impl Summary {
                 .dirs
                 .iter()
                 .filter(|d| d.writable)
-                .map(|d| d.host.display().to_string())
+                .map(|d| d.host.path().display().to_string())
                 .collect(),
             metrics: BTreeMap::new(),
+            log_dropped: 0,
             elapsed_ms: 0,
             error: None,
             failure: None,
@@ -165,6 +168,7 @@ pub fn run_one(
         tracing::error!(error = %message, "pipeline failed");
         summary.fail(message);
     }
+    summary.log_dropped = meter.log_dropped.load(std::sync::atomic::Ordering::Relaxed);
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     summary
 }
@@ -181,6 +185,8 @@ fn drive(
     let (mut source, _) = prepare(runtime, p, Side::Source)?;
     let (mut sink, _) = prepare(runtime, p, Side::Sink)?;
     meter.instantiated(source.memory_bytes(), sink.memory_bytes());
+    source.count_dropped_logs_in(meter.log_dropped.clone());
+    sink.count_dropped_logs_in(meter.log_dropped.clone());
     let result = deliver(
         store,
         p,

@@ -113,6 +113,12 @@ impl Instance {
         self.core_ref().memory_bytes()
     }
 
+    /// Counts the log lines this instance drops over its budget into `counter` (a
+    /// pipeline's meter), live, even while a call floods.
+    pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
+        self.core().store.data_mut().log.dropped = counter;
+    }
+
     pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
         let core = self.core();
         let f = core.connector.clone();

@@ -5,9 +5,11 @@
 //! - [`Plugin`]: a loaded component, its world, ready to instantiate.
 //! - [`Instance`]: one connector in its own store, with its memory limit, deadline and grants.
 //! - `host/`: the host side of the WIT imports (logs, metrics).
+//! - [`confined`]: every path the host opens for a plugin, beneath a handle, never via links.
 
 mod bindings;
 mod cache;
+pub mod confined;
 mod console;
 mod error;
 mod host;
@@ -21,6 +23,7 @@ mod sandbox;
 pub use bindings::weir::connector::types::{
     Batch, ChangeOp, ConnectorSpec, DeadLetter, Header, Record, Records, Span, StreamInfo,
 };
+pub use confined::HostDir;
 pub use error::{GuestError, GuestErrorKind};
 pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};
 pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};

@@ -1,14 +1,15 @@
 //! What one connector instance may touch and use: directories, memory, time per call.
 //! Nothing is ambient: no environment, no network, no directories but the granted ones.
 
+use crate::confined::{HostDir, fd_path};
 use crate::console::ConsoleTail;
+use crate::host::LogBudget;
 use crate::io::http::HttpGrant;
 use crate::io::kafka::KafkaGrant;
 use crate::io::objects::ObjectsGrant;
 use crate::io::sql::SqlGrant;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -17,7 +18,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 /// A host directory a plugin may use, and the path it sees it under.
 #[derive(Debug, Clone)]
 pub struct DirGrant {
-    pub host: PathBuf,
+    pub host: HostDir,
     pub guest: String,
     pub writable: bool,
 }
@@ -30,6 +31,14 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// The most bytes of record data one batch may carry; a larger one fails the call.
     pub max_batch_bytes: u64,
+    /// The instance's log budget: lines and bytes per second (ten seconds' worth may come
+    /// at once); past it lines are dropped and counted.
+    pub log_lines_per_second: u32,
+    pub log_bytes_per_second: u64,
+    /// Host resources the instance may hold at once: SQL connections, Kafka consumers and
+    /// producers together. Past them an open fails with a `config` error.
+    pub sql_connections: u32,
+    pub kafka_clients: u32,
 }
 
 pub const DEFAULT_MAX_BATCH_BYTES: u64 = 64 << 20;
@@ -40,6 +49,10 @@ impl Default for Limits {
             memory: 256 << 20,
             call_timeout: Duration::from_secs(30),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            log_lines_per_second: 100,
+            log_bytes_per_second: 64 << 10,
+            sql_connections: 4,
+            kafka_clients: 4,
         }
     }
 }
@@ -72,13 +85,30 @@ pub(crate) struct HostState {
     pub(crate) sql: Option<SqlGrant>,
     pub(crate) objects: Option<ObjectsGrant>,
     /// Opened on first use and kept: one client (and its connection pool) per instance.
-    pub(crate) object_store: Option<std::sync::Arc<dyn object_store::ObjectStore>>,
-    /// Host calls that block (HTTP) must end within the deadline of the call that made them.
-    pub(crate) call_timeout: Duration,
+    pub(crate) object_store: Option<crate::io::objects::Store>,
+    /// Host calls that block (HTTP, SQL) must end within the deadline of the call that made
+    /// them; resources held count against these too.
+    pub(crate) limits: Limits,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) console: ConsoleTail,
     pub(crate) labels: Labels,
     pub(crate) counters: BTreeMap<String, u64>,
+    pub(crate) log: LogBudget,
+    /// Host resources held now, against the limits above.
+    pub(crate) held: Held,
+}
+
+#[derive(Default)]
+pub(crate) struct Held {
+    pub(crate) sql_connections: u32,
+    pub(crate) kafka_clients: u32,
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        // A flood that ended with the instance still gets its line.
+        self.log.report(&self.labels);
+    }
 }
 
 impl HostState {
@@ -92,16 +122,20 @@ impl HostState {
             } else {
                 FsPerms::ReadOnly
             };
-            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+            let cannot = || {
+                format!(
+                    "cannot grant directory {} to {} as {}",
+                    grant.host.path().display(),
+                    labels.plugin,
+                    grant.guest
+                )
+            };
+            // WASI opens preopens by path: hand it the directory the host opened without
+            // following links, not a name a plugin could have relinked since.
+            let dir = grant.host.open().with_context(cannot)?;
+            wasi.preopened_dir(fd_path(&dir), &grant.guest, perms)
                 .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "cannot grant directory {} to {} as {}",
-                        grant.host.display(),
-                        labels.plugin,
-                        grant.guest
-                    )
-                })?;
+                .with_context(cannot)?;
         }
         Ok(HostState {
             wasi: wasi.build(),
@@ -111,7 +145,6 @@ impl HostState {
             sql: sandbox.sql.clone(),
             objects: sandbox.objects.clone(),
             object_store: None,
-            call_timeout: sandbox.limits.call_timeout,
             limiter: MemoryLimiter {
                 limit: usize::try_from(sandbox.limits.memory).unwrap_or(usize::MAX),
                 denied: None,
@@ -120,6 +153,9 @@ impl HostState {
             console,
             labels,
             counters: BTreeMap::new(),
+            log: LogBudget::new(&sandbox.limits),
+            held: Held::default(),
+            limits: sandbox.limits.clone(),
         })
     }
 }

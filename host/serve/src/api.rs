@@ -26,6 +26,8 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub admin_token: Arc<str>,
     pub push_lock: Arc<Mutex<()>>,
+    /// The server's own directories (data, watched plugins): no tenant may be granted them.
+    pub reserved: Arc<[std::path::PathBuf]>,
 }
 
 impl App {
@@ -170,12 +172,12 @@ struct TenantBody {
 }
 
 /// A tenant from a request body, its name, quotas and grants checked.
-fn tenant_from(value: Value) -> Result<Tenant, ApiError> {
+fn tenant_from(app: &App, value: Value) -> Result<Tenant, ApiError> {
     let body: TenantBody = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("invalid tenant: {e}")))?;
     check_name("tenant", &body.name)?;
     body.grants
-        .check()
+        .check(&app.reserved)
         .and_then(|()| body.quotas.check())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Tenant {
@@ -197,7 +199,7 @@ async fn create_tenant(
 ) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let tenant = tenant_from(parse_body(&headers, &body)?)?;
+        let tenant = tenant_from(&app, parse_body(&headers, &body)?)?;
         if app.registry.tenant(&tenant.name)?.is_some() {
             return Err(ApiError::conflict(format!(
                 "tenant `{}` exists",
@@ -225,7 +227,7 @@ async fn update_tenant(
     blocking(move || {
         let mut value = parse_body(&headers, &body)?;
         value["name"] = name.clone().into();
-        let tenant = tenant_from(value)?;
+        let tenant = tenant_from(&app, value)?;
         if !app.registry.update_tenant(&tenant)? {
             return Err(ApiError::not_found(format!("tenant `{name}`")));
         }

@@ -15,6 +15,7 @@ mod plugins;
 mod registry;
 mod supervisor;
 mod tenant;
+mod tls;
 mod watch;
 
 use anyhow::{Context, Result, ensure};
@@ -25,6 +26,7 @@ use weir_pipeline::Shutdown;
 use weir_runtime::{Runtime, RuntimeConfig};
 
 pub use tenant::{Grants, Quotas};
+pub use tls::TlsFiles;
 
 pub struct Options {
     pub listen: String,
@@ -32,6 +34,9 @@ pub struct Options {
     pub admin_token: String,
     pub watch: Option<PathBuf>,
     pub runtime: RuntimeConfig,
+    /// Serve the API over TLS; without it, only loopback addresses unless `insecure_http`.
+    pub tls: Option<TlsFiles>,
+    pub insecure_http: bool,
 }
 
 /// Serves until `stop` is triggered, then stops every pipeline between batches.
@@ -45,16 +50,31 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
             "the admin token (WEIR_ADMIN_TOKEN) is short: anyone who guesses it manages every tenant; use 32 random bytes"
         );
     }
+    let acceptor = options.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("weir-api")
+        .build()
+        .context("cannot start the API runtime")?;
+    if acceptor.is_none() {
+        server.block_on(tls::check_plain(&options.listen, options.insecure_http))?;
+    }
     let checkpoints = Arc::new(CheckpointStore::open(&options.data_dir)?);
     let registry = Arc::new(registry::Registry::open(&options.data_dir)?);
     let runtime = Arc::new(Runtime::new(options.runtime)?);
     let supervisor = supervisor::Supervisor::new(runtime.clone(), checkpoints, registry.clone());
+    let reserved: Vec<PathBuf> = std::iter::once(&options.data_dir)
+        .chain(&options.watch)
+        .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+        .collect();
     let app = api::App {
         registry,
         supervisor: supervisor.clone(),
         runtime,
         admin_token: options.admin_token.into(),
         push_lock: Arc::new(Mutex::new(())),
+        reserved: reserved.into(),
     };
     let restored = supervisor.start_all()?;
     tracing::info!(pipelines = restored, "pipelines restored");
@@ -62,19 +82,14 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
         watch::spawn(app.clone(), dir, stop.clone()).context("cannot start the plugin watcher")?;
     }
 
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("weir-api")
-        .build()
-        .context("cannot start the API runtime")?;
     let served = server.block_on(async {
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let address = listener.local_addr()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         println!(
-            "weir: serving http://{address} (data in {})",
+            "weir: serving {scheme}://{address} (data in {})",
             options.data_dir.display()
         );
         let stopped = stop.clone();
@@ -84,10 +99,16 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
             })
             .await;
         };
-        axum::serve(listener, api::router(app))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the API server failed")
+        match acceptor {
+            Some(acceptor) => {
+                tls::serve(listener, acceptor, api::router(app), shutdown).await;
+                Ok(())
+            }
+            None => axum::serve(listener, api::router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("the API server failed"),
+        }
     });
     supervisor.shutdown();
     served

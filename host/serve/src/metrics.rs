@@ -59,6 +59,12 @@ pub fn render(supervisor: &Supervisor) -> String {
         "Records sent to the dead-letter destination.",
         &|s| n(s.counters.dead_letters),
     );
+    family(
+        "weir_log_dropped_total",
+        "counter",
+        "Guest log lines dropped over the instances' log budgets.",
+        &|s| n(s.counters.log_dropped),
+    );
     let secs = |ns: u64| Some(ns as f64 / 1e9);
     family(
         "weir_cpu_seconds_total",

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::Mutex;
 use weir_pipeline::schema;
-use weir_runtime::{Labels, Limits, Runtime, Sandbox, World};
+use weir_runtime::{Labels, Runtime, Sandbox, World};
 
 /// Names of plugins, pipelines and tenants: they appear in URLs, paths and metrics.
 pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
@@ -157,11 +157,7 @@ impl Plugins<'_> {
         };
         let plugin = self.runtime.load(path).map_err(invalid)?;
         let sandbox = Sandbox {
-            limits: Limits {
-                memory: quotas.memory.as_u64(),
-                call_timeout: quotas.call_timeout,
-                max_batch_bytes: quotas.max_batch_bytes.as_u64(),
-            },
+            limits: quotas.limits(),
             ..Sandbox::default()
         };
         let labels = Labels {

@@ -12,7 +12,6 @@ use crate::tenant::Grants;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -482,15 +481,7 @@ pub fn build(registry: &Registry, grants: &Grants, row: &PipelineRow) -> Result<
             })?;
         Ok(registry.plugin_path(&v.sha256, &v.name))
     };
-    let pipeline = Pipeline::from_value(definition, Path::new("/"), &mut plugin)
-        .with_context(|| format!("pipeline `{}`", row.name))?;
-    let excess = grants.excess(&pipeline);
-    if !excess.is_empty() {
-        bail!(
-            "pipeline `{}` reaches beyond its tenant's grants:\n  - {}",
-            row.name,
-            excess.join("\n  - ")
-        );
-    }
-    Ok(pipeline)
+    grants
+        .resolve(definition, &mut plugin)
+        .with_context(|| format!("pipeline `{}`", row.name))
 }

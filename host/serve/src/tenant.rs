@@ -1,13 +1,16 @@
 //! Tenants: what each may run (quotas) and reach (grants). A pipeline's own grants must
 //! fit inside its tenant's, so a plugin never gets more than the operator gave its tenant.
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_pipeline::{DeadLetterTarget, Pipeline};
-use weir_runtime::{HttpGrant, KafkaGrant, ObjectLocation, Sandbox};
+use weir_pipeline::{DeadLetterTarget, Pipeline, Resolving};
+use weir_runtime::confined::{normalize, overlap};
+use weir_runtime::io::ClientPolicy;
+use weir_runtime::{HostDir, HttpGrant, KafkaGrant, ObjectLocation, Sandbox};
 
 /// Limits on a tenant's pipelines. Every pipeline's own limits default to these and may
 /// not exceed them.
@@ -30,10 +33,17 @@ pub struct Quotas {
     /// The wait before the first restart; it doubles with each failure after that.
     #[serde(with = "humantime_serde")]
     pub restart_backoff: Duration,
+    /// Each instance's log budget, per second.
+    pub log_lines_per_second: u32,
+    pub log_bytes_per_second: ByteSize,
+    /// Host resources each instance may hold at once.
+    pub sql_connections: u32,
+    pub kafka_clients: u32,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
+        let limits = weir_runtime::Limits::default();
         Quotas {
             max_pipelines: 20,
             memory: ByteSize::mib(256),
@@ -42,6 +52,10 @@ impl Default for Quotas {
             max_batch_bytes: ByteSize::mib(64),
             max_failures: 5,
             restart_backoff: Duration::from_secs(1),
+            log_lines_per_second: limits.log_lines_per_second,
+            log_bytes_per_second: ByteSize::b(limits.log_bytes_per_second),
+            sql_connections: limits.sql_connections,
+            kafka_clients: limits.kafka_clients,
         }
     }
 }
@@ -58,7 +72,35 @@ pub struct Grants {
     /// PostgreSQL URLs (without password) the tenant's pipelines may open.
     pub sql: Vec<String>,
     /// `s3://bucket/prefix` or absolute directories; pipelines may use these or below.
-    pub objects: Vec<String>,
+    pub objects: Vec<ObjectsTenantGrant>,
+}
+
+/// A store a tenant may use: `"s3://bucket/prefix"` (AWS) or a directory, or
+/// `{ url, endpoint }` for another S3 API. A pipeline's `endpoint` must be this one: the
+/// host signs requests with the tenant's keys and sends them wherever the endpoint says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ObjectsTenantGrant {
+    Location(String),
+    Store {
+        url: String,
+        endpoint: Option<String>,
+    },
+}
+
+impl ObjectsTenantGrant {
+    fn url(&self) -> &str {
+        match self {
+            ObjectsTenantGrant::Location(url) | ObjectsTenantGrant::Store { url, .. } => url,
+        }
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        match self {
+            ObjectsTenantGrant::Location(_) => None,
+            ObjectsTenantGrant::Store { endpoint, .. } => endpoint.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,9 +117,26 @@ pub struct KafkaTenantGrant {
     pub brokers: String,
     /// Topic names or `*` patterns.
     pub topics: Vec<String>,
+    /// librdkafka properties for every client of the tenant's pipelines (credentials, TLS
+    /// files): the admin's, so any property is allowed here, and they override a pipeline's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Quotas {
+    /// The most a plugin instance of this tenant gets.
+    pub fn limits(&self) -> weir_runtime::Limits {
+        weir_runtime::Limits {
+            memory: self.memory.as_u64(),
+            call_timeout: self.call_timeout,
+            max_batch_bytes: self.max_batch_bytes.as_u64(),
+            log_lines_per_second: self.log_lines_per_second,
+            log_bytes_per_second: self.log_bytes_per_second.as_u64(),
+            sql_connections: self.sql_connections,
+            kafka_clients: self.kafka_clients,
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         if let Some(cpu) = self.cpu {
             ensure!(
@@ -94,17 +153,78 @@ impl Quotas {
 }
 
 impl Grants {
-    /// Refuses anything but absolute directories: a relative one would depend on where
-    /// `weir serve` happened to start.
-    pub fn check(&self) -> Result<()> {
+    /// Refuses anything but absolute directories (a relative one would depend on where
+    /// `weir serve` happened to start), and any that holds or lies in the server's own
+    /// `reserved` directories: a plugin writing there would reach the registry, the
+    /// checkpoints or another tenant's watched plugins.
+    pub fn check(&self, reserved: &[PathBuf]) -> Result<()> {
         for d in &self.dirs {
             ensure!(
                 d.path.is_absolute(),
                 "grants.dirs: `{}` is not an absolute path",
                 d.path.display()
             );
+            let real = d.path.canonicalize().unwrap_or_else(|_| normalize(&d.path));
+            if let Some(r) = reserved.iter().find(|r| overlap(&real, r)) {
+                bail!(
+                    "grants.dirs: `{}` overlaps the server's own directory {}",
+                    d.path.display(),
+                    r.display()
+                );
+            }
         }
         Ok(())
+    }
+
+    /// The tenant's directories, as anchors for every host path of its pipelines.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| normalize(&d.path)).collect()
+    }
+
+    /// A stored definition resolved inside this tenant: every host path anchored at one of
+    /// its directories (a path outside them is refused), client settings held to what a
+    /// pipeline may set, then the tenant's own properties added and its grants checked.
+    pub fn resolve(
+        &self,
+        definition: serde_json::Value,
+        plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
+    ) -> Result<Pipeline> {
+        let roots = self.roots();
+        let place = |path: &Path| {
+            HostDir::within(path, &roots).with_context(|| {
+                format!("{} is not within the tenant's directories", path.display())
+            })
+        };
+        let r = Resolving {
+            base: Path::new("/"),
+            place: &place,
+            policy: &ClientPolicy::default(),
+        };
+        let mut pipeline = Pipeline::from_value(definition, &r, plugin)?;
+        let excess = self.excess(&pipeline);
+        if !excess.is_empty() {
+            bail!(
+                "the pipeline reaches beyond its tenant's grants:\n  - {}",
+                excess.join("\n  - ")
+            );
+        }
+        self.apply_client_properties(&mut pipeline);
+        Ok(pipeline)
+    }
+
+    /// Adds the tenant's own client properties to every Kafka grant of `p`.
+    fn apply_client_properties(&self, p: &mut Pipeline) {
+        let Some(tenant) = &self.kafka else { return };
+        let grants = [&mut p.source.sandbox.kafka, &mut p.sink.sandbox.kafka]
+            .into_iter()
+            .flatten()
+            .chain(match &mut p.dead_letter {
+                Some(DeadLetterTarget::Kafka { grant, .. }) => Some(grant),
+                _ => None,
+            });
+        for grant in grants {
+            grant.properties.extend(tenant.properties.clone());
+        }
     }
 
     /// Every way the pipeline reaches beyond this tenant's grants, each naming the field.
@@ -113,10 +233,12 @@ impl Grants {
         self.sandbox_excess("source.grants", &p.source.sandbox, &mut found);
         self.sandbox_excess("sink.grants", &p.sink.sandbox, &mut found);
         match &p.dead_letter {
-            Some(DeadLetterTarget::Dir(dir)) if !self.dir_allows(dir, true) => found.push(format!(
-                "dead_letter.dir: {} is not a writable tenant directory",
-                dir.display()
-            )),
+            Some(DeadLetterTarget::Dir(dir)) if !self.dir_allows(&dir.path(), true) => {
+                found.push(format!(
+                    "dead_letter.dir: {} is not a writable tenant directory",
+                    dir.path().display()
+                ))
+            }
             Some(DeadLetterTarget::Kafka { grant, .. }) => {
                 self.kafka_excess("dead_letter.kafka", grant, &mut found)
             }
@@ -127,11 +249,11 @@ impl Grants {
 
     fn sandbox_excess(&self, at: &str, s: &Sandbox, found: &mut Vec<String>) {
         for d in &s.dirs {
-            if !self.dir_allows(&d.host, d.writable) {
+            if !self.dir_allows(&d.host.path(), d.writable) {
                 let how = if d.writable { "writable " } else { "" };
                 found.push(format!(
                     "{at}.dirs: {} is not within the tenant's {how}directories",
-                    d.host.display()
+                    d.host.path().display()
                 ));
             }
         }
@@ -158,22 +280,34 @@ impl Grants {
             ));
         }
         if let Some(objects) = &s.objects {
-            let inside = |allowed: &str| match &objects.location {
+            let inside = |allowed: &ObjectsTenantGrant| match &objects.location {
                 ObjectLocation::Dir(dir) => {
-                    Path::new(allowed).is_absolute() && within(dir, Path::new(allowed))
+                    let allowed = Path::new(allowed.url());
+                    allowed.is_absolute() && dir.path().starts_with(normalize(allowed))
                 }
                 ObjectLocation::S3 { .. } => {
                     let here = objects.describe.trim_end_matches('/');
-                    let allowed = allowed.trim_end_matches('/');
+                    let allowed = allowed.url().trim_end_matches('/');
                     allowed.starts_with("s3://")
                         && (here == allowed || here.starts_with(&format!("{allowed}/")))
                 }
             };
-            if !self.objects.iter().any(|a| inside(a)) {
-                found.push(format!(
+            match self.objects.iter().find(|a| inside(a)) {
+                None => found.push(format!(
                     "{at}.objects: `{}` is not a store granted to the tenant",
                     objects.describe
-                ));
+                )),
+                Some(granted) => {
+                    if let ObjectLocation::S3 { endpoint, .. } = &objects.location
+                        && endpoint.as_deref() != granted.endpoint()
+                    {
+                        found.push(format!(
+                            "{at}.objects.endpoint: `{}` is not the endpoint granted to the tenant for {}",
+                            endpoint.as_deref().unwrap_or("(AWS)"),
+                            granted.url()
+                        ));
+                    }
+                }
             }
         }
     }
@@ -193,7 +327,7 @@ impl Grants {
             brokers: tenant.brokers.clone(),
             group: String::new(),
             topics: tenant.topics.clone(),
-            properties: Default::default(),
+            properties: BTreeMap::new(),
         };
         for topic in k.topics.iter().filter(|t| !granted.covers(t)) {
             found.push(format!(
@@ -202,16 +336,17 @@ impl Grants {
         }
     }
 
+    /// Lexically below a tenant directory as the admin wrote it (host paths are opened
+    /// beneath it, see `roots`), or below where it resolves.
     fn dir_allows(&self, dir: &Path, write: bool) -> bool {
         self.dirs.iter().any(|d| {
-            (d.write || !write) && d.path.canonicalize().is_ok_and(|root| within(dir, &root))
+            (d.write || !write)
+                && (dir.starts_with(normalize(&d.path))
+                    || d.path
+                        .canonicalize()
+                        .is_ok_and(|root| dir.starts_with(root)))
         })
     }
-}
-
-/// `path` is `root` or below it. Both are canonical, so `..` and symlinks are resolved.
-fn within(path: &Path, root: &Path) -> bool {
-    path.starts_with(root)
 }
 
 /// Fills the limits a pipeline left out with the tenant's quotas, and refuses those above.
@@ -243,6 +378,27 @@ pub fn apply_quotas(definition: &mut serde_json::Value, q: &Quotas) -> Result<()
     };
     bytes("memory", q.memory)?;
     bytes("max_batch_bytes", q.max_batch_bytes)?;
+    bytes("log_bytes_per_second", q.log_bytes_per_second)?;
+    for (field, quota) in [
+        ("log_lines_per_second", q.log_lines_per_second),
+        ("sql_connections", q.sql_connections),
+        ("kafka_clients", q.kafka_clients),
+    ] {
+        match limits.get(field) {
+            None => {
+                limits.insert(field.into(), quota.into());
+            }
+            Some(v) => {
+                let asked = v
+                    .as_u64()
+                    .ok_or_else(|| anyhow::anyhow!("limits.{field}: not a whole number"))?;
+                ensure!(
+                    asked <= u64::from(quota),
+                    "limits.{field}: {asked} is above the tenant's quota of {quota}"
+                );
+            }
+        }
+    }
     match limits.get("call_timeout") {
         None => {
             let text = humantime::format_duration(q.call_timeout).to_string();
@@ -292,14 +448,21 @@ mod tests {
         assert!(err.contains("limits.call_timeout"), "{err}");
     }
 
-    /// A pipeline asking for `grants` on its source, resolved as the server would.
+    /// A pipeline asking for `grants` on its source, resolved as `weir run` would (so that
+    /// `excess` sees all of it).
     fn asking(grants: serde_json::Value) -> Pipeline {
         let definition = json!({
             "name": "p",
             "source": { "plugin": "s", "grants": grants },
             "sink": { "plugin": "k" },
         });
-        Pipeline::from_value(definition, Path::new("/"), &mut |p| Ok(PathBuf::from(p))).unwrap()
+        let place = |path: &Path| Ok(HostDir::place(path, &[]));
+        let r = Resolving {
+            base: Path::new("/"),
+            place: &place,
+            policy: &ClientPolicy::default(),
+        };
+        Pipeline::from_value(definition, &r, &mut |p| Ok(PathBuf::from(p))).unwrap()
     }
 
     #[test]
@@ -309,9 +472,16 @@ mod tests {
             kafka: Some(KafkaTenantGrant {
                 brokers: "k:9092".into(),
                 topics: vec!["acme.*".into(), "shared".into()],
+                properties: BTreeMap::new(),
             }),
             sql: vec!["postgres://acme@db:5432/acme".into()],
-            objects: vec!["s3://landing/acme".into()],
+            objects: vec![
+                ObjectsTenantGrant::Location("s3://landing/acme".into()),
+                ObjectsTenantGrant::Store {
+                    url: "s3://minio/acme".into(),
+                    endpoint: Some("http://127.0.0.1:9000".into()),
+                },
+            ],
             ..Grants::default()
         };
         let fits = asking(json!({
@@ -328,6 +498,23 @@ mod tests {
             "sql": { "url": "postgres://acme@db:5432/billing" },
             "objects": { "url": "s3://landing/acme-other" },
         }));
+        let elsewhere = asking(json!({
+            "objects": { "url": "s3://landing/acme/x", "endpoint": "http://169.254.169.254" },
+        }));
+        let moved = asking(json!({
+            "objects": { "url": "s3://minio/acme/x", "endpoint": "http://10.1.1.1:9000" },
+        }));
+        for p in [&elsewhere, &moved] {
+            let excess = tenant.excess(p).join("\n");
+            assert!(
+                excess.contains("source.grants.objects.endpoint"),
+                "{excess}"
+            );
+        }
+        let same = asking(json!({
+            "objects": { "url": "s3://minio/acme/x", "endpoint": "http://127.0.0.1:9000" },
+        }));
+        assert_eq!(tenant.excess(&same), Vec::<String>::new());
         let excess = tenant.excess(&greedy).join("\n");
         for expected in [
             "source.grants.http: host `evil.com`",

@@ -3,4 +3,7 @@
 pub mod http;
 pub mod kafka;
 pub mod objects;
+mod policy;
 pub mod sql;
+
+pub use policy::ClientPolicy;

@@ -11,7 +11,8 @@ pub struct Config {
     mode: Mode,
     #[serde(default)]
     count: u64,
-    /// What `read-path`, `socket` and `http` reach for: a path, `host:port` or a URL.
+    /// What `read-path`, `socket` and `http` reach for: a path, `host:port` or a URL;
+    /// for `plant-link`, `link=points-to` pairs separated by `;`.
     #[serde(default)]
     target: String,
 }
@@ -34,6 +35,15 @@ enum Mode {
     Http,
     /// Returns one batch of 48 MiB.
     Huge,
+    /// Creates each symbolic link `target` names (in a granted writable directory), then
+    /// emits `count` records: links for the host to follow later, if it would.
+    PlantLink,
+    /// Logs `count` lines of 1 KiB as fast as it can, then ends.
+    LogFlood,
+    /// Opens SQL connections and keeps them until the host refuses one.
+    HoardSql,
+    /// Opens Kafka producers and keeps them until the host refuses one.
+    HoardKafka,
 }
 
 pub struct Hostile {
@@ -113,6 +123,44 @@ impl BatchSource for Hostile {
                 return Ok(Some(Batch::new(records, self.end)));
             }
             Mode::Huge => {}
+            Mode::PlantLink if self.calls == 1 => {
+                for pair in self.target.split(';').filter(|p| !p.is_empty()) {
+                    let (link, points_to) = pair
+                        .split_once('=')
+                        .ok_or_else(|| Error::Config(format!("`{pair}` is not link=points-to")))?;
+                    plant_link(link, points_to)?;
+                }
+            }
+            Mode::PlantLink => {}
+            Mode::LogFlood => {
+                let line = "x".repeat(1024);
+                for i in 0..self.end {
+                    weir_guest::log::with_fields(
+                        weir_guest::log::LogLevel::Info,
+                        &line,
+                        &[("flood", &i.to_string())],
+                    );
+                }
+                return Ok(None);
+            }
+            Mode::HoardSql => {
+                let mut held = Vec::new();
+                loop {
+                    match weir_guest::sql::Connection::open() {
+                        Ok(c) => held.push(c),
+                        Err(e) => return Err(refused(held.len(), e)),
+                    }
+                }
+            }
+            Mode::HoardKafka => {
+                let mut held = Vec::new();
+                loop {
+                    match weir_guest::kafka::Producer::open() {
+                        Ok(p) => held.push(p),
+                        Err(e) => return Err(refused(held.len(), e)),
+                    }
+                }
+            }
         }
         if self.next >= self.end {
             return Ok(None);
@@ -140,6 +188,30 @@ impl Hostile {
         self.next = self.end;
         Some(Batch::new(records, self.end))
     }
+}
+
+/// The host's refusal, saying how many were held when it came.
+fn refused(held: usize, e: Error) -> Error {
+    match e {
+        Error::Config(m) => Error::Config(format!("held {held}, then: {m}")),
+        Error::Transient(m) => Error::Transient(format!("held {held}, then: {m}")),
+        Error::Fatal(m) => Error::Fatal(format!("held {held}, then: {m}")),
+    }
+}
+
+/// `link` (an absolute guest path in a writable grant) made a symbolic link to
+/// `points_to`, with WASI's own call: std has no stable one for WASI.
+fn plant_link(link: &str, points_to: &str) -> Result<()> {
+    use wasi::filesystem::preopens::get_directories;
+    for (dir, guest) in get_directories() {
+        let root = format!("{}/", guest.trim_end_matches('/'));
+        if let Some(rest) = link.strip_prefix(&root) {
+            return dir
+                .symlink_at(points_to, rest)
+                .map_err(|e| Error::Fatal(format!("cannot link {link} -> {points_to}: {e:?}")));
+        }
+    }
+    Err(Error::Config(format!("{link} is in no granted directory")))
 }
 
 /// Scalars only, so every frame is on wasm's own call stack (not Rust's shadow stack in

@@ -154,7 +154,7 @@ impl Host for HostState {
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()))
             .unwrap_or(DEFAULT_TIMEOUT)
-            .min(self.call_timeout);
+            .min(self.limits.call_timeout);
         let config = agent()
             .configure_request(builder.body(()).map_err(|e| Error::Config(e.to_string()))?)
             .timeout_global(Some(timeout))

@@ -78,6 +78,27 @@ fn transient(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Transient(format!("{what}: {e}"))
 }
 
+/// Each client holds broker connections and threads: an instance may hold only so many.
+fn room(state: &HostState) -> Result<(), Error> {
+    let limit = state.limits.kafka_clients;
+    if state.held.kafka_clients >= limit {
+        return Err(Error::Config(format!(
+            "this plugin already holds {limit} Kafka clients (consumers and producers), its \
+             limit (limits.kafka_clients); drop one before opening another"
+        )));
+    }
+    Ok(())
+}
+
+fn hold<T: Send + 'static>(state: &mut HostState, client: T) -> Result<Resource<T>, Error> {
+    let client = state
+        .table
+        .push(client)
+        .map_err(|e| Error::Fatal(e.to_string()))?;
+    state.held.kafka_clients += 1;
+    Ok(client)
+}
+
 impl Host for HostState {}
 
 impl HostConsumer for HostState {
@@ -86,12 +107,11 @@ impl HostConsumer for HostState {
         topics: Vec<String>,
         positions: Vec<Position>,
     ) -> Result<Resource<Consumer>, Error> {
+        room(self)?;
         let grant = granted(self)?;
         grant.check_topics(topics.iter().map(String::as_str))?;
         let consumer = Consumer::open(grant, &topics, positions)?;
-        self.table
-            .push(consumer)
-            .map_err(|e| Error::Fatal(e.to_string()))
+        hold(self, consumer)
     }
 
     fn poll(
@@ -121,16 +141,16 @@ impl HostConsumer for HostState {
 
     fn drop(&mut self, consumer: Resource<Consumer>) -> wasmtime::Result<()> {
         self.table.delete(consumer)?;
+        self.held.kafka_clients -= 1;
         Ok(())
     }
 }
 
 impl HostProducer for HostState {
     fn open(&mut self) -> Result<Resource<Producer>, Error> {
+        room(self)?;
         let producer = Producer::open(granted(self)?)?;
-        self.table
-            .push(producer)
-            .map_err(|e| Error::Fatal(e.to_string()))
+        hold(self, producer)
     }
 
     fn send(
@@ -160,6 +180,7 @@ impl HostProducer for HostState {
 
     fn drop(&mut self, producer: Resource<Producer>) -> wasmtime::Result<()> {
         self.table.delete(producer)?;
+        self.held.kafka_clients -= 1;
         Ok(())
     }
 }

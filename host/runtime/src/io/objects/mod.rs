@@ -1,10 +1,14 @@
 //! `weir:connector/objects`: object storage through `object_store`, confined to the
 //! pipeline's grant: one store, one prefix that is the plugin's root, credentials that stay
-//! in the host.
+//! in the host. A directory is served by [`dir`], beneath a handle that never follows links.
+
+mod dir;
 
 use crate::bindings::weir::connector::objects::{Host, ObjectInfo};
 use crate::bindings::weir::connector::types::Error;
+use crate::confined::HostDir;
 use crate::sandbox::HostState;
+use dir::DirStore;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -32,7 +36,7 @@ pub enum ObjectLocation {
         secret_access_key: Option<String>,
         allow_http: bool,
     },
-    Dir(std::path::PathBuf),
+    Dir(HostDir),
 }
 
 impl fmt::Debug for ObjectsGrant {
@@ -43,10 +47,17 @@ impl fmt::Debug for ObjectsGrant {
     }
 }
 
+/// An opened store: one client (and its connection pool) per instance.
+#[derive(Clone)]
+pub(crate) enum Store {
+    Remote(Arc<dyn ObjectStore>),
+    Dir(Arc<DirStore>),
+}
+
 impl ObjectsGrant {
     /// The store, rooted at the granted prefix.
-    pub(crate) fn open(&self) -> Result<Arc<dyn ObjectStore>, Error> {
-        let failed = |e: object_store::Error| {
+    pub(crate) fn open(&self) -> Result<Store, Error> {
+        let failed = |e: &dyn fmt::Display| {
             Error::Config(format!("{}: cannot open the store: {e}", self.describe))
         };
         Ok(match &self.location {
@@ -71,12 +82,13 @@ impl ObjectsGrant {
                 if let (Some(id), Some(secret)) = (access_key_id, secret_access_key) {
                     b = b.with_access_key_id(id).with_secret_access_key(secret);
                 }
-                let store = b.build().map_err(failed)?;
-                Arc::new(PrefixStore::new(store, prefix.as_str()))
+                let store = b.build().map_err(|e| failed(&e))?;
+                Store::Remote(Arc::new(PrefixStore::new(store, prefix.as_str())))
             }
-            ObjectLocation::Dir(dir) => Arc::new(
-                object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(failed)?,
-            ),
+            ObjectLocation::Dir(dir) => Store::Dir(Arc::new(DirStore::new(
+                dir.create().map_err(|e| failed(&e))?,
+                self.describe.clone(),
+            ))),
         })
     }
 }
@@ -99,7 +111,7 @@ fn key(k: &str) -> Result<Path, Error> {
     Path::parse(k).map_err(|e| Error::Config(format!("invalid object key `{k}`: {e}")))
 }
 
-fn store(state: &mut HostState) -> Result<(Arc<dyn ObjectStore>, String), Error> {
+fn store(state: &mut HostState) -> Result<(Store, String), Error> {
     let grant = state
         .objects
         .as_ref()
@@ -125,6 +137,17 @@ fn failed(at: &str, what: &str, e: object_store::Error) -> Error {
     }
 }
 
+fn dir_failed(at: &str, what: &str, e: std::io::Error) -> Error {
+    let message = format!("{at}: {what}: {e}");
+    match e.kind() {
+        std::io::ErrorKind::Interrupted
+        | std::io::ErrorKind::WouldBlock
+        | std::io::ErrorKind::TimedOut => Error::Transient(message),
+        // Missing, refused, a link met: the store is not usable as the plugin asked.
+        _ => Error::Config(message),
+    }
+}
+
 impl Host for HostState {
     fn list(
         &mut self,
@@ -133,36 +156,47 @@ impl Host for HostState {
         max: u32,
     ) -> Result<Vec<ObjectInfo>, Error> {
         let (store, at) = store(self)?;
-        // object_store lists by path segments; the plugin asks by a key prefix, which may
-        // end inside a segment, so list its folder and filter.
+        // Stores list by path segments; the plugin asks by a key prefix, which may end
+        // inside a segment, so list its folder and filter.
         let folder = match prefix.rfind('/') {
             Some(i) => Some(key(&prefix[..i])?),
             None => None,
         };
         let offset = start_after.as_deref().map(key).transpose()?;
-        let listed: Vec<object_store::ObjectMeta> = runtime()
-            .block_on(async {
-                let stream = match &offset {
-                    Some(o) => store.list_with_offset(folder.as_ref(), o),
-                    None => store.list(folder.as_ref()),
-                };
-                stream.try_collect().await
-            })
-            .map_err(|e| failed(&at, "cannot list", e))?;
+        let listed: Vec<ObjectInfo> = match store {
+            Store::Remote(store) => runtime()
+                .block_on(async {
+                    let stream = match &offset {
+                        Some(o) => store.list_with_offset(folder.as_ref(), o),
+                        None => store.list(folder.as_ref()),
+                    };
+                    stream.try_collect::<Vec<_>>().await
+                })
+                .map_err(|e| failed(&at, "cannot list", e))?
+                .into_iter()
+                .map(|m| ObjectInfo {
+                    key: m.location.to_string(),
+                    size: m.size,
+                    etag: m.e_tag,
+                    last_modified_ms: m.last_modified.timestamp_millis(),
+                })
+                .collect(),
+            Store::Dir(dir) => dir
+                .list(folder.as_ref().map(|f| f.as_ref()))
+                .map_err(|e| dir_failed(&at, "cannot list", e))?
+                .into_iter()
+                .map(|l| ObjectInfo {
+                    key: l.key,
+                    size: l.size,
+                    etag: Some(l.etag),
+                    last_modified_ms: l.last_modified_ms,
+                })
+                .collect(),
+        };
         let mut infos: Vec<ObjectInfo> = listed
             .into_iter()
-            .filter(|m| m.location.as_ref().starts_with(prefix.as_str()))
-            .filter(|m| {
-                start_after
-                    .as_deref()
-                    .is_none_or(|s| m.location.as_ref() > s)
-            })
-            .map(|m| ObjectInfo {
-                key: m.location.to_string(),
-                size: m.size,
-                etag: m.e_tag,
-                last_modified_ms: m.last_modified.timestamp_millis(),
-            })
+            .filter(|m| m.key.starts_with(prefix.as_str()))
+            .filter(|m| start_after.as_deref().is_none_or(|s| m.key.as_str() > s))
             .collect();
         // Not every store lists in order (a local directory does not).
         infos.sort_by(|a, b| a.key.cmp(&b.key));
@@ -173,28 +207,38 @@ impl Host for HostState {
     fn read(&mut self, k: String, offset: u64, len: u32) -> Result<Vec<u8>, Error> {
         let (store, at) = store(self)?;
         let path = key(&k)?;
-        runtime()
-            .block_on(async {
-                let size = store.head(&path).await?.size;
-                let end = (offset + u64::from(len)).min(size);
-                if offset >= end {
-                    return Ok(Vec::new());
-                }
-                store
-                    .get_range(&path, offset..end)
-                    .await
-                    .map(|b| b.to_vec())
-            })
-            .map_err(|e| failed(&at, &format!("cannot read `{k}`"), e))
+        match store {
+            Store::Remote(store) => runtime()
+                .block_on(async {
+                    let size = store.head(&path).await?.size;
+                    let end = (offset + u64::from(len)).min(size);
+                    if offset >= end {
+                        return Ok(Vec::new());
+                    }
+                    store
+                        .get_range(&path, offset..end)
+                        .await
+                        .map(|b| b.to_vec())
+                })
+                .map_err(|e| failed(&at, &format!("cannot read `{k}`"), e)),
+            Store::Dir(dir) => dir
+                .read(path.as_ref(), offset, len)
+                .map_err(|e| dir_failed(&at, &format!("cannot read `{k}`"), e)),
+        }
     }
 
     fn write(&mut self, k: String, data: Vec<u8>) -> Result<(), Error> {
         let (store, at) = store(self)?;
         let path = key(&k)?;
-        runtime()
-            .block_on(store.put(&path, PutPayload::from(data)))
-            .map(|_| ())
-            .map_err(|e| failed(&at, &format!("cannot write `{k}`"), e))
+        match store {
+            Store::Remote(store) => runtime()
+                .block_on(store.put(&path, PutPayload::from(data)))
+                .map(|_| ())
+                .map_err(|e| failed(&at, &format!("cannot write `{k}`"), e)),
+            Store::Dir(dir) => dir
+                .write(path.as_ref(), &data)
+                .map_err(|e| dir_failed(&at, &format!("cannot write `{k}`"), e)),
+        }
     }
 }
 

@@ -54,10 +54,20 @@ impl Host for HostState {}
 
 impl HostConnection for HostState {
     fn open(&mut self) -> Result<Resource<Connection>, Error> {
-        let connection = Connection::open(granted(self)?, self.call_timeout)?;
-        self.table
+        let limit = self.limits.sql_connections;
+        if self.held.sql_connections >= limit {
+            return Err(Error::Config(format!(
+                "this plugin already holds {limit} SQL connections, its limit \
+                 (limits.sql_connections); close one before opening another"
+            )));
+        }
+        let connection = Connection::open(granted(self)?, self.limits.call_timeout)?;
+        let connection = self
+            .table
             .push(connection)
-            .map_err(|e| Error::Fatal(e.to_string()))
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        self.held.sql_connections += 1;
+        Ok(connection)
     }
 
     fn execute(
@@ -92,6 +102,7 @@ impl HostConnection for HostState {
 
     fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(c)?;
+        self.held.sql_connections -= 1;
         Ok(())
     }
 }
