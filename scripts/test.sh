@@ -7,6 +7,9 @@ source "$(dirname "$0")/env.sh"
 WEIR_TANSU="$("$WEIR_ROOT/scripts/tansu.sh")"
 export WEIR_TANSU
 cd "$WEIR_ROOT"
+# Property tests (what untrusted input reaches) run a fixed number of cases from a fixed
+# seed here, so a run is repeatable; see README's Security section to run them longer.
+export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # Guest crates' own unit tests (compiled natively), then the host crates and the

@@ -131,6 +131,9 @@ enum SecretToml {
 impl SecretToml {
     fn resolve(self, r: &Resolving, at: &str) -> Result<String> {
         match self {
+            SecretToml::Env(_) if !r.env_secrets => bail!(
+                "{at}: `env` secrets are not available here; use `file` in a granted directory"
+            ),
             SecretToml::Env(var) => std::env::var(&var)
                 .with_context(|| format!("{at}: environment variable `{var}` is not set")),
             SecretToml::File(file) => {
@@ -302,6 +305,9 @@ pub struct Resolving<'a> {
     pub base: &'a Path,
     pub place: &'a dyn Fn(&Path) -> Result<HostDir>,
     pub policy: &'a ClientPolicy,
+    /// Whether `{ env = "VAR" }` secrets may be read: not where the process environment
+    /// holds the operator's own (weir serve's admin token).
+    pub env_secrets: bool,
 }
 
 impl Resolving<'_> {
@@ -354,6 +360,7 @@ impl PipelineFile {
             base: &base,
             place: &place,
             policy,
+            env_secrets: true,
         };
         let mut names = HashSet::new();
         let pipelines = file

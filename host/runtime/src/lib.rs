@@ -16,6 +16,8 @@ mod host;
 mod instance;
 pub mod io;
 mod plugin;
+#[cfg(test)]
+mod properties;
 mod records;
 mod runtime;
 mod sandbox;

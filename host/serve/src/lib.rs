@@ -12,6 +12,8 @@ mod cpu;
 mod metrics;
 mod paths;
 mod plugins;
+#[cfg(test)]
+mod properties;
 mod registry;
 mod supervisor;
 mod tenant;

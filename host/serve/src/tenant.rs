@@ -199,6 +199,7 @@ impl Grants {
             base: Path::new("/"),
             place: &place,
             policy: &ClientPolicy::default(),
+            env_secrets: false,
         };
         let mut pipeline = Pipeline::from_value(definition, &r, plugin)?;
         let excess = self.excess(&pipeline);
@@ -461,6 +462,7 @@ mod tests {
             base: Path::new("/"),
             place: &place,
             policy: &ClientPolicy::default(),
+            env_secrets: true,
         };
         Pipeline::from_value(definition, &r, &mut |p| Ok(PathBuf::from(p))).unwrap()
     }

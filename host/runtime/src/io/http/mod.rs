@@ -27,7 +27,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HttpGrant {
     /// Whether `host` on `port` is granted; `default_port` is the URL scheme's.
-    fn allows(&self, host: &str, port: u16, default_port: u16) -> bool {
+    pub(crate) fn allows(&self, host: &str, port: u16, default_port: u16) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         self.hosts.iter().any(|grant| {
             let (name, granted_port) = split_port(grant);
@@ -36,11 +36,14 @@ impl HttpGrant {
                 None => port == default_port,
             };
             let name = name.trim_start_matches('[').trim_end_matches(']');
-            let name_ok = name.eq_ignore_ascii_case(host)
+            // Bytes, not `str` slices: a host beyond ASCII must not split a character.
+            let (host_bytes, name_ok) = (host.as_bytes(), name.eq_ignore_ascii_case(host));
+            let name_ok = name_ok
                 || name.strip_prefix("*.").is_some_and(|domain| {
-                    host.len() > domain.len() + 1
-                        && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
-                        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                    let at = host_bytes.len().wrapping_sub(domain.len());
+                    host_bytes.len() > domain.len() + 1
+                        && host_bytes[at..].eq_ignore_ascii_case(domain.as_bytes())
+                        && host_bytes[at - 1] == b'.'
                 });
             port_ok && name_ok
         })

@@ -37,7 +37,7 @@ impl KafkaGrant {
         }
     }
 
-    fn allows(&self, topic: &str) -> bool {
+    pub(crate) fn allows(&self, topic: &str) -> bool {
         self.topics
             .iter()
             .any(|t| t == topic || glob::Pattern::new(t).is_ok_and(|p| p.matches(topic)))

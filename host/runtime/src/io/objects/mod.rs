@@ -107,7 +107,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// A key as the plugin gave it: relative, and never out of the granted prefix.
-fn key(k: &str) -> Result<Path, Error> {
+pub(crate) fn key(k: &str) -> Result<Path, Error> {
     Path::parse(k).map_err(|e| Error::Config(format!("invalid object key `{k}`: {e}")))
 }
 
