@@ -611,20 +611,12 @@ fn a_plugin_cannot_hoard_kafka_clients() {
     broker.create_topic("orders", 1);
     let s = Scratch::new();
     s.write("data/a.jsonl", &numbered(0..300));
-    let hoard = format!(
-        r#"
-[[pipeline]]
-name = "hoard"
-[pipeline.source]
-plugin = "{source}"
-config = {{ mode = "hoard-kafka" }}
-{grant}
-{sink}[pipeline.limits]
-kafka_clients = 3
-"#,
-        source = plugin("hostile").display(),
-        grant = kafka_grant(&broker, &["orders"]),
-        sink = file_sink("hoard.jsonl", ""),
+    let hoard = hostile_pipeline(
+        "hoard",
+        "hoard-kafka",
+        "",
+        &kafka_grant(&broker, &["orders"]),
+        "[pipeline.limits]\nkafka_clients = 3\n",
     );
     s.pipelines(&[hoard, file_pipeline("healthy", 100, "healthy.jsonl")]);
     let run = s.run_once();

@@ -9,6 +9,7 @@ mod server;
 mod support;
 mod web;
 
+mod chaos;
 mod delivery;
 mod http;
 mod kafka;

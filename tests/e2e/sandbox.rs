@@ -3,18 +3,12 @@
 use crate::support::*;
 
 fn hostile(name: &str, mode: &str, limits: &str) -> String {
-    format!(
-        r#"
-[[pipeline]]
-name = "{name}"
-[pipeline.source]
-plugin = "{source}"
-config = {{ mode = "{mode}", count = 10 }}
-{sink}[pipeline.limits]
-{limits}
-"#,
-        source = plugin("hostile").display(),
-        sink = file_sink(&format!("{name}.jsonl"), ""),
+    hostile_pipeline(
+        name,
+        mode,
+        ", count = 10",
+        "",
+        &format!("[pipeline.limits]\n{limits}\n"),
     )
 }
 
@@ -146,17 +140,12 @@ fn a_memory_limit_beyond_the_host_maximum_is_refused() {
 
 /// A hostile source that plants `links` (`link=points-to;...`) in `shared/`, its write grant.
 fn planting(links: &str) -> String {
-    format!(
-        r#"
-[[pipeline]]
-name = "plant"
-[pipeline.source]
-plugin = "{source}"
-config = {{ mode = "plant-link", count = 0, target = "{links}" }}
-grants.dirs = [{{ host = "shared", guest = "/shared", write = true }}]
-{sink}"#,
-        source = plugin("hostile").display(),
-        sink = file_sink("plant.jsonl", ""),
+    hostile_pipeline(
+        "plant",
+        "plant-link",
+        &format!(", count = 0, target = \"{links}\""),
+        "grants.dirs = [{ host = \"shared\", guest = \"/shared\", write = true }]",
+        "",
     )
 }
 
@@ -332,17 +321,7 @@ fn host_owned_paths_inside_a_plugins_writable_directory_are_refused() {
 fn a_log_flood_is_held_to_the_budget() {
     let s = Scratch::new();
     s.write("data/a.jsonl", &numbered(0..2000));
-    let flood = format!(
-        r#"
-[[pipeline]]
-name = "flood"
-[pipeline.source]
-plugin = "{}"
-config = {{ mode = "log-flood", count = 20000 }}
-{}"#,
-        plugin("hostile").display(),
-        file_sink("flood.jsonl", ""),
-    );
+    let flood = hostile_pipeline("flood", "log-flood", ", count = 20000", "", "");
     s.pipelines(&[flood, file_pipeline("healthy", 100, "healthy.jsonl")]);
     let started = std::time::Instant::now();
     let output = s

@@ -608,20 +608,8 @@ config = {{ table = "replica", key = ["id"] }}
 fn a_plugin_cannot_hoard_database_connections() {
     let pg = Postgres::start();
     let s = scratch();
-    let hoard = |name: &str, limits: &str| {
-        format!(
-            r#"
-[[pipeline]]
-name = "{name}"
-[pipeline.source]
-plugin = "{source}"
-config = {{ mode = "hoard-sql" }}
-{grant}
-{sink}{limits}"#,
-            source = plugin("hostile").display(),
-            grant = pg.grant("pg-password"),
-            sink = file_sink(&format!("{name}.jsonl"), ""),
-        )
+    let hoard = |name: &str, tail: &str| {
+        hostile_pipeline(name, "hoard-sql", "", &pg.grant("pg-password"), tail)
     };
     s.write("data/a.jsonl", &numbered(0..500));
     s.pipelines(&[

@@ -218,6 +218,23 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     )
 }
 
+/// A `hostile` batch source (config `{ mode = "<mode>"<config> }`, then its `grants`) →
+/// file-sink writing `out/<name>.jsonl`, then `tail` (more tables, e.g. limits).
+pub fn hostile_pipeline(name: &str, mode: &str, config: &str, grants: &str, tail: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+[pipeline.source]
+plugin = "{source}"
+config = {{ mode = "{mode}"{config} }}
+{grants}
+{sink}{tail}"#,
+        source = plugin("hostile").display(),
+        sink = file_sink(&format!("{name}.jsonl"), ""),
+    )
+}
+
 /// Panics unless `text` holds every one of `expected`.
 pub fn assert_contains_all(text: &str, expected: &[&str]) {
     for e in expected {

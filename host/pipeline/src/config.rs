@@ -796,4 +796,61 @@ mod tests {
             assert!(err.contains(expected), "{expected:?} not in {err}");
         }
     }
+
+    /// Pipeline files as an operator might mistype them: fragments from the grammar
+    /// shuffled into a file. Loading one ends in a pipeline file or an error saying what is
+    /// wrong, never a panic. Cases and seed come from `PROPTEST_CASES` and `PROPTEST_RNG_SEED`.
+    #[test]
+    fn pipeline_files_load_or_fail_never_panic() {
+        use proptest::prelude::*;
+        let fragments = prop::sample::select(vec![
+            "[[pipeline]]\n",
+            "name = \"p\"\n",
+            "name = \"\"\n",
+            "batch_size = 0\n",
+            "batch_size = 4294967296\n",
+            "buffer_batches = -1\n",
+            "[pipeline.source]\n",
+            "[pipeline.sink]\n",
+            "plugin = \"s.wasm\"\n",
+            "schedule = \"* * *\"\n",
+            "poll_wait = \"forever\"\n",
+            "config = { dir = \"/in\" }\n",
+            "grants.dirs = [{ host = \"in\", guest = \"/in\" }]\n",
+            "grants.dirs = [{ host = \"out\", guest = \"/out\", write = true }]\n",
+            "grants.dirs = [{ host = \"out\", guest = \"rel\" }]\n",
+            "grants.objects = { dir = \"out/objects\" }\n",
+            "grants.objects = { url = \"s3://\" }\n",
+            "grants.kafka = { brokers = \"k\", topics = [], properties = { debug = \"all\" } }\n",
+            "grants.sql = { url = \"postgres://u@h/d?host=x\", password = { file = \"pw\" } }\n",
+            "grants.http = { hosts = [\"a/b\"] }\n",
+            "[pipeline.dead_letter]\n",
+            "dir = \"out/dlq\"\n",
+            "kafka = { brokers = \"k\", topic = \"t\" }\n",
+            "[pipeline.limits]\n",
+            "memory = \"1 KiB\"\n",
+            "memory = \"lots\"\n",
+            "call_timeout = \"1ms\"\n",
+            "state_dir = \"out/state\"\n",
+            "unknown = 1\n",
+            "= broken\n",
+            "[pipeline\n",
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        std::fs::create_dir_all(base.join("in")).unwrap();
+        std::fs::write(base.join("pw"), "secret\n").unwrap();
+        let path = base.join("p.toml");
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&prop::collection::vec(fragments, 0..24), |parts| {
+                std::fs::write(&path, parts.concat()).unwrap();
+                if let Err(e) = PipelineFile::load(&path) {
+                    let message = format!("{e:#}");
+                    prop_assert!(!message.is_empty());
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }

@@ -176,9 +176,14 @@ impl Grants {
         Ok(())
     }
 
-    /// The tenant's directories, as anchors for every host path of its pipelines.
+    /// The tenant's directories, as anchors for every host path of its pipelines: as the
+    /// admin wrote them, and where they resolve (a path may be written either way).
     pub fn roots(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| normalize(&d.path)).collect()
+        self.dirs
+            .iter()
+            .flat_map(|d| [Some(normalize(&d.path)), d.path.canonicalize().ok()])
+            .flatten()
+            .collect()
     }
 
     /// A stored definition resolved inside this tenant: every host path anchored at one of

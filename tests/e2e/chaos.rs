@@ -1,0 +1,330 @@
+//! Chaos: `weir` killed with SIGKILL at random moments, over and over, on file →
+//! PostgreSQL, Kafka → Kafka and postgres-cdc → PostgreSQL, with new input arriving between
+//! kills; then one run to the end, and a count of every input record at the destination.
+//! Not in CI (minutes long): `scripts/chaos.sh` runs it and prints the table README quotes.
+//! `WEIR_CHAOS_KILLS` (default 100 per pipeline), `WEIR_CHAOS_SEED` and `WEIR_CHAOS_ONLY`
+//! (`file`, `kafka` or `cdc`) steer it.
+
+use crate::broker::Broker;
+use crate::postgres::{PASSWORD, Postgres};
+use crate::support::*;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Records per batch: at most one batch is in flight (flushed, not yet committed) when a
+/// kill lands, so a kill may repeat at most this many.
+const BATCH: u64 = 200;
+/// New input between two kills (file-source reads it so fast that it gets more).
+const FEED: u64 = 300;
+const FILE_FEED: u64 = 20_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        // xorshift64*: enough to spread kill moments, and repeatable from a seed.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// What one pipeline went through, and what arrived.
+struct Outcome {
+    pipeline: &'static str,
+    runs: usize,
+    kills: usize,
+    records: u64,
+    lost: u64,
+    duplicated: u64,
+}
+
+/// Counts of each number delivered → (lost, duplicated) against 0..total.
+fn tally(delivered: &[u64], total: u64) -> (u64, u64) {
+    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+    for n in delivered {
+        *seen.entry(*n).or_default() += 1;
+    }
+    let lost = (0..total).filter(|n| !seen.contains_key(n)).count() as u64;
+    let duplicated = seen.values().map(|c| c - 1).sum();
+    (lost, duplicated)
+}
+
+/// Feeds, starts `weir run`, kills it at a random moment up to `max_ms`; `kills` times.
+/// Returns how many runs were started and how many of them the kill caught running.
+fn kill_loop(
+    s: &Scratch,
+    rng: &mut Rng,
+    kills: usize,
+    max_ms: u64,
+    mut feed: impl FnMut(u64),
+) -> (usize, usize) {
+    let (mut runs, mut killed) = (0, 0);
+    for round in 0..kills as u64 {
+        feed(round);
+        let mut weir = s.spawn_run(&[]);
+        runs += 1;
+        std::thread::sleep(Duration::from_millis(rng.below(max_ms)));
+        if weir.is_running() {
+            killed += 1;
+        }
+        weir.kill_9();
+    }
+    (runs, killed)
+}
+
+/// Polls `delivered` until it covers 0..total (or five minutes pass).
+fn wait_until_whole(total: u64, mut delivered: impl FnMut() -> Vec<u64>) -> Vec<u64> {
+    let started = Instant::now();
+    loop {
+        let now = delivered();
+        if tally(&now, total).0 == 0 || started.elapsed() > Duration::from_secs(300) {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn numbers(db: &mut postgres::Client, table: &str) -> Vec<u64> {
+    db.query(&format!("SELECT n::bigint FROM {table}"), &[])
+        .map(|rows| rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+        .unwrap_or_default()
+}
+
+fn file_to_postgres(pg: &Postgres, rng: &mut Rng, kills: usize) -> Outcome {
+    let s = Scratch::new();
+    s.write("pg-password", PASSWORD);
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "file-pg"
+batch_size = {BATCH}
+{source}[pipeline.sink]
+plugin = "{sink}"
+config = {{ table = "chaos_file", create_table = true }}
+{grant}
+"#,
+        source = file_source(),
+        sink = plugin("postgres_sink").display(),
+        grant = pg.grant("pg-password"),
+    )]);
+    let (runs, killed) = kill_loop(&s, rng, kills, 250, |round| {
+        s.write(
+            &format!("data/{round:05}.jsonl"),
+            &numbered(round * FILE_FEED..(round + 1) * FILE_FEED),
+        );
+    });
+    let total = kills as u64 * FILE_FEED;
+    let last = s.run_once();
+    assert!(last.ok, "{}", last.stderr);
+    let (lost, duplicated) = tally(&numbers(&mut pg.client(), "chaos_file"), total);
+    Outcome {
+        pipeline: "file → PostgreSQL",
+        runs: runs + 1,
+        kills: killed,
+        records: total,
+        lost,
+        duplicated,
+    }
+}
+
+fn kafka_to_kafka(rng: &mut Rng, kills: usize) -> Outcome {
+    let broker = Broker::start();
+    broker.create_topic("chaos-in", 3);
+    broker.create_topic("chaos-out", 3);
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "kafka-kafka"
+batch_size = {BATCH}
+[pipeline.source]
+plugin = "{source}"
+config = {{ topics = ["chaos-in"] }}
+poll_wait = "100ms"
+grants.kafka = {{ brokers = "{b}", topics = ["chaos-in"], properties = {{ "auto.offset.reset" = "earliest", "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }} }}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ topic = "chaos-out" }}
+grants.kafka = {{ brokers = "{b}", topics = ["chaos-out"] }}
+"#,
+        source = plugin("kafka_source").display(),
+        sink = plugin("kafka_sink").display(),
+        b = broker.brokers(),
+    )]);
+    let feed = |round: u64| {
+        let records: Vec<_> = (round * FEED..(round + 1) * FEED)
+            .map(|n| {
+                (
+                    Some(format!("k{}", n % 7)),
+                    Some(format!("{{\"n\":{n}}}")),
+                    vec![],
+                )
+            })
+            .collect();
+        broker.produce("chaos-in", &records);
+    };
+    // A killed member holds its partitions until its session (6 s here) times out and the
+    // group rebalances: kills are spread past that, so many land mid-stream.
+    let (runs, killed) = kill_loop(&s, rng, kills, 9000, feed);
+    let total = kills as u64 * FEED;
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("group.id", "weir-chaos-reader")
+        .create()
+        .unwrap();
+    let out = || {
+        let count: i64 = (0..3)
+            .map(|p| {
+                let (low, high) = reader
+                    .fetch_watermarks("chaos-out", p, Duration::from_secs(10))
+                    .unwrap();
+                high - low
+            })
+            .sum();
+        broker
+            .consume("chaos-out", 3, count as usize)
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_ref()?).ok())
+            .filter_map(|v| v["n"].as_u64())
+            .collect::<Vec<_>>()
+    };
+    let weir = s.spawn_run(&[]);
+    let delivered = wait_until_whole(total, out);
+    let stopped = terminate(weir);
+    assert!(stopped.ok, "{}", stopped.stderr);
+    let (lost, duplicated) = tally(&delivered, total);
+    Outcome {
+        pipeline: "Kafka → Kafka",
+        runs: runs + 1,
+        kills: killed,
+        records: total,
+        lost,
+        duplicated,
+    }
+}
+
+fn cdc_to_postgres(pg: &Postgres, rng: &mut Rng, kills: usize) -> Outcome {
+    let mut db = pg.client();
+    db.batch_execute("CREATE TABLE chaos_src (id bigint PRIMARY KEY, n bigint NOT NULL)")
+        .unwrap();
+    let s = Scratch::new();
+    s.write("pg-password", PASSWORD);
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "cdc-pg"
+batch_size = {BATCH}
+[pipeline.source]
+plugin = "{source}"
+config = {{ slot = "weir_chaos", tables = ["public.chaos_src"] }}
+poll_wait = "100ms"
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ table = "chaos_cdc", create_table = true }}
+{grant}
+"#,
+        source = plugin("postgres_cdc").display(),
+        sink = plugin("postgres_sink").display(),
+        grant = pg.grant("pg-password"),
+    )]);
+    // The slot is made on the first start: rows from before it are not changes it sees.
+    let mut first = s.spawn_run(&[]);
+    let started = Instant::now();
+    while db
+        .query(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'weir_chaos'",
+            &[],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        first.assert_running();
+        assert!(started.elapsed() < Duration::from_secs(60), "no slot");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill_9();
+    let (runs, killed) = kill_loop(&s, rng, kills, 2000, |round| {
+        // Two transactions a round, so kills land between and inside them.
+        for half in 0..2 {
+            let from = round * FEED + half * FEED / 2;
+            db.execute(
+                "INSERT INTO chaos_src SELECT n, n FROM generate_series($1::bigint, $2::bigint) n",
+                &[&(from as i64), &((from + FEED / 2 - 1) as i64)],
+            )
+            .unwrap();
+        }
+    });
+    let total = kills as u64 * FEED;
+    let weir = s.spawn_run(&[]);
+    let mut reader = pg.client();
+    let delivered = wait_until_whole(total, || numbers(&mut reader, "chaos_cdc"));
+    let stopped = terminate(weir);
+    assert!(stopped.ok, "{}", stopped.stderr);
+    let (lost, duplicated) = tally(&delivered, total);
+    Outcome {
+        pipeline: "postgres-cdc → PostgreSQL",
+        runs: runs + 2,
+        kills: killed + 1,
+        records: total,
+        lost,
+        duplicated,
+    }
+}
+
+#[test]
+#[ignore = "minutes long: scripts/chaos.sh runs it"]
+fn sigkill_at_random_moments_loses_nothing() {
+    let kills: usize = std::env::var("WEIR_CHAOS_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(100);
+    let seed: u64 = std::env::var("WEIR_CHAOS_SEED")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| std::process::id() as u64 | 1);
+    let mut rng = Rng(seed);
+    let pg = Postgres::start();
+    let only = std::env::var("WEIR_CHAOS_ONLY").unwrap_or_default();
+    let mut outcomes = Vec::new();
+    if only.is_empty() || only == "file" {
+        outcomes.push(file_to_postgres(&pg, &mut rng, kills));
+    }
+    if only.is_empty() || only == "kafka" {
+        outcomes.push(kafka_to_kafka(&mut rng, kills));
+    }
+    if only.is_empty() || only == "cdc" {
+        outcomes.push(cdc_to_postgres(&pg, &mut rng, kills));
+    }
+    println!("chaos seed {seed}, {kills} rounds per pipeline, batch size {BATCH}");
+    println!(
+        "| pipeline | runs | killed while running | records | lost | duplicated | duplicated per kill (bound: {BATCH}) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for o in &outcomes {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.1} |",
+            o.pipeline,
+            o.runs,
+            o.kills,
+            o.records,
+            o.lost,
+            o.duplicated,
+            o.duplicated as f64 / o.kills.max(1) as f64
+        );
+    }
+    for o in &outcomes {
+        assert_eq!(o.lost, 0, "{}: records lost", o.pipeline);
+        assert!(
+            o.duplicated <= o.kills as u64 * BATCH,
+            "{}: {} duplicates from {} kills is more than the batch in flight each",
+            o.pipeline,
+            o.duplicated,
+            o.kills
+        );
+    }
+}
