@@ -602,12 +602,23 @@ fn the_api_over_tls_is_verified_and_plain_http_stays_on_loopback() {
     let plain = cli(&server.url.replace("https://", "http://"), None);
     assert!(!plain.status.success(), "no plain HTTP on the TLS port");
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_weir"))
+    let mut open = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(s.path("data2"))
         .env("WEIR_ADMIN_TOKEN", ADMIN)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let started = std::time::Instant::now();
+    while open.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            open.kill().unwrap();
+            panic!("weir serve listened on 0.0.0.0 over plain HTTP");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = open.wait_with_output().unwrap();
     assert!(!refused.status.success());
     let error = String::from_utf8_lossy(&refused.stderr);
     assert!(
