@@ -5,8 +5,8 @@
 //! `WEIR_CHAOS_KILLS` (default 100 per pipeline), `WEIR_CHAOS_SEED` and `WEIR_CHAOS_ONLY`
 //! (`file`, `kafka` or `cdc`) steer it.
 
-use crate::broker::Broker;
-use crate::postgres::{PASSWORD, Postgres};
+use crate::fixtures::broker::Broker;
+use crate::fixtures::postgres::{PASSWORD, Postgres};
 use crate::support::*;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

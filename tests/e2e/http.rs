@@ -1,8 +1,8 @@
 //! The HTTP connectors, each written in another language than Rust, against a real HTTP
 //! server: http-source (Python) and http-sink (JavaScript).
 
+use crate::fixtures::web::Web;
 use crate::support::*;
-use crate::web::Web;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

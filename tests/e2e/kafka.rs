@@ -1,6 +1,6 @@
 //! Kafka through the host, against a real broker started per test.
 
-use crate::broker::{Broker, Consumed, Produced};
+use crate::fixtures::broker::{Broker, Consumed, Produced};
 use crate::support::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -1,13 +1,8 @@
 //! End-to-end tests: the built `weir` binary running real plugins compiled to
 //! wasm32-wasip2 (built into dist/plugins/ by scripts/build.sh).
 
-mod broker;
-mod ports;
-mod postgres;
-mod s3;
-mod server;
+mod fixtures;
 mod support;
-mod web;
 
 mod chaos;
 mod delivery;

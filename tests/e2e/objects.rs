@@ -1,8 +1,8 @@
 //! Object storage through the host: object-source and object-sink against a real
 //! S3-compatible server, into and out of a real PostgreSQL.
 
-use crate::postgres::{PASSWORD, Postgres};
-use crate::s3::{S3, gunzip, gzip};
+use crate::fixtures::postgres::{PASSWORD, Postgres};
+use crate::fixtures::s3::{S3, gunzip, gzip};
 use crate::support::*;
 use serde_json::Value;
 

@@ -1,6 +1,6 @@
 //! `weir serve`: the management API, pipelines that survive restarts, hot swaps.
 
-use crate::server::*;
+use crate::fixtures::server::*;
 use crate::support::*;
 use serde_json::{Value, json};
 use std::path::Path;

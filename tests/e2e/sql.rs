@@ -1,7 +1,7 @@
 //! PostgreSQL through the host: postgres-source and postgres-sink against a real server.
 
-use crate::ports::free_port;
-use crate::postgres::{PASSWORD, Postgres};
+use crate::fixtures::ports::free_port;
+use crate::fixtures::postgres::{PASSWORD, Postgres};
 use crate::support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //! normal pipeline in the same `weir serve`. Each must be contained, `good`'s records must
 //! all arrive, and the host must stay up.
 
+use crate::fixtures::server::*;
 use crate::serve::copy_pipeline;
-use crate::server::*;
 use crate::support::*;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -42,7 +42,30 @@ pub fn open_database(dir: &Path, what: &str) -> Result<(PathBuf, Connection)> {
     Ok((path, conn))
 }
 
-pub struct CheckpointStore {
+/// Who commits: the node and the epoch (generation) under which it owns the pipeline. A
+/// store shared between nodes refuses a commit from an owner that is no longer current;
+/// one process's own store has a single owner and ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub node: String,
+    pub epoch: u64,
+}
+
+/// Where committed positions live: the delivery loop and the supervisor use this, and a
+/// shared store (for a cluster) implements it beside the embedded default.
+pub trait CheckpointStore: Send + Sync {
+    /// The pipeline's committed position, if it has one.
+    fn load(&self, pipeline: &str) -> Result<Option<Committed>>;
+    /// Replaces the pipeline's checkpoint if `owner` still owns it; durable when this returns.
+    fn commit(&self, pipeline: &str, checkpoint: &str, owner: &Owner) -> Result<()>;
+    /// Forgets the pipeline's position: its next run starts from the beginning.
+    fn reset(&self, pipeline: &str) -> Result<bool>;
+    /// Every pipeline's committed position, by name.
+    fn list(&self) -> Result<Vec<(String, Committed)>>;
+}
+
+/// Checkpoints in `weir.db` (SQLite, WAL, `synchronous=FULL`) in the state directory.
+pub struct SqliteCheckpoints {
     path: PathBuf,
     conn: Mutex<Connection>,
     /// Held for the store's life: two processes delivering the same pipelines would
@@ -50,9 +73,9 @@ pub struct CheckpointStore {
     _lock: std::fs::File,
 }
 
-impl CheckpointStore {
+impl SqliteCheckpoints {
     /// Opens (creating if needed) `weir.db` in `dir`.
-    pub fn open(dir: &Path) -> Result<CheckpointStore> {
+    pub fn open(dir: &Path) -> Result<SqliteCheckpoints> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create state directory {}", dir.display()))?;
         let lock_path = dir.join("weir.lock");
@@ -81,7 +104,7 @@ impl CheckpointStore {
             )",
         )
         .with_context(|| format!("cannot set up checkpoint store {}", path.display()))?;
-        Ok(CheckpointStore {
+        Ok(SqliteCheckpoints {
             path,
             conn: Mutex::new(conn),
             _lock: lock,
@@ -91,8 +114,10 @@ impl CheckpointStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    pub fn load(&self, pipeline: &str) -> Result<Option<Committed>> {
+impl CheckpointStore for SqliteCheckpoints {
+    fn load(&self, pipeline: &str) -> Result<Option<Committed>> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         conn.query_row(
             "SELECT checkpoint, committed_at, commits FROM checkpoints WHERE pipeline = ?1",
@@ -109,8 +134,8 @@ impl CheckpointStore {
         .with_context(|| format!("cannot read the checkpoint of pipeline `{pipeline}`"))
     }
 
-    /// Replaces the pipeline's checkpoint; durable when this returns.
-    pub fn commit(&self, pipeline: &str, checkpoint: &str) -> Result<()> {
+    /// One process owns its own store: there is no other owner to fence out.
+    fn commit(&self, pipeline: &str, checkpoint: &str, _owner: &Owner) -> Result<()> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -129,8 +154,7 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Forgets the pipeline's position: its next run starts from the beginning.
-    pub fn reset(&self, pipeline: &str) -> Result<bool> {
+    fn reset(&self, pipeline: &str) -> Result<bool> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let n = conn
             .execute(
@@ -141,8 +165,7 @@ impl CheckpointStore {
         Ok(n > 0)
     }
 
-    /// Every pipeline's committed position, by name.
-    pub fn list(&self) -> Result<Vec<(String, Committed)>> {
+    fn list(&self) -> Result<Vec<(String, Committed)>> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut stmt = conn.prepare(
             "SELECT pipeline, checkpoint, committed_at, commits FROM checkpoints ORDER BY pipeline",
@@ -169,14 +192,14 @@ mod tests {
     #[test]
     fn commit_replaces_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::open(dir.path()).unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
         assert_eq!(store.load("p").unwrap(), None);
-        store.commit("p", r#"{"a":1}"#).unwrap();
-        store.commit("p", r#"{"a":2}"#).unwrap();
-        store.commit("q", "7").unwrap();
+        store.commit("p", r#"{"a":1}"#, &Owner::default()).unwrap();
+        store.commit("p", r#"{"a":2}"#, &Owner::default()).unwrap();
+        store.commit("q", "7", &Owner::default()).unwrap();
         drop(store);
 
-        let store = CheckpointStore::open(dir.path()).unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
         let p = store.load("p").unwrap().unwrap();
         assert_eq!(p.checkpoint, r#"{"a":2}"#);
         assert_eq!(p.commits, 2);
@@ -188,8 +211,8 @@ mod tests {
     #[test]
     fn one_process_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = CheckpointStore::open(dir.path()).unwrap();
-        let second = CheckpointStore::open(dir.path()).err().unwrap();
+        let _first = SqliteCheckpoints::open(dir.path()).unwrap();
+        let second = SqliteCheckpoints::open(dir.path()).err().unwrap();
         assert!(
             second
                 .to_string()
@@ -197,15 +220,15 @@ mod tests {
             "{second}"
         );
         drop(_first);
-        CheckpointStore::open(dir.path()).unwrap();
+        SqliteCheckpoints::open(dir.path()).unwrap();
     }
 
     #[test]
     fn reset_forgets_one_pipeline() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::open(dir.path()).unwrap();
-        store.commit("p", "1").unwrap();
-        store.commit("q", "2").unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        store.commit("p", "1", &Owner::default()).unwrap();
+        store.commit("q", "2", &Owner::default()).unwrap();
         assert!(store.reset("p").unwrap());
         assert!(!store.reset("p").unwrap());
         assert_eq!(store.load("p").unwrap(), None);

@@ -9,7 +9,7 @@
 //! Needs the plugins built (scripts/build.sh); `WEIR_PLUGINS` overrides where they are.
 
 #[allow(dead_code)]
-#[path = "../../../tests/e2e/server.rs"]
+#[path = "../../../tests/e2e/fixtures/server.rs"]
 mod server;
 
 use serde_json::{Value, json};

@@ -9,9 +9,9 @@
 //! (default 1,000,000).
 
 // The throwaway cluster the end-to-end tests use.
-#[path = "../../../tests/e2e/ports.rs"]
+#[path = "../../../tests/e2e/fixtures/ports.rs"]
 mod ports;
-#[path = "../../../tests/e2e/postgres.rs"]
+#[path = "../../../tests/e2e/fixtures/postgres.rs"]
 mod postgres;
 
 use postgres::{PASSWORD, Postgres};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use weir_runtime::confined::{normalize, overlap};
 use weir_runtime::io::ClientPolicy;
 use weir_runtime::{
-    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant,
-    Limits, ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
+    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant, Limits, ObjectLocation,
+    ObjectsGrant, Sandbox, SqlGrant,
 };
 
 #[derive(Debug, Deserialize)]
@@ -251,14 +251,15 @@ fn default_kafka_clients() -> u32 {
     Limits::default().kafka_clients
 }
 
+// Every default is `Limits::default()`'s: one place says what an instance gets.
 fn default_memory() -> ByteSize {
-    ByteSize::mib(256)
+    ByteSize::b(Limits::default().memory)
 }
 fn default_max_batch_bytes() -> ByteSize {
-    ByteSize::b(DEFAULT_MAX_BATCH_BYTES)
+    ByteSize::b(Limits::default().max_batch_bytes)
 }
 fn default_call_timeout() -> Duration {
-    Duration::from_secs(30)
+    Limits::default().call_timeout
 }
 
 /// A pipeline file, read and checked, with every path made absolute.

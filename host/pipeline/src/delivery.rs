@@ -4,7 +4,7 @@
 //! it, so a crash anywhere redelivers at most the batches that were in flight. The channel
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
 
-use crate::cpu::{CpuBudget, thread_cpu};
+use crate::cpu_budget::{CpuBudget, thread_cpu};
 use crate::dead_letter::DeadLetters;
 use crate::meter::Meter;
 use crate::shutdown::Shutdown;
@@ -12,13 +12,15 @@ use anyhow::{Context, Result, anyhow};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use weir_checkpoint::CheckpointStore;
+use weir_checkpoint::{CheckpointStore, Owner};
 use weir_runtime::{Batch, BatchSourceInstance, GuestError, SinkInstance, StreamSourceInstance};
 
 /// What a delivery run needs to know besides the two instances.
 pub(crate) struct Delivery<'a> {
     pub pipeline: &'a str,
-    pub store: &'a CheckpointStore,
+    pub store: &'a dyn CheckpointStore,
+    /// Whose commits these are (a shared store refuses an owner that is no longer current).
+    pub owner: &'a Owner,
     pub stop: &'a Shutdown,
     pub batch_size: u32,
     pub buffer: usize,
@@ -231,7 +233,7 @@ fn write(
         let cpu = thread_cpu();
         let (durable, rejected) = flush(ctx, sink, dead, batch)?;
         ctx.store
-            .commit(ctx.pipeline, &durable.checkpoint)
+            .commit(ctx.pipeline, &durable.checkpoint, ctx.owner)
             .context("the sink flushed but the checkpoint could not be committed")?;
         progress.records_written += n - rejected.by_sink;
         progress.dead_letters += rejected.by_source + rejected.by_sink;

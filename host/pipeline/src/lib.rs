@@ -2,7 +2,7 @@
 //! scheduler, and the checks `weir check` runs.
 
 pub mod config;
-mod cpu;
+mod cpu_budget;
 mod dead_letter;
 mod delivery;
 mod meter;
@@ -11,7 +11,7 @@ pub mod schema;
 mod shutdown;
 
 pub use config::{DeadLetterTarget, Endpoint, Pipeline, PipelineFile, Resolving, refuse_overlaps};
-pub use cpu::{CpuBudget, thread_cpu};
+pub use cpu_budget::{CpuBudget, thread_cpu};
 pub use delivery::Progress;
 pub use meter::{Meter, MeterReading, now_ms};
 pub use runner::{RunOptions, Side, Status, Summary, prepare, run, run_one};

@@ -11,7 +11,7 @@ use chrono::Local;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use weir_checkpoint::CheckpointStore;
+use weir_checkpoint::{CheckpointStore, Owner, SqliteCheckpoints};
 use weir_runtime::{ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime, World};
 
 #[derive(Debug, Clone, Default)]
@@ -19,7 +19,9 @@ pub struct RunOptions {
     /// One run, now, whatever the schedule; a stream source reads until it is idle.
     pub once: bool,
     /// Charged with the CPU of every batch, on both sides; none is unlimited.
-    pub cpu: Option<std::sync::Arc<dyn crate::cpu::CpuBudget>>,
+    pub cpu: Option<std::sync::Arc<dyn crate::cpu_budget::CpuBudget>>,
+    /// Whose commits these are: this process, unless a cluster says otherwise.
+    pub owner: Owner,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -64,13 +66,13 @@ pub fn run(
     options: &RunOptions,
     stop: &Shutdown,
 ) -> Result<Vec<Summary>> {
-    let store = CheckpointStore::open(&file.state_dir)?;
+    let store = SqliteCheckpoints::open(&file.state_dir)?;
     Ok(std::thread::scope(|scope| {
         let handles: Vec<_> = file
             .pipelines
             .iter()
             .map(|p| {
-                let store = &store;
+                let store: &dyn CheckpointStore = &store;
                 std::thread::Builder::new()
                     .name(format!("pipeline {}", p.name))
                     .spawn_scoped(scope, move || {
@@ -148,7 +150,7 @@ impl Summary {
 /// counting into `meter` as it goes.
 pub fn run_one(
     runtime: &Runtime,
-    store: &CheckpointStore,
+    store: &dyn CheckpointStore,
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
@@ -175,7 +177,7 @@ pub fn run_one(
 
 fn drive(
     runtime: &Runtime,
-    store: &CheckpointStore,
+    store: &dyn CheckpointStore,
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
@@ -207,7 +209,7 @@ fn drive(
 
 #[allow(clippy::too_many_arguments)]
 fn deliver(
-    store: &CheckpointStore,
+    store: &dyn CheckpointStore,
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
@@ -233,6 +235,7 @@ fn deliver(
         sink_plugin: &sink_plugin,
         meter,
         cpu: options.cpu.as_deref(),
+        owner: &options.owner,
     };
     match source {
         Instance::BatchSource(source) => loop {

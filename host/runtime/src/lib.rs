@@ -34,4 +34,4 @@ pub use io::objects::{ObjectLocation, ObjectsGrant};
 pub use io::sql::SqlGrant;
 pub use plugin::{Compilation, Plugin, World};
 pub use runtime::{Runtime, RuntimeConfig};
-pub use sandbox::{DEFAULT_MAX_BATCH_BYTES, DirGrant, Labels, Limits, Sandbox};
+pub use sandbox::{DirGrant, Labels, Limits, Sandbox};

@@ -41,14 +41,12 @@ pub struct Limits {
     pub kafka_clients: u32,
 }
 
-pub const DEFAULT_MAX_BATCH_BYTES: u64 = 64 << 20;
-
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory: 256 << 20,
             call_timeout: Duration::from_secs(30),
-            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_batch_bytes: 64 << 20,
             log_lines_per_second: 100,
             log_bytes_per_second: 64 << 10,
             sql_connections: 4,

@@ -4,7 +4,7 @@
 //! the tenant the token belongs to, so another tenant's names simply do not exist here.
 
 use crate::auth::{Caller, random_token};
-use crate::plugins::{Plugins, check_name, fits, world_named};
+use crate::push::{Plugins, check_name, fits, world_named};
 use crate::registry::{Desired, PipelineRow, PluginRef, Registry, Tenant, key};
 use crate::supervisor::{self, Supervisor};
 use crate::tenant::{Grants, Quotas, apply_quotas};

@@ -3,27 +3,29 @@
 //! - `registry`: tenants, plugin versions and pipelines in SQLite beside the checkpoints.
 //! - `tenant` and `paths`: quotas and grants, and how a pipeline is held inside them.
 //! - `supervisor`: a worker per pipeline; restarts with backoff; swaps at checkpoints.
-//! - `plugins`: pushing a version (validate, check users, store, swap); `watch` pushes files.
-//! - `api`, `auth`, `metrics`: the HTTP side.
+//! - `push`: pushing a plugin version (validate, check users, store, swap); `watch` pushes
+//!   files.
+//! - `tenant_cpu`: each tenant's CPU share.
+//! - `api`, `auth`, `metrics`, `tls`: the HTTP side.
 
 mod api;
 mod auth;
-mod cpu;
 mod metrics;
 mod paths;
-mod plugins;
 #[cfg(test)]
 mod properties;
+mod push;
 mod registry;
 mod supervisor;
 mod tenant;
+mod tenant_cpu;
 mod tls;
 mod watch;
 
 use anyhow::{Context, Result, ensure};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use weir_checkpoint::CheckpointStore;
+use weir_checkpoint::SqliteCheckpoints;
 use weir_pipeline::Shutdown;
 use weir_runtime::{Runtime, RuntimeConfig};
 
@@ -62,7 +64,7 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
     if acceptor.is_none() {
         server.block_on(tls::check_plain(&options.listen, options.insecure_http))?;
     }
-    let checkpoints = Arc::new(CheckpointStore::open(&options.data_dir)?);
+    let checkpoints = Arc::new(SqliteCheckpoints::open(&options.data_dir)?);
     let registry = Arc::new(registry::Registry::open(&options.data_dir)?);
     let runtime = Arc::new(Runtime::new(options.runtime)?);
     let supervisor = supervisor::Supervisor::new(runtime.clone(), checkpoints, registry.clone());

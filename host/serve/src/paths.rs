@@ -125,13 +125,13 @@ fn resolve_existing(path: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::DirGrant;
+    use crate::tenant::TenantDir;
     use serde_json::json;
 
     #[test]
     fn paths_outside_the_tenant_are_refused_before_anything_is_created() {
         let grants = Grants {
-            dirs: vec![DirGrant {
+            dirs: vec![TenantDir {
                 path: "/srv/tenant-a".into(),
                 write: true,
             }],
@@ -179,7 +179,7 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, mine.join("link")).unwrap();
         let grants = Grants {
-            dirs: vec![DirGrant {
+            dirs: vec![TenantDir {
                 path: mine.clone(),
                 write: true,
             }],

@@ -3,7 +3,7 @@
 //! server never creates or opens anything outside the tenant's directories, links included.
 //! Cases and seed come from `PROPTEST_CASES` and `PROPTEST_RNG_SEED`.
 
-use crate::tenant::{DirGrant, Grants, Quotas, apply_quotas};
+use crate::tenant::{Grants, Quotas, TenantDir, apply_quotas};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ fn world() -> World {
     std::os::unix::fs::symlink(&outside, tenant.join("link")).unwrap();
     std::os::unix::fs::symlink("../outside", tenant.join("up")).unwrap();
     let grants = Grants {
-        dirs: vec![DirGrant {
+        dirs: vec![TenantDir {
             path: tenant.clone(),
             write: true,
         }],

@@ -6,9 +6,9 @@
 //! the batch in flight, so the new instance opens at exactly the checkpoint the old one
 //! left, and nothing is delivered twice.
 
-use crate::cpu::TenantCpu;
 use crate::registry::{Desired, PipelineRow, PluginRef, Registry, key};
 use crate::tenant::Grants;
+use crate::tenant_cpu::TenantCpu;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -23,7 +23,7 @@ use weir_runtime::{GuestErrorKind, Runtime};
 
 pub struct Supervisor {
     runtime: Arc<Runtime>,
-    checkpoints: Arc<CheckpointStore>,
+    checkpoints: Arc<dyn CheckpointStore>,
     registry: Arc<Registry>,
     workers: Mutex<HashMap<String, Arc<Worker>>>,
     /// One CPU budget per tenant with a CPU quota, shared by its pipelines.
@@ -117,7 +117,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Supervisor {
     pub fn new(
         runtime: Arc<Runtime>,
-        checkpoints: Arc<CheckpointStore>,
+        checkpoints: Arc<dyn CheckpointStore>,
         registry: Arc<Registry>,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
@@ -129,8 +129,8 @@ impl Supervisor {
         })
     }
 
-    pub fn checkpoints(&self) -> &CheckpointStore {
-        &self.checkpoints
+    pub fn checkpoints(&self) -> &dyn CheckpointStore {
+        self.checkpoints.as_ref()
     }
 
     /// Starts a worker for every stored pipeline, in the state it was left in.
@@ -423,10 +423,11 @@ impl Supervisor {
         let options = RunOptions {
             once: false,
             cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),
+            ..RunOptions::default()
         };
         Ok(weir_pipeline::run_one(
             &self.runtime,
-            &self.checkpoints,
+            self.checkpoints.as_ref(),
             &pipeline,
             &options,
             stop,

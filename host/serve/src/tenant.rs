@@ -46,10 +46,10 @@ impl Default for Quotas {
         let limits = weir_runtime::Limits::default();
         Quotas {
             max_pipelines: 20,
-            memory: ByteSize::mib(256),
-            call_timeout: Duration::from_secs(30),
+            memory: ByteSize::b(limits.memory),
+            call_timeout: limits.call_timeout,
             cpu: None,
-            max_batch_bytes: ByteSize::mib(64),
+            max_batch_bytes: ByteSize::b(limits.max_batch_bytes),
             max_failures: 5,
             restart_backoff: Duration::from_secs(1),
             log_lines_per_second: limits.log_lines_per_second,
@@ -65,7 +65,7 @@ impl Default for Quotas {
 #[serde(deny_unknown_fields, default)]
 pub struct Grants {
     /// Host directories (absolute) the tenant's pipelines may grant, and below them only.
-    pub dirs: Vec<DirGrant>,
+    pub dirs: Vec<TenantDir>,
     /// Hosts for outgoing HTTP: `host`, `host:port` or `*.domain`.
     pub http: Vec<String>,
     pub kafka: Option<KafkaTenantGrant>,
@@ -105,7 +105,7 @@ impl ObjectsTenantGrant {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DirGrant {
+pub struct TenantDir {
     pub path: PathBuf,
     #[serde(default)]
     pub write: bool,
@@ -550,7 +550,7 @@ mod tests {
         std::fs::create_dir_all(mine.join("out")).unwrap();
         std::fs::create_dir_all(&theirs).unwrap();
         let grants = Grants {
-            dirs: vec![DirGrant {
+            dirs: vec![TenantDir {
                 path: mine.clone(),
                 write: false,
             }],
