@@ -21,7 +21,7 @@ use weir_runtime::Runtime;
 
 #[derive(Clone)]
 pub struct App {
-    pub registry: Arc<Registry>,
+    pub registry: Arc<dyn Registry>,
     pub supervisor: Arc<Supervisor>,
     pub runtime: Arc<Runtime>,
     pub admin_token: Arc<str>,
@@ -34,7 +34,7 @@ impl App {
     pub fn plugins(&self) -> Plugins<'_> {
         Plugins {
             runtime: &self.runtime,
-            registry: &self.registry,
+            registry: self.registry.as_ref(),
             supervisor: &self.supervisor,
             lock: &self.push_lock,
         }
@@ -284,7 +284,7 @@ async fn delete_tenant(State(app): State<App>, caller: Caller, Path(name): Path<
         let plugins = app.registry.plugins(&name)?;
         app.registry.delete_tenant(&name)?;
         for v in plugins {
-            remove_unused_file(&app.registry, &v)?;
+            remove_unused_file(app.registry.as_ref(), &v)?;
         }
         ok(StatusCode::OK, json!({ "deleted": name }))
     })
@@ -293,7 +293,7 @@ async fn delete_tenant(State(app): State<App>, caller: Caller, Path(name): Path<
 
 /// Deletes a plugin file once no version of any tenant refers to its bytes.
 fn remove_unused_file(
-    registry: &Registry,
+    registry: &dyn Registry,
     v: &crate::registry::PluginVersion,
 ) -> anyhow::Result<()> {
     if !registry.plugin_file_used(&v.sha256)? {
@@ -394,7 +394,7 @@ async fn delete_plugin_version(
             )));
         }
         app.registry.delete_plugin(&tenant, &name, version)?;
-        remove_unused_file(&app.registry, &v)?;
+        remove_unused_file(app.registry.as_ref(), &v)?;
         ok(
             StatusCode::OK,
             json!({ "deleted": { "name": name, "version": version } }),
@@ -407,7 +407,7 @@ async fn delete_plugin_version(
 
 /// `name` or `name@version`: the named version, or the latest.
 fn pin(
-    registry: &Registry,
+    registry: &dyn Registry,
     tenant: &str,
     reference: &str,
     at: &str,
@@ -496,13 +496,17 @@ async fn create_pipeline(
                 })
         };
         let (source, source_world, source_spec) = pin(
-            &app.registry,
+            app.registry.as_ref(),
             &tenant,
             &reference("source")?,
             "source.plugin",
         )?;
-        let (sink, sink_world, sink_spec) =
-            pin(&app.registry, &tenant, &reference("sink")?, "sink.plugin")?;
+        let (sink, sink_world, sink_spec) = pin(
+            app.registry.as_ref(),
+            &tenant,
+            &reference("sink")?,
+            "sink.plugin",
+        )?;
         let row = PipelineRow {
             tenant: tenant.clone(),
             name: name.clone(),
@@ -525,7 +529,7 @@ async fn create_pipeline(
                 problems.join("\n  - ")
             )));
         }
-        supervisor::build(&app.registry, &t.grants, &row)
+        supervisor::build(app.registry.as_ref(), &t.grants, &row)
             .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
         app.registry.insert_pipeline(&row)?;
         // A pipeline of this name may have existed before: its position is not this one's.
@@ -642,13 +646,13 @@ async fn upgrade_pipeline(
             None => r.name.clone(),
         };
         let (source, source_world, source_spec) = pin(
-            &app.registry,
+            app.registry.as_ref(),
             &tenant,
             &target(&row.source, asked.source_version),
             "source_version",
         )?;
         let (sink, sink_world, sink_spec) = pin(
-            &app.registry,
+            app.registry.as_ref(),
             &tenant,
             &target(&row.sink, asked.sink_version),
             "sink_version",

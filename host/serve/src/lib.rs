@@ -65,7 +65,8 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
         server.block_on(tls::check_plain(&options.listen, options.insecure_http))?;
     }
     let checkpoints = Arc::new(SqliteCheckpoints::open(&options.data_dir)?);
-    let registry = Arc::new(registry::Registry::open(&options.data_dir)?);
+    let registry: Arc<dyn registry::Registry> =
+        Arc::new(registry::SqliteRegistry::open(&options.data_dir)?);
     let runtime = Arc::new(Runtime::new(options.runtime)?);
     let supervisor = supervisor::Supervisor::new(runtime.clone(), checkpoints, registry.clone());
     let reserved: Vec<PathBuf> = std::iter::once(&options.data_dir)

@@ -39,7 +39,7 @@ pub struct Pushed {
 
 pub struct Plugins<'a> {
     pub runtime: &'a Runtime,
-    pub registry: &'a Registry,
+    pub registry: &'a dyn Registry,
     pub supervisor: &'a Supervisor,
     /// One push at a time: version numbers and swaps stay in order.
     pub lock: &'a Mutex<()>,

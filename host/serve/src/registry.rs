@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use weir_pipeline::now_ms;
 
-pub struct Registry {
+pub struct SqliteRegistry {
     conn: Mutex<Connection>,
     plugins_dir: PathBuf,
 }
@@ -95,9 +95,64 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-impl Registry {
+/// Tenants, plugin versions and pipelines: what the API and the supervisor read and write.
+/// SQLite beside the checkpoints (`SqliteRegistry`) is the embedded default; a shared store
+/// implements the same trait.
+pub trait Registry: Send + Sync {
+    fn create_tenant(&self, t: &Tenant, token: &str) -> Result<()>;
+    fn update_tenant(&self, t: &Tenant) -> Result<bool>;
+    /// A new token for the tenant; the old one stops working at once.
+    fn rotate_token(&self, name: &str, token: &str) -> Result<bool>;
+    /// Removes the tenant and its plugin versions (not their files: see
+    /// [`Registry::plugin_file_used`]); the caller has made sure no pipeline is left.
+    fn delete_tenant(&self, name: &str) -> Result<bool>;
+    fn tenant_by_token(&self, token: &str) -> Result<Option<String>>;
+    fn tenant(&self, name: &str) -> Result<Option<Tenant>>;
+    fn tenants(&self) -> Result<Vec<Tenant>>;
+    /// Where a plugin file lives: under its content hash, named as the plugin so that
+    /// the runtime's labels and errors carry the plugin's name.
+    fn plugin_path(&self, sha256: &str, name: &str) -> PathBuf;
+    /// A scratch file to validate an upload in before it gets a version.
+    fn staging_path(&self, name: &str) -> Result<PathBuf>;
+    fn latest_plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginVersion>>;
+    fn plugin(&self, tenant: &str, name: &str, version: i64) -> Result<Option<PluginVersion>>;
+    /// Versions of one plugin, oldest first.
+    fn plugin_versions(&self, tenant: &str, name: &str) -> Result<Vec<PluginVersion>>;
+    /// Every version of every plugin of the tenant, by name then version.
+    fn plugins(&self, tenant: &str) -> Result<Vec<PluginVersion>>;
+    /// Records a new version (one above the latest) and returns it.
+    fn add_plugin(
+        &self,
+        tenant: &str,
+        name: &str,
+        sha256: &str,
+        world: &str,
+        spec: &serde_json::Value,
+    ) -> Result<PluginVersion>;
+    fn delete_plugin(&self, tenant: &str, name: &str, version: i64) -> Result<bool>;
+    /// Whether any tenant still has a version with these bytes (the file may go if not).
+    fn plugin_file_used(&self, sha256: &str) -> Result<bool>;
+    fn insert_pipeline(&self, p: &PipelineRow) -> Result<()>;
+    fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRow>>;
+    fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>>;
+    fn all_pipelines(&self) -> Result<Vec<PipelineRow>>;
+    /// The tenant's pipelines that use plugin `name` on either side.
+    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>>;
+    fn set_desired(
+        &self,
+        tenant: &str,
+        name: &str,
+        desired: Desired,
+        error: Option<&str>,
+    ) -> Result<()>;
+    fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()>;
+    fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool>;
+    fn count_pipelines(&self, tenant: &str) -> Result<u32>;
+}
+
+impl SqliteRegistry {
     /// Opens the registry in `dir`, which the caller has locked (the checkpoint store does).
-    pub fn open(dir: &Path) -> Result<Registry> {
+    pub fn open(dir: &Path) -> Result<SqliteRegistry> {
         let (path, conn) = weir_checkpoint::open_database(dir, "registry")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS tenants (
@@ -135,7 +190,7 @@ impl Registry {
         let plugins_dir = dir.join("plugins");
         std::fs::create_dir_all(&plugins_dir)
             .with_context(|| format!("cannot create {}", plugins_dir.display()))?;
-        Ok(Registry {
+        Ok(SqliteRegistry {
             conn: Mutex::new(conn),
             plugins_dir,
         })
@@ -143,245 +198,6 @@ impl Registry {
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    // --- tenants ---
-
-    pub fn create_tenant(&self, t: &Tenant, token: &str) -> Result<()> {
-        self.conn()
-            .execute(
-                "INSERT INTO tenants (name, token_sha256, quotas, grants, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    t.name,
-                    sha256_hex(token.as_bytes()),
-                    serde_json::to_string(&t.quotas)?,
-                    serde_json::to_string(&t.grants)?,
-                    now_ms() as i64
-                ],
-            )
-            .with_context(|| format!("cannot create tenant `{}`", t.name))?;
-        Ok(())
-    }
-
-    pub fn update_tenant(&self, t: &Tenant) -> Result<bool> {
-        let n = self.conn().execute(
-            "UPDATE tenants SET quotas = ?2, grants = ?3 WHERE name = ?1",
-            params![
-                t.name,
-                serde_json::to_string(&t.quotas)?,
-                serde_json::to_string(&t.grants)?
-            ],
-        )?;
-        Ok(n > 0)
-    }
-
-    /// A new token for the tenant; the old one stops working at once.
-    pub fn rotate_token(&self, name: &str, token: &str) -> Result<bool> {
-        let n = self.conn().execute(
-            "UPDATE tenants SET token_sha256 = ?2 WHERE name = ?1",
-            params![name, sha256_hex(token.as_bytes())],
-        )?;
-        Ok(n > 0)
-    }
-
-    /// Removes the tenant and its plugin versions (not their files: see
-    /// [`Registry::plugin_file_used`]); the caller has made sure no pipeline is left.
-    pub fn delete_tenant(&self, name: &str) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM plugins WHERE tenant = ?1", params![name])?;
-        let n = tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
-        tx.commit()?;
-        Ok(n > 0)
-    }
-
-    pub fn tenant_by_token(&self, token: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT name FROM tenants WHERE token_sha256 = ?1",
-                params![sha256_hex(token.as_bytes())],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    pub fn tenant(&self, name: &str) -> Result<Option<Tenant>> {
-        let row: Option<(String, String)> = self
-            .conn()
-            .query_row(
-                "SELECT quotas, grants FROM tenants WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        row.map(|(q, g)| {
-            Ok(Tenant {
-                name: name.to_string(),
-                quotas: serde_json::from_str(&q).context("stored quotas")?,
-                grants: serde_json::from_str(&g).context("stored grants")?,
-            })
-        })
-        .transpose()
-    }
-
-    pub fn tenants(&self) -> Result<Vec<Tenant>> {
-        let names: Vec<String> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT name FROM tenants ORDER BY name")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        names
-            .iter()
-            .filter_map(|n| self.tenant(n).transpose())
-            .collect()
-    }
-
-    // --- plugins ---
-
-    /// Where a plugin file lives: under its content hash, named as the plugin so that
-    /// the runtime's labels and errors carry the plugin's name.
-    pub fn plugin_path(&self, sha256: &str, name: &str) -> PathBuf {
-        self.plugins_dir.join(sha256).join(format!("{name}.wasm"))
-    }
-
-    /// A scratch file to validate an upload in before it gets a version.
-    pub fn staging_path(&self, name: &str) -> Result<PathBuf> {
-        let dir = self
-            .plugins_dir
-            .join(".staging")
-            .join(crate::auth::random_token()?);
-        std::fs::create_dir_all(&dir)?;
-        Ok(dir.join(format!("{name}.wasm")))
-    }
-
-    pub fn latest_plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginVersion>> {
-        Ok(self.plugin_versions(tenant, name)?.pop())
-    }
-
-    pub fn plugin(&self, tenant: &str, name: &str, version: i64) -> Result<Option<PluginVersion>> {
-        Ok(self
-            .plugin_versions(tenant, name)?
-            .into_iter()
-            .find(|v| v.version == version))
-    }
-
-    /// Versions of one plugin, oldest first.
-    pub fn plugin_versions(&self, tenant: &str, name: &str) -> Result<Vec<PluginVersion>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT name, version, sha256, world, spec, created_at FROM plugins
-             WHERE tenant = ?1 AND name = ?2 ORDER BY version",
-        )?;
-        let rows = stmt.query_map(params![tenant, name], plugin_row)?;
-        rows.collect::<Result<_, _>>().map_err(Into::into)
-    }
-
-    /// Every version of every plugin of the tenant, by name then version.
-    pub fn plugins(&self, tenant: &str) -> Result<Vec<PluginVersion>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT name, version, sha256, world, spec, created_at FROM plugins
-             WHERE tenant = ?1 ORDER BY name, version",
-        )?;
-        let rows = stmt.query_map(params![tenant], plugin_row)?;
-        rows.collect::<Result<_, _>>().map_err(Into::into)
-    }
-
-    /// Records a new version (one above the latest) and returns it.
-    pub fn add_plugin(
-        &self,
-        tenant: &str,
-        name: &str,
-        sha256: &str,
-        world: &str,
-        spec: &serde_json::Value,
-    ) -> Result<PluginVersion> {
-        let conn = self.conn();
-        let version: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM plugins WHERE tenant = ?1 AND name = ?2",
-            params![tenant, name],
-            |r| r.get(0),
-        )?;
-        let now = now_ms() as i64;
-        conn.execute(
-            "INSERT INTO plugins (tenant, name, version, sha256, world, spec, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![tenant, name, version, sha256, world, spec.to_string(), now],
-        )?;
-        Ok(PluginVersion {
-            name: name.to_string(),
-            version,
-            sha256: sha256.to_string(),
-            world: world.to_string(),
-            spec: spec.clone(),
-            created_at_ms: now,
-        })
-    }
-
-    pub fn delete_plugin(&self, tenant: &str, name: &str, version: i64) -> Result<bool> {
-        let n = self.conn().execute(
-            "DELETE FROM plugins WHERE tenant = ?1 AND name = ?2 AND version = ?3",
-            params![tenant, name, version],
-        )?;
-        Ok(n > 0)
-    }
-
-    /// Whether any tenant still has a version with these bytes (the file may go if not).
-    pub fn plugin_file_used(&self, sha256: &str) -> Result<bool> {
-        Ok(self.conn().query_row(
-            "SELECT EXISTS(SELECT 1 FROM plugins WHERE sha256 = ?1)",
-            params![sha256],
-            |r| r.get(0),
-        )?)
-    }
-
-    // --- pipelines ---
-
-    pub fn insert_pipeline(&self, p: &PipelineRow) -> Result<()> {
-        self.conn()
-            .execute(
-                "INSERT INTO pipelines (tenant, name, definition, source_plugin, source_version,
-                    sink_plugin, sink_version, desired, last_error, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
-                params![
-                    p.tenant,
-                    p.name,
-                    p.definition.to_string(),
-                    p.source.name,
-                    p.source.version,
-                    p.sink.name,
-                    p.sink.version,
-                    p.desired.as_str(),
-                    now_ms() as i64
-                ],
-            )
-            .with_context(|| format!("cannot store pipeline `{}`", p.name))?;
-        Ok(())
-    }
-
-    pub fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRow>> {
-        Ok(self
-            .pipelines_where("tenant = ?1 AND name = ?2", params![tenant, name])?
-            .pop())
-    }
-
-    pub fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>> {
-        self.pipelines_where("tenant = ?1", params![tenant])
-    }
-
-    pub fn all_pipelines(&self) -> Result<Vec<PipelineRow>> {
-        self.pipelines_where("1 = 1", params![])
-    }
-
-    /// The tenant's pipelines that use plugin `name` on either side.
-    pub fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>> {
-        self.pipelines_where(
-            "tenant = ?1 AND (source_plugin = ?2 OR sink_plugin = ?2)",
-            params![tenant, name],
-        )
     }
 
     fn pipelines_where(
@@ -416,8 +232,249 @@ impl Registry {
         })?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
     }
+}
 
-    pub fn set_desired(
+impl Registry for SqliteRegistry {
+    // --- tenants ---
+
+    fn create_tenant(&self, t: &Tenant, token: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO tenants (name, token_sha256, quotas, grants, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    t.name,
+                    sha256_hex(token.as_bytes()),
+                    serde_json::to_string(&t.quotas)?,
+                    serde_json::to_string(&t.grants)?,
+                    now_ms() as i64
+                ],
+            )
+            .with_context(|| format!("cannot create tenant `{}`", t.name))?;
+        Ok(())
+    }
+
+    fn update_tenant(&self, t: &Tenant) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tenants SET quotas = ?2, grants = ?3 WHERE name = ?1",
+            params![
+                t.name,
+                serde_json::to_string(&t.quotas)?,
+                serde_json::to_string(&t.grants)?
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// A new token for the tenant; the old one stops working at once.
+    fn rotate_token(&self, name: &str, token: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tenants SET token_sha256 = ?2 WHERE name = ?1",
+            params![name, sha256_hex(token.as_bytes())],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Removes the tenant and its plugin versions (not their files: see
+    /// [`Registry::plugin_file_used`]); the caller has made sure no pipeline is left.
+    fn delete_tenant(&self, name: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM plugins WHERE tenant = ?1", params![name])?;
+        let n = tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn tenant_by_token(&self, token: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT name FROM tenants WHERE token_sha256 = ?1",
+                params![sha256_hex(token.as_bytes())],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn tenant(&self, name: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT quotas, grants FROM tenants WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(q, g)| {
+            Ok(Tenant {
+                name: name.to_string(),
+                quotas: serde_json::from_str(&q).context("stored quotas")?,
+                grants: serde_json::from_str(&g).context("stored grants")?,
+            })
+        })
+        .transpose()
+    }
+
+    fn tenants(&self) -> Result<Vec<Tenant>> {
+        let names: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT name FROM tenants ORDER BY name")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        names
+            .iter()
+            .filter_map(|n| self.tenant(n).transpose())
+            .collect()
+    }
+
+    // --- plugins ---
+
+    /// Where a plugin file lives: under its content hash, named as the plugin so that
+    /// the runtime's labels and errors carry the plugin's name.
+    fn plugin_path(&self, sha256: &str, name: &str) -> PathBuf {
+        self.plugins_dir.join(sha256).join(format!("{name}.wasm"))
+    }
+
+    /// A scratch file to validate an upload in before it gets a version.
+    fn staging_path(&self, name: &str) -> Result<PathBuf> {
+        let dir = self
+            .plugins_dir
+            .join(".staging")
+            .join(crate::auth::random_token()?);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir.join(format!("{name}.wasm")))
+    }
+
+    fn latest_plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginVersion>> {
+        Ok(self.plugin_versions(tenant, name)?.pop())
+    }
+
+    fn plugin(&self, tenant: &str, name: &str, version: i64) -> Result<Option<PluginVersion>> {
+        Ok(self
+            .plugin_versions(tenant, name)?
+            .into_iter()
+            .find(|v| v.version == version))
+    }
+
+    /// Versions of one plugin, oldest first.
+    fn plugin_versions(&self, tenant: &str, name: &str) -> Result<Vec<PluginVersion>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, version, sha256, world, spec, created_at FROM plugins
+             WHERE tenant = ?1 AND name = ?2 ORDER BY version",
+        )?;
+        let rows = stmt.query_map(params![tenant, name], plugin_row)?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Every version of every plugin of the tenant, by name then version.
+    fn plugins(&self, tenant: &str) -> Result<Vec<PluginVersion>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, version, sha256, world, spec, created_at FROM plugins
+             WHERE tenant = ?1 ORDER BY name, version",
+        )?;
+        let rows = stmt.query_map(params![tenant], plugin_row)?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Records a new version (one above the latest) and returns it.
+    fn add_plugin(
+        &self,
+        tenant: &str,
+        name: &str,
+        sha256: &str,
+        world: &str,
+        spec: &serde_json::Value,
+    ) -> Result<PluginVersion> {
+        let conn = self.conn();
+        let version: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM plugins WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+            |r| r.get(0),
+        )?;
+        let now = now_ms() as i64;
+        conn.execute(
+            "INSERT INTO plugins (tenant, name, version, sha256, world, spec, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![tenant, name, version, sha256, world, spec.to_string(), now],
+        )?;
+        Ok(PluginVersion {
+            name: name.to_string(),
+            version,
+            sha256: sha256.to_string(),
+            world: world.to_string(),
+            spec: spec.clone(),
+            created_at_ms: now,
+        })
+    }
+
+    fn delete_plugin(&self, tenant: &str, name: &str, version: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM plugins WHERE tenant = ?1 AND name = ?2 AND version = ?3",
+            params![tenant, name, version],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether any tenant still has a version with these bytes (the file may go if not).
+    fn plugin_file_used(&self, sha256: &str) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS(SELECT 1 FROM plugins WHERE sha256 = ?1)",
+            params![sha256],
+            |r| r.get(0),
+        )?)
+    }
+
+    // --- pipelines ---
+
+    fn insert_pipeline(&self, p: &PipelineRow) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO pipelines (tenant, name, definition, source_plugin, source_version,
+                    sink_plugin, sink_version, desired, last_error, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
+                params![
+                    p.tenant,
+                    p.name,
+                    p.definition.to_string(),
+                    p.source.name,
+                    p.source.version,
+                    p.sink.name,
+                    p.sink.version,
+                    p.desired.as_str(),
+                    now_ms() as i64
+                ],
+            )
+            .with_context(|| format!("cannot store pipeline `{}`", p.name))?;
+        Ok(())
+    }
+
+    fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRow>> {
+        Ok(self
+            .pipelines_where("tenant = ?1 AND name = ?2", params![tenant, name])?
+            .pop())
+    }
+
+    fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>> {
+        self.pipelines_where("tenant = ?1", params![tenant])
+    }
+
+    fn all_pipelines(&self) -> Result<Vec<PipelineRow>> {
+        self.pipelines_where("1 = 1", params![])
+    }
+
+    /// The tenant's pipelines that use plugin `name` on either side.
+    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>> {
+        self.pipelines_where(
+            "tenant = ?1 AND (source_plugin = ?2 OR sink_plugin = ?2)",
+            params![tenant, name],
+        )
+    }
+
+    fn set_desired(
         &self,
         tenant: &str,
         name: &str,
@@ -431,7 +488,7 @@ impl Registry {
         Ok(())
     }
 
-    pub fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()> {
+    fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()> {
         self.conn().execute(
             "UPDATE pipelines SET source_version = ?3, sink_version = ?4
              WHERE tenant = ?1 AND name = ?2",
@@ -440,7 +497,7 @@ impl Registry {
         Ok(())
     }
 
-    pub fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool> {
+    fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool> {
         let n = self.conn().execute(
             "DELETE FROM pipelines WHERE tenant = ?1 AND name = ?2",
             params![tenant, name],
@@ -448,7 +505,7 @@ impl Registry {
         Ok(n > 0)
     }
 
-    pub fn count_pipelines(&self, tenant: &str) -> Result<u32> {
+    fn count_pipelines(&self, tenant: &str) -> Result<u32> {
         Ok(self.conn().query_row(
             "SELECT COUNT(*) FROM pipelines WHERE tenant = ?1",
             params![tenant],
@@ -467,4 +524,105 @@ fn plugin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginVersion> {
         spec: serde_json::from_str(&spec).unwrap_or_default(),
         created_at_ms: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tenant(name: &str) -> Tenant {
+        Tenant {
+            name: name.into(),
+            quotas: Quotas::default(),
+            grants: Grants::default(),
+        }
+    }
+
+    fn pipeline(tenant: &str, name: &str, version: i64) -> PipelineRow {
+        PipelineRow {
+            tenant: tenant.into(),
+            name: name.into(),
+            definition: json!({ "name": name }),
+            source: PluginRef {
+                name: "src".into(),
+                version,
+            },
+            sink: PluginRef {
+                name: "sink".into(),
+                version: 1,
+            },
+            desired: Desired::Running,
+            last_error: None,
+        }
+    }
+
+    /// Through the trait, as the API and supervisor see it: tenants by hashed token,
+    /// versions counting up per plugin, pipelines per tenant, and all of it after a reopen.
+    #[test]
+    fn tenants_versions_and_pipelines_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let r: Box<dyn Registry> = Box::new(SqliteRegistry::open(dir.path()).unwrap());
+            r.create_tenant(&tenant("acme"), "token-a").unwrap();
+            r.create_tenant(&tenant("beta"), "token-b").unwrap();
+            assert!(
+                r.create_tenant(&tenant("acme"), "token-c").is_err(),
+                "one name"
+            );
+            assert_eq!(
+                r.tenant_by_token("token-a").unwrap().as_deref(),
+                Some("acme")
+            );
+            assert!(r.rotate_token("acme", "token-a2").unwrap());
+            assert_eq!(r.tenant_by_token("token-a").unwrap(), None);
+            let spec = json!({ "name": "src" });
+            assert_eq!(
+                r.add_plugin("acme", "src", "aa", "batch-source", &spec)
+                    .unwrap()
+                    .version,
+                1
+            );
+            assert_eq!(
+                r.add_plugin("acme", "src", "bb", "batch-source", &spec)
+                    .unwrap()
+                    .version,
+                2
+            );
+            assert_eq!(
+                r.add_plugin("beta", "src", "aa", "batch-source", &spec)
+                    .unwrap()
+                    .version,
+                1
+            );
+            r.insert_pipeline(&pipeline("acme", "orders", 1)).unwrap();
+            r.insert_pipeline(&pipeline("beta", "orders", 1)).unwrap();
+            r.set_desired("acme", "orders", Desired::Paused, Some("stopped by a test"))
+                .unwrap();
+            r.set_versions("acme", "orders", 2, 1).unwrap();
+        }
+        let r: Box<dyn Registry> = Box::new(SqliteRegistry::open(dir.path()).unwrap());
+        assert_eq!(
+            r.tenant_by_token("token-a2").unwrap().as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            r.latest_plugin("acme", "src").unwrap().unwrap().sha256,
+            "bb"
+        );
+        assert!(r.plugin_file_used("aa").unwrap(), "beta still uses it");
+        let orders = r.pipeline("acme", "orders").unwrap().unwrap();
+        assert_eq!(orders.desired, Desired::Paused);
+        assert_eq!(orders.last_error.as_deref(), Some("stopped by a test"));
+        assert_eq!(orders.source.version, 2);
+        assert_eq!(
+            r.pipelines("acme").unwrap().len(),
+            1,
+            "only the tenant's own"
+        );
+        assert_eq!(r.pipelines_using("beta", "src").unwrap().len(), 1);
+        assert_eq!(r.count_pipelines("acme").unwrap(), 1);
+        assert!(r.delete_pipeline("acme", "orders").unwrap());
+        assert_eq!(r.all_pipelines().unwrap().len(), 1);
+    }
 }

@@ -24,7 +24,7 @@ use weir_runtime::{GuestErrorKind, Runtime};
 pub struct Supervisor {
     runtime: Arc<Runtime>,
     checkpoints: Arc<dyn CheckpointStore>,
-    registry: Arc<Registry>,
+    registry: Arc<dyn Registry>,
     workers: Mutex<HashMap<String, Arc<Worker>>>,
     /// One CPU budget per tenant with a CPU quota, shared by its pipelines.
     budgets: Mutex<HashMap<String, Arc<TenantCpu>>>,
@@ -118,7 +118,7 @@ impl Supervisor {
     pub fn new(
         runtime: Arc<Runtime>,
         checkpoints: Arc<dyn CheckpointStore>,
-        registry: Arc<Registry>,
+        registry: Arc<dyn Registry>,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             runtime,
@@ -409,7 +409,8 @@ impl Supervisor {
             .tenant(&row.tenant)
             .map_err(|e| format!("{e:#}"))?
             .ok_or_else(|| format!("tenant `{}` no longer exists", row.tenant))?;
-        let pipeline = build(&self.registry, &tenant.grants, &row).map_err(|e| format!("{e:#}"))?;
+        let pipeline =
+            build(self.registry.as_ref(), &tenant.grants, &row).map_err(|e| format!("{e:#}"))?;
         let share = tenant.quotas.cpu;
         {
             let mut s = lock(&w.stats);
@@ -459,7 +460,7 @@ impl Worker {
 
 /// Resolves a stored definition: plugin references to their pinned files, the name to
 /// `tenant/name` (the checkpoint key), and checks it stays inside the tenant's grants.
-pub fn build(registry: &Registry, grants: &Grants, row: &PipelineRow) -> Result<Pipeline> {
+pub fn build(registry: &dyn Registry, grants: &Grants, row: &PipelineRow) -> Result<Pipeline> {
     let mut definition = row.definition.clone();
     crate::paths::precheck(&definition, grants)?;
     definition["name"] = row.key().into();
