@@ -203,63 +203,36 @@ struct DirToml {
     write: bool,
 }
 
+/// Per-instance limits as a file writes them; what it leaves out is `Limits::default()`'s,
+/// the one place defaults are said.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct LimitsToml {
-    #[serde(default = "default_memory")]
     memory: ByteSize,
-    #[serde(default = "default_call_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     call_timeout: Duration,
-    #[serde(default = "default_max_batch_bytes")]
     max_batch_bytes: ByteSize,
     /// The log budget of each instance: lines and bytes per second.
-    #[serde(default = "default_log_lines")]
     log_lines_per_second: u32,
-    #[serde(default = "default_log_bytes")]
     log_bytes_per_second: ByteSize,
     /// Host resources each instance may hold at once.
-    #[serde(default = "default_sql_connections")]
     sql_connections: u32,
-    #[serde(default = "default_kafka_clients")]
     kafka_clients: u32,
 }
 
 impl Default for LimitsToml {
     fn default() -> Self {
+        let d = Limits::default();
         LimitsToml {
-            memory: default_memory(),
-            call_timeout: default_call_timeout(),
-            max_batch_bytes: default_max_batch_bytes(),
-            log_lines_per_second: default_log_lines(),
-            log_bytes_per_second: default_log_bytes(),
-            sql_connections: default_sql_connections(),
-            kafka_clients: default_kafka_clients(),
+            memory: ByteSize::b(d.memory),
+            call_timeout: d.call_timeout,
+            max_batch_bytes: ByteSize::b(d.max_batch_bytes),
+            log_lines_per_second: d.log_lines_per_second,
+            log_bytes_per_second: ByteSize::b(d.log_bytes_per_second),
+            sql_connections: d.sql_connections,
+            kafka_clients: d.kafka_clients,
         }
     }
-}
-
-fn default_log_lines() -> u32 {
-    Limits::default().log_lines_per_second
-}
-fn default_log_bytes() -> ByteSize {
-    ByteSize::b(Limits::default().log_bytes_per_second)
-}
-fn default_sql_connections() -> u32 {
-    Limits::default().sql_connections
-}
-fn default_kafka_clients() -> u32 {
-    Limits::default().kafka_clients
-}
-
-// Every default is `Limits::default()`'s: one place says what an instance gets.
-fn default_memory() -> ByteSize {
-    ByteSize::b(Limits::default().memory)
-}
-fn default_max_batch_bytes() -> ByteSize {
-    ByteSize::b(Limits::default().max_batch_bytes)
-}
-fn default_call_timeout() -> Duration {
-    Limits::default().call_timeout
 }
 
 /// A pipeline file, read and checked, with every path made absolute.
