@@ -2,7 +2,8 @@
 //!
 //! - `registry`: tenants, plugin versions and pipelines in SQLite beside the checkpoints.
 //! - `tenant` and `paths`: quotas and grants, and how a pipeline is held inside them.
-//! - `supervisor`: a worker per pipeline; restarts with backoff; swaps at checkpoints.
+//! - `supervisor`: a worker per pipeline; restarts with backoff (`restart` decides);
+//!   swaps at checkpoints.
 //! - `push`: pushing a plugin version (validate, check users, store, swap); `watch` pushes
 //!   files.
 //! - `tenant_cpu`: each tenant's CPU share.
@@ -16,6 +17,7 @@ mod paths;
 mod properties;
 mod push;
 mod registry;
+mod restart;
 mod supervisor;
 mod tenant;
 mod tenant_cpu;

@@ -7,6 +7,7 @@
 //! left, and nothing is delivered twice.
 
 use crate::registry::{Desired, PipelineRow, PluginRef, Registry, key};
+use crate::restart::{self, Next};
 use crate::tenant::Grants;
 use crate::tenant_cpu::TenantCpu;
 use anyhow::{Context, Result, bail};
@@ -328,13 +329,14 @@ impl Supervisor {
                 self.wait_for_change(w, generation, None);
                 continue;
             };
-            let progressed = summary.as_ref().is_ok_and(|s| s.batches > 0);
-            // A config the plugin rejects, or a pipeline that cannot be built (grants
-            // beyond the tenant's, a plugin version gone), fails the same way every time:
-            // restarting only delays saying so.
-            let permanent = summary
-                .as_ref()
-                .map_or(true, |s| s.failure == Some(GuestErrorKind::Config));
+            let how = restart::Failed {
+                progressed: summary.as_ref().is_ok_and(|s| s.batches > 0),
+                // A config the plugin rejects, or a pipeline that cannot be built, fails
+                // the same way every time.
+                permanent: summary
+                    .as_ref()
+                    .map_or(true, |s| s.failure == Some(GuestErrorKind::Config)),
+            };
             let quotas = self
                 .registry
                 .tenant(&w.tenant)
@@ -342,12 +344,10 @@ impl Supervisor {
                 .flatten()
                 .map(|t| t.quotas)
                 .unwrap_or_default();
-            let failures = {
+            let (next, failures) = {
                 let mut s = lock(&w.stats);
-                if progressed {
-                    s.failures = 0;
-                }
-                s.failures += 1;
+                let (next, failures) = restart::decide(how, s.failures, &quotas);
+                s.failures = failures;
                 s.errors += 1;
                 s.last_error = Some(error.clone());
                 if let Ok(summary) = &summary {
@@ -358,31 +358,34 @@ impl Supervisor {
                         _ => {}
                     }
                 }
-                s.failures
+                (next, failures)
             };
-            if permanent || failures >= quotas.max_failures {
-                if permanent {
-                    tracing::error!(error = %error, "pipeline cannot run as configured; stopped");
-                } else {
-                    tracing::error!(failures, error = %error, "pipeline failed too often; stopped");
+            match next {
+                Next::Stop { permanent } => {
+                    if permanent {
+                        tracing::error!(error = %error, "pipeline cannot run as configured; stopped");
+                    } else {
+                        tracing::error!(failures, error = %error, "pipeline failed too often; stopped");
+                    }
+                    lock(&w.stats).state = State::Failed;
+                    let _ = self.registry.set_desired(
+                        &w.tenant,
+                        &w.name,
+                        Desired::Failed,
+                        Some(&error),
+                    );
+                    let mut c = lock(&w.control);
+                    if c.command == Command::Run && c.generation == generation {
+                        c.command = Command::Hold;
+                    }
                 }
-                lock(&w.stats).state = State::Failed;
-                let _ =
-                    self.registry
-                        .set_desired(&w.tenant, &w.name, Desired::Failed, Some(&error));
-                let mut c = lock(&w.control);
-                if c.command == Command::Run && c.generation == generation {
-                    c.command = Command::Hold;
+                Next::Restart { after } => {
+                    tracing::warn!(failures, backoff = ?after, error = %error, "pipeline failed; restarting after backoff");
+                    lock(&w.stats).state = State::Backoff;
+                    self.wait_for_change(w, generation, Some(after));
+                    lock(&w.stats).restarts += 1;
                 }
-                continue;
             }
-            let backoff = quotas
-                .restart_backoff
-                .saturating_mul(1 << (failures - 1).min(16));
-            tracing::warn!(failures, ?backoff, error = %error, "pipeline failed; restarting after backoff");
-            lock(&w.stats).state = State::Backoff;
-            self.wait_for_change(w, generation, Some(backoff));
-            lock(&w.stats).restarts += 1;
         }
     }
 
