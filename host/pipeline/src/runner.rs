@@ -160,8 +160,14 @@ pub fn run_one(
     let _entered = span.enter();
     let started = Instant::now();
     let mut summary = Summary::new(p);
-    summary.checkpoint = store.load(&p.name).ok().flatten().map(|c| c.checkpoint);
-    if let Err(e) = drive(runtime, store, p, options, stop, meter, &mut summary) {
+    let run = Run {
+        store,
+        p,
+        options,
+        stop,
+        meter,
+    };
+    if let Err(e) = run.drive(runtime, &mut summary) {
         summary.failure = e
             .chain()
             .find_map(|c| c.downcast_ref::<GuestError>())
@@ -175,108 +181,103 @@ pub fn run_one(
     summary
 }
 
-fn drive(
-    runtime: &Runtime,
-    store: &dyn CheckpointStore,
-    p: &Pipeline,
-    options: &RunOptions,
-    stop: &Shutdown,
-    meter: &Meter,
-    summary: &mut Summary,
-) -> Result<()> {
-    let (mut source, _) = prepare(runtime, p, Side::Source)?;
-    let (mut sink, _) = prepare(runtime, p, Side::Sink)?;
-    meter.instantiated(source.memory_bytes(), sink.memory_bytes());
-    source.count_dropped_logs_in(meter.log_dropped.clone());
-    sink.count_dropped_logs_in(meter.log_dropped.clone());
-    let result = deliver(
-        store,
-        p,
-        options,
-        stop,
-        meter,
-        summary,
-        &mut source,
-        &mut sink,
-    );
-    for (role, instance) in [("source", &source), ("sink", &sink)] {
-        for (name, value) in instance.counters() {
-            summary.metrics.insert(format!("{role}.{name}"), *value);
-        }
-    }
-    result
+/// What one pipeline's runs share: where they commit, what they run, how, when to stop,
+/// and the counters they keep.
+struct Run<'a> {
+    store: &'a dyn CheckpointStore,
+    p: &'a Pipeline,
+    options: &'a RunOptions,
+    stop: &'a Shutdown,
+    meter: &'a Meter,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn deliver(
-    store: &dyn CheckpointStore,
-    p: &Pipeline,
-    options: &RunOptions,
-    stop: &Shutdown,
-    meter: &Meter,
-    summary: &mut Summary,
-    source: &mut Instance,
-    sink: &mut Instance,
-) -> Result<()> {
-    let Instance::Sink(sink) = sink else {
-        unreachable!("prepare checked the sink's world")
-    };
-    let source_config = p.source.config.to_string();
-    sink.open(&p.sink.config.to_string())?;
-    let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
-    let (source_plugin, sink_plugin) = (summary.source.clone(), summary.sink.clone());
-    let ctx = Delivery {
-        pipeline: &p.name,
-        store,
-        stop,
-        batch_size: p.batch_size,
-        buffer: p.buffer_batches,
-        source_plugin: &source_plugin,
-        sink_plugin: &sink_plugin,
-        meter,
-        cpu: options.cpu.as_deref(),
-        owner: &options.owner,
-    };
-    match source {
-        Instance::BatchSource(source) => loop {
-            if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
-                && !wait_for_schedule(cron, stop)?
-            {
-                break;
+impl Run<'_> {
+    fn drive(&self, runtime: &Runtime, summary: &mut Summary) -> Result<()> {
+        // The one read of the committed position: each run after the first starts where
+        // the previous one committed, which the summary follows.
+        summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
+        let (mut source, _) = prepare(runtime, self.p, Side::Source)?;
+        let (mut sink, _) = prepare(runtime, self.p, Side::Sink)?;
+        self.meter
+            .instantiated(source.memory_bytes(), sink.memory_bytes());
+        source.count_dropped_logs_in(self.meter.log_dropped.clone());
+        sink.count_dropped_logs_in(self.meter.log_dropped.clone());
+        let result = self.deliver(summary, &mut source, &mut sink);
+        for (role, instance) in [("source", &source), ("sink", &sink)] {
+            for (name, value) in instance.counters() {
+                summary.metrics.insert(format!("{role}.{name}"), *value);
             }
-            let from = store.load(&p.name)?.map(|c| c.checkpoint);
-            source.open(&source_config, from.as_deref())?;
-            let mut progress = Progress::default();
-            let outcome = delivery::run(&ctx, source, sink, &mut dead, from, &mut progress);
-            summary.absorb(&progress);
-            summary.runs += 1;
-            tracing::info!(records = progress.records_written, "run finished");
-            outcome?;
-            source.close()?;
-            if options.once || p.schedule.is_none() || stop.is_triggered() {
-                break;
-            }
-        },
-        Instance::StreamSource(source) => {
-            let from = store.load(&p.name)?.map(|c| c.checkpoint);
-            source.open(&source_config, from.as_deref())?;
-            let mut progress = Progress::default();
-            let mut pull = StreamPull {
-                source,
-                wait: p.poll_wait,
-                until_idle: options.once,
-                stop,
-            };
-            let outcome = delivery::run(&ctx, &mut pull, sink, &mut dead, from, &mut progress);
-            summary.absorb(&progress);
-            summary.runs += 1;
-            outcome?;
-            pull.source.close()?;
         }
-        Instance::Sink(_) => unreachable!("prepare checked the source's world"),
+        result
     }
-    sink.close()?;
-    Ok(())
+
+    fn deliver(
+        &self,
+        summary: &mut Summary,
+        source: &mut Instance,
+        sink: &mut Instance,
+    ) -> Result<()> {
+        let (p, options, stop) = (self.p, self.options, self.stop);
+        let Instance::Sink(sink) = sink else {
+            unreachable!("prepare checked the sink's world")
+        };
+        let source_config = p.source.config.to_string();
+        sink.open(&p.sink.config.to_string())?;
+        let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
+        let (source_plugin, sink_plugin) = (summary.source.clone(), summary.sink.clone());
+        let ctx = Delivery {
+            pipeline: &p.name,
+            store: self.store,
+            stop,
+            batch_size: p.batch_size,
+            buffer: p.buffer_batches,
+            source_plugin: &source_plugin,
+            sink_plugin: &sink_plugin,
+            meter: self.meter,
+            cpu: options.cpu.as_deref(),
+            owner: &options.owner,
+        };
+        match source {
+            Instance::BatchSource(source) => loop {
+                if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
+                    && !wait_for_schedule(cron, stop)?
+                {
+                    break;
+                }
+                let from = summary.checkpoint.clone();
+                source.open(&source_config, from.as_deref())?;
+                let mut progress = Progress::default();
+                let outcome = delivery::run(&ctx, source, sink, &mut dead, from, &mut progress);
+                summary.absorb(&progress);
+                summary.runs += 1;
+                tracing::info!(records = progress.records_written, "run finished");
+                outcome?;
+                source.close()?;
+                if options.once || p.schedule.is_none() || stop.is_triggered() {
+                    break;
+                }
+            },
+            Instance::StreamSource(source) => {
+                let from = summary.checkpoint.clone();
+                source.open(&source_config, from.as_deref())?;
+                let mut progress = Progress::default();
+                let mut pull = StreamPull {
+                    source,
+                    wait: p.poll_wait,
+                    until_idle: options.once,
+                    stop,
+                };
+                let outcome = delivery::run(&ctx, &mut pull, sink, &mut dead, from, &mut progress);
+                summary.absorb(&progress);
+                summary.runs += 1;
+                outcome?;
+                pull.source.close()?;
+            }
+            Instance::Sink(_) => unreachable!("prepare checked the source's world"),
+        }
+        sink.close()?;
+        Ok(())
+    }
 }
 
 /// Sleeps until the cron schedule's next time; false if shutdown came first.
