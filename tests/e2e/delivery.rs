@@ -295,3 +295,73 @@ fn an_idle_stream_is_not_polled_in_a_busy_loop() {
     // About one poll per 200 ms of idling; a busy loop makes many thousands.
     assert!((2..100).contains(&polls), "{polls} polls");
 }
+
+/// README: "A second signal exits at once; the last commit still holds." The source sleeps
+/// 3 s in each poll, so the first SIGTERM's graceful stop has a poll to wait out; a second
+/// one exits now (128 + SIGTERM), and the committed checkpoint is still there, with every
+/// record before it in the output.
+#[test]
+fn a_second_signal_exits_at_once_and_the_last_commit_holds() {
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "slow"
+batch_size = 10
+[pipeline.source]
+plugin = "{source}"
+config = {{ total = 1000000, sleep_ms = 3000 }}
+{sink}"#,
+        source = plugin("counter_stream").display(),
+        sink = file_sink("out.jsonl", ""),
+    )]);
+    let mut child = s.spawn_run(&[]);
+    let started = Instant::now();
+    while numbers_in(&s.read("out/out.jsonl")).is_empty() {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no first batch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.pid().to_string();
+    let term = || {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    term();
+    // Signals of one kind may be merged: the second goes once the first was taken.
+    while !child.stderr().contains("weir: stopping") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first signal was not taken"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    term();
+    let signalled = Instant::now();
+    let status = child.wait_at_most(Duration::from_secs(20));
+    assert!(
+        signalled.elapsed() < Duration::from_millis(2500),
+        "exited only after {:?}: it waited for the poll",
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(128 + 15), "the second signal's exit");
+    let store = weir_checkpoint::SqliteCheckpoints::open(&s.path(".weir")).unwrap();
+    let committed: u64 = weir_checkpoint::CheckpointStore::load(&store, "slow")
+        .unwrap()
+        .expect("a commit before the signals")
+        .checkpoint
+        .parse()
+        .unwrap();
+    let out = numbers_in(&s.read("out/out.jsonl"));
+    assert!(committed >= 10, "{committed}");
+    assert!(
+        (0..committed).all(|n| out.contains(&n)),
+        "every record before the committed checkpoint {committed} is in the output"
+    );
+}

@@ -208,6 +208,22 @@ mod tests {
         assert_eq!(names, ["p", "q"]);
     }
 
+    /// README: WAL with `synchronous=FULL`, so a commit is fsynced before it returns.
+    #[test]
+    fn the_database_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "FULL");
+    }
+
     #[test]
     fn one_process_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
