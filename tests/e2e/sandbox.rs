@@ -356,3 +356,53 @@ fn a_log_flood_is_held_to_the_budget() {
     );
     assert_eq!(run.summary("healthy")["records_written"], 2000);
 }
+
+/// README: directories are read-only unless `write = true`, and a plugin gets no
+/// environment variables or process arguments. A write into a read-only grant fails and
+/// leaves nothing; the host's environment (holding a secret here) and command line stay
+/// out of the guest.
+#[test]
+fn a_read_only_grant_and_the_hosts_environment_stay_out_of_reach() {
+    let s = Scratch::new();
+    let read_only = "grants.dirs = [{ host = \"data\", guest = \"/data\" }]";
+    s.pipelines(&[
+        hostile_pipeline(
+            "write",
+            "write-path",
+            ", count = 1, target = \"/data/pwned.txt\"",
+            read_only,
+            "",
+        ),
+        hostile_pipeline("environ", "environ", ", count = 1", "", ""),
+    ]);
+    let output = s
+        .weir(&["run", "pipeline.toml", "--once", "--output", "json"])
+        .env("WEIR_TEST_SECRET", "hunter2-secret")
+        .output()
+        .unwrap();
+    let run = Run::from(output);
+    let error = run.summary("write")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("cannot write /data/pwned.txt"), "{error}");
+    assert!(!s.path("data/pwned.txt").exists());
+    assert_eq!(run.summary("environ")["status"], "ok", "{}", run.stderr);
+    let seen = s.read("out/environ.jsonl");
+    assert!(
+        seen.contains("\"end\""),
+        "the plugin ran and reported: {seen}"
+    );
+    assert!(
+        !seen.contains("env "),
+        "no environment variable reached the plugin: {seen}"
+    );
+    assert!(
+        !seen.contains("arg "),
+        "no process argument reached the plugin: {seen}"
+    );
+    assert!(
+        !seen.contains("hunter2-secret") && !seen.contains("pipeline.toml"),
+        "{seen}"
+    );
+}

@@ -44,6 +44,10 @@ enum Mode {
     HoardSql,
     /// Opens Kafka producers and keeps them until the host refuses one.
     HoardKafka,
+    /// Writes the file `target` (in a grant that may be read-only).
+    WritePath,
+    /// Emits what it can see of the host process: environment variables and arguments.
+    Environ,
 }
 
 pub struct Hostile {
@@ -142,6 +146,17 @@ impl BatchSource for Hostile {
                     );
                 }
                 return Ok(None);
+            }
+            Mode::WritePath => {
+                std::fs::write(&self.target, b"pwned\n")
+                    .map_err(|e| Error::Fatal(format!("cannot write {}: {e}", self.target)))?;
+                return Ok(self.leak(std::iter::once("written".to_string())));
+            }
+            Mode::Environ => {
+                let seen = std::env::vars()
+                    .map(|(k, v)| format!("env {k}={v}"))
+                    .chain(std::env::args().map(|a| format!("arg {a}")));
+                return Ok(self.leak(seen.chain(std::iter::once("end".to_string()))));
             }
             Mode::HoardSql => {
                 let mut held = Vec::new();
