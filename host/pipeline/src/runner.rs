@@ -305,6 +305,15 @@ impl Side {
         }
     }
 
+    /// Whether a plugin of `world` can serve as this side: the one rule, for `weir run`,
+    /// `weir check` and every push and upgrade in `weir serve`.
+    pub fn accepts(self, world: World) -> bool {
+        match self {
+            Side::Source => world.is_source(),
+            Side::Sink => world == World::Sink,
+        }
+    }
+
     fn endpoint(self, p: &Pipeline) -> &Endpoint {
         match self {
             Side::Source => &p.source,
@@ -319,11 +328,7 @@ pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance,
     let at = || format!("pipeline `{}` {}", p.name, side.name());
     let endpoint = side.endpoint(p);
     let plugin = runtime.load(&endpoint.plugin).with_context(at)?;
-    let fits = match side {
-        Side::Source => plugin.world.is_source(),
-        Side::Sink => plugin.world == World::Sink,
-    };
-    if !fits {
+    if !side.accepts(plugin.world) {
         let wanted = match side {
             Side::Source => "a batch-source or stream-source",
             Side::Sink => "a sink",

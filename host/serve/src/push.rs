@@ -7,7 +7,7 @@ use crate::supervisor::Supervisor;
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Mutex;
-use weir_pipeline::schema;
+use weir_pipeline::{Side, schema};
 use weir_runtime::{Labels, Runtime, Sandbox, World};
 
 /// Names of plugins, pipelines and tenants: they appear in URLs, paths and metrics.
@@ -195,16 +195,15 @@ pub fn fits(
     world: World,
     spec: &serde_json::Value,
 ) -> Result<(), String> {
-    let source = p.source.name == name;
-    let side = if source { "source" } else { "sink" };
-    let world_fits = if source {
-        world.is_source()
+    let side = if p.source.name == name {
+        Side::Source
     } else {
-        world == World::Sink
+        Side::Sink
     };
-    if !world_fits {
-        return Err(format!("its {side} cannot be a {world}"));
+    if !side.accepts(world) {
+        return Err(format!("its {} cannot be a {world}", side.name()));
     }
+    let side = side.name();
     let config = p.definition[side]
         .get("config")
         .cloned()
