@@ -1,9 +1,13 @@
-//! The pipeline file (TOML): what to run, with what config, grants and limits.
+//! Pipeline files, and resolving a [`PipelineSpec`] into a [`Pipeline`] that can run:
+//! paths anchored (see [`HostDir`]), secrets read, plugins found, client settings held to
+//! the policy. What differs between `weir run` and `weir serve` is one [`Resolver`].
+//! Resolving creates nothing: writable directories are made when the pipeline starts.
 
+use crate::runner::Side;
+use crate::spec::{Access, DeadLetterSpec, ObjectStoreSpec, PipelineSpec, SecretSpec};
 use anyhow::{Context, Result, bail, ensure};
-use bytesize::ByteSize;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_runtime::confined::{normalize, overlap};
@@ -20,219 +24,11 @@ struct FileToml {
     #[serde(default = "default_state_dir")]
     state_dir: PathBuf,
     #[serde(rename = "pipeline", default)]
-    pipelines: Vec<PipelineToml>,
+    pipelines: Vec<PipelineSpec>,
 }
 
 fn default_state_dir() -> PathBuf {
     ".weir".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PipelineToml {
-    name: String,
-    #[serde(default = "default_batch_size")]
-    batch_size: u32,
-    /// Batches between source and sink: the backpressure window.
-    #[serde(default = "default_buffer")]
-    buffer_batches: usize,
-    source: SourceToml,
-    sink: SinkToml,
-    #[serde(default)]
-    limits: LimitsToml,
-    dead_letter: Option<DeadLetterToml>,
-}
-
-/// Where records a plugin rejects go: a directory (JSON Lines) or a Kafka topic.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeadLetterToml {
-    dir: Option<PathBuf>,
-    kafka: Option<DeadLetterKafkaToml>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeadLetterKafkaToml {
-    brokers: String,
-    topic: String,
-    #[serde(default)]
-    properties: BTreeMap<String, String>,
-}
-
-fn default_batch_size() -> u32 {
-    1000
-}
-fn default_buffer() -> usize {
-    2
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SourceToml {
-    plugin: String,
-    #[serde(default = "empty_object")]
-    config: serde_json::Value,
-    /// Cron expression for batch sources; none runs once.
-    schedule: Option<String>,
-    /// How long a stream source's poll may wait for records.
-    #[serde(default = "default_poll_wait", with = "humantime_serde")]
-    poll_wait: Duration,
-    #[serde(default)]
-    grants: GrantsToml,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SinkToml {
-    plugin: String,
-    #[serde(default = "empty_object")]
-    config: serde_json::Value,
-    #[serde(default)]
-    grants: GrantsToml,
-}
-
-fn empty_object() -> serde_json::Value {
-    serde_json::Value::Object(Default::default())
-}
-fn default_poll_wait() -> Duration {
-    Duration::from_millis(500)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantsToml {
-    #[serde(default)]
-    dirs: Vec<DirToml>,
-    kafka: Option<KafkaToml>,
-    http: Option<HttpToml>,
-    sql: Option<SqlToml>,
-    objects: Option<ObjectsToml>,
-}
-
-/// A database and how to log in.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SqlToml {
-    /// `postgres://user@host:port/database`
-    url: String,
-    password: Option<SecretToml>,
-}
-
-/// A secret is never written in a pipeline file: it is read from an environment variable
-/// or a file (relative to the pipeline file; its first line) when the pipeline loads.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-enum SecretToml {
-    Env(String),
-    File(PathBuf),
-}
-
-impl SecretToml {
-    fn resolve(self, r: &Resolving, at: &str) -> Result<String> {
-        match self {
-            SecretToml::Env(_) if !r.env_secrets => bail!(
-                "{at}: `env` secrets are not available here; use `file` in a granted directory"
-            ),
-            SecretToml::Env(var) => std::env::var(&var)
-                .with_context(|| format!("{at}: environment variable `{var}` is not set")),
-            SecretToml::File(file) => {
-                let path = r.absolute(&file);
-                let (Some(parent), Some(name)) =
-                    (path.parent(), path.file_name().and_then(|n| n.to_str()))
-                else {
-                    bail!("{at}: `{}` is not a file", path.display());
-                };
-                (r.place)(parent)
-                    .with_context(|| format!("{at}.file"))?
-                    .read_first_line(name)
-                    .with_context(|| format!("{at}: cannot read {}", path.display()))
-            }
-        }
-    }
-}
-
-/// An S3-compatible bucket (`url = "s3://bucket/prefix"`) or a local directory
-/// (`dir`, relative to the pipeline file): the plugin's root for object keys.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ObjectsToml {
-    url: Option<String>,
-    dir: Option<PathBuf>,
-    #[serde(default = "default_region")]
-    region: String,
-    /// An S3 API other than AWS's (MinIO, moto, Ceph), e.g. `http://127.0.0.1:9000`.
-    endpoint: Option<String>,
-    access_key_id: Option<SecretToml>,
-    secret_access_key: Option<SecretToml>,
-}
-
-fn default_region() -> String {
-    "us-east-1".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HttpToml {
-    /// `host`, `host:port` or `*.domain`; without a port only 80/443 are granted.
-    hosts: Vec<String>,
-    /// Larger response bodies fail the call.
-    max_response: Option<ByteSize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KafkaToml {
-    brokers: String,
-    /// Consumer group; `weir-<pipeline>` by default.
-    group: Option<String>,
-    /// Topics (or `*` patterns) the plugin may consume or produce.
-    topics: Vec<String>,
-    #[serde(default)]
-    properties: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DirToml {
-    /// A host directory, relative to the pipeline file.
-    host: PathBuf,
-    /// The absolute path the plugin sees it under.
-    guest: String,
-    #[serde(default)]
-    write: bool,
-}
-
-/// Per-instance limits as a file writes them; what it leaves out is `Limits::default()`'s,
-/// the one place defaults are said.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct LimitsToml {
-    memory: ByteSize,
-    #[serde(with = "humantime_serde")]
-    call_timeout: Duration,
-    max_batch_bytes: ByteSize,
-    /// The log budget of each instance: lines and bytes per second.
-    log_lines_per_second: u32,
-    log_bytes_per_second: ByteSize,
-    /// Host resources each instance may hold at once.
-    sql_connections: u32,
-    kafka_clients: u32,
-}
-
-impl Default for LimitsToml {
-    fn default() -> Self {
-        let d = Limits::default();
-        LimitsToml {
-            memory: ByteSize::b(d.memory),
-            call_timeout: d.call_timeout,
-            max_batch_bytes: ByteSize::b(d.max_batch_bytes),
-            log_lines_per_second: d.log_lines_per_second,
-            log_bytes_per_second: ByteSize::b(d.log_bytes_per_second),
-            sql_connections: d.sql_connections,
-            kafka_clients: d.kafka_clients,
-        }
-    }
 }
 
 /// A pipeline file, read and checked, with every path made absolute.
@@ -243,6 +39,7 @@ pub struct PipelineFile {
     pub pipelines: Vec<Pipeline>,
 }
 
+/// A pipeline ready to run: what [`resolve`] makes of a spec.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub name: String,
@@ -272,21 +69,46 @@ pub struct Endpoint {
     pub sandbox: Sandbox,
 }
 
-/// What resolving a pipeline needs besides its table: where relative paths start, where
-/// each host path is anchored (see [`HostDir`]), and which client settings the operator
-/// allows beyond those any pipeline may set.
-pub struct Resolving<'a> {
-    pub base: &'a Path,
-    pub place: &'a dyn Fn(&Path) -> Result<HostDir>,
-    pub policy: &'a ClientPolicy,
-    /// Whether `{ env = "VAR" }` secrets may be read: not where the process environment
-    /// holds the operator's own (weir serve's admin token).
-    pub env_secrets: bool,
+/// Where the names in a spec lead. Errors need not name the field: the caller adds it.
+pub trait Resolver {
+    /// The directory `path` names, anchored so that no link leads the host out of it;
+    /// `access` says who touches it how.
+    fn dir(&self, path: &Path, access: Access) -> Result<HostDir>;
+    /// The value of the environment variable a secret names.
+    fn env(&self, var: &str) -> Result<String>;
+    /// The file of the plugin a side references.
+    fn plugin(&self, reference: &str) -> Result<PathBuf>;
+    /// Which client settings the operator allows beyond those any pipeline may set.
+    fn policy(&self) -> &ClientPolicy;
 }
 
-impl Resolving<'_> {
-    fn absolute(&self, path: &Path) -> PathBuf {
-        normalize(&self.base.join(path))
+/// `weir run`'s resolver: paths relative to the pipeline file, each anchored at the
+/// outermost plugin-writable directory holding it (or the file's folder), the process
+/// environment for `env` secrets.
+pub struct FileResolver<'a> {
+    pub base: PathBuf,
+    pub anchors: Vec<PathBuf>,
+    pub policy: &'a ClientPolicy,
+}
+
+impl Resolver for FileResolver<'_> {
+    fn dir(&self, path: &Path, _: Access) -> Result<HostDir> {
+        Ok(HostDir::place(
+            &normalize(&self.base.join(path)),
+            &self.anchors,
+        ))
+    }
+
+    fn env(&self, var: &str) -> Result<String> {
+        std::env::var(var).with_context(|| format!("environment variable `{var}` is not set"))
+    }
+
+    fn plugin(&self, reference: &str) -> Result<PathBuf> {
+        Ok(normalize(&self.base.join(reference)))
+    }
+
+    fn policy(&self) -> &ClientPolicy {
+        self.policy
     }
 }
 
@@ -321,32 +143,27 @@ impl PipelineFile {
         let mut anchors: Vec<PathBuf> = file
             .pipelines
             .iter()
-            .flat_map(|p| [&p.source.grants, &p.sink.grants])
-            .flat_map(|g| {
-                let dirs = g.dirs.iter().filter(|d| d.write).map(|d| &d.host);
-                dirs.chain(g.objects.as_ref().and_then(|o| o.dir.as_ref()))
-            })
-            .map(|dir| normalize(&base.join(dir)))
+            .flat_map(PipelineSpec::host_paths)
+            .filter(|h| h.access == Access::Write)
+            .map(|h| normalize(&base.join(h.path)))
             .collect();
         anchors.push(base.clone());
-        let place = |path: &Path| Ok(HostDir::place(path, &anchors));
-        let r = Resolving {
-            base: &base,
-            place: &place,
+        let r = FileResolver {
+            base: base.clone(),
+            anchors,
             policy,
-            env_secrets: true,
         };
         let mut names = HashSet::new();
         let pipelines = file
             .pipelines
-            .into_iter()
+            .iter()
             .map(|p| {
                 ensure!(
                     names.insert(p.name.clone()),
                     "pipeline name `{}` is used twice",
                     p.name
                 );
-                resolve(&r, p, &mut |plugin| Ok(normalize(&base.join(plugin))))
+                resolve(p, &r)
             })
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("in pipeline file {}", path.display()))?;
@@ -394,22 +211,6 @@ pub fn refuse_overlaps(host_owned: &[(PathBuf, String)], pipelines: &[Pipeline])
 }
 
 impl Pipeline {
-    /// One `[[pipeline]]` table as a JSON value (how the management API receives it).
-    /// `plugin` turns each side's `plugin` reference into a file. Errors name the field.
-    pub fn from_value(
-        value: serde_json::Value,
-        r: &Resolving,
-        plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
-    ) -> Result<Pipeline> {
-        let p: PipelineToml = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            anyhow::anyhow!("invalid pipeline at `{path}`: {}", e.into_inner())
-        })?;
-        let pipeline = resolve(r, p, plugin)?;
-        refuse_overlaps(&pipeline.host_owned(), std::slice::from_ref(&pipeline))?;
-        Ok(pipeline)
-    }
-
     /// Directories a plugin of this pipeline may write (through WASI or the objects
     /// interface), each with the field that grants it.
     pub fn writable(&self) -> Vec<(PathBuf, String)> {
@@ -445,167 +246,177 @@ impl Pipeline {
     }
 }
 
-fn resolve(
-    r: &Resolving,
-    p: PipelineToml,
-    plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
-) -> Result<Pipeline> {
-    let name = p.name;
+/// A spec made runnable by `r`. Errors name the pipeline and the field.
+pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
+    spec.check()?;
+    let name = &spec.name;
     let at = |field: &str| format!("pipeline `{name}`: {field}");
-    ensure!(!name.is_empty(), "a pipeline has an empty name");
-    ensure!(p.batch_size > 0, "{}", at("batch_size must be at least 1"));
-    ensure!(
-        p.buffer_batches > 0,
-        "{}",
-        at("buffer_batches must be at least 1")
-    );
-    let schedule = p
-        .source
-        .schedule
-        .as_deref()
-        .map(|s| {
-            s.parse::<croner::Cron>()
-                .with_context(|| at(&format!("source.schedule `{s}` is not a cron expression")))
-        })
-        .transpose()?;
-    let limits = Limits {
-        memory: p.limits.memory.as_u64(),
-        call_timeout: p.limits.call_timeout,
-        max_batch_bytes: p.limits.max_batch_bytes.as_u64(),
-        log_lines_per_second: p.limits.log_lines_per_second,
-        log_bytes_per_second: p.limits.log_bytes_per_second.as_u64(),
-        sql_connections: p.limits.sql_connections,
-        kafka_clients: p.limits.kafka_clients,
-    };
-    ensure!(
-        limits.memory >= 1 << 20,
-        "{}",
-        at("limits.memory must be at least 1 MiB")
-    );
-    let source = Endpoint {
-        plugin: plugin(&p.source.plugin).with_context(|| at("source.plugin"))?,
-        config: p.source.config,
-        sandbox: sandbox(
-            r,
-            &name,
-            p.source.grants,
-            limits.clone(),
-            &at("source.grants"),
-        )?,
-    };
-    let sink = Endpoint {
-        plugin: plugin(&p.sink.plugin).with_context(|| at("sink.plugin"))?,
-        config: p.sink.config,
-        sandbox: sandbox(r, &name, p.sink.grants, limits, &at("sink.grants"))?,
-    };
-    let dead_letter = match p.dead_letter {
+    let schedule = match &spec.source.schedule {
         None => None,
-        Some(DeadLetterToml {
-            dir: Some(dir),
-            kafka: None,
-        }) => {
-            let dir = (r.place)(&r.absolute(&dir)).with_context(|| at("dead_letter.dir"))?;
-            dir.create().with_context(|| {
-                at(&format!(
-                    "dead_letter.dir: cannot create {}",
-                    dir.path().display()
-                ))
-            })?;
-            Some(DeadLetterTarget::Dir(dir))
-        }
-        Some(DeadLetterToml {
-            dir: None,
-            kafka: Some(k),
-        }) => {
-            r.policy
+        Some(s) => Some(s.parse::<croner::Cron>().map_err(|e| {
+            anyhow::anyhow!("{e}").context(at(&format!(
+                "source.schedule `{s}` is not a cron expression"
+            )))
+        })?),
+    };
+    let limits = spec.limits.or(&Limits::default());
+    let endpoint = |side: Side| -> Result<Endpoint> {
+        let field = |f: &str| at(&format!("{}.{f}", side.name()));
+        Ok(Endpoint {
+            plugin: r
+                .plugin(spec.plugin(side))
+                .with_context(|| field("plugin"))?,
+            config: spec.config(side).clone(),
+            sandbox: sandbox(r, spec, side, limits.clone(), &field("grants"))?,
+        })
+    };
+    let (source, sink) = (endpoint(Side::Source)?, endpoint(Side::Sink)?);
+    let dead_letter = match &spec.dead_letter {
+        None => None,
+        Some(DeadLetterSpec::Dir(dir)) => Some(DeadLetterTarget::Dir(
+            r.dir(dir, Access::HostWrite)
+                .with_context(|| at("dead_letter.dir"))?,
+        )),
+        Some(DeadLetterSpec::Kafka(k)) => {
+            r.policy()
                 .check_kafka(&k.properties)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", at("dead_letter.kafka.properties")))?;
             Some(DeadLetterTarget::Kafka {
                 grant: KafkaGrant {
-                    brokers: k.brokers,
+                    brokers: k.brokers.clone(),
                     group: String::new(),
                     topics: vec![k.topic.clone()],
-                    properties: k.properties,
+                    properties: k.properties.clone(),
                 },
-                topic: k.topic,
+                topic: k.topic.clone(),
             })
         }
-        Some(_) => bail!(
-            "{}",
-            at("dead_letter needs exactly one of `dir` or `kafka`")
-        ),
     };
-    Ok(Pipeline {
-        name,
-        batch_size: p.batch_size,
-        buffer_batches: p.buffer_batches,
+    let pipeline = Pipeline {
+        name: name.clone(),
+        batch_size: spec.batch_size,
+        buffer_batches: spec.buffer_batches,
         source,
         sink,
         schedule,
-        poll_wait: p.source.poll_wait,
+        poll_wait: spec.source.poll_wait,
         dead_letter,
-    })
+    };
+    refuse_overlaps(&pipeline.host_owned(), std::slice::from_ref(&pipeline))?;
+    Ok(pipeline)
 }
 
 fn sandbox(
-    r: &Resolving,
-    pipeline: &str,
-    grants: GrantsToml,
+    r: &dyn Resolver,
+    spec: &PipelineSpec,
+    side: Side,
     limits: Limits,
     at: &str,
 ) -> Result<Sandbox> {
+    let grants = spec.grants(side);
     let kafka = grants
         .kafka
+        .as_ref()
         .map(|k| {
-            ensure!(!k.topics.is_empty(), "{at}.kafka: no topics granted");
-            r.policy
+            r.policy()
                 .check_kafka(&k.properties)
                 .map_err(|e| anyhow::anyhow!("{at}.kafka.properties: {e}"))?;
-            Ok(KafkaGrant {
-                brokers: k.brokers,
-                group: k.group.unwrap_or_else(|| format!("weir-{pipeline}")),
-                topics: k.topics,
-                properties: k.properties,
+            Ok::<_, anyhow::Error>(KafkaGrant {
+                brokers: k.brokers.clone(),
+                group: k
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| format!("weir-{}", spec.name)),
+                topics: k.topics.clone(),
+                properties: k.properties.clone(),
             })
         })
         .transpose()?;
-    let http = grants
-        .http
-        .map(|h| {
-            ensure!(!h.hosts.is_empty(), "{at}.http: no hosts granted");
-            if let Some(bad) = h.hosts.iter().find(|h| h.contains('/')) {
-                bail!("{at}.http: `{bad}` is not a host or host:port (no scheme, no path)");
-            }
-            Ok(HttpGrant {
-                hosts: h.hosts,
-                max_response_bytes: h
-                    .max_response
-                    .map_or(DEFAULT_MAX_RESPONSE_BYTES, |b| b.as_u64()),
-            })
-        })
-        .transpose()?;
+    let http = grants.http.as_ref().map(|h| HttpGrant {
+        hosts: h.hosts.clone(),
+        max_response_bytes: h
+            .max_response
+            .map_or(DEFAULT_MAX_RESPONSE_BYTES, |b| b.as_u64()),
+    });
     let sql = grants
         .sql
+        .as_ref()
         .map(|s| -> Result<SqlGrant> {
-            r.policy
+            r.policy()
                 .check_sql_url(&s.url)
                 .map_err(|e| anyhow::anyhow!("{at}.sql.url: {e}"))?;
-            let password = s
-                .password
-                .map(|p| p.resolve(r, &format!("{at}.sql.password")))
-                .transpose()?;
             Ok(SqlGrant {
-                url: s.url,
-                password,
+                url: s.url.clone(),
+                password: s
+                    .password
+                    .as_ref()
+                    .map(|p| secret(r, p, &format!("{at}.sql.password")))
+                    .transpose()?,
             })
         })
         .transpose()?;
     let objects = grants
         .objects
-        .map(|o| objects_grant(r, o, &format!("{at}.objects")))
+        .as_ref()
+        .map(|o| -> Result<ObjectsGrant> {
+            let at = format!("{at}.objects");
+            let key = |s: &Option<SecretSpec>, field: &str| {
+                s.as_ref()
+                    .map(|s| secret(r, s, &format!("{at}.{field}")))
+                    .transpose()
+            };
+            let location = match &o.store {
+                ObjectStoreSpec::S3 {
+                    bucket,
+                    prefix,
+                    region,
+                    endpoint,
+                } => ObjectLocation::S3 {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                    region: region.clone(),
+                    allow_http: endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://")),
+                    endpoint: endpoint.clone(),
+                    access_key_id: key(&o.access_key_id, "access_key_id")?,
+                    secret_access_key: key(&o.secret_access_key, "secret_access_key")?,
+                },
+                ObjectStoreSpec::Dir(dir) => ObjectLocation::Dir(
+                    r.dir(dir, Access::Write)
+                        .with_context(|| format!("{at}.dir"))?,
+                ),
+            };
+            let describe = match &location {
+                ObjectLocation::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+                ObjectLocation::Dir(d) => d.path().display().to_string(),
+            };
+            Ok(ObjectsGrant { location, describe })
+        })
         .transpose()?;
+    let dirs = grants
+        .dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let field = format!("{at}.dirs[{i}].host");
+            let access = if d.write { Access::Write } else { Access::Read };
+            let host = r.dir(&d.host, access).with_context(|| field.clone())?;
+            // A directory to read must be there; one to write is made at the start.
+            if !d.write {
+                host.open().with_context(|| {
+                    format!("{field}: cannot open directory {}", host.path().display())
+                })?;
+            }
+            Ok(DirGrant {
+                host,
+                guest: d.guest.clone(),
+                writable: d.write,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Sandbox {
-        dirs: dirs(r, grants.dirs, at)?,
+        dirs,
         kafka,
         http,
         sql,
@@ -614,75 +425,24 @@ fn sandbox(
     })
 }
 
-fn objects_grant(r: &Resolving, o: ObjectsToml, at: &str) -> Result<ObjectsGrant> {
-    let location = match (o.url, o.dir) {
-        (Some(url), None) => {
-            let rest = url
-                .strip_prefix("s3://")
-                .with_context(|| format!("{at}.url: `{url}` is not s3://bucket/prefix"))?;
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            ensure!(!bucket.is_empty(), "{at}.url: `{url}` names no bucket");
-            let secret = |s: Option<SecretToml>, field: &str| {
-                s.map(|s| s.resolve(r, &format!("{at}.{field}")))
-                    .transpose()
+/// A secret's value: an environment variable (if `r` allows it) or a file's first line.
+fn secret(r: &dyn Resolver, s: &SecretSpec, at: &str) -> Result<String> {
+    match s {
+        SecretSpec::Env(var) => r.env(var).with_context(|| at.to_string()),
+        SecretSpec::File(file) => {
+            let (parent, Some(name)) = (
+                file.parent().unwrap_or(Path::new("")),
+                file.file_name().and_then(|n| n.to_str()),
+            ) else {
+                bail!("{at}.file: `{}` is not a file", file.display());
             };
-            ObjectLocation::S3 {
-                bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
-                region: o.region,
-                allow_http: o
-                    .endpoint
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("http://")),
-                endpoint: o.endpoint,
-                access_key_id: secret(o.access_key_id, "access_key_id")?,
-                secret_access_key: secret(o.secret_access_key, "secret_access_key")?,
-            }
+            let dir = r
+                .dir(parent, Access::Secret)
+                .with_context(|| format!("{at}.file"))?;
+            dir.read_first_line(name)
+                .with_context(|| format!("{at}: cannot read {}", dir.path().join(name).display()))
         }
-        (None, Some(dir)) => {
-            let dir = (r.place)(&r.absolute(&dir)).with_context(|| format!("{at}.dir"))?;
-            dir.create()
-                .with_context(|| format!("{at}.dir: cannot create {}", dir.path().display()))?;
-            ObjectLocation::Dir(dir)
-        }
-        _ => bail!("{at}: give exactly one of `url` (s3://) or `dir`"),
-    };
-    let describe = match &location {
-        ObjectLocation::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
-        ObjectLocation::Dir(d) => d.path().display().to_string(),
-    };
-    Ok(ObjectsGrant { location, describe })
-}
-
-fn dirs(r: &Resolving, dirs: Vec<DirToml>, at: &str) -> Result<Vec<DirGrant>> {
-    dirs.into_iter()
-        .enumerate()
-        .map(|(i, d)| {
-            if !d.guest.starts_with('/') {
-                bail!("{at}: guest path `{}` must be absolute", d.guest);
-            }
-            let path = r.absolute(&d.host);
-            let host = (r.place)(&path).with_context(|| format!("{at}.dirs[{i}].host"))?;
-            if d.write {
-                // A sink's output directory may not exist yet on a fresh checkout.
-                host.create().with_context(|| {
-                    format!("{at}.dirs[{i}].host: cannot create {}", path.display())
-                })?;
-            } else {
-                host.open().with_context(|| {
-                    format!(
-                        "{at}.dirs[{i}].host: cannot open directory {}",
-                        path.display()
-                    )
-                })?;
-            }
-            Ok(DirGrant {
-                host,
-                guest: d.guest,
-                writable: d.write,
-            })
-        })
-        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -723,7 +483,7 @@ mod tests {
         assert_eq!(p.source.plugin, root.join("src.wasm"));
         assert_eq!(p.source.sandbox.dirs[0].host.path(), root.join("in"));
         assert!(!p.source.sandbox.dirs[0].writable);
-        assert!(root.join("out").is_dir(), "a writable grant is created");
+        assert!(!root.join("out").exists(), "reading a file creates nothing");
         assert_eq!(p.sink.sandbox.limits.memory, 64 << 20);
         assert_eq!(p.sink.sandbox.limits.call_timeout, Duration::from_secs(2));
         assert_eq!(p.source.config["dir"], "/in");

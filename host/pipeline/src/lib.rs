@@ -9,10 +9,15 @@ mod meter;
 mod runner;
 pub mod schema;
 mod shutdown;
+pub mod spec;
 
-pub use config::{DeadLetterTarget, Endpoint, Pipeline, PipelineFile, Resolving, refuse_overlaps};
+pub use config::{
+    DeadLetterTarget, Endpoint, FileResolver, Pipeline, PipelineFile, Resolver, refuse_overlaps,
+    resolve,
+};
 pub use cpu_budget::{CpuBudget, thread_cpu};
 pub use delivery::Progress;
 pub use meter::{Meter, MeterReading, now_ms};
 pub use runner::{RunOptions, Side, Status, Summary, prepare, run, run_one};
 pub use shutdown::Shutdown;
+pub use spec::{Access, PipelineSpec};

@@ -129,8 +129,14 @@ impl HostState {
                 )
             };
             // WASI opens preopens by path: hand it the directory the host opened without
-            // following links, not a name a plugin could have relinked since.
-            let dir = grant.host.open().with_context(cannot)?;
+            // following links, not a name a plugin could have relinked since. A directory
+            // to write is made here, at the start, not when the pipeline was read.
+            let dir = if grant.writable {
+                grant.host.create()
+            } else {
+                grant.host.open()
+            }
+            .with_context(cannot)?;
             wasi.preopened_dir(fd_path(&dir), &grant.guest, perms)
                 .map_err(anyhow::Error::from)
                 .with_context(cannot)?;

@@ -7,7 +7,7 @@ use crate::auth::{Caller, random_token};
 use crate::push::{Plugins, check_name, fits, world_named};
 use crate::registry::{Desired, PipelineRow, PluginRef, Registry, Tenant, key};
 use crate::supervisor::{self, Supervisor};
-use crate::tenant::{Grants, Quotas, apply_quotas};
+use crate::tenant::{Grants, Quotas};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
+use weir_pipeline::{PipelineSpec, Side};
 use weir_runtime::Runtime;
 
 #[derive(Clone)]
@@ -465,10 +466,9 @@ async fn create_pipeline(
         {
             definition = one.clone();
         }
-        let name = definition["name"]
-            .as_str()
-            .ok_or_else(|| ApiError::unprocessable("the pipeline has no `name`"))?
-            .to_string();
+        let mut spec = PipelineSpec::from_json(definition)
+            .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
+        let name = spec.name.clone();
         check_name("pipeline", &name)?;
         let t = app
             .registry
@@ -483,34 +483,26 @@ async fn create_pipeline(
                 t.quotas.max_pipelines
             )));
         }
-        apply_quotas(&mut definition, &t.quotas)
+        spec.limits = spec
+            .limits
+            .within(&t.quotas.limits())
             .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
-        let reference = |side: &str| {
-            definition[side]["plugin"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    ApiError::unprocessable(format!(
-                        "{side}.plugin: missing (a plugin name, or name@version)"
-                    ))
-                })
-        };
         let (source, source_world, source_spec) = pin(
             app.registry.as_ref(),
             &tenant,
-            &reference("source")?,
+            spec.plugin(Side::Source),
             "source.plugin",
         )?;
         let (sink, sink_world, sink_spec) = pin(
             app.registry.as_ref(),
             &tenant,
-            &reference("sink")?,
+            spec.plugin(Side::Sink),
             "sink.plugin",
         )?;
         let row = PipelineRow {
             tenant: tenant.clone(),
             name: name.clone(),
-            definition,
+            spec,
             source,
             sink,
             desired: Desired::Running,
@@ -559,7 +551,8 @@ fn status(app: &App, tenant: &str, name: &str) -> Result<Value, ApiError> {
     }
     reply["desired"] = serde_json::to_value(row.desired).unwrap_or_default();
     reply["pinned"] = json!({ "source": row.source, "sink": row.sink });
-    reply["definition"] = row.definition;
+    reply["definition"] =
+        serde_json::to_value(&row.spec).map_err(|e| ApiError::internal(e.into()))?;
     Ok(reply)
 }
 

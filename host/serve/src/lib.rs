@@ -12,11 +12,11 @@
 mod api;
 mod auth;
 mod metrics;
-mod paths;
 #[cfg(test)]
 mod properties;
 mod push;
 mod registry;
+mod resolver;
 mod restart;
 mod supervisor;
 mod tenant;

@@ -3,10 +3,13 @@
 //! server never creates or opens anything outside the tenant's directories, links included.
 //! Cases and seed come from `PROPTEST_CASES` and `PROPTEST_RNG_SEED`.
 
-use crate::tenant::{Grants, Quotas, TenantDir, apply_quotas};
+use crate::tenant::{Grants, Quotas, TenantDir};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use weir_pipeline::{Access, DeadLetterTarget, Pipeline, PipelineSpec, Resolver};
+use weir_runtime::io::ClientPolicy;
+use weir_runtime::{ObjectLocation, ObjectsGrant};
 
 /// A tenant owning `tenant/` (with a link in it pointing to `outside/`), beside `outside/`.
 struct World {
@@ -158,6 +161,49 @@ fn definition(w: &World) -> impl Strategy<Value = Value> {
         })
 }
 
+/// The tenant resolver without its checks: paths anchored at the tenant's directories and
+/// nothing more.
+struct AnchorsOnly {
+    roots: Vec<PathBuf>,
+    policy: ClientPolicy,
+}
+
+impl Resolver for AnchorsOnly {
+    fn dir(&self, path: &Path, _: Access) -> anyhow::Result<weir_runtime::HostDir> {
+        weir_runtime::HostDir::within(path, &self.roots)
+            .ok_or_else(|| anyhow::anyhow!("outside the tenant"))
+    }
+    fn env(&self, _: &str) -> anyhow::Result<String> {
+        anyhow::bail!("no env here")
+    }
+    fn plugin(&self, reference: &str) -> anyhow::Result<PathBuf> {
+        Ok(reference.into())
+    }
+    fn policy(&self) -> &ClientPolicy {
+        &self.policy
+    }
+}
+
+/// What starting `p` creates: its writable directories, where the runtime and the dead
+/// letter store make them.
+fn start(p: &Pipeline) {
+    for e in [&p.source, &p.sink] {
+        for d in e.sandbox.dirs.iter().filter(|d| d.writable) {
+            let _ = d.host.create();
+        }
+        if let Some(ObjectsGrant {
+            location: ObjectLocation::Dir(dir),
+            ..
+        }) = &e.sandbox.objects
+        {
+            let _ = dir.create();
+        }
+    }
+    if let Some(DeadLetterTarget::Dir(dir)) = &p.dead_letter {
+        let _ = dir.create();
+    }
+}
+
 /// Everything below `dir`, links not followed.
 fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -177,13 +223,24 @@ fn definitions_never_reach_outside_the_tenant() {
     let mut runner = proptest::test_runner::TestRunner::default();
     runner
         .run(&definition(&w), |mut d| {
-            // What the server does with a body, in its order; then the resolution alone,
-            // as if the precheck before it were gone: the handles must hold by themselves.
-            if apply_quotas(&mut d, &Quotas::default()).is_ok() {
-                if crate::paths::precheck(&d, &w.grants).is_ok() {
-                    let _ = w.grants.resolve(d.clone(), &mut |p| Ok(PathBuf::from(p)));
+            // What the server does with a body, in its order, and then what a start does
+            // (makes the writable directories); then the same with a resolver that only
+            // anchors paths, as if the tenant's checks were gone: the handles must hold
+            // by themselves.
+            if let Ok(mut spec) = PipelineSpec::from_json(d) {
+                if let Ok(limits) = spec.limits.within(&Quotas::default().limits()) {
+                    spec.limits = limits;
+                    if let Ok(p) = w.grants.resolve(&spec, &|p| Ok(PathBuf::from(p))) {
+                        start(&p);
+                    }
+                    let anchors_only = AnchorsOnly {
+                        roots: w.grants.roots(),
+                        policy: ClientPolicy::default(),
+                    };
+                    if let Ok(p) = weir_pipeline::resolve(&spec, &anchors_only) {
+                        start(&p);
+                    }
                 }
-                let _ = w.grants.resolve(d, &mut |p| Ok(PathBuf::from(p)));
             }
             prop_assert!(
                 tree(&w.outside).is_empty(),

@@ -203,13 +203,9 @@ pub fn fits(
     if !side.accepts(world) {
         return Err(format!("its {} cannot be a {world}", side.name()));
     }
-    let side = side.name();
-    let config = p.definition[side]
-        .get("config")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let violations = schema::violations(&spec["config_schema"].to_string(), &config)
+    let violations = schema::violations(&spec["config_schema"].to_string(), p.spec.config(side))
         .map_err(|e| format!("{e:#}"))?;
+    let side = side.name();
     if violations.is_empty() {
         Ok(())
     } else {
@@ -222,10 +218,10 @@ pub fn fits(
 
 /// Whether the pipeline names plugin `name` with an explicit `@version`.
 fn pinned(p: &PipelineRow, name: &str) -> bool {
-    ["source", "sink"].iter().any(|side| {
-        p.definition[side]["plugin"]
-            .as_str()
-            .and_then(|r| r.split_once('@'))
+    [Side::Source, Side::Sink].into_iter().any(|side| {
+        p.spec
+            .plugin(side)
+            .split_once('@')
             .is_some_and(|(n, _)| n == name)
     })
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use weir_pipeline::now_ms;
+use weir_pipeline::{PipelineSpec, now_ms};
 
 pub struct SqliteRegistry {
     conn: Mutex<Connection>,
@@ -72,8 +72,8 @@ pub struct PluginRef {
 pub struct PipelineRow {
     pub tenant: String,
     pub name: String,
-    /// The `[[pipeline]]` table as JSON, limits filled in from the tenant's quotas.
-    pub definition: serde_json::Value,
+    /// What the tenant wrote, every limit filled in from its quotas at creation.
+    pub spec: PipelineSpec,
     pub source: PluginRef,
     pub sink: PluginRef,
     pub desired: Desired,
@@ -217,7 +217,13 @@ impl SqliteRegistry {
             Ok(PipelineRow {
                 tenant: r.get(0)?,
                 name: r.get(1)?,
-                definition: serde_json::from_str(&definition).unwrap_or_default(),
+                spec: serde_json::from_str(&definition).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
                 source: PluginRef {
                     name: r.get(3)?,
                     version: r.get(4)?,
@@ -439,7 +445,7 @@ impl Registry for SqliteRegistry {
                 params![
                     p.tenant,
                     p.name,
-                    p.definition.to_string(),
+                    serde_json::to_string(&p.spec)?,
                     p.source.name,
                     p.source.version,
                     p.sink.name,
@@ -543,7 +549,12 @@ mod tests {
         PipelineRow {
             tenant: tenant.into(),
             name: name.into(),
-            definition: json!({ "name": name }),
+            spec: PipelineSpec::from_json(json!({
+                "name": name,
+                "source": { "plugin": "src" },
+                "sink": { "plugin": "sink" },
+            }))
+            .unwrap(),
             source: PluginRef {
                 name: "src".into(),
                 version,

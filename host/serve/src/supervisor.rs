@@ -464,10 +464,9 @@ impl Worker {
 /// Resolves a stored definition: plugin references to their pinned files, the name to
 /// `tenant/name` (the checkpoint key), and checks it stays inside the tenant's grants.
 pub fn build(registry: &dyn Registry, grants: &Grants, row: &PipelineRow) -> Result<Pipeline> {
-    let mut definition = row.definition.clone();
-    crate::paths::precheck(&definition, grants)?;
-    definition["name"] = row.key().into();
-    let mut plugin = |reference: &str| {
+    let mut spec = row.spec.clone();
+    spec.name = row.key();
+    let plugin = |reference: &str| {
         let name = reference.split('@').next().unwrap_or(reference);
         let pinned = if name == row.source.name {
             &row.source
@@ -487,6 +486,6 @@ pub fn build(registry: &dyn Registry, grants: &Grants, row: &PipelineRow) -> Res
         Ok(registry.plugin_path(&v.sha256, &v.name))
     };
     grants
-        .resolve(definition, &mut plugin)
+        .resolve(&spec, &plugin)
         .with_context(|| format!("pipeline `{}`", row.name))
 }

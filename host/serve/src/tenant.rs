@@ -1,16 +1,16 @@
 //! Tenants: what each may run (quotas) and reach (grants). A pipeline's own grants must
 //! fit inside its tenant's, so a plugin never gets more than the operator gave its tenant.
 
-use anyhow::{Context, Result, bail, ensure};
+use crate::resolver::TenantResolver;
+use anyhow::{Result, bail, ensure};
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_pipeline::{DeadLetterTarget, Pipeline, Resolving};
+use weir_pipeline::{DeadLetterTarget, Pipeline, PipelineSpec};
 use weir_runtime::confined::{normalize, overlap};
-use weir_runtime::io::ClientPolicy;
-use weir_runtime::{HostDir, HttpGrant, KafkaGrant, ObjectLocation, Sandbox};
+use weir_runtime::{HttpGrant, KafkaGrant, ObjectLocation, Sandbox};
 
 /// Limits on a tenant's pipelines. Every pipeline's own limits default to these and may
 /// not exceed them.
@@ -186,27 +186,15 @@ impl Grants {
             .collect()
     }
 
-    /// A stored definition resolved inside this tenant: every host path anchored at one of
-    /// its directories (a path outside them is refused), client settings held to what a
-    /// pipeline may set, then the tenant's own properties added and its grants checked.
+    /// A stored spec resolved inside this tenant (see `TenantResolver`): every host path
+    /// in its directories, client settings held to what a pipeline may set, its grants
+    /// within the tenant's, then the tenant's own client properties added.
     pub fn resolve(
         &self,
-        definition: serde_json::Value,
-        plugin: &mut dyn FnMut(&str) -> Result<PathBuf>,
+        spec: &PipelineSpec,
+        plugin: &dyn Fn(&str) -> Result<PathBuf>,
     ) -> Result<Pipeline> {
-        let roots = self.roots();
-        let place = |path: &Path| {
-            HostDir::within(path, &roots).with_context(|| {
-                format!("{} is not within the tenant's directories", path.display())
-            })
-        };
-        let r = Resolving {
-            base: Path::new("/"),
-            place: &place,
-            policy: &ClientPolicy::default(),
-            env_secrets: false,
-        };
-        let mut pipeline = Pipeline::from_value(definition, &r, plugin)?;
+        let mut pipeline = weir_pipeline::resolve(spec, &TenantResolver::new(self, plugin))?;
         let excess = self.excess(&pipeline);
         if !excess.is_empty() {
             bail!(
@@ -233,36 +221,19 @@ impl Grants {
         }
     }
 
-    /// Every way the pipeline reaches beyond this tenant's grants, each naming the field.
+    /// Every way the pipeline's network and store grants reach beyond this tenant's,
+    /// each naming the field. (Directories are held by the resolver, path by path.)
     pub fn excess(&self, p: &Pipeline) -> Vec<String> {
         let mut found = Vec::new();
         self.sandbox_excess("source.grants", &p.source.sandbox, &mut found);
         self.sandbox_excess("sink.grants", &p.sink.sandbox, &mut found);
-        match &p.dead_letter {
-            Some(DeadLetterTarget::Dir(dir)) if !self.dir_allows(&dir.path(), true) => {
-                found.push(format!(
-                    "dead_letter.dir: {} is not a writable tenant directory",
-                    dir.path().display()
-                ))
-            }
-            Some(DeadLetterTarget::Kafka { grant, .. }) => {
-                self.kafka_excess("dead_letter.kafka", grant, &mut found)
-            }
-            _ => {}
+        if let Some(DeadLetterTarget::Kafka { grant, .. }) = &p.dead_letter {
+            self.kafka_excess("dead_letter.kafka", grant, &mut found)
         }
         found
     }
 
     fn sandbox_excess(&self, at: &str, s: &Sandbox, found: &mut Vec<String>) {
-        for d in &s.dirs {
-            if !self.dir_allows(&d.host.path(), d.writable) {
-                let how = if d.writable { "writable " } else { "" };
-                found.push(format!(
-                    "{at}.dirs: {} is not within the tenant's {how}directories",
-                    d.host.path().display()
-                ));
-            }
-        }
         if let Some(http) = &s.http {
             let tenant = HttpGrant {
                 hosts: self.http.clone(),
@@ -342,92 +313,46 @@ impl Grants {
         }
     }
 
-    /// Lexically below a tenant directory as the admin wrote it (host paths are opened
-    /// beneath it, see `roots`), or below where it resolves.
-    fn dir_allows(&self, dir: &Path, write: bool) -> bool {
+    /// Whether `dir` (absolute) lies in one of the tenant's directories (a writable one if
+    /// `write`): lexically, as the admin wrote it or where it resolves, and also where it
+    /// leads on disk now, so that a link in a tenant's directory does not lead elsewhere.
+    pub fn dir_allows(&self, dir: &Path, write: bool) -> bool {
+        let resolved = resolve_existing(dir);
         self.dirs.iter().any(|d| {
+            let root = d.path.canonicalize().unwrap_or_else(|_| normalize(&d.path));
             (d.write || !write)
-                && (dir.starts_with(normalize(&d.path))
-                    || d.path
-                        .canonicalize()
-                        .is_ok_and(|root| dir.starts_with(root)))
+                && (dir.starts_with(normalize(&d.path)) || dir.starts_with(&root))
+                && resolved.starts_with(&root)
         })
     }
 }
 
-/// Fills the limits a pipeline left out with the tenant's quotas, and refuses those above.
-pub fn apply_quotas(definition: &mut serde_json::Value, q: &Quotas) -> Result<()> {
-    let Some(table) = definition.as_object_mut() else {
-        bail!("a pipeline definition is a table (TOML) or an object (JSON)");
-    };
-    let limits = table
-        .entry("limits")
-        .or_insert_with(|| serde_json::Value::Object(Default::default()));
-    let Some(limits) = limits.as_object_mut() else {
-        bail!("`limits` must be a table");
-    };
-    let mut bytes = |field: &str, quota: ByteSize| -> Result<()> {
-        match limits.get(field) {
-            None => {
-                limits.insert(field.into(), quota.to_string().into());
-            }
-            Some(v) => {
-                let asked: ByteSize = serde_json::from_value(v.clone())
-                    .map_err(|e| anyhow::anyhow!("limits.{field}: {e}"))?;
-                ensure!(
-                    asked <= quota,
-                    "limits.{field}: {asked} is above the tenant's quota of {quota}"
-                );
-            }
+/// `path` with its longest existing prefix resolved (symlinks, `.`), the rest appended:
+/// where creating the missing part would land.
+fn resolve_existing(path: &Path) -> std::path::PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return missing.iter().rev().fold(real, |p, part| p.join(part));
         }
-        Ok(())
-    };
-    bytes("memory", q.memory)?;
-    bytes("max_batch_bytes", q.max_batch_bytes)?;
-    bytes("log_bytes_per_second", q.log_bytes_per_second)?;
-    for (field, quota) in [
-        ("log_lines_per_second", q.log_lines_per_second),
-        ("sql_connections", q.sql_connections),
-        ("kafka_clients", q.kafka_clients),
-    ] {
-        match limits.get(field) {
-            None => {
-                limits.insert(field.into(), quota.into());
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                at = parent;
             }
-            Some(v) => {
-                let asked = v
-                    .as_u64()
-                    .ok_or_else(|| anyhow::anyhow!("limits.{field}: not a whole number"))?;
-                ensure!(
-                    asked <= u64::from(quota),
-                    "limits.{field}: {asked} is above the tenant's quota of {quota}"
-                );
-            }
+            _ => return path.to_path_buf(),
         }
     }
-    match limits.get("call_timeout") {
-        None => {
-            let text = humantime::format_duration(q.call_timeout).to_string();
-            limits.insert("call_timeout".into(), text.into());
-        }
-        Some(v) => {
-            let text = v.as_str().unwrap_or_default();
-            let asked = humantime::parse_duration(text)
-                .map_err(|e| anyhow::anyhow!("limits.call_timeout: `{text}`: {e}"))?;
-            ensure!(
-                asked <= q.call_timeout,
-                "limits.call_timeout: {text} is above the tenant's quota of {}",
-                humantime::format_duration(q.call_timeout)
-            );
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use weir_pipeline::FileResolver;
+    use weir_pipeline::spec::LimitsSpec;
+    use weir_runtime::io::ClientPolicy;
 
     #[test]
     fn quotas_fill_and_bound_limits() {
@@ -435,41 +360,46 @@ mod tests {
             memory: ByteSize::mib(64),
             call_timeout: Duration::from_secs(2),
             ..Quotas::default()
-        };
-        let mut def = json!({"name": "p"});
-        apply_quotas(&mut def, &q).unwrap();
-        assert_eq!(def["limits"]["memory"], "64.0 MiB");
-        assert_eq!(def["limits"]["call_timeout"], "2s");
-        let mut within = json!({"limits": {"memory": "32 MiB", "call_timeout": "500ms"}});
-        apply_quotas(&mut within, &q).unwrap();
-        assert_eq!(within["limits"]["memory"], "32 MiB");
-        let mut above = json!({"limits": {"memory": "1 GiB"}});
-        let err = apply_quotas(&mut above, &q).unwrap_err().to_string();
+        }
+        .limits();
+        let limits = |v: serde_json::Value| -> LimitsSpec { serde_json::from_value(v).unwrap() };
+        let filled = serde_json::to_value(limits(json!({})).within(&q).unwrap()).unwrap();
+        assert_eq!(filled["memory"], "64.0 MiB");
+        assert_eq!(filled["call_timeout"], "2s");
+        let within = limits(json!({"memory": "32 MiB", "call_timeout": "500ms"}))
+            .within(&q)
+            .unwrap();
+        assert_eq!(within.memory, Some(ByteSize::mib(32)));
+        let err = limits(json!({"memory": "1 GiB"}))
+            .within(&q)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("limits.memory") && err.contains("quota"),
             "{err}"
         );
-        let mut slow = json!({"limits": {"call_timeout": "1m"}});
-        let err = apply_quotas(&mut slow, &q).unwrap_err().to_string();
+        let err = limits(json!({"call_timeout": "1m"}))
+            .within(&q)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.call_timeout"), "{err}");
     }
 
     /// A pipeline asking for `grants` on its source, resolved as `weir run` would (so that
     /// `excess` sees all of it).
     fn asking(grants: serde_json::Value) -> Pipeline {
-        let definition = json!({
+        let spec = PipelineSpec::from_json(json!({
             "name": "p",
             "source": { "plugin": "s", "grants": grants },
             "sink": { "plugin": "k" },
-        });
-        let place = |path: &Path| Ok(HostDir::place(path, &[]));
-        let r = Resolving {
-            base: Path::new("/"),
-            place: &place,
+        }))
+        .unwrap();
+        let r = FileResolver {
+            base: "/".into(),
+            anchors: Vec::new(),
             policy: &ClientPolicy::default(),
-            env_secrets: true,
         };
-        Pipeline::from_value(definition, &r, &mut |p| Ok(PathBuf::from(p))).unwrap()
+        weir_pipeline::resolve(&spec, &r).unwrap()
     }
 
     #[test]

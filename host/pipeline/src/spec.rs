@@ -1,0 +1,597 @@
+//! What a user writes for one pipeline, typed: a `[[pipeline]]` table of a pipeline file,
+//! the body of `POST /v1/pipelines`, a row of weir serve's registry. Reading one has no
+//! side effects: paths stay as written, secrets are named and not read, plugins are
+//! referenced and not loaded. [`crate::resolve`] turns a spec into a runnable pipeline.
+
+use crate::runner::Side;
+use anyhow::{Result, bail, ensure};
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use weir_runtime::Limits;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    pub name: String,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Batches between source and sink: the backpressure window.
+    #[serde(default = "default_buffer")]
+    pub buffer_batches: usize,
+    pub source: SourceSpec,
+    pub sink: SinkSpec,
+    #[serde(default, skip_serializing_if = "LimitsSpec::is_empty")]
+    pub limits: LimitsSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetterSpec>,
+}
+
+fn default_batch_size() -> u32 {
+    1000
+}
+fn default_buffer() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A file (weir run: relative to the pipeline file) or `name[@version]` (weir serve).
+    pub plugin: String,
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    /// Cron expression for batch sources; none runs once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How long a stream source's poll may wait for records.
+    #[serde(default = "default_poll_wait", with = "humantime_serde")]
+    pub poll_wait: Duration,
+    #[serde(default, skip_serializing_if = "GrantsSpec::is_empty")]
+    pub grants: GrantsSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    pub plugin: String,
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    #[serde(default, skip_serializing_if = "GrantsSpec::is_empty")]
+    pub grants: GrantsSpec,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+fn default_poll_wait() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// What one side's plugin may reach. Nothing by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectsSpec>,
+}
+
+impl GrantsSpec {
+    fn is_empty(&self) -> bool {
+        *self == GrantsSpec::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    /// A host directory (weir run: relative to the pipeline file).
+    pub host: PathBuf,
+    /// The absolute path the plugin sees it under.
+    pub guest: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSpec {
+    pub brokers: String,
+    /// Consumer group; `weir-<pipeline>` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Topics (or `*` patterns) the plugin may consume or produce.
+    pub topics: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// `host`, `host:port` or `*.domain`; without a port only 80/443 are granted.
+    pub hosts: Vec<String>,
+    /// Larger response bodies fail the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response: Option<ByteSize>,
+}
+
+/// A database and how to log in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSpec {
+    /// `postgres://user@host:port/database`
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretSpec>,
+}
+
+/// A secret is never written in a pipeline: it names an environment variable or a file
+/// (its first line), read when the pipeline is resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretSpec {
+    Env(String),
+    File(PathBuf),
+}
+
+/// An S3-compatible bucket or a local directory: the plugin's root for object keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ObjectsFields", into = "ObjectsFields")]
+pub struct ObjectsSpec {
+    pub store: ObjectStoreSpec,
+    pub access_key_id: Option<SecretSpec>,
+    pub secret_access_key: Option<SecretSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectStoreSpec {
+    /// `s3://bucket/prefix`, in `region`, at `endpoint` when not AWS (MinIO, Ceph).
+    S3 {
+        bucket: String,
+        prefix: String,
+        region: String,
+        endpoint: Option<String>,
+    },
+    /// A host directory (weir run: relative to the pipeline file).
+    Dir(PathBuf),
+}
+
+/// The fields as written: exactly one of `url` and `dir`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectsFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    /// An S3 API other than AWS's (MinIO, moto, Ceph), e.g. `http://127.0.0.1:9000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<SecretSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_access_key: Option<SecretSpec>,
+}
+
+impl TryFrom<ObjectsFields> for ObjectsSpec {
+    type Error = String;
+
+    fn try_from(o: ObjectsFields) -> Result<Self, String> {
+        let store = match (o.url, o.dir) {
+            (Some(url), None) => {
+                let rest = url
+                    .strip_prefix("s3://")
+                    .ok_or_else(|| format!("url: `{url}` is not s3://bucket/prefix"))?;
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(format!("url: `{url}` names no bucket"));
+                }
+                ObjectStoreSpec::S3 {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.trim_matches('/').to_string(),
+                    region: o.region.unwrap_or_else(|| "us-east-1".into()),
+                    endpoint: o.endpoint,
+                }
+            }
+            (None, Some(dir)) if o.region.is_none() && o.endpoint.is_none() => {
+                ObjectStoreSpec::Dir(dir)
+            }
+            (None, Some(_)) => return Err("`region` and `endpoint` are for `url` (s3://)".into()),
+            _ => return Err("give exactly one of `url` (s3://) or `dir`".into()),
+        };
+        Ok(ObjectsSpec {
+            store,
+            access_key_id: o.access_key_id,
+            secret_access_key: o.secret_access_key,
+        })
+    }
+}
+
+impl From<ObjectsSpec> for ObjectsFields {
+    fn from(o: ObjectsSpec) -> Self {
+        let (url, dir, region, endpoint) = match o.store {
+            ObjectStoreSpec::S3 {
+                bucket,
+                prefix,
+                region,
+                endpoint,
+            } => (
+                Some(format!("s3://{bucket}/{prefix}")),
+                None,
+                Some(region),
+                endpoint,
+            ),
+            ObjectStoreSpec::Dir(dir) => (None, Some(dir), None, None),
+        };
+        ObjectsFields {
+            url,
+            dir,
+            region,
+            endpoint,
+            access_key_id: o.access_key_id,
+            secret_access_key: o.secret_access_key,
+        }
+    }
+}
+
+/// Where records a plugin rejects go: a directory (JSON Lines) or a Kafka topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "DeadLetterFields", into = "DeadLetterFields")]
+pub enum DeadLetterSpec {
+    Dir(PathBuf),
+    Kafka(DeadLetterKafkaSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterKafkaSpec {
+    pub brokers: String,
+    pub topic: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kafka: Option<DeadLetterKafkaSpec>,
+}
+
+impl TryFrom<DeadLetterFields> for DeadLetterSpec {
+    type Error = &'static str;
+
+    fn try_from(d: DeadLetterFields) -> Result<Self, Self::Error> {
+        match (d.dir, d.kafka) {
+            (Some(dir), None) => Ok(DeadLetterSpec::Dir(dir)),
+            (None, Some(kafka)) => Ok(DeadLetterSpec::Kafka(kafka)),
+            _ => Err("dead_letter needs exactly one of `dir` or `kafka`"),
+        }
+    }
+}
+
+impl From<DeadLetterSpec> for DeadLetterFields {
+    fn from(d: DeadLetterSpec) -> Self {
+        match d {
+            DeadLetterSpec::Dir(dir) => DeadLetterFields {
+                dir: Some(dir),
+                kafka: None,
+            },
+            DeadLetterSpec::Kafka(kafka) => DeadLetterFields {
+                dir: None,
+                kafka: Some(kafka),
+            },
+        }
+    }
+}
+
+/// Per-instance limits as written; what is left out comes from the defaults the pipeline
+/// is resolved with (`Limits::default()` for weir run, the tenant's quotas in weir serve).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub call_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_bytes: Option<ByteSize>,
+    /// The log budget of each instance: lines and bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_lines_per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_bytes_per_second: Option<ByteSize>,
+    /// Host resources each instance may hold at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_connections: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_clients: Option<u32>,
+}
+
+impl LimitsSpec {
+    fn is_empty(&self) -> bool {
+        *self == LimitsSpec::default()
+    }
+
+    /// These limits, `defaults` where one is left out.
+    pub fn or(&self, defaults: &Limits) -> Limits {
+        Limits {
+            memory: self.memory.map_or(defaults.memory, |b| b.as_u64()),
+            call_timeout: self.call_timeout.unwrap_or(defaults.call_timeout),
+            max_batch_bytes: self
+                .max_batch_bytes
+                .map_or(defaults.max_batch_bytes, |b| b.as_u64()),
+            log_lines_per_second: self
+                .log_lines_per_second
+                .unwrap_or(defaults.log_lines_per_second),
+            log_bytes_per_second: self
+                .log_bytes_per_second
+                .map_or(defaults.log_bytes_per_second, |b| b.as_u64()),
+            sql_connections: self.sql_connections.unwrap_or(defaults.sql_connections),
+            kafka_clients: self.kafka_clients.unwrap_or(defaults.kafka_clients),
+        }
+    }
+
+    /// Every limit written out, those left out set to `most`; refused if one is above it.
+    pub fn within(&self, most: &Limits) -> Result<LimitsSpec> {
+        let asked = self.or(most);
+        let mut above = Vec::new();
+        let bytes = |v: u64| ByteSize::b(v).to_string();
+        for (field, asked, quota) in [
+            ("memory", asked.memory, most.memory),
+            (
+                "max_batch_bytes",
+                asked.max_batch_bytes,
+                most.max_batch_bytes,
+            ),
+            (
+                "log_bytes_per_second",
+                asked.log_bytes_per_second,
+                most.log_bytes_per_second,
+            ),
+        ] {
+            if asked > quota {
+                above.push((field, bytes(asked), bytes(quota)));
+            }
+        }
+        for (field, asked, quota) in [
+            (
+                "log_lines_per_second",
+                asked.log_lines_per_second,
+                most.log_lines_per_second,
+            ),
+            (
+                "sql_connections",
+                asked.sql_connections,
+                most.sql_connections,
+            ),
+            ("kafka_clients", asked.kafka_clients, most.kafka_clients),
+        ] {
+            if asked > quota {
+                above.push((field, asked.to_string(), quota.to_string()));
+            }
+        }
+        if asked.call_timeout > most.call_timeout {
+            let text = |d| humantime::format_duration(d).to_string();
+            above.push((
+                "call_timeout",
+                text(asked.call_timeout),
+                text(most.call_timeout),
+            ));
+        }
+        if let Some((field, asked, quota)) = above.first() {
+            bail!("limits.{field}: {asked} is above the tenant's quota of {quota}");
+        }
+        Ok(LimitsSpec::from(&asked))
+    }
+}
+
+impl From<&Limits> for LimitsSpec {
+    fn from(l: &Limits) -> Self {
+        LimitsSpec {
+            memory: Some(ByteSize::b(l.memory)),
+            call_timeout: Some(l.call_timeout),
+            max_batch_bytes: Some(ByteSize::b(l.max_batch_bytes)),
+            log_lines_per_second: Some(l.log_lines_per_second),
+            log_bytes_per_second: Some(ByteSize::b(l.log_bytes_per_second)),
+            sql_connections: Some(l.sql_connections),
+            kafka_clients: Some(l.kafka_clients),
+        }
+    }
+}
+
+/// How the host touches a path a spec names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A directory a plugin reads.
+    Read,
+    /// A directory a plugin writes (created when the pipeline starts).
+    Write,
+    /// A directory only the host writes (dead letters; created when first needed).
+    HostWrite,
+    /// A file the host reads a secret from.
+    Secret,
+}
+
+/// A host path in a spec, with the field that names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPath<'a> {
+    pub field: String,
+    pub path: &'a Path,
+    pub access: Access,
+}
+
+impl PipelineSpec {
+    /// A spec from JSON (the API's body, a registry row): unknown fields refused, errors
+    /// naming the field, then checked.
+    pub fn from_json(value: serde_json::Value) -> Result<PipelineSpec> {
+        let spec: PipelineSpec = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("invalid pipeline at `{path}`: {}", e.into_inner())
+        })?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// What can be checked without touching anything: every error names the pipeline and
+    /// the field.
+    pub fn check(&self) -> Result<()> {
+        let name = &self.name;
+        let at = |field: &str| format!("pipeline `{name}`: {field}");
+        ensure!(!name.is_empty(), "a pipeline has an empty name");
+        ensure!(
+            self.batch_size > 0,
+            "{}",
+            at("batch_size must be at least 1")
+        );
+        ensure!(
+            self.buffer_batches > 0,
+            "{}",
+            at("buffer_batches must be at least 1")
+        );
+        if let Some(s) = &self.source.schedule {
+            s.parse::<croner::Cron>()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .map_err(|e| {
+                    e.context(at(&format!(
+                        "source.schedule `{s}` is not a cron expression"
+                    )))
+                })?;
+        }
+        if let Some(memory) = self.limits.memory {
+            ensure!(
+                memory.as_u64() >= 1 << 20,
+                "{}",
+                at("limits.memory must be at least 1 MiB")
+            );
+        }
+        for side in [Side::Source, Side::Sink] {
+            let g = self.grants(side);
+            let at = |field: &str| at(&format!("{}.grants.{field}", side.name()));
+            if let Some(k) = &g.kafka {
+                ensure!(!k.topics.is_empty(), "{}", at("kafka: no topics granted"));
+            }
+            if let Some(h) = &g.http {
+                ensure!(!h.hosts.is_empty(), "{}", at("http: no hosts granted"));
+                if let Some(bad) = h.hosts.iter().find(|h| h.contains('/')) {
+                    bail!(
+                        "{}",
+                        at(&format!(
+                            "http: `{bad}` is not a host or host:port (no scheme, no path)"
+                        ))
+                    );
+                }
+            }
+            for d in &g.dirs {
+                ensure!(
+                    d.guest.starts_with('/'),
+                    "{}",
+                    at(&format!("dirs: guest path `{}` must be absolute", d.guest))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plugin(&self, side: Side) -> &str {
+        match side {
+            Side::Source => &self.source.plugin,
+            Side::Sink => &self.sink.plugin,
+        }
+    }
+
+    pub fn config(&self, side: Side) -> &serde_json::Value {
+        match side {
+            Side::Source => &self.source.config,
+            Side::Sink => &self.sink.config,
+        }
+    }
+
+    pub fn grants(&self, side: Side) -> &GrantsSpec {
+        match side {
+            Side::Source => &self.source.grants,
+            Side::Sink => &self.sink.grants,
+        }
+    }
+
+    /// Every host path the spec names, as written: the one list, so a new path-bearing
+    /// field is seen by every check that walks paths.
+    pub fn host_paths(&self) -> Vec<HostPath<'_>> {
+        let mut found = Vec::new();
+        for side in [Side::Source, Side::Sink] {
+            let g = self.grants(side);
+            let at = |field: &str| format!("{}.grants.{field}", side.name());
+            for (i, d) in g.dirs.iter().enumerate() {
+                let access = if d.write { Access::Write } else { Access::Read };
+                found.push(HostPath {
+                    field: at(&format!("dirs[{i}].host")),
+                    path: &d.host,
+                    access,
+                });
+            }
+            let secrets = [
+                (
+                    "sql.password",
+                    g.sql.as_ref().and_then(|s| s.password.as_ref()),
+                ),
+                (
+                    "objects.access_key_id",
+                    g.objects.as_ref().and_then(|o| o.access_key_id.as_ref()),
+                ),
+                (
+                    "objects.secret_access_key",
+                    g.objects
+                        .as_ref()
+                        .and_then(|o| o.secret_access_key.as_ref()),
+                ),
+            ];
+            for (field, secret) in secrets {
+                if let Some(SecretSpec::File(file)) = secret {
+                    found.push(HostPath {
+                        field: at(&format!("{field}.file")),
+                        path: file,
+                        access: Access::Secret,
+                    });
+                }
+            }
+            if let Some(ObjectsSpec {
+                store: ObjectStoreSpec::Dir(dir),
+                ..
+            }) = &g.objects
+            {
+                found.push(HostPath {
+                    field: at("objects.dir"),
+                    path: dir,
+                    access: Access::Write,
+                });
+            }
+        }
+        if let Some(DeadLetterSpec::Dir(dir)) = &self.dead_letter {
+            found.push(HostPath {
+                field: "dead_letter.dir".into(),
+                path: dir,
+                access: Access::HostWrite,
+            });
+        }
+        found
+    }
+}
