@@ -1,12 +1,12 @@
-//! The management API (`/v1/...`), `/metrics` and `/healthz`.
+//! The management API (`/v1/...`), `/metrics` and `/healthz`: HTTP in and out, the
+//! operations themselves in `ops`.
 //!
 //! Tenant calls see only the caller's own plugins and pipelines: every lookup is keyed by
 //! the tenant the token belongs to, so another tenant's names simply do not exist here.
 
-use crate::auth::{Caller, random_token};
-use crate::push::{Plugins, check_name, fits, world_named};
-use crate::registry::{Desired, PipelineRow, PluginRef, Registry, Tenant, key};
-use crate::supervisor::{self, Supervisor};
+use crate::auth::Caller;
+use crate::ops::{self, Ops, Upgrade};
+use crate::registry::{Desired, Tenant};
 use crate::tenant::{Grants, Quotas};
 use axum::Router;
 use axum::body::Bytes;
@@ -16,30 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use weir_pipeline::{PipelineSpec, Side};
-use weir_runtime::Runtime;
+use std::sync::Arc;
+use weir_pipeline::PipelineSpec;
 
 #[derive(Clone)]
 pub struct App {
-    pub registry: Arc<dyn Registry>,
-    pub supervisor: Arc<Supervisor>,
-    pub runtime: Arc<Runtime>,
+    pub ops: Arc<Ops>,
     pub admin_token: Arc<str>,
-    pub push_lock: Arc<Mutex<()>>,
-    /// The server's own directories (data, watched plugins): no tenant may be granted them.
-    pub reserved: Arc<[std::path::PathBuf]>,
-}
-
-impl App {
-    pub fn plugins(&self) -> Plugins<'_> {
-        Plugins {
-            runtime: &self.runtime,
-            registry: self.registry.as_ref(),
-            supervisor: &self.supervisor,
-            lock: &self.push_lock,
-        }
-    }
 }
 
 /// The largest plugin upload: far above any connector we know (Python ones are ~20 MB).
@@ -97,14 +80,8 @@ impl ApiError {
     pub fn forbidden(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, m)
     }
-    pub fn not_found(what: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
-    }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, m)
-    }
-    pub fn conflict(m: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, m)
     }
     pub fn unprocessable(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
@@ -118,6 +95,21 @@ impl ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::internal(e)
+    }
+}
+
+/// Each kind of refusal as its status code.
+impl From<ops::Error> for ApiError {
+    fn from(e: ops::Error) -> Self {
+        let status = match &e {
+            ops::Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ops::Error::NotFound(_) => StatusCode::NOT_FOUND,
+            ops::Error::Conflict(_) => StatusCode::CONFLICT,
+            ops::Error::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ops::Error::AtLimit(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ops::Error::Internal(e) => return ApiError::internal(anyhow::anyhow!("{e:#}")),
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -172,15 +164,9 @@ struct TenantBody {
     grants: Grants,
 }
 
-/// A tenant from a request body, its name, quotas and grants checked.
-fn tenant_from(app: &App, value: Value) -> Result<Tenant, ApiError> {
+fn tenant_from(value: Value) -> Result<Tenant, ApiError> {
     let body: TenantBody = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("invalid tenant: {e}")))?;
-    check_name("tenant", &body.name)?;
-    body.grants
-        .check(&app.reserved)
-        .and_then(|()| body.quotas.check())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Tenant {
         name: body.name,
         quotas: body.quotas,
@@ -200,17 +186,9 @@ async fn create_tenant(
 ) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let tenant = tenant_from(&app, parse_body(&headers, &body)?)?;
-        if app.registry.tenant(&tenant.name)?.is_some() {
-            return Err(ApiError::conflict(format!(
-                "tenant `{}` exists",
-                tenant.name
-            )));
-        }
-        let token = random_token()?;
-        app.registry.create_tenant(&tenant, &token)?;
+        let tenant = tenant_from(parse_body(&headers, &body)?)?;
+        let token = app.ops.create_tenant(&tenant)?;
         let mut reply = tenant_json(&tenant);
-        // The only time the token is shown: only its hash is kept.
         reply["token"] = token.into();
         ok(StatusCode::CREATED, reply)
     })
@@ -227,11 +205,9 @@ async fn update_tenant(
     caller.admin()?;
     blocking(move || {
         let mut value = parse_body(&headers, &body)?;
-        value["name"] = name.clone().into();
-        let tenant = tenant_from(&app, value)?;
-        if !app.registry.update_tenant(&tenant)? {
-            return Err(ApiError::not_found(format!("tenant `{name}`")));
-        }
+        value["name"] = name.into();
+        let tenant = tenant_from(value)?;
+        app.ops.update_tenant(&tenant)?;
         ok(StatusCode::OK, tenant_json(&tenant))
     })
     .await
@@ -240,7 +216,7 @@ async fn update_tenant(
 async fn list_tenants(State(app): State<App>, caller: Caller) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let all: Vec<Value> = app.registry.tenants()?.iter().map(tenant_json).collect();
+        let all: Vec<Value> = app.ops.tenants()?.iter().map(tenant_json).collect();
         ok(StatusCode::OK, all)
     })
     .await
@@ -248,62 +224,25 @@ async fn list_tenants(State(app): State<App>, caller: Caller) -> Reply {
 
 async fn show_tenant(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
     caller.admin()?;
-    blocking(move || match app.registry.tenant(&name)? {
-        Some(t) => ok(StatusCode::OK, tenant_json(&t)),
-        None => Err(ApiError::not_found(format!("tenant `{name}`"))),
-    })
-    .await
+    blocking(move || ok(StatusCode::OK, tenant_json(&app.ops.tenant(&name)?))).await
 }
 
 async fn rotate_token(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let token = random_token()?;
-        if !app.registry.rotate_token(&name, &token)? {
-            return Err(ApiError::not_found(format!("tenant `{name}`")));
-        }
+        let token = app.ops.rotate_token(&name)?;
         ok(StatusCode::OK, json!({ "name": name, "token": token }))
     })
     .await
 }
 
-/// Only a tenant without pipelines: deleting running pipelines is the tenant's own call,
-/// one by one, so nothing stops by accident.
 async fn delete_tenant(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let _one = app.push_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if app.registry.tenant(&name)?.is_none() {
-            return Err(ApiError::not_found(format!("tenant `{name}`")));
-        }
-        let left = app.registry.count_pipelines(&name)?;
-        if left > 0 {
-            return Err(ApiError::conflict(format!(
-                "tenant `{name}` still has {left} pipeline(s); delete them first"
-            )));
-        }
-        let plugins = app.registry.plugins(&name)?;
-        app.registry.delete_tenant(&name)?;
-        for v in plugins {
-            remove_unused_file(app.registry.as_ref(), &v)?;
-        }
+        app.ops.delete_tenant(&name)?;
         ok(StatusCode::OK, json!({ "deleted": name }))
     })
     .await
-}
-
-/// Deletes a plugin file once no version of any tenant refers to its bytes.
-fn remove_unused_file(
-    registry: &dyn Registry,
-    v: &crate::registry::PluginVersion,
-) -> anyhow::Result<()> {
-    if !registry.plugin_file_used(&v.sha256)? {
-        let path = registry.plugin_path(&v.sha256, &v.name);
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    Ok(())
 }
 
 // --- plugins ---
@@ -316,7 +255,7 @@ async fn push_plugin(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        let pushed = app.plugins().push(&tenant, &name, &body)?;
+        let pushed = app.ops.push(&tenant, &name, &body)?;
         let status = if pushed.created {
             StatusCode::CREATED
         } else {
@@ -329,16 +268,13 @@ async fn push_plugin(
 
 async fn list_plugins(State(app): State<App>, caller: Caller) -> Reply {
     let tenant = caller.tenant()?.to_string();
-    blocking(move || ok(StatusCode::OK, app.registry.plugins(&tenant)?)).await
+    blocking(move || ok(StatusCode::OK, app.ops.plugins(&tenant)?)).await
 }
 
 async fn show_plugin(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        let versions = app.registry.plugin_versions(&tenant, &name)?;
-        if versions.is_empty() {
-            return Err(ApiError::not_found(format!("plugin `{name}`")));
-        }
+        let versions = app.ops.plugin_versions(&tenant, &name)?;
         ok(
             StatusCode::OK,
             json!({ "name": name, "versions": versions }),
@@ -353,14 +289,12 @@ async fn show_plugin_version(
     Path((name, version)): Path<(String, i64)>,
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
-    blocking(
-        move || match app.registry.plugin(&tenant, &name, version)? {
-            Some(v) => ok(StatusCode::OK, v),
-            None => Err(ApiError::not_found(format!(
-                "plugin `{name}` version {version}"
-            ))),
-        },
-    )
+    blocking(move || {
+        ok(
+            StatusCode::OK,
+            app.ops.plugin_version(&tenant, &name, version)?,
+        )
+    })
     .await
 }
 
@@ -371,31 +305,7 @@ async fn delete_plugin_version(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        let _one = app.push_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(v) = app.registry.plugin(&tenant, &name, version)? else {
-            return Err(ApiError::not_found(format!(
-                "plugin `{name}` version {version}"
-            )));
-        };
-        let pinned = PluginRef {
-            name: name.clone(),
-            version,
-        };
-        let users: Vec<String> = app
-            .registry
-            .pipelines_using(&tenant, &name)?
-            .into_iter()
-            .filter(|p| p.source == pinned || p.sink == pinned)
-            .map(|p| p.name)
-            .collect();
-        if !users.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "plugin `{name}` version {version} is used by pipeline(s): {}",
-                users.join(", ")
-            )));
-        }
-        app.registry.delete_plugin(&tenant, &name, version)?;
-        remove_unused_file(app.registry.as_ref(), &v)?;
+        app.ops.delete_plugin_version(&tenant, &name, version)?;
         ok(
             StatusCode::OK,
             json!({ "deleted": { "name": name, "version": version } }),
@@ -405,49 +315,6 @@ async fn delete_plugin_version(
 }
 
 // --- pipelines ---
-
-/// `name` or `name@version`: the named version, or the latest.
-fn pin(
-    registry: &dyn Registry,
-    tenant: &str,
-    reference: &str,
-    at: &str,
-) -> Result<(PluginRef, weir_runtime::World, Value), ApiError> {
-    let (name, version) = match reference.split_once('@') {
-        Some((n, v)) => (
-            n,
-            Some(v.parse::<i64>().map_err(|_| {
-                ApiError::unprocessable(format!(
-                    "{at}: `{reference}`: the version after `@` is not a number"
-                ))
-            })?),
-        ),
-        None => (reference, None),
-    };
-    let found = match version {
-        Some(v) => registry.plugin(tenant, name, v)?,
-        None => registry.latest_plugin(tenant, name)?,
-    };
-    let v = found.ok_or_else(|| {
-        ApiError::unprocessable(format!(
-            "{at}: no plugin `{reference}` (push it first: weir plugin push)"
-        ))
-    })?;
-    let world = world_named(&v.world).ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!(
-            "stored plugin has unknown world {}",
-            v.world
-        ))
-    })?;
-    Ok((
-        PluginRef {
-            name: v.name,
-            version: v.version,
-        },
-        world,
-        v.spec,
-    ))
-}
 
 async fn create_pipeline(
     State(app): State<App>,
@@ -466,119 +333,21 @@ async fn create_pipeline(
         {
             definition = one.clone();
         }
-        let mut spec = PipelineSpec::from_json(definition)
+        let spec = PipelineSpec::from_json(definition)
             .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
-        let name = spec.name.clone();
-        check_name("pipeline", &name)?;
-        let t = app
-            .registry
-            .tenant(&tenant)?
-            .ok_or_else(|| ApiError::not_found(format!("tenant `{tenant}`")))?;
-        if app.registry.pipeline(&tenant, &name)?.is_some() {
-            return Err(ApiError::conflict(format!("pipeline `{name}` exists")));
-        }
-        if app.registry.count_pipelines(&tenant)? >= t.quotas.max_pipelines {
-            return Err(ApiError::unprocessable(format!(
-                "the tenant's quota of {} pipelines is used up",
-                t.quotas.max_pipelines
-            )));
-        }
-        spec.limits = spec
-            .limits
-            .within(&t.quotas.limits())
-            .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
-        let (source, source_world, source_spec) = pin(
-            app.registry.as_ref(),
-            &tenant,
-            spec.plugin(Side::Source),
-            "source.plugin",
-        )?;
-        let (sink, sink_world, sink_spec) = pin(
-            app.registry.as_ref(),
-            &tenant,
-            spec.plugin(Side::Sink),
-            "sink.plugin",
-        )?;
-        let row = PipelineRow {
-            tenant: tenant.clone(),
-            name: name.clone(),
-            spec,
-            source,
-            sink,
-            desired: Desired::Running,
-            last_error: None,
-        };
-        let mut problems = Vec::new();
-        if let Err(e) = fits(&row, &row.source.name, source_world, &source_spec) {
-            problems.push(format!("source.plugin `{}`: {e}", row.source.name));
-        }
-        if let Err(e) = fits(&row, &row.sink.name, sink_world, &sink_spec) {
-            problems.push(format!("sink.plugin `{}`: {e}", row.sink.name));
-        }
-        if !problems.is_empty() {
-            return Err(ApiError::unprocessable(format!(
-                "pipeline `{name}`:\n  - {}",
-                problems.join("\n  - ")
-            )));
-        }
-        supervisor::build(app.registry.as_ref(), &t.grants, &row)
-            .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
-        app.registry.insert_pipeline(&row)?;
-        // A pipeline of this name may have existed before: its position is not this one's.
-        app.supervisor.checkpoints().reset(&row.key())?;
-        if let Err(e) = app.supervisor.spawn(&row) {
-            // Out of threads or memory maps: say so, and keep nothing half-made.
-            app.registry.delete_pipeline(&tenant, &name)?;
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{e:#}: the host is at its limit; nothing was created"),
-            ));
-        }
-        ok(StatusCode::CREATED, status(&app, &tenant, &name)?)
+        ok(StatusCode::CREATED, app.ops.create_pipeline(&tenant, spec)?)
     })
     .await
-}
-
-fn status(app: &App, tenant: &str, name: &str) -> Result<Value, ApiError> {
-    let row = app
-        .registry
-        .pipeline(tenant, name)?
-        .ok_or_else(|| ApiError::not_found(format!("pipeline `{name}`")))?;
-    let mut reply = serde_json::to_value(app.supervisor.snapshot(tenant, name))
-        .map_err(|e| ApiError::internal(e.into()))?;
-    if reply.is_null() {
-        reply = json!({ "name": name });
-    }
-    reply["desired"] = serde_json::to_value(row.desired).unwrap_or_default();
-    reply["pinned"] = json!({ "source": row.source, "sink": row.sink });
-    reply["definition"] =
-        serde_json::to_value(&row.spec).map_err(|e| ApiError::internal(e.into()))?;
-    Ok(reply)
 }
 
 async fn list_pipelines(State(app): State<App>, caller: Caller) -> Reply {
     let tenant = caller.tenant()?.to_string();
-    blocking(move || {
-        let all = app
-            .registry
-            .pipelines(&tenant)?
-            .iter()
-            .map(|p| status(&app, &tenant, &p.name))
-            .collect::<Result<Vec<_>, _>>()?;
-        ok(StatusCode::OK, all)
-    })
-    .await
+    blocking(move || ok(StatusCode::OK, app.ops.pipelines(&tenant)?)).await
 }
 
 async fn show_pipeline(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
     let tenant = caller.tenant()?.to_string();
-    blocking(move || ok(StatusCode::OK, status(&app, &tenant, &name)?)).await
-}
-
-fn existing(app: &App, tenant: &str, name: &str) -> Result<PipelineRow, ApiError> {
-    app.registry
-        .pipeline(tenant, name)?
-        .ok_or_else(|| ApiError::not_found(format!("pipeline `{name}`")))
+    blocking(move || ok(StatusCode::OK, app.ops.pipeline(&tenant, &name)?)).await
 }
 
 async fn pause_pipeline(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
@@ -593,30 +362,17 @@ async fn resume_pipeline(
     desire(app, caller, name, Desired::Running).await
 }
 
-/// Pause or resume: stored first, so a restart of the server keeps what was asked.
 async fn desire(app: App, caller: Caller, name: String, desired: Desired) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        existing(&app, &tenant, &name)?;
-        app.registry.set_desired(&tenant, &name, desired, None)?;
-        match desired {
-            Desired::Running => app.supervisor.resume(&tenant, &name),
-            Desired::Paused | Desired::Failed => app.supervisor.pause(&tenant, &name),
-        }
-        ok(StatusCode::OK, status(&app, &tenant, &name)?)
+        ok(
+            StatusCode::OK,
+            app.ops.set_desired(&tenant, &name, desired)?,
+        )
     })
     .await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct UpgradeBody {
-    source_version: Option<i64>,
-    sink_version: Option<i64>,
-}
-
-/// Moves a pipeline to the given (or latest) versions of its plugins, at its next
-/// checkpoint boundary.
 async fn upgrade_pipeline(
     State(app): State<App>,
     caller: Caller,
@@ -626,48 +382,14 @@ async fn upgrade_pipeline(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        let asked: UpgradeBody = if body.iter().all(u8::is_ascii_whitespace) {
-            UpgradeBody::default()
+        let asked: Upgrade = if body.iter().all(u8::is_ascii_whitespace) {
+            Upgrade::default()
         } else {
             serde_json::from_value(parse_body(&headers, &body)?)
                 .map_err(|e| ApiError::bad_request(format!("invalid upgrade: {e}")))?
         };
-        let _one = app.push_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let row = existing(&app, &tenant, &name)?;
-        let target = |r: &PluginRef, v: Option<i64>| match v {
-            Some(v) => format!("{}@{v}", r.name),
-            None => r.name.clone(),
-        };
-        let (source, source_world, source_spec) = pin(
-            app.registry.as_ref(),
-            &tenant,
-            &target(&row.source, asked.source_version),
-            "source_version",
-        )?;
-        let (sink, sink_world, sink_spec) = pin(
-            app.registry.as_ref(),
-            &tenant,
-            &target(&row.sink, asked.sink_version),
-            "sink_version",
-        )?;
-        for (r, world, spec) in [
-            (&source, source_world, &source_spec),
-            (&sink, sink_world, &sink_spec),
-        ] {
-            fits(&row, &r.name, world, spec).map_err(|e| {
-                ApiError::unprocessable(format!(
-                    "pipeline `{name}` stays on its current versions: `{}` version {}: {e}",
-                    r.name, r.version
-                ))
-            })?;
-        }
-        let changed = source != row.source || sink != row.sink;
-        if changed {
-            app.registry
-                .set_versions(&tenant, &name, source.version, sink.version)?;
-            app.supervisor.swap(&tenant, &name);
-        }
-        let mut reply = status(&app, &tenant, &name)?;
+        let (status, changed) = app.ops.upgrade(&tenant, &name, &asked)?;
+        let mut reply = serde_json::to_value(status).map_err(|e| ApiError::internal(e.into()))?;
         reply["upgraded"] = changed.into();
         ok(StatusCode::OK, reply)
     })
@@ -681,11 +403,7 @@ async fn delete_pipeline(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        existing(&app, &tenant, &name)?;
-        // Waits for the batch in flight, so no run commits after the checkpoint is gone.
-        app.supervisor.remove(&tenant, &name);
-        app.registry.delete_pipeline(&tenant, &name)?;
-        app.supervisor.checkpoints().reset(&key(&tenant, &name))?;
+        app.ops.delete_pipeline(&tenant, &name)?;
         ok(StatusCode::OK, json!({ "deleted": name }))
     })
     .await
@@ -696,7 +414,7 @@ async fn delete_pipeline(
 async fn metrics(State(app): State<App>, caller: Caller) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let text = crate::metrics::render(&app.supervisor);
+        let text = crate::metrics::render(&app.ops.supervisor);
         Ok((
             [(
                 header::CONTENT_TYPE,
@@ -707,4 +425,35 @@ async fn metrics(State(app): State<App>, caller: Caller) -> Reply {
             .into_response())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_refusal_has_its_status() {
+        for (e, status) in [
+            (ops::Error::BadRequest("b".into()), StatusCode::BAD_REQUEST),
+            (ops::Error::NotFound("n".into()), StatusCode::NOT_FOUND),
+            (ops::Error::Conflict("c".into()), StatusCode::CONFLICT),
+            (
+                ops::Error::Refused("r".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                ops::Error::AtLimit("l".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                ops::Error::Internal(anyhow::anyhow!("i")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ] {
+            let text = e.to_string();
+            let reply = ApiError::from(e);
+            assert_eq!(reply.status, status);
+            assert_eq!(reply.message, text);
+        }
+    }
 }

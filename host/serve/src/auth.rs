@@ -48,7 +48,7 @@ impl FromRequestParts<App> for Caller {
         if same(token, &app.admin_token) {
             return Ok(Caller::Admin);
         }
-        match app.registry.tenant_by_token(token) {
+        match app.ops.registry.tenant_by_token(token) {
             Ok(Some(tenant)) => Ok(Caller::Tenant(tenant)),
             Ok(None) => Err(ApiError::unauthorized("invalid token")),
             Err(e) => Err(ApiError::internal(e)),

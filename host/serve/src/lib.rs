@@ -1,20 +1,20 @@
 //! `weir serve`: one long-running process hosting many tenants' pipelines.
 //!
 //! - `registry`: tenants, plugin versions and pipelines in SQLite beside the checkpoints.
-//! - `tenant` and `paths`: quotas and grants, and how a pipeline is held inside them.
+//! - `tenant` and `resolver`: quotas and grants, and how a pipeline is held inside them.
 //! - `supervisor`: a worker per pipeline; restarts with backoff (`restart` decides);
 //!   swaps at checkpoints.
-//! - `push`: pushing a plugin version (validate, check users, store, swap); `watch` pushes
-//!   files.
+//! - `ops`: what the server can be asked to do (tenants, plugin pushes, pipelines), for
+//!   the API and `watch` (which pushes files) alike.
 //! - `tenant_cpu`: each tenant's CPU share.
 //! - `api`, `auth`, `metrics`, `tls`: the HTTP side.
 
 mod api;
 mod auth;
 mod metrics;
+mod ops;
 #[cfg(test)]
 mod properties;
-mod push;
 mod registry;
 mod resolver;
 mod restart;
@@ -26,7 +26,7 @@ mod watch;
 
 use anyhow::{Context, Result, ensure};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use weir_checkpoint::SqliteCheckpoints;
 use weir_pipeline::Shutdown;
 use weir_runtime::{Runtime, RuntimeConfig};
@@ -76,17 +76,19 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
         .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
         .collect();
     let app = api::App {
-        registry,
-        supervisor: supervisor.clone(),
-        runtime,
+        ops: Arc::new(ops::Ops::new(
+            registry,
+            supervisor.clone(),
+            runtime,
+            reserved,
+        )),
         admin_token: options.admin_token.into(),
-        push_lock: Arc::new(Mutex::new(())),
-        reserved: reserved.into(),
     };
     let restored = supervisor.start_all()?;
     tracing::info!(pipelines = restored, "pipelines restored");
     if let Some(dir) = options.watch {
-        watch::spawn(app.clone(), dir, stop.clone()).context("cannot start the plugin watcher")?;
+        watch::spawn(app.ops.clone(), dir, stop.clone())
+            .context("cannot start the plugin watcher")?;
     }
 
     let served = server.block_on(async {

@@ -222,24 +222,24 @@ fn definitions_never_reach_outside_the_tenant() {
     let w = world();
     let mut runner = proptest::test_runner::TestRunner::default();
     runner
-        .run(&definition(&w), |mut d| {
+        .run(&definition(&w), |d| {
             // What the server does with a body, in its order, and then what a start does
             // (makes the writable directories); then the same with a resolver that only
             // anchors paths, as if the tenant's checks were gone: the handles must hold
             // by themselves.
-            if let Ok(mut spec) = PipelineSpec::from_json(d) {
-                if let Ok(limits) = spec.limits.within(&Quotas::default().limits()) {
-                    spec.limits = limits;
-                    if let Ok(p) = w.grants.resolve(&spec, &|p| Ok(PathBuf::from(p))) {
-                        start(&p);
-                    }
-                    let anchors_only = AnchorsOnly {
-                        roots: w.grants.roots(),
-                        policy: ClientPolicy::default(),
-                    };
-                    if let Ok(p) = weir_pipeline::resolve(&spec, &anchors_only) {
-                        start(&p);
-                    }
+            if let Ok(mut spec) = PipelineSpec::from_json(d)
+                && let Ok(limits) = spec.limits.within(&Quotas::default().limits())
+            {
+                spec.limits = limits;
+                if let Ok(p) = w.grants.resolve(&spec, &|p| Ok(PathBuf::from(p))) {
+                    start(&p);
+                }
+                let anchors_only = AnchorsOnly {
+                    roots: w.grants.roots(),
+                    policy: ClientPolicy::default(),
+                };
+                if let Ok(p) = weir_pipeline::resolve(&spec, &anchors_only) {
+                    start(&p);
                 }
             }
             prop_assert!(

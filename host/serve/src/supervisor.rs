@@ -100,6 +100,8 @@ pub struct Worker {
 /// A pipeline's status: its stats, counters and checkpoint.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
+    /// Shown by the API beside the definition, not twice.
+    #[serde(skip)]
     pub name: String,
     #[serde(flatten)]
     pub stats: Stats,

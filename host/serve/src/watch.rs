@@ -1,9 +1,10 @@
 //! `weir serve --watch DIR`: `DIR/<tenant>/<plugin>.wasm` files are pushed as new versions
 //! of that tenant's plugin when they change, as `weir plugin push` would.
 
-use crate::api::App;
+use crate::ops::Ops;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use weir_pipeline::Shutdown;
 use weir_runtime::HostDir;
@@ -11,13 +12,13 @@ use weir_runtime::confined::{Dir, OpenOptions, open_dir_nofollow, open_file};
 
 const EVERY: Duration = Duration::from_millis(500);
 
-pub fn spawn(app: App, dir: PathBuf, stop: Shutdown) -> std::io::Result<()> {
+pub fn spawn(ops: Arc<Ops>, dir: PathBuf, stop: Shutdown) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("weir-watch".into())
         .spawn(move || {
             let mut seen: HashMap<PathBuf, (SystemTime, u64)> = HashMap::new();
             loop {
-                scan(&app, &dir, &mut seen);
+                scan(&ops, &dir, &mut seen);
                 if stop.wait(EVERY) {
                     break;
                 }
@@ -28,7 +29,7 @@ pub fn spawn(app: App, dir: PathBuf, stop: Shutdown) -> std::io::Result<()> {
 
 /// Every `<tenant>/<plugin>.wasm` below `dir`, read beneath its handle: links are
 /// skipped, so nobody who can write there makes the server read another file.
-fn scan(app: &App, dir: &Path, seen: &mut HashMap<PathBuf, (SystemTime, u64)>) {
+fn scan(ops: &Ops, dir: &Path, seen: &mut HashMap<PathBuf, (SystemTime, u64)>) {
     let Ok(root) = HostDir::place(dir, &[]).open() else {
         return;
     };
@@ -72,7 +73,7 @@ fn scan(app: &App, dir: &Path, seen: &mut HashMap<PathBuf, (SystemTime, u64)>) {
                 }
             };
             seen.insert(path.clone(), stamp);
-            push(app, &tenant, &path, &wasm);
+            push(ops, &tenant, &path, &wasm);
         }
     }
 }
@@ -95,12 +96,12 @@ fn read(folder: &Dir, name: &str, stamp: (SystemTime, u64)) -> std::io::Result<O
     Ok(Some(wasm))
 }
 
-fn push(app: &App, tenant: &str, path: &Path, wasm: &[u8]) {
+fn push(ops: &Ops, tenant: &str, path: &Path, wasm: &[u8]) {
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match app.plugins().push(tenant, &name, wasm) {
+    match ops.push(tenant, &name, wasm) {
         Ok(p) if p.created => tracing::info!(
             tenant, plugin = %name, version = p.plugin.version, upgraded = ?p.upgraded,
             "watched plugin pushed"

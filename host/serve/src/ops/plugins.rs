@@ -1,31 +1,14 @@
-//! Pushing a plugin version: validate it, check it against every pipeline that uses the
-//! plugin, store it, and swap those pipelines over. The API and `--watch` both push here.
+//! Plugin versions: pushing one (validate it, check it against every pipeline that uses
+//! the plugin, store it, swap those pipelines over), listing, deleting an unused one, and
+//! pinning a reference to a version.
 
-use crate::api::ApiError;
-use crate::registry::{PipelineRow, PluginVersion, Registry, sha256_hex};
-use crate::supervisor::Supervisor;
+use super::tenants::remove_unused_file;
+use super::{Error, Ops, Result, check_name};
+use crate::registry::{PipelineRow, PluginRef, PluginVersion, Registry, sha256_hex};
 use serde::Serialize;
 use serde_json::json;
-use std::sync::Mutex;
 use weir_pipeline::{Side, schema};
-use weir_runtime::{Labels, Runtime, Sandbox, World};
-
-/// Names of plugins, pipelines and tenants: they appear in URLs, paths and metrics.
-pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "{what} name `{name}` must be 1-64 letters, digits, `-`, `_` or `.`, not starting with `.`"
-        )))
-    }
-}
+use weir_runtime::{Labels, Sandbox, World};
 
 #[derive(Debug, Serialize)]
 pub struct Pushed {
@@ -37,22 +20,16 @@ pub struct Pushed {
     pub upgraded: Vec<String>,
 }
 
-pub struct Plugins<'a> {
-    pub runtime: &'a Runtime,
-    pub registry: &'a dyn Registry,
-    pub supervisor: &'a Supervisor,
-    /// One push at a time: version numbers and swaps stay in order.
-    pub lock: &'a Mutex<()>,
-}
-
-impl Plugins<'_> {
-    pub fn push(&self, tenant: &str, name: &str, wasm: &[u8]) -> Result<Pushed, ApiError> {
+impl Ops {
+    /// Pushes `wasm` as the next version of plugin `name`; the same bytes as the latest
+    /// version change nothing.
+    pub fn push(&self, tenant: &str, name: &str, wasm: &[u8]) -> Result<Pushed> {
         check_name("plugin", name)?;
-        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.one_change();
         let quotas = self
             .registry
             .tenant(tenant)?
-            .ok_or_else(|| ApiError::not_found(format!("tenant `{tenant}`")))?
+            .ok_or_else(|| Error::not_found(format!("tenant `{tenant}`")))?
             .quotas;
         let sha = sha256_hex(wasm);
         if let Some(latest) = self.registry.latest_plugin(tenant, name)?
@@ -99,7 +76,7 @@ impl Plugins<'_> {
             if let Some(dir) = &staging_dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            return Err(ApiError::unprocessable(format!(
+            return Err(Error::Refused(format!(
                 "plugin `{name}` was not updated; the pipelines keep their current version:\n  - {}",
                 refusals.join("\n  - ")
             )));
@@ -149,11 +126,11 @@ impl Plugins<'_> {
         path: &std::path::Path,
         name: &str,
         quotas: &crate::tenant::Quotas,
-    ) -> Result<(World, serde_json::Value), ApiError> {
+    ) -> Result<(World, serde_json::Value)> {
         let invalid = |e: anyhow::Error| {
             let text =
                 format!("{e:#}").replace(&path.display().to_string(), &format!("upload `{name}`"));
-            ApiError::unprocessable(text)
+            Error::Refused(text)
         };
         let plugin = self.runtime.load(path).map_err(invalid)?;
         let sandbox = Sandbox {
@@ -185,11 +162,94 @@ impl Plugins<'_> {
             }),
         ))
     }
+
+    pub fn plugins(&self, tenant: &str) -> Result<Vec<PluginVersion>> {
+        Ok(self.registry.plugins(tenant)?)
+    }
+
+    pub fn plugin_versions(&self, tenant: &str, name: &str) -> Result<Vec<PluginVersion>> {
+        let versions = self.registry.plugin_versions(tenant, name)?;
+        if versions.is_empty() {
+            return Err(Error::not_found(format!("plugin `{name}`")));
+        }
+        Ok(versions)
+    }
+
+    pub fn plugin_version(&self, tenant: &str, name: &str, version: i64) -> Result<PluginVersion> {
+        self.registry
+            .plugin(tenant, name, version)?
+            .ok_or_else(|| Error::not_found(format!("plugin `{name}` version {version}")))
+    }
+
+    /// Deletes a version no pipeline is pinned to; its file goes when no tenant uses it.
+    pub fn delete_plugin_version(&self, tenant: &str, name: &str, version: i64) -> Result<()> {
+        let _one = self.one_change();
+        let v = self.plugin_version(tenant, name, version)?;
+        let pinned = PluginRef {
+            name: name.to_string(),
+            version,
+        };
+        let users: Vec<String> = self
+            .registry
+            .pipelines_using(tenant, name)?
+            .into_iter()
+            .filter(|p| p.source == pinned || p.sink == pinned)
+            .map(|p| p.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "plugin `{name}` version {version} is used by pipeline(s): {}",
+                users.join(", ")
+            )));
+        }
+        self.registry.delete_plugin(tenant, name, version)?;
+        remove_unused_file(self.registry.as_ref(), &v)
+    }
+}
+
+/// A stored version `reference` (`name` or `name@version`) names: the named version, or
+/// the latest; with its world and spec. `at` is the field the reference came from.
+pub(super) fn pin(
+    registry: &dyn Registry,
+    tenant: &str,
+    reference: &str,
+    at: &str,
+) -> Result<(PluginRef, World, serde_json::Value)> {
+    let (name, version) = match reference.split_once('@') {
+        Some((n, v)) => (
+            n,
+            Some(v.parse::<i64>().map_err(|_| {
+                Error::Refused(format!(
+                    "{at}: `{reference}`: the version after `@` is not a number"
+                ))
+            })?),
+        ),
+        None => (reference, None),
+    };
+    let found = match version {
+        Some(v) => registry.plugin(tenant, name, v)?,
+        None => registry.latest_plugin(tenant, name)?,
+    };
+    let v = found.ok_or_else(|| {
+        Error::Refused(format!(
+            "{at}: no plugin `{reference}` (push it first: weir plugin push)"
+        ))
+    })?;
+    let world = world_named(&v.world)
+        .ok_or_else(|| anyhow::anyhow!("stored plugin has unknown world {}", v.world))?;
+    Ok((
+        PluginRef {
+            name: v.name,
+            version: v.version,
+        },
+        world,
+        v.spec,
+    ))
 }
 
 /// Whether a plugin version (its world and spec) can serve as pipeline `p`'s side that
 /// uses plugin `name`: the world must fit and the pipeline's config must pass the schema.
-pub fn fits(
+pub(super) fn fits(
     p: &PipelineRow,
     name: &str,
     world: World,
@@ -226,6 +286,6 @@ fn pinned(p: &PipelineRow, name: &str) -> bool {
     })
 }
 
-pub fn world_named(name: &str) -> Option<World> {
+fn world_named(name: &str) -> Option<World> {
     World::ALL.into_iter().find(|w| w.name() == name)
 }

@@ -1,0 +1,200 @@
+//! Pipelines: create one from a spec (held to the tenant's quotas and grants, its plugins
+//! pinned and fitted), show, pause and resume, upgrade its plugin versions, delete it.
+
+use super::plugins::{fits, pin};
+use super::{Error, Ops, Result, check_name};
+use crate::registry::{Desired, PipelineRow, PluginRef, key};
+use crate::supervisor::{self, Snapshot};
+use serde::Serialize;
+use weir_pipeline::{PipelineSpec, Side};
+
+/// A pipeline as the API shows it: what was asked, what runs, and how it goes.
+#[derive(Debug, Serialize)]
+pub struct PipelineStatus {
+    pub name: String,
+    /// What the worker reports; none while the pipeline has no worker.
+    #[serde(flatten)]
+    pub live: Option<Snapshot>,
+    pub desired: Desired,
+    pub pinned: Pinned,
+    pub definition: PipelineSpec,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pinned {
+    pub source: PluginRef,
+    pub sink: PluginRef,
+}
+
+/// The versions to move to; none is the latest.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upgrade {
+    pub source_version: Option<i64>,
+    pub sink_version: Option<i64>,
+}
+
+impl Ops {
+    /// Creates and starts a pipeline. Limits left out are the tenant's quotas; nothing is
+    /// stored unless its plugins fit, its configs pass their schemas and it resolves
+    /// inside the tenant's grants.
+    pub fn create_pipeline(&self, tenant: &str, mut spec: PipelineSpec) -> Result<PipelineStatus> {
+        let name = spec.name.clone();
+        check_name("pipeline", &name)?;
+        let t = self.tenant(tenant)?;
+        if self.registry.pipeline(tenant, &name)?.is_some() {
+            return Err(Error::Conflict(format!("pipeline `{name}` exists")));
+        }
+        if self.registry.count_pipelines(tenant)? >= t.quotas.max_pipelines {
+            return Err(Error::Refused(format!(
+                "the tenant's quota of {} pipelines is used up",
+                t.quotas.max_pipelines
+            )));
+        }
+        spec.limits = spec
+            .limits
+            .within(&t.quotas.limits())
+            .map_err(Error::refused)?;
+        let registry = self.registry.as_ref();
+        let (source, source_world, source_spec) =
+            pin(registry, tenant, spec.plugin(Side::Source), "source.plugin")?;
+        let (sink, sink_world, sink_spec) =
+            pin(registry, tenant, spec.plugin(Side::Sink), "sink.plugin")?;
+        let row = PipelineRow {
+            tenant: tenant.to_string(),
+            name: name.clone(),
+            spec,
+            source,
+            sink,
+            desired: Desired::Running,
+            last_error: None,
+        };
+        let mut problems = Vec::new();
+        if let Err(e) = fits(&row, &row.source.name, source_world, &source_spec) {
+            problems.push(format!("source.plugin `{}`: {e}", row.source.name));
+        }
+        if let Err(e) = fits(&row, &row.sink.name, sink_world, &sink_spec) {
+            problems.push(format!("sink.plugin `{}`: {e}", row.sink.name));
+        }
+        if !problems.is_empty() {
+            return Err(Error::Refused(format!(
+                "pipeline `{name}`:\n  - {}",
+                problems.join("\n  - ")
+            )));
+        }
+        supervisor::build(registry, &t.grants, &row).map_err(Error::refused)?;
+        self.registry.insert_pipeline(&row)?;
+        // A pipeline of this name may have existed before: its position is not this one's.
+        self.supervisor.checkpoints().reset(&row.key())?;
+        if let Err(e) = self.supervisor.spawn(&row) {
+            // Out of threads or memory maps: say so, and keep nothing half-made.
+            self.registry.delete_pipeline(tenant, &name)?;
+            return Err(Error::AtLimit(format!(
+                "{e:#}: the host is at its limit; nothing was created"
+            )));
+        }
+        self.pipeline(tenant, &name)
+    }
+
+    pub fn pipeline(&self, tenant: &str, name: &str) -> Result<PipelineStatus> {
+        let row = self.existing(tenant, name)?;
+        Ok(self.status(row))
+    }
+
+    pub fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineStatus>> {
+        let rows = self.registry.pipelines(tenant)?;
+        Ok(rows.into_iter().map(|row| self.status(row)).collect())
+    }
+
+    /// Pause or resume: stored first, so a restart of the server keeps what was asked.
+    pub fn set_desired(
+        &self,
+        tenant: &str,
+        name: &str,
+        desired: Desired,
+    ) -> Result<PipelineStatus> {
+        self.existing(tenant, name)?;
+        self.registry.set_desired(tenant, name, desired, None)?;
+        match desired {
+            Desired::Running => self.supervisor.resume(tenant, name),
+            Desired::Paused | Desired::Failed => self.supervisor.pause(tenant, name),
+        }
+        self.pipeline(tenant, name)
+    }
+
+    /// Moves a pipeline to the asked (or latest) versions of its plugins, at its next
+    /// checkpoint boundary; whether anything changed.
+    pub fn upgrade(
+        &self,
+        tenant: &str,
+        name: &str,
+        asked: &Upgrade,
+    ) -> Result<(PipelineStatus, bool)> {
+        let _one = self.one_change();
+        let row = self.existing(tenant, name)?;
+        let target = |r: &PluginRef, v: Option<i64>| match v {
+            Some(v) => format!("{}@{v}", r.name),
+            None => r.name.clone(),
+        };
+        let registry = self.registry.as_ref();
+        let (source, source_world, source_spec) = pin(
+            registry,
+            tenant,
+            &target(&row.source, asked.source_version),
+            "source_version",
+        )?;
+        let (sink, sink_world, sink_spec) = pin(
+            registry,
+            tenant,
+            &target(&row.sink, asked.sink_version),
+            "sink_version",
+        )?;
+        for (r, world, spec) in [
+            (&source, source_world, &source_spec),
+            (&sink, sink_world, &sink_spec),
+        ] {
+            fits(&row, &r.name, world, spec).map_err(|e| {
+                Error::Refused(format!(
+                    "pipeline `{name}` stays on its current versions: `{}` version {}: {e}",
+                    r.name, r.version
+                ))
+            })?;
+        }
+        let changed = source != row.source || sink != row.sink;
+        if changed {
+            self.registry
+                .set_versions(tenant, name, source.version, sink.version)?;
+            self.supervisor.swap(tenant, name);
+        }
+        Ok((self.pipeline(tenant, name)?, changed))
+    }
+
+    /// Stops the pipeline (after the batch in flight, so no run commits after its
+    /// checkpoint is gone), then forgets it and its checkpoint.
+    pub fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<()> {
+        self.existing(tenant, name)?;
+        self.supervisor.remove(tenant, name);
+        self.registry.delete_pipeline(tenant, name)?;
+        self.supervisor.checkpoints().reset(&key(tenant, name))?;
+        Ok(())
+    }
+
+    fn existing(&self, tenant: &str, name: &str) -> Result<PipelineRow> {
+        self.registry
+            .pipeline(tenant, name)?
+            .ok_or_else(|| Error::not_found(format!("pipeline `{name}`")))
+    }
+
+    fn status(&self, row: PipelineRow) -> PipelineStatus {
+        PipelineStatus {
+            live: self.supervisor.snapshot(&row.tenant, &row.name),
+            name: row.name,
+            desired: row.desired,
+            pinned: Pinned {
+                source: row.source,
+                sink: row.sink,
+            },
+            definition: row.spec,
+        }
+    }
+}
