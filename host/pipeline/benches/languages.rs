@@ -163,7 +163,7 @@ fn guest(
     }
     sink.flush().unwrap();
     let took = started.elapsed();
-    (took, instance.counters()["bytes_out"])
+    (took, sink.counters()["bytes_out"])
 }
 
 /// Median time to a usable instance (instantiate + open), and its linear memory then.

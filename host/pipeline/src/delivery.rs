@@ -49,17 +49,6 @@ impl Delivery<'_> {
     }
 }
 
-/// Counts for the summary; kept up to date even when a run fails half-way.
-#[derive(Debug, Default, Clone)]
-pub struct Progress {
-    pub records_read: u64,
-    pub records_written: u64,
-    pub batches: u64,
-    /// Records either plugin rejected, stored at the dead-letter destination.
-    pub dead_letters: u64,
-    pub checkpoint: Option<String>,
-}
-
 /// A source, seen by the delivery loop.
 pub(crate) trait Pull: Send {
     /// The next batch; `None` ends this run.
@@ -121,15 +110,16 @@ struct Durable {
 }
 
 /// Runs until the source ends the run, the shutdown is triggered, or either side fails.
-/// `from` is the committed checkpoint the source was opened at.
+/// `committed` is the checkpoint the source was opened at, and follows each commit (also
+/// when the run fails half-way); the counts go to the meter.
 pub(crate) fn run(
     ctx: &Delivery<'_>,
     source: &mut dyn Pull,
     sink: &mut SinkInstance,
     dead: &mut DeadLetters,
-    from: Option<String>,
-    progress: &mut Progress,
+    committed: &mut Option<String>,
 ) -> Result<()> {
+    let from = committed.clone();
     let (batches, inbox) = mpsc::sync_channel::<Batch>(ctx.buffer);
     let (acks, acked) = mpsc::channel::<String>();
     let sink_failed = AtomicBool::new(false);
@@ -145,14 +135,13 @@ pub(crate) fn run(
             .context("cannot start the source thread")?;
         // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
         // send; the flag stops one that is polling an idle stream.
-        let written = write(ctx, sink, dead, inbox, acks, progress);
+        let written = write(ctx, sink, dead, inbox, acks, committed);
         if written.is_err() {
             sink_failed.store(true, Ordering::Relaxed);
         }
-        let (read, pulled) = reader
+        let pulled = reader
             .join()
-            .unwrap_or_else(|_| (0, Err(anyhow!("the source thread panicked"))));
-        progress.records_read += read;
+            .unwrap_or_else(|_| Err(anyhow!("the source thread panicked")));
         // The sink's error is the cause when both failed: the reader only saw it go.
         written.and(pulled)
     })
@@ -165,8 +154,7 @@ fn read(
     acked: mpsc::Receiver<String>,
     from: Option<String>,
     sink_failed: &AtomicBool,
-) -> (u64, Result<()>) {
-    let mut read = 0;
+) -> Result<()> {
     let mut last = from;
     let mut pulled = || -> Result<()> {
         while !ctx.stop.is_triggered() && !sink_failed.load(Ordering::Relaxed) {
@@ -188,12 +176,11 @@ fn read(
             }
             let n = batch.records.len() as u64;
             let bytes = batch.records.data.len() as u64;
-            ctx.meter.pulled(n, bytes, source.memory_bytes());
             last = Some(batch.checkpoint.clone());
             if batches.send(batch).is_err() {
                 break; // the sink stopped; its error is reported by the writer
             }
-            read += n;
+            ctx.meter.pulled(n, bytes, source.memory_bytes());
         }
         Ok(())
     };
@@ -204,7 +191,7 @@ fn read(
         Some(latest) => acknowledge(source, &latest),
         None => Ok(()),
     };
-    (read, result.and(acknowledged))
+    result.and(acknowledged)
 }
 
 /// Tells the source a checkpoint is committed. weir's own commit already made it durable,
@@ -226,7 +213,7 @@ fn write(
     dead: &mut DeadLetters,
     inbox: mpsc::Receiver<Batch>,
     acks: mpsc::Sender<String>,
-    progress: &mut Progress,
+    committed: &mut Option<String>,
 ) -> Result<()> {
     for batch in inbox {
         let n = batch.records.len() as u64;
@@ -235,15 +222,12 @@ fn write(
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint, ctx.owner)
             .context("the sink flushed but the checkpoint could not be committed")?;
-        progress.records_written += n - rejected.by_sink;
-        progress.dead_letters += rejected.by_source + rejected.by_sink;
         ctx.meter.committed(
             n - rejected.by_sink,
             rejected.by_source + rejected.by_sink,
             sink.memory_bytes(),
         );
-        progress.batches += 1;
-        progress.checkpoint = Some(durable.checkpoint.clone());
+        *committed = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.
         let _ = acks.send(durable.checkpoint);
         ctx.charge(cpu);

@@ -16,7 +16,6 @@ pub use config::{
     resolve,
 };
 pub use cpu_budget::{CpuBudget, thread_cpu};
-pub use delivery::Progress;
 pub use meter::{Meter, MeterReading, now_ms};
 pub use runner::{RunOptions, Side, Status, Summary, prepare, run, run_one};
 pub use shutdown::Shutdown;

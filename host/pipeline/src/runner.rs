@@ -2,8 +2,8 @@
 
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
-use crate::delivery::{self, Delivery, Progress, StreamPull};
-use crate::meter::Meter;
+use crate::delivery::{self, Delivery, StreamPull};
+use crate::meter::{Meter, MeterReading};
 use crate::schema;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, bail};
@@ -12,7 +12,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use weir_checkpoint::{CheckpointStore, Owner, SqliteCheckpoints};
-use weir_runtime::{ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime, World};
+use weir_runtime::{
+    ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime, SinkInstance,
+    SourceInstance, World,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -135,14 +138,13 @@ impl Summary {
         self.error = Some(error);
     }
 
-    fn absorb(&mut self, progress: &Progress) {
-        self.records_read += progress.records_read;
-        self.records_written += progress.records_written;
-        self.batches += progress.batches;
-        self.dead_letters += progress.dead_letters;
-        if progress.checkpoint.is_some() {
-            self.checkpoint.clone_from(&progress.checkpoint);
-        }
+    /// Adds what the meter counted between two readings: one run's share.
+    fn count(&mut self, before: &MeterReading, after: &MeterReading) {
+        self.records_read += after.records_in - before.records_in;
+        self.records_written += after.records_out - before.records_out;
+        self.batches += after.batches - before.batches;
+        self.dead_letters += after.dead_letters - before.dead_letters;
+        self.runs += 1;
     }
 }
 
@@ -196,15 +198,16 @@ impl Run<'_> {
         // The one read of the committed position: each run after the first starts where
         // the previous one committed, which the summary follows.
         summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
-        let (mut source, _) = prepare(runtime, self.p, Side::Source)?;
-        let (mut sink, _) = prepare(runtime, self.p, Side::Sink)?;
+        let mut source = prepare_source(runtime, self.p)?;
+        let mut sink = prepare_sink(runtime, self.p)?;
         self.meter
             .instantiated(source.memory_bytes(), sink.memory_bytes());
         source.count_dropped_logs_in(self.meter.log_dropped.clone());
         sink.count_dropped_logs_in(self.meter.log_dropped.clone());
         let result = self.deliver(summary, &mut source, &mut sink);
-        for (role, instance) in [("source", &source), ("sink", &sink)] {
-            for (name, value) in instance.counters() {
+        let counters = [("source", source.counters()), ("sink", sink.counters())];
+        for (role, counters) in counters {
+            for (name, value) in counters {
                 summary.metrics.insert(format!("{role}.{name}"), *value);
             }
         }
@@ -214,13 +217,10 @@ impl Run<'_> {
     fn deliver(
         &self,
         summary: &mut Summary,
-        source: &mut Instance,
-        sink: &mut Instance,
+        source: &mut SourceInstance,
+        sink: &mut SinkInstance,
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
-        let Instance::Sink(sink) = sink else {
-            unreachable!("prepare checked the sink's world")
-        };
         let source_config = p.source.config.to_string();
         sink.open(&p.sink.config.to_string())?;
         let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
@@ -238,42 +238,40 @@ impl Run<'_> {
             owner: &options.owner,
         };
         match source {
-            Instance::BatchSource(source) => loop {
+            SourceInstance::Batch(source) => loop {
                 if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
                     && !wait_for_schedule(cron, stop)?
                 {
                     break;
                 }
-                let from = summary.checkpoint.clone();
-                source.open(&source_config, from.as_deref())?;
-                let mut progress = Progress::default();
-                let outcome = delivery::run(&ctx, source, sink, &mut dead, from, &mut progress);
-                summary.absorb(&progress);
-                summary.runs += 1;
-                tracing::info!(records = progress.records_written, "run finished");
+                source.open(&source_config, summary.checkpoint.as_deref())?;
+                let before = self.meter.read();
+                let outcome = delivery::run(&ctx, source, sink, &mut dead, &mut summary.checkpoint);
+                let after = self.meter.read();
+                summary.count(&before, &after);
+                let records = after.records_out - before.records_out;
+                tracing::info!(records, "run finished");
                 outcome?;
                 source.close()?;
                 if options.once || p.schedule.is_none() || stop.is_triggered() {
                     break;
                 }
             },
-            Instance::StreamSource(source) => {
-                let from = summary.checkpoint.clone();
-                source.open(&source_config, from.as_deref())?;
-                let mut progress = Progress::default();
+            SourceInstance::Stream(source) => {
+                source.open(&source_config, summary.checkpoint.as_deref())?;
+                let before = self.meter.read();
                 let mut pull = StreamPull {
                     source,
                     wait: p.poll_wait,
                     until_idle: options.once,
                     stop,
                 };
-                let outcome = delivery::run(&ctx, &mut pull, sink, &mut dead, from, &mut progress);
-                summary.absorb(&progress);
-                summary.runs += 1;
+                let outcome =
+                    delivery::run(&ctx, &mut pull, sink, &mut dead, &mut summary.checkpoint);
+                summary.count(&before, &self.meter.read());
                 outcome?;
                 pull.source.close()?;
             }
-            Instance::Sink(_) => unreachable!("prepare checked the source's world"),
         }
         sink.close()?;
         Ok(())
@@ -360,4 +358,20 @@ pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance,
         );
     }
     Ok((instance, spec))
+}
+
+/// The source side, prepared: a batch or a stream source.
+pub fn prepare_source(runtime: &Runtime, p: &Pipeline) -> Result<SourceInstance> {
+    let (instance, _) = prepare(runtime, p, Side::Source)?;
+    instance
+        .into_source()
+        .with_context(|| format!("pipeline `{}`: the source is a sink", p.name))
+}
+
+/// The sink side, prepared.
+pub fn prepare_sink(runtime: &Runtime, p: &Pipeline) -> Result<SinkInstance> {
+    let (instance, _) = prepare(runtime, p, Side::Sink)?;
+    instance
+        .into_sink()
+        .with_context(|| format!("pipeline `{}`: the sink is a source", p.name))
 }

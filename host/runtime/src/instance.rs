@@ -103,20 +103,9 @@ impl Instance {
         }
     }
 
-    /// The guest's counters so far (`weir:connector/metrics`).
-    pub fn counters(&self) -> &BTreeMap<String, u64> {
-        &self.core_ref().store.data().counters
-    }
-
     /// The largest linear memory the guest has been granted, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.core_ref().memory_bytes()
-    }
-
-    /// Counts the log lines this instance drops over its budget into `counter` (a
-    /// pipeline's meter), live, even while a call floods.
-    pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
-        self.core().store.data_mut().log.dropped = counter;
     }
 
     pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
@@ -164,17 +153,76 @@ struct Core {
     max_batch_bytes: u64,
 }
 
-macro_rules! memory_bytes {
+macro_rules! shared {
     ($($t:ty),*) => {$(
         impl $t {
             /// The largest linear memory the guest has been granted, in bytes.
             pub fn memory_bytes(&self) -> usize {
                 self.core.memory_bytes()
             }
+
+            /// The guest's counters so far (`weir:connector/metrics`).
+            pub fn counters(&self) -> &BTreeMap<String, u64> {
+                &self.core.store.data().counters
+            }
+
+            /// Counts the log lines this instance drops over its budget into `counter` (a
+            /// pipeline's meter), live, even while a call floods.
+            pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
+                self.core.store.data_mut().log.dropped = counter;
+            }
         }
     )*};
 }
-memory_bytes!(BatchSourceInstance, StreamSourceInstance, SinkInstance);
+shared!(BatchSourceInstance, StreamSourceInstance, SinkInstance);
+
+/// A source of either world: what a pipeline's source side runs.
+pub enum SourceInstance {
+    Batch(BatchSourceInstance),
+    Stream(StreamSourceInstance),
+}
+
+impl SourceInstance {
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            SourceInstance::Batch(i) => i.memory_bytes(),
+            SourceInstance::Stream(i) => i.memory_bytes(),
+        }
+    }
+
+    pub fn counters(&self) -> &BTreeMap<String, u64> {
+        match self {
+            SourceInstance::Batch(i) => i.counters(),
+            SourceInstance::Stream(i) => i.counters(),
+        }
+    }
+
+    pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
+        match self {
+            SourceInstance::Batch(i) => i.count_dropped_logs_in(counter),
+            SourceInstance::Stream(i) => i.count_dropped_logs_in(counter),
+        }
+    }
+}
+
+impl Instance {
+    /// The instance as a source, if it is one.
+    pub fn into_source(self) -> Option<SourceInstance> {
+        match self {
+            Instance::BatchSource(i) => Some(SourceInstance::Batch(i)),
+            Instance::StreamSource(i) => Some(SourceInstance::Stream(i)),
+            Instance::Sink(_) => None,
+        }
+    }
+
+    /// The instance as a sink, if it is one.
+    pub fn into_sink(self) -> Option<SinkInstance> {
+        match self {
+            Instance::Sink(i) => Some(i),
+            _ => None,
+        }
+    }
+}
 
 fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()) as u64 + 1

@@ -27,7 +27,9 @@ pub use bindings::weir::connector::types::{
 };
 pub use confined::HostDir;
 pub use error::{GuestError, GuestErrorKind};
-pub use instance::{BatchSourceInstance, Instance, SinkInstance, StreamSourceInstance};
+pub use instance::{
+    BatchSourceInstance, Instance, SinkInstance, SourceInstance, StreamSourceInstance,
+};
 pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};
 pub use io::kafka::KafkaGrant;
 pub use io::objects::{ObjectLocation, ObjectsGrant};
