@@ -3,8 +3,8 @@
 use crate::Output;
 use anyhow::Result;
 use std::path::Path;
-use weir_pipeline::{Status, Summary};
-use weir_runtime::{Compilation, Instance, Labels, Runtime, Sandbox};
+use weir_pipeline::{Inspected, Status, Summary};
+use weir_runtime::{Compilation, Limits, Runtime};
 
 pub fn summaries(summaries: &[Summary], output: Output) -> Result<()> {
     for s in summaries {
@@ -68,21 +68,11 @@ pub fn checks(results: &[Checked], output: Output) -> Result<()> {
 }
 
 pub fn inspect(runtime: &Runtime, file: &Path, output: Output) -> Result<()> {
-    let plugin = runtime.load(file)?;
-    // spec() needs an instance; it gets no grants, so it can touch nothing.
-    let labels = Labels {
-        pipeline: "inspect".into(),
-        plugin: plugin.name.clone(),
-        role: if plugin.world.is_source() {
-            "source"
-        } else {
-            "sink"
-        },
-    };
-    let mut instance: Instance = runtime.instantiate(&plugin, &Sandbox::default(), labels)?;
-    let spec = instance.spec()?;
-    let schema: serde_json::Value = serde_json::from_str(&spec.config_schema)
-        .unwrap_or(serde_json::Value::String(spec.config_schema.clone()));
+    let Inspected {
+        plugin,
+        spec,
+        schema,
+    } = weir_pipeline::inspect(runtime, file, Limits::default())?;
     let (how, took) = match plugin.compilation {
         Compilation::Cached(d) => ("cached", d),
         Compilation::Compiled(d) => ("compiled", d),

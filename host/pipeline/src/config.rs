@@ -3,7 +3,7 @@
 //! the policy. What differs between `weir run` and `weir serve` is one [`Resolver`].
 //! Resolving creates nothing: writable directories are made when the pipeline starts.
 
-use crate::runner::Side;
+use crate::fit::Side;
 use crate::spec::{Access, DeadLetterSpec, ObjectStoreSpec, PipelineSpec, SecretSpec};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;

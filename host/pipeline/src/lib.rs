@@ -5,6 +5,7 @@ pub mod config;
 mod cpu_budget;
 mod dead_letter;
 mod delivery;
+mod fit;
 mod meter;
 mod runner;
 pub mod schema;
@@ -16,7 +17,8 @@ pub use config::{
     resolve,
 };
 pub use cpu_budget::{CpuBudget, thread_cpu};
+pub use fit::{Inspected, Misfit, Side, fit, inspect};
 pub use meter::{Meter, MeterReading, now_ms};
-pub use runner::{RunOptions, Side, Status, Summary, prepare, run, run_one};
+pub use runner::{RunOptions, Status, Summary, prepare, run, run_one};
 pub use shutdown::Shutdown;
 pub use spec::{Access, PipelineSpec};

@@ -3,10 +3,10 @@
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
 use crate::delivery::{self, Delivery, StreamPull};
+use crate::fit::{Misfit, Side, fit};
 use crate::meter::{Meter, MeterReading};
-use crate::schema;
 use crate::shutdown::Shutdown;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::Local;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use weir_checkpoint::{CheckpointStore, Owner, SqliteCheckpoints};
 use weir_runtime::{
     ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime, SinkInstance,
-    SourceInstance, World,
+    SourceInstance,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -289,34 +289,10 @@ fn wait_for_schedule(cron: &croner::Cron, stop: &Shutdown) -> Result<bool> {
     Ok(!stop.wait(wait))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Source,
-    Sink,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Source => "source",
-            Side::Sink => "sink",
-        }
-    }
-
-    /// Whether a plugin of `world` can serve as this side: the one rule, for `weir run`,
-    /// `weir check` and every push and upgrade in `weir serve`.
-    pub fn accepts(self, world: World) -> bool {
-        match self {
-            Side::Source => world.is_source(),
-            Side::Sink => world == World::Sink,
-        }
-    }
-
-    fn endpoint(self, p: &Pipeline) -> &Endpoint {
-        match self {
-            Side::Source => &p.source,
-            Side::Sink => &p.sink,
-        }
+fn endpoint(p: &Pipeline, side: Side) -> &Endpoint {
+    match side {
+        Side::Source => &p.source,
+        Side::Sink => &p.sink,
     }
 }
 
@@ -324,20 +300,8 @@ impl Side {
 /// the plugin's JSON Schema; errors name the pipeline, the side and the field.
 pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance, ConnectorSpec)> {
     let at = || format!("pipeline `{}` {}", p.name, side.name());
-    let endpoint = side.endpoint(p);
+    let endpoint = endpoint(p, side);
     let plugin = runtime.load(&endpoint.plugin).with_context(at)?;
-    if !side.accepts(plugin.world) {
-        let wanted = match side {
-            Side::Source => "a batch-source or stream-source",
-            Side::Sink => "a sink",
-        };
-        bail!(
-            "{}: plugin {} is a {}, but {wanted} is needed here",
-            at(),
-            endpoint.plugin.display(),
-            plugin.world
-        );
-    }
     let labels = Labels {
         pipeline: p.name.clone(),
         plugin: plugin.name.clone(),
@@ -347,16 +311,17 @@ pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance,
         .instantiate(&plugin, &endpoint.sandbox, labels)
         .with_context(at)?;
     let spec = instance.spec().with_context(at)?;
-    let violations = schema::violations(&spec.config_schema, &endpoint.config)
-        .with_context(|| format!("{}: plugin `{}`", at(), spec.name))?;
-    if !violations.is_empty() {
-        bail!(
-            "{}: plugin `{}` rejects the config:\n  - {}",
-            at(),
-            spec.name,
-            violations.join("\n  - ")
-        );
-    }
+    fit(side, plugin.world, &spec.config_schema, &endpoint.config).map_err(
+        |misfit| match misfit {
+            Misfit::World { world, .. } => anyhow::anyhow!(
+                "{}: plugin {} is a {world}, but {} is needed here",
+                at(),
+                endpoint.plugin.display(),
+                side.wanted()
+            ),
+            other => anyhow::anyhow!("{}: plugin `{}`: {other}", at(), spec.name),
+        },
+    )?;
     Ok((instance, spec))
 }
 

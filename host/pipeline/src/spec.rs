@@ -3,7 +3,7 @@
 //! side effects: paths stay as written, secrets are named and not read, plugins are
 //! referenced and not loaded. [`crate::resolve`] turns a spec into a runnable pipeline.
 
-use crate::runner::Side;
+use crate::fit::Side;
 use anyhow::{Result, bail, ensure};
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};

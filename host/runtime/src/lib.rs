@@ -6,6 +6,7 @@
 //! - [`Instance`]: one connector in its own store, with its memory limit, deadline and grants.
 //! - `host/`: the host side of the WIT imports (logs, metrics).
 //! - [`confined`]: every path the host opens for a plugin, beneath a handle, never via links.
+//! - [`patterns`]: what grant entries (hosts, topics, store locations) name and cover.
 
 mod bindings;
 mod cache;
@@ -15,6 +16,7 @@ mod error;
 mod host;
 mod instance;
 pub mod io;
+pub mod patterns;
 mod plugin;
 #[cfg(test)]
 mod properties;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_pipeline::{DeadLetterTarget, Pipeline, PipelineSpec};
 use weir_runtime::confined::{normalize, overlap};
-use weir_runtime::{HttpGrant, KafkaGrant, ObjectLocation, Sandbox};
+use weir_runtime::patterns::{host_covers, location_covers, topic_covers};
+use weir_runtime::{KafkaGrant, ObjectLocation, Sandbox};
 
 /// Limits on a tenant's pipelines. Every pipeline's own limits default to these and may
 /// not exceed them.
@@ -235,11 +236,7 @@ impl Grants {
 
     fn sandbox_excess(&self, at: &str, s: &Sandbox, found: &mut Vec<String>) {
         if let Some(http) = &s.http {
-            let tenant = HttpGrant {
-                hosts: self.http.clone(),
-                max_response_bytes: 0,
-            };
-            for host in http.hosts.iter().filter(|h| !tenant.covers(h)) {
+            for host in http.hosts.iter().filter(|h| !host_covers(&self.http, h)) {
                 found.push(format!(
                     "{at}.http: host `{host}` is not granted to the tenant"
                 ));
@@ -262,12 +259,7 @@ impl Grants {
                     let allowed = Path::new(allowed.url());
                     allowed.is_absolute() && dir.path().starts_with(normalize(allowed))
                 }
-                ObjectLocation::S3 { .. } => {
-                    let here = objects.describe.trim_end_matches('/');
-                    let allowed = allowed.url().trim_end_matches('/');
-                    allowed.starts_with("s3://")
-                        && (here == allowed || here.starts_with(&format!("{allowed}/")))
-                }
+                ObjectLocation::S3 { .. } => location_covers(allowed.url(), &objects.describe),
             };
             match self.objects.iter().find(|a| inside(a)) {
                 None => found.push(format!(
@@ -300,13 +292,7 @@ impl Grants {
                 k.brokers
             ));
         }
-        let granted = KafkaGrant {
-            brokers: tenant.brokers.clone(),
-            group: String::new(),
-            topics: tenant.topics.clone(),
-            properties: BTreeMap::new(),
-        };
-        for topic in k.topics.iter().filter(|t| !granted.covers(t)) {
+        for topic in k.topics.iter().filter(|t| !topic_covers(&tenant.topics, t)) {
             found.push(format!(
                 "{at}.topics: `{topic}` is not granted to the tenant"
             ));

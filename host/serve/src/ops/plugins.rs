@@ -7,8 +7,8 @@ use super::{Error, Ops, Result, check_name};
 use crate::registry::{PipelineRow, PluginRef, PluginVersion, Registry, sha256_hex};
 use serde::Serialize;
 use serde_json::json;
-use weir_pipeline::{Side, schema};
-use weir_runtime::{Labels, Sandbox, World};
+use weir_pipeline::{Misfit, Side, fit};
+use weir_runtime::World;
 
 #[derive(Debug, Serialize)]
 pub struct Pushed {
@@ -118,47 +118,26 @@ impl Ops {
         })
     }
 
-    /// Loads the file as the runtime would (a component, a known world, the contract's
-    /// exports, imports the host provides) and asks it for its spec, under the tenant's
-    /// limits: a plugin that loops in `spec` is stopped like anywhere else.
+    /// What the file is, asked under the tenant's limits (see `weir_pipeline::inspect`);
+    /// errors name the upload, not the staging path.
     fn inspect(
         &self,
         path: &std::path::Path,
         name: &str,
         quotas: &crate::tenant::Quotas,
     ) -> Result<(World, serde_json::Value)> {
-        let invalid = |e: anyhow::Error| {
+        let found = weir_pipeline::inspect(&self.runtime, path, quotas.limits()).map_err(|e| {
             let text =
                 format!("{e:#}").replace(&path.display().to_string(), &format!("upload `{name}`"));
             Error::Refused(text)
-        };
-        let plugin = self.runtime.load(path).map_err(invalid)?;
-        let sandbox = Sandbox {
-            limits: quotas.limits(),
-            ..Sandbox::default()
-        };
-        let labels = Labels {
-            pipeline: String::new(),
-            plugin: name.to_string(),
-            role: "inspect",
-        };
-        let mut instance = self
-            .runtime
-            .instantiate(&plugin, &sandbox, labels)
-            .map_err(invalid)?;
-        let spec = instance
-            .spec()
-            .map_err(|e| invalid(anyhow::Error::from(e)))?;
-        schema::violations(&spec.config_schema, &json!({})).map_err(invalid)?;
-        let schema: serde_json::Value =
-            serde_json::from_str(&spec.config_schema).map_err(|e| invalid(e.into()))?;
+        })?;
         Ok((
-            plugin.world,
+            found.plugin.world,
             json!({
-                "name": spec.name,
-                "version": spec.version,
-                "description": spec.description,
-                "config_schema": schema,
+                "name": found.spec.name,
+                "version": found.spec.version,
+                "description": found.spec.description,
+                "config_schema": found.schema,
             }),
         ))
     }
@@ -254,26 +233,18 @@ pub(super) fn fits(
     name: &str,
     world: World,
     spec: &serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), Misfit> {
     let side = if p.source.name == name {
         Side::Source
     } else {
         Side::Sink
     };
-    if !side.accepts(world) {
-        return Err(format!("its {} cannot be a {world}", side.name()));
-    }
-    let violations = schema::violations(&spec["config_schema"].to_string(), p.spec.config(side))
-        .map_err(|e| format!("{e:#}"))?;
-    let side = side.name();
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the new version rejects its {side} config: {}",
-            violations.join("; ")
-        ))
-    }
+    fit(
+        side,
+        world,
+        &spec["config_schema"].to_string(),
+        p.spec.config(side),
+    )
 }
 
 /// Whether the pipeline names plugin `name` with an explicit `@version`.

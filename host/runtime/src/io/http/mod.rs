@@ -7,6 +7,7 @@
 
 use crate::bindings::weir::connector::http::{Host, Request, Response};
 use crate::bindings::weir::connector::types::Error;
+use crate::patterns;
 use crate::sandbox::HostState;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -27,73 +28,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HttpGrant {
     /// Whether `host` on `port` is granted; `default_port` is the URL scheme's.
-    pub(crate) fn allows(&self, host: &str, port: u16, default_port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.hosts.iter().any(|grant| {
-            let (name, granted_port) = split_port(grant);
-            let port_ok = match granted_port {
-                Some(p) => p == port,
-                None => port == default_port,
-            };
-            let name = name.trim_start_matches('[').trim_end_matches(']');
-            // Bytes, not `str` slices: a host beyond ASCII must not split a character.
-            let (host_bytes, name_ok) = (host.as_bytes(), name.eq_ignore_ascii_case(host));
-            let name_ok = name_ok
-                || name.strip_prefix("*.").is_some_and(|domain| {
-                    let at = host_bytes.len().wrapping_sub(domain.len());
-                    host_bytes.len() > domain.len() + 1
-                        && host_bytes[at..].eq_ignore_ascii_case(domain.as_bytes())
-                        && host_bytes[at - 1] == b'.'
-                });
-            port_ok && name_ok
-        })
+    pub fn allows(&self, host: &str, port: u16, default_port: u16) -> bool {
+        patterns::host_allows(&self.hosts, host, port, default_port)
     }
-}
 
-impl HttpGrant {
     /// Whether every host `pattern` (a grant entry of the same form) names is granted
-    /// here: how a tenant's grant bounds the grants of its pipelines.
+    /// here.
     pub fn covers(&self, pattern: &str) -> bool {
-        let (name, port) = split_port(pattern);
-        // A pattern without a port means 80 and 443.
-        let ports: Vec<(u16, u16)> = match port {
-            Some(p) => vec![(p, if p == 80 || p == 443 { p } else { 0 })],
-            None => vec![(80, 80), (443, 443)],
-        };
-        match name.strip_prefix("*.") {
-            // Only a wildcard for the same domain or a parent covers a wildcard.
-            Some(domain) => self.hosts.iter().any(|grant| {
-                let (granted, granted_port) = split_port(grant);
-                let port_ok = match (granted_port, port) {
-                    (Some(g), Some(p)) => g == p,
-                    (None, None) => true,
-                    (None, Some(p)) => p == 80 || p == 443,
-                    (Some(_), None) => false,
-                };
-                port_ok
-                    && granted.strip_prefix("*.").is_some_and(|parent| {
-                        let (d, p) = (domain.to_ascii_lowercase(), parent.to_ascii_lowercase());
-                        d == p || d.ends_with(&format!(".{p}"))
-                    })
-            }),
-            None => ports
-                .iter()
-                .all(|&(port, default)| self.allows(name, port, default)),
-        }
-    }
-}
-
-/// `host:port`, `[v6]:port`, or a bare host (a bare IPv6 address has colons but no port).
-fn split_port(grant: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = grant.strip_prefix('[') {
-        return match rest.split_once("]:") {
-            Some((h, p)) => (h, p.parse().ok()),
-            None => (grant, None),
-        };
-    }
-    match grant.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
-        _ => (grant, None),
+        patterns::host_covers(&self.hosts, pattern)
     }
 }
 

@@ -8,6 +8,7 @@ pub use producer::Producer;
 
 use crate::bindings::weir::connector::kafka::{Host, HostConsumer, HostProducer, Polled, Position};
 use crate::bindings::weir::connector::types::{Error, Records};
+use crate::patterns;
 use crate::sandbox::HostState;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,20 +28,13 @@ pub struct KafkaGrant {
 }
 
 impl KafkaGrant {
-    /// Whether every topic `pattern` names is granted here. A pattern needs the same
-    /// pattern (or `*`) in this grant: which names it will match is not known in advance.
+    /// Whether every topic `pattern` names is granted here.
     pub fn covers(&self, pattern: &str) -> bool {
-        if pattern.contains(['*', '?', '[', '^']) {
-            self.topics.iter().any(|t| t == pattern || t == "*")
-        } else {
-            self.allows(pattern)
-        }
+        patterns::topic_covers(&self.topics, pattern)
     }
 
     pub(crate) fn allows(&self, topic: &str) -> bool {
-        self.topics
-            .iter()
-            .any(|t| t == topic || glob::Pattern::new(t).is_ok_and(|p| p.matches(topic)))
+        patterns::topic_allows(&self.topics, topic)
     }
 
     /// Names must be granted; `^` patterns are allowed here and enforced at assignment,
