@@ -163,13 +163,13 @@ macro_rules! shared {
 
             /// The guest's counters so far (`weir:connector/metrics`).
             pub fn counters(&self) -> &BTreeMap<String, u64> {
-                &self.core.store.data().counters
+                &self.core.store.data().metrics.counters
             }
 
             /// Counts the log lines this instance drops over its budget into `counter` (a
             /// pipeline's meter), live, even while a call floods.
             pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
-                self.core.store.data_mut().log.dropped = counter;
+                self.core.store.data_mut().log.budget.dropped = counter;
             }
         }
     )*};
@@ -258,7 +258,7 @@ impl Core {
         };
         GuestError {
             kind,
-            plugin: self.store.data().labels.plugin.clone(),
+            plugin: self.store.data().log.labels.plugin.clone(),
             call,
             message,
         }
@@ -300,7 +300,7 @@ impl Core {
         }
         GuestError {
             kind,
-            plugin: state.labels.plugin.clone(),
+            plugin: state.log.labels.plugin.clone(),
             call,
             message,
         }
@@ -326,7 +326,7 @@ impl Core {
             Ok(()) => Ok(batch),
             Err(problem) => Err(GuestError {
                 kind: GuestErrorKind::Fatal,
-                plugin: self.store.data().labels.plugin.clone(),
+                plugin: self.store.data().log.labels.plugin.clone(),
                 call,
                 message: problem,
             }),
@@ -345,7 +345,7 @@ impl Core {
 fn not_open(plugin: &Core, call: &'static str) -> GuestError {
     GuestError {
         kind: GuestErrorKind::Fatal,
-        plugin: plugin.store.data().labels.plugin.clone(),
+        plugin: plugin.store.data().log.labels.plugin.clone(),
         call,
         message: "called before open".into(),
     }

@@ -3,7 +3,12 @@
 
 use crate::bindings::weir::connector::{http, kafka, log, metrics, objects, sql, types};
 use crate::cache::CompileCache;
+use crate::host::{LogCtx, MetricsCtx};
 use crate::instance::Instance;
+use crate::io::http::HttpCtx;
+use crate::io::kafka::KafkaCtx;
+use crate::io::objects::ObjectsCtx;
+use crate::io::sql::SqlCtx;
 use crate::plugin::Plugin;
 use crate::sandbox::{HostState, Labels, Sandbox};
 use anyhow::{Context, Result};
@@ -93,12 +98,13 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        metrics::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        kafka::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        http::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        sql::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        objects::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        // Each capability sees only its own context.
+        log::add_to_linker::<_, HasSelf<LogCtx>>(&mut linker, |s| &mut s.log)?;
+        metrics::add_to_linker::<_, HasSelf<MetricsCtx>>(&mut linker, |s| &mut s.metrics)?;
+        kafka::add_to_linker::<_, HasSelf<KafkaCtx>>(&mut linker, |s| &mut s.kafka)?;
+        http::add_to_linker::<_, HasSelf<HttpCtx>>(&mut linker, |s| &mut s.http)?;
+        sql::add_to_linker::<_, HasSelf<SqlCtx>>(&mut linker, |s| &mut s.sql)?;
+        objects::add_to_linker::<_, HasSelf<ObjectsCtx>>(&mut linker, |s| &mut s.objects)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let (running, ticking) = (ticker.clone(), engine.clone());

@@ -3,13 +3,12 @@
 
 use crate::confined::{HostDir, fd_path};
 use crate::console::ConsoleTail;
-use crate::host::LogBudget;
-use crate::io::http::HttpGrant;
-use crate::io::kafka::KafkaGrant;
-use crate::io::objects::ObjectsGrant;
-use crate::io::sql::SqlGrant;
+use crate::host::{LogBudget, LogCtx, MetricsCtx};
+use crate::io::http::{HttpCtx, HttpGrant};
+use crate::io::kafka::{KafkaCtx, KafkaGrant};
+use crate::io::objects::{ObjectsCtx, ObjectsGrant};
+use crate::io::sql::{SqlCtx, SqlGrant};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -74,38 +73,25 @@ pub struct Labels {
     pub role: &'static str,
 }
 
-/// The store data of one instance.
+/// The store data of one instance: WASI, and each capability in its own context (as
+/// wasmtime-wasi keeps its own), so that each `io/` module sees only its part.
 pub(crate) struct HostState {
     wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) kafka: Option<KafkaGrant>,
-    pub(crate) http: Option<HttpGrant>,
-    pub(crate) sql: Option<SqlGrant>,
-    pub(crate) objects: Option<ObjectsGrant>,
-    /// Opened on first use and kept: one client (and its connection pool) per instance.
-    pub(crate) object_store: Option<crate::io::objects::Store>,
-    /// Host calls that block (HTTP, SQL) must end within the deadline of the call that made
-    /// them; resources held count against these too.
-    pub(crate) limits: Limits,
+    table: ResourceTable,
+    pub(crate) http: HttpCtx,
+    pub(crate) kafka: KafkaCtx,
+    pub(crate) sql: SqlCtx,
+    pub(crate) objects: ObjectsCtx,
+    pub(crate) log: LogCtx,
+    pub(crate) metrics: MetricsCtx,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) console: ConsoleTail,
-    pub(crate) labels: Labels,
-    pub(crate) counters: BTreeMap<String, u64>,
-    pub(crate) log: LogBudget,
-    /// Host resources held now, against the limits above.
-    pub(crate) held: Held,
-}
-
-#[derive(Default)]
-pub(crate) struct Held {
-    pub(crate) sql_connections: u32,
-    pub(crate) kafka_clients: u32,
 }
 
 impl Drop for HostState {
     fn drop(&mut self) {
         // A flood that ended with the instance still gets its line.
-        self.log.report(&self.labels);
+        self.log.budget.report(&self.log.labels);
     }
 }
 
@@ -141,25 +127,42 @@ impl HostState {
                 .map_err(anyhow::Error::from)
                 .with_context(cannot)?;
         }
+        let limits = &sandbox.limits;
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            kafka: sandbox.kafka.clone(),
-            http: sandbox.http.clone(),
-            sql: sandbox.sql.clone(),
-            objects: sandbox.objects.clone(),
-            object_store: None,
+            http: HttpCtx {
+                grant: sandbox.http.clone(),
+                call_timeout: limits.call_timeout,
+            },
+            kafka: KafkaCtx {
+                grant: sandbox.kafka.clone(),
+                table: ResourceTable::new(),
+                held: 0,
+                limit: limits.kafka_clients,
+            },
+            sql: SqlCtx {
+                grant: sandbox.sql.clone(),
+                table: ResourceTable::new(),
+                held: 0,
+                limit: limits.sql_connections,
+                call_timeout: limits.call_timeout,
+            },
+            objects: ObjectsCtx {
+                grant: sandbox.objects.clone(),
+                store: None,
+            },
+            log: LogCtx {
+                budget: LogBudget::new(limits),
+                labels,
+            },
+            metrics: MetricsCtx::default(),
             limiter: MemoryLimiter {
-                limit: usize::try_from(sandbox.limits.memory).unwrap_or(usize::MAX),
+                limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
                 denied: None,
                 granted: 0,
             },
             console,
-            labels,
-            counters: BTreeMap::new(),
-            log: LogBudget::new(&sandbox.limits),
-            held: Held::default(),
-            limits: sandbox.limits.clone(),
         })
     }
 }

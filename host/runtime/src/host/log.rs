@@ -5,7 +5,7 @@
 //! on one message and its fields; what is dropped is counted and reported, never silent.
 
 use crate::bindings::weir::connector::log::{Host, Level};
-use crate::sandbox::{HostState, Labels, Limits};
+use crate::sandbox::{Labels, Limits};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -97,7 +97,13 @@ impl LogBudget {
     }
 }
 
-impl Host for HostState {
+/// Guest logs: whose they are, and the budget they are held to.
+pub(crate) struct LogCtx {
+    pub(crate) labels: Labels,
+    pub(crate) budget: LogBudget,
+}
+
+impl Host for LogCtx {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
         let message = cut(&message, MAX_MESSAGE);
         let extra = fields.len().saturating_sub(MAX_FIELDS);
@@ -107,8 +113,8 @@ impl Host for HostState {
             .map(|(k, v)| (cut(k, MAX_FIELD), cut(v, MAX_FIELD)))
             .collect();
         let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        let Self { labels, log, .. } = self;
-        if !log.admit(size, labels) {
+        let Self { labels, budget } = self;
+        if !budget.admit(size, labels) {
             return;
         }
         let fields = Fields(&fields, extra);

@@ -1,13 +1,19 @@
 //! `weir:connector/metrics`: counters kept per instance, read by the pipeline's summary.
 
 use crate::bindings::weir::connector::metrics::Host;
-use crate::sandbox::HostState;
+use std::collections::BTreeMap;
 
 /// A guest could otherwise grow the host's memory without bound through counter names.
 const MAX_COUNTERS: usize = 256;
 const MAX_NAME: usize = 128;
 
-impl Host for HostState {
+/// The guest's own counters, read by the pipeline's summary and metrics.
+#[derive(Default)]
+pub(crate) struct MetricsCtx {
+    pub(crate) counters: BTreeMap<String, u64>,
+}
+
+impl Host for MetricsCtx {
     fn counter_add(&mut self, name: String, value: u64) {
         if name.len() > MAX_NAME {
             return;

@@ -6,4 +6,5 @@ mod metrics;
 // `types` has no functions: the host only has to say it provides the interface.
 impl crate::bindings::weir::connector::types::Host for crate::sandbox::HostState {}
 
-pub(crate) use log::LogBudget;
+pub(crate) use log::{LogBudget, LogCtx};
+pub(crate) use metrics::MetricsCtx;

@@ -8,7 +8,6 @@
 use crate::bindings::weir::connector::http::{Host, Request, Response};
 use crate::bindings::weir::connector::types::Error;
 use crate::patterns;
-use crate::sandbox::HostState;
 use std::sync::OnceLock;
 use std::time::Duration;
 use ureq::http;
@@ -54,10 +53,17 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-impl Host for HostState {
+/// The HTTP capability of one instance: its grant and how long a request may take.
+pub(crate) struct HttpCtx {
+    pub(crate) grant: Option<HttpGrant>,
+    /// A request ends within the deadline of the guest call that made it.
+    pub(crate) call_timeout: Duration,
+}
+
+impl Host for HttpCtx {
     fn send(&mut self, request: Request) -> Result<Response, Error> {
         let grant = self
-            .http
+            .grant
             .as_ref()
             .ok_or_else(|| Error::Config("this plugin has no HTTP grant".into()))?;
         let uri: http::Uri = request
@@ -99,7 +105,7 @@ impl Host for HostState {
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()))
             .unwrap_or(DEFAULT_TIMEOUT)
-            .min(self.limits.call_timeout);
+            .min(self.call_timeout);
         let config = agent()
             .configure_request(builder.body(()).map_err(|e| Error::Config(e.to_string()))?)
             .timeout_global(Some(timeout))

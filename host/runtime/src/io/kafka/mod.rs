@@ -9,10 +9,9 @@ pub use producer::Producer;
 use crate::bindings::weir::connector::kafka::{Host, HostConsumer, HostProducer, Polled, Position};
 use crate::bindings::weir::connector::types::{Error, Records};
 use crate::patterns;
-use crate::sandbox::HostState;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use wasmtime::component::Resource;
+use wasmtime::component::{Resource, ResourceTable};
 
 /// What a pipeline side may do with Kafka. Brokers, group and client properties are the
 /// operator's; the plugin only names topics, and only these.
@@ -61,51 +60,60 @@ impl KafkaGrant {
     }
 }
 
-fn granted(state: &HostState) -> Result<&KafkaGrant, Error> {
-    state
-        .kafka
-        .as_ref()
-        .ok_or_else(|| Error::Config("this plugin has no Kafka grant".into()))
+/// The Kafka capability of one instance: its grant, and the clients it holds (each holds
+/// broker connections and threads, so only so many).
+pub(crate) struct KafkaCtx {
+    pub(crate) grant: Option<KafkaGrant>,
+    pub(crate) table: ResourceTable,
+    pub(crate) held: u32,
+    pub(crate) limit: u32,
+}
+
+impl KafkaCtx {
+    fn granted(&self) -> Result<&KafkaGrant, Error> {
+        self.grant
+            .as_ref()
+            .ok_or_else(|| Error::Config("this plugin has no Kafka grant".into()))
+    }
+
+    fn room(&self) -> Result<(), Error> {
+        if self.held >= self.limit {
+            return Err(Error::Config(format!(
+                "this plugin already holds {} Kafka clients (consumers and producers), its \
+                 limit (limits.kafka_clients); drop one before opening another",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+
+    fn hold<T: Send + 'static>(&mut self, client: T) -> Result<Resource<T>, Error> {
+        let client = self
+            .table
+            .push(client)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        self.held += 1;
+        Ok(client)
+    }
 }
 
 fn transient(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Transient(format!("{what}: {e}"))
 }
 
-/// Each client holds broker connections and threads: an instance may hold only so many.
-fn room(state: &HostState) -> Result<(), Error> {
-    let limit = state.limits.kafka_clients;
-    if state.held.kafka_clients >= limit {
-        return Err(Error::Config(format!(
-            "this plugin already holds {limit} Kafka clients (consumers and producers), its \
-             limit (limits.kafka_clients); drop one before opening another"
-        )));
-    }
-    Ok(())
-}
+impl Host for KafkaCtx {}
 
-fn hold<T: Send + 'static>(state: &mut HostState, client: T) -> Result<Resource<T>, Error> {
-    let client = state
-        .table
-        .push(client)
-        .map_err(|e| Error::Fatal(e.to_string()))?;
-    state.held.kafka_clients += 1;
-    Ok(client)
-}
-
-impl Host for HostState {}
-
-impl HostConsumer for HostState {
+impl HostConsumer for KafkaCtx {
     fn open(
         &mut self,
         topics: Vec<String>,
         positions: Vec<Position>,
     ) -> Result<Resource<Consumer>, Error> {
-        room(self)?;
-        let grant = granted(self)?;
+        self.room()?;
+        let grant = self.granted()?;
         grant.check_topics(topics.iter().map(String::as_str))?;
         let consumer = Consumer::open(grant, &topics, positions)?;
-        hold(self, consumer)
+        self.hold(consumer)
     }
 
     fn poll(
@@ -135,16 +143,16 @@ impl HostConsumer for HostState {
 
     fn drop(&mut self, consumer: Resource<Consumer>) -> wasmtime::Result<()> {
         self.table.delete(consumer)?;
-        self.held.kafka_clients -= 1;
+        self.held -= 1;
         Ok(())
     }
 }
 
-impl HostProducer for HostState {
+impl HostProducer for KafkaCtx {
     fn open(&mut self) -> Result<Resource<Producer>, Error> {
-        room(self)?;
-        let producer = Producer::open(granted(self)?)?;
-        hold(self, producer)
+        self.room()?;
+        let producer = Producer::open(self.granted()?)?;
+        self.hold(producer)
     }
 
     fn send(
@@ -153,7 +161,7 @@ impl HostProducer for HostState {
         topic: String,
         records: Records,
     ) -> Result<(), Error> {
-        granted(self)?.check_topics([topic.as_str()])?;
+        self.granted()?.check_topics([topic.as_str()])?;
         records
             .check()
             .map_err(|e| Error::Fatal(format!("malformed records: {e}")))?;
@@ -174,7 +182,7 @@ impl HostProducer for HostState {
 
     fn drop(&mut self, producer: Resource<Producer>) -> wasmtime::Result<()> {
         self.table.delete(producer)?;
-        self.held.kafka_clients -= 1;
+        self.held -= 1;
         Ok(())
     }
 }

@@ -7,7 +7,6 @@ mod dir;
 use crate::bindings::weir::connector::objects::{Host, ObjectInfo};
 use crate::bindings::weir::connector::types::Error;
 use crate::confined::HostDir;
-use crate::sandbox::HostState;
 use dir::DirStore;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -111,18 +110,27 @@ pub(crate) fn key(k: &str) -> Result<Path, Error> {
     Path::parse(k).map_err(|e| Error::Config(format!("invalid object key `{k}`: {e}")))
 }
 
-fn store(state: &mut HostState) -> Result<(Store, String), Error> {
-    let grant = state
-        .objects
-        .as_ref()
-        .ok_or_else(|| Error::Config("this plugin has no object storage grant".into()))?;
-    let describe = grant.describe.clone();
-    if let Some(store) = &state.object_store {
-        return Ok((store.clone(), describe));
+/// The object-storage capability of one instance: its grant, and the store client
+/// opened on first use and kept (one client, and its connection pool, per instance).
+pub(crate) struct ObjectsCtx {
+    pub(crate) grant: Option<ObjectsGrant>,
+    pub(crate) store: Option<Store>,
+}
+
+impl ObjectsCtx {
+    fn store(&mut self) -> Result<(Store, String), Error> {
+        let grant = self
+            .grant
+            .as_ref()
+            .ok_or_else(|| Error::Config("this plugin has no object storage grant".into()))?;
+        let describe = grant.describe.clone();
+        if let Some(store) = &self.store {
+            return Ok((store.clone(), describe));
+        }
+        let store = grant.open()?;
+        self.store = Some(store.clone());
+        Ok((store, describe))
     }
-    let store = grant.open()?;
-    state.object_store = Some(store.clone());
-    Ok((store, describe))
 }
 
 fn failed(at: &str, what: &str, e: object_store::Error) -> Error {
@@ -148,14 +156,14 @@ fn dir_failed(at: &str, what: &str, e: std::io::Error) -> Error {
     }
 }
 
-impl Host for HostState {
+impl Host for ObjectsCtx {
     fn list(
         &mut self,
         prefix: String,
         start_after: Option<String>,
         max: u32,
     ) -> Result<Vec<ObjectInfo>, Error> {
-        let (store, at) = store(self)?;
+        let (store, at) = self.store()?;
         // Stores list by path segments; the plugin asks by a key prefix, which may end
         // inside a segment, so list its folder and filter.
         let folder = match prefix.rfind('/') {
@@ -205,7 +213,7 @@ impl Host for HostState {
     }
 
     fn read(&mut self, k: String, offset: u64, len: u32) -> Result<Vec<u8>, Error> {
-        let (store, at) = store(self)?;
+        let (store, at) = self.store()?;
         let path = key(&k)?;
         match store {
             Store::Remote(store) => runtime()
@@ -228,7 +236,7 @@ impl Host for HostState {
     }
 
     fn write(&mut self, k: String, data: Vec<u8>) -> Result<(), Error> {
-        let (store, at) = store(self)?;
+        let (store, at) = self.store()?;
         let path = key(&k)?;
         match store {
             Store::Remote(store) => runtime()

@@ -10,9 +10,9 @@ pub use postgres::Connection;
 
 use crate::bindings::weir::connector::sql::{Host, HostConnection, Statement, Value};
 use crate::bindings::weir::connector::types::{Error, Records};
-use crate::sandbox::HostState;
 use std::fmt;
-use wasmtime::component::Resource;
+use std::time::Duration;
+use wasmtime::component::{Resource, ResourceTable};
 
 /// The database a pipeline side may use. `Debug` leaves the password out.
 #[derive(Clone)]
@@ -33,40 +33,45 @@ impl fmt::Debug for SqlGrant {
     }
 }
 
-fn granted(state: &HostState) -> Result<&SqlGrant, Error> {
-    state
-        .sql
-        .as_ref()
-        .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))
+/// The SQL capability of one instance: its grant and the connections it holds.
+pub(crate) struct SqlCtx {
+    pub(crate) grant: Option<SqlGrant>,
+    pub(crate) table: ResourceTable,
+    pub(crate) held: u32,
+    pub(crate) limit: u32,
+    /// A statement ends within the deadline of the guest call that made it.
+    pub(crate) call_timeout: Duration,
 }
 
-fn connection<'a>(
-    state: &'a mut HostState,
-    c: &Resource<Connection>,
-) -> Result<&'a mut Connection, Error> {
-    state
-        .table
-        .get_mut(c)
-        .map_err(|e| Error::Fatal(e.to_string()))
+impl SqlCtx {
+    fn connection(&mut self, c: &Resource<Connection>) -> Result<&mut Connection, Error> {
+        self.table
+            .get_mut(c)
+            .map_err(|e| Error::Fatal(e.to_string()))
+    }
 }
 
-impl Host for HostState {}
+impl Host for SqlCtx {}
 
-impl HostConnection for HostState {
+impl HostConnection for SqlCtx {
     fn open(&mut self) -> Result<Resource<Connection>, Error> {
-        let limit = self.limits.sql_connections;
-        if self.held.sql_connections >= limit {
+        let limit = self.limit;
+        if self.held >= limit {
             return Err(Error::Config(format!(
                 "this plugin already holds {limit} SQL connections, its limit \
                  (limits.sql_connections); close one before opening another"
             )));
         }
-        let connection = Connection::open(granted(self)?, self.limits.call_timeout)?;
+        let grant = self
+            .grant
+            .as_ref()
+            .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))?;
+        let connection = Connection::open(grant, self.call_timeout)?;
         let connection = self
             .table
             .push(connection)
             .map_err(|e| Error::Fatal(e.to_string()))?;
-        self.held.sql_connections += 1;
+        self.held += 1;
         Ok(connection)
     }
 
@@ -76,7 +81,7 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> Result<u64, Error> {
-        connection(self, &c)?.execute(&statement, &params)
+        self.connection(&c)?.execute(&statement, &params)
     }
 
     fn transaction(
@@ -84,7 +89,7 @@ impl HostConnection for HostState {
         c: Resource<Connection>,
         statements: Vec<Statement>,
     ) -> Result<Vec<u64>, Error> {
-        connection(self, &c)?.transaction(&statements)
+        self.connection(&c)?.transaction(&statements)
     }
 
     fn query(
@@ -93,16 +98,16 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> Result<(), Error> {
-        connection(self, &c)?.query(&statement, &params)
+        self.connection(&c)?.query(&statement, &params)
     }
 
     fn fetch(&mut self, c: Resource<Connection>, max_rows: u32) -> Result<Records, Error> {
-        connection(self, &c)?.fetch(max_rows)
+        self.connection(&c)?.fetch(max_rows)
     }
 
     fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(c)?;
-        self.held.sql_connections -= 1;
+        self.held -= 1;
         Ok(())
     }
 }
