@@ -16,5 +16,8 @@ trap 'rm -f "$log"' EXIT
 # end-to-end tests, which run the built weir binary and plugins.
 cargo test --release --locked -p weir-file-source -p weir-file-sink -p weir-debezium-source -p weir-guest 2>&1 | tee -a "$log"
 cargo test --release --locked 2>&1 | tee -a "$log"
+# A lean runtime (built without Kafka and the PostgreSQL client) links, and refuses
+# plugins that import them.
+cargo test --release --locked -p weir-runtime --no-default-features --lib 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo's last line is a doctest summary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "weir: %d passed, %d failed\n", p, f }' "$log"

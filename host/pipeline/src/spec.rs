@@ -452,6 +452,19 @@ impl PipelineSpec {
         Ok(spec)
     }
 
+    /// A spec from a document that holds one: a bare table, or a pipeline file's shape
+    /// with exactly one `[[pipeline]]` (so a file of one pipeline can be sent as is).
+    pub fn from_document(value: serde_json::Value) -> Result<PipelineSpec> {
+        #[derive(Deserialize)]
+        struct File {
+            pipeline: [serde_json::Value; 1],
+        }
+        match serde_json::from_value::<File>(value.clone()) {
+            Ok(File { pipeline: [one] }) => PipelineSpec::from_json(one),
+            Err(_) => PipelineSpec::from_json(value),
+        }
+    }
+
     /// What can be checked without touching anything: every error names the pipeline and
     /// the field.
     pub fn check(&self) -> Result<()> {
@@ -593,5 +606,128 @@ impl PipelineSpec {
             });
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn full() -> serde_json::Value {
+        json!({
+            "name": "p",
+            "batch_size": 10,
+            "source": {
+                "plugin": "src@2",
+                "config": { "dir": "/in" },
+                "schedule": "0 * * * *",
+                "grants": {
+                    "dirs": [{ "host": "in", "guest": "/in" }],
+                    "sql": { "url": "postgres://u@h/d", "password": { "file": "pw" } },
+                    "objects": { "url": "s3://bucket/a/b", "endpoint": "http://127.0.0.1:9000" },
+                },
+            },
+            "sink": {
+                "plugin": "out",
+                "grants": {
+                    "dirs": [{ "host": "out", "guest": "/out", "write": true }],
+                    "kafka": { "brokers": "k:9092", "topics": ["t.*"] },
+                    "http": { "hosts": ["api.example.com"] },
+                },
+            },
+            "limits": { "memory": "32 MiB", "call_timeout": "2s" },
+            "dead_letter": { "dir": "dl" },
+        })
+    }
+
+    /// What the registry stores is what it reads back, and the API shows what was asked.
+    #[test]
+    fn a_spec_survives_its_own_serialisation() {
+        let spec = PipelineSpec::from_json(full()).unwrap();
+        let again = PipelineSpec::from_json(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(spec, again);
+        assert_eq!(spec.limits.memory, Some(ByteSize::mib(32)));
+        assert_eq!(spec.plugin(Side::Source), "src@2");
+        assert_eq!(
+            spec.source.grants.objects.as_ref().unwrap().store,
+            ObjectStoreSpec::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into(),
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn every_host_path_is_listed_with_how_it_is_used() {
+        let spec = PipelineSpec::from_json(full()).unwrap();
+        let found: Vec<(String, Access)> = spec
+            .host_paths()
+            .into_iter()
+            .map(|h| (h.field, h.access))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("source.grants.dirs[0].host".to_string(), Access::Read),
+                (
+                    "source.grants.sql.password.file".to_string(),
+                    Access::Secret
+                ),
+                ("sink.grants.dirs[0].host".to_string(), Access::Write),
+                ("dead_letter.dir".to_string(), Access::HostWrite),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_document_holds_one_pipeline_bare_or_as_a_file() {
+        let bare = PipelineSpec::from_document(full()).unwrap();
+        let file = PipelineSpec::from_document(json!({ "pipeline": [full()] })).unwrap();
+        assert_eq!(bare, file);
+        let two = PipelineSpec::from_document(json!({ "pipeline": [full(), full()] }));
+        assert!(two.is_err());
+    }
+
+    #[test]
+    fn wrong_states_do_not_parse() {
+        for (change, expected) in [
+            (
+                json!({ "dead_letter": { "dir": "a", "kafka": { "brokers": "k", "topic": "t" } } }),
+                "exactly one",
+            ),
+            (json!({ "dead_letter": {} }), "exactly one"),
+            (json!({ "batch_size": 0 }), "batch_size"),
+            (json!({ "limits": { "memory": "1 KiB" } }), "limits.memory"),
+            (
+                json!({ "source": { "plugin": "s", "schedule": "every day" } }),
+                "source.schedule",
+            ),
+            (
+                json!({ "sink": { "plugin": "k", "grants": { "objects": { "url": "s3://" } } } }),
+                "names no bucket",
+            ),
+            (
+                json!({ "sink": { "plugin": "k", "grants": { "objects": { "dir": "o", "region": "eu" } } } }),
+                "for `url`",
+            ),
+            (
+                json!({ "sink": { "plugin": "k", "grants": { "http": { "hosts": ["http://x/"] } } } }),
+                "no scheme",
+            ),
+            (
+                json!({ "sink": { "plugin": "k", "grants": { "kafka": { "brokers": "k", "topics": [] } } } }),
+                "no topics",
+            ),
+        ] {
+            let mut d = full();
+            for (k, v) in change.as_object().unwrap() {
+                d[k] = v.clone();
+            }
+            let err = format!("{:#}", PipelineSpec::from_json(d).unwrap_err());
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
     }
 }

@@ -58,6 +58,7 @@ impl Records {
     }
 
     /// The records in place; only for records that passed [`Records::check`].
+    #[cfg(any(feature = "kafka", test))]
     pub(crate) fn iter(&self) -> impl Iterator<Item = View<'_>> {
         self.items.iter().map(move |record| View {
             records: self,
@@ -65,6 +66,7 @@ impl Records {
         })
     }
 
+    #[cfg(any(feature = "kafka", test))]
     fn bytes(&self, span: Span) -> &[u8] {
         &self.data[span.offset as usize..(span.offset + span.len) as usize]
     }
@@ -107,11 +109,13 @@ impl Records {
     }
 }
 
+#[cfg(any(feature = "kafka", test))]
 pub(crate) struct View<'a> {
     records: &'a Records,
     record: &'a Record,
 }
 
+#[cfg(any(feature = "kafka", test))]
 impl<'a> View<'a> {
     pub(crate) fn key(&self) -> Option<&'a [u8]> {
         self.record.key.map(|s| self.records.bytes(s))

@@ -1,13 +1,19 @@
 //! One engine per process: the pooling allocator, the compile cache, the epoch ticker, and
 //! the linker every plugin is instantiated against.
 
-use crate::bindings::weir::connector::{http, kafka, log, metrics, objects, sql, types};
+#[cfg(feature = "kafka")]
+use crate::bindings::weir::connector::kafka;
+#[cfg(feature = "sql")]
+use crate::bindings::weir::connector::sql;
+use crate::bindings::weir::connector::{http, log, metrics, objects, types};
 use crate::cache::CompileCache;
 use crate::host::{LogCtx, MetricsCtx};
 use crate::instance::Instance;
 use crate::io::http::HttpCtx;
+#[cfg(feature = "kafka")]
 use crate::io::kafka::KafkaCtx;
 use crate::io::objects::ObjectsCtx;
+#[cfg(feature = "sql")]
 use crate::io::sql::SqlCtx;
 use crate::plugin::Plugin;
 use crate::sandbox::{HostState, Labels, Sandbox};
@@ -101,8 +107,12 @@ impl Runtime {
         // Each capability sees only its own context.
         log::add_to_linker::<_, HasSelf<LogCtx>>(&mut linker, |s| &mut s.log)?;
         metrics::add_to_linker::<_, HasSelf<MetricsCtx>>(&mut linker, |s| &mut s.metrics)?;
+        // A build without a system's feature does not provide its interface: a plugin
+        // that imports it is refused at load, as any plugin importing what is not here.
+        #[cfg(feature = "kafka")]
         kafka::add_to_linker::<_, HasSelf<KafkaCtx>>(&mut linker, |s| &mut s.kafka)?;
         http::add_to_linker::<_, HasSelf<HttpCtx>>(&mut linker, |s| &mut s.http)?;
+        #[cfg(feature = "sql")]
         sql::add_to_linker::<_, HasSelf<SqlCtx>>(&mut linker, |s| &mut s.sql)?;
         objects::add_to_linker::<_, HasSelf<ObjectsCtx>>(&mut linker, |s| &mut s.objects)?;
 
@@ -193,5 +203,37 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::component::Component;
+
+    /// Kafka and SQL are provided exactly when they are built in: a lean build
+    /// (`--no-default-features`) refuses a plugin importing them at load.
+    /// `scripts/test.sh` runs this both ways.
+    #[test]
+    fn a_system_is_provided_exactly_when_it_is_built_in() {
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: None,
+            max_instances: 1,
+            max_memory: 1 << 20,
+        })
+        .unwrap();
+        for (interface, resource, built) in [
+            ("kafka", "consumer", cfg!(feature = "kafka")),
+            ("kafka", "producer", cfg!(feature = "kafka")),
+            ("sql", "connection", cfg!(feature = "sql")),
+        ] {
+            let text = format!(
+                r#"(component (import "weir:connector/{interface}@0.1.0"
+                    (instance (export "{resource}" (type (sub resource))))))"#
+            );
+            let component = Component::new(runtime.engine(), text).unwrap();
+            let linked = runtime.linker().instantiate_pre(&component);
+            assert_eq!(linked.is_ok(), built, "{interface}: {:?}", linked.err());
+        }
     }
 }

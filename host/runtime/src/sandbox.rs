@@ -5,9 +5,13 @@ use crate::confined::{HostDir, fd_path};
 use crate::console::ConsoleTail;
 use crate::host::{LogBudget, LogCtx, MetricsCtx};
 use crate::io::http::{HttpCtx, HttpGrant};
-use crate::io::kafka::{KafkaCtx, KafkaGrant};
+#[cfg(feature = "kafka")]
+use crate::io::kafka::KafkaCtx;
+use crate::io::kafka::KafkaGrant;
 use crate::io::objects::{ObjectsCtx, ObjectsGrant};
-use crate::io::sql::{SqlCtx, SqlGrant};
+#[cfg(feature = "sql")]
+use crate::io::sql::SqlCtx;
+use crate::io::sql::SqlGrant;
 use anyhow::{Context, Result};
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
@@ -79,7 +83,9 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) http: HttpCtx,
+    #[cfg(feature = "kafka")]
     pub(crate) kafka: KafkaCtx,
+    #[cfg(feature = "sql")]
     pub(crate) sql: SqlCtx,
     pub(crate) objects: ObjectsCtx,
     pub(crate) log: LogCtx,
@@ -135,12 +141,14 @@ impl HostState {
                 grant: sandbox.http.clone(),
                 call_timeout: limits.call_timeout,
             },
+            #[cfg(feature = "kafka")]
             kafka: KafkaCtx {
                 grant: sandbox.kafka.clone(),
                 table: ResourceTable::new(),
                 held: 0,
                 limit: limits.kafka_clients,
             },
+            #[cfg(feature = "sql")]
             sql: SqlCtx {
                 grant: sandbox.sql.clone(),
                 table: ResourceTable::new(),

@@ -324,16 +324,7 @@ async fn create_pipeline(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
-        let mut definition = parse_body(&headers, &body)?;
-        // A pipeline file's `[[pipeline]]` with one entry is accepted as is.
-        if let Some([one]) = definition
-            .get("pipeline")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-        {
-            definition = one.clone();
-        }
-        let spec = PipelineSpec::from_json(definition)
+        let spec = PipelineSpec::from_document(parse_body(&headers, &body)?)
             .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
         ok(StatusCode::CREATED, app.ops.create_pipeline(&tenant, spec)?)
     })

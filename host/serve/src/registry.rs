@@ -5,7 +5,7 @@
 use crate::tenant::{Grants, Quotas};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -29,8 +29,18 @@ pub struct PluginVersion {
     pub version: i64,
     pub sha256: String,
     pub world: String,
-    pub spec: serde_json::Value,
+    pub spec: PluginSpec,
     pub created_at_ms: i64,
+}
+
+/// What a plugin version says about itself (its `spec()`), as stored and shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// A JSON Schema known to compile (checked at push).
+    pub config_schema: serde_json::Value,
 }
 
 /// Whether a pipeline should be delivering. `Failed` is set by the supervisor when a
@@ -127,7 +137,7 @@ pub trait Registry: Send + Sync {
         name: &str,
         sha256: &str,
         world: &str,
-        spec: &serde_json::Value,
+        spec: &PluginSpec,
     ) -> Result<PluginVersion>;
     fn delete_plugin(&self, tenant: &str, name: &str, version: i64) -> Result<bool>;
     /// Whether any tenant still has a version with these bytes (the file may go if not).
@@ -393,7 +403,7 @@ impl Registry for SqliteRegistry {
         name: &str,
         sha256: &str,
         world: &str,
-        spec: &serde_json::Value,
+        spec: &PluginSpec,
     ) -> Result<PluginVersion> {
         let conn = self.conn();
         let version: i64 = conn.query_row(
@@ -405,7 +415,15 @@ impl Registry for SqliteRegistry {
         conn.execute(
             "INSERT INTO plugins (tenant, name, version, sha256, world, spec, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![tenant, name, version, sha256, world, spec.to_string(), now],
+            params![
+                tenant,
+                name,
+                version,
+                sha256,
+                world,
+                serde_json::to_string(spec)?,
+                now
+            ],
         )?;
         Ok(PluginVersion {
             name: name.to_string(),
@@ -527,7 +545,9 @@ fn plugin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginVersion> {
         version: r.get(1)?,
         sha256: r.get(2)?,
         world: r.get(3)?,
-        spec: serde_json::from_str(&spec).unwrap_or_default(),
+        spec: serde_json::from_str(&spec).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+        })?,
         created_at_ms: r.get(5)?,
     })
 }
@@ -587,7 +607,10 @@ mod tests {
             );
             assert!(r.rotate_token("acme", "token-a2").unwrap());
             assert_eq!(r.tenant_by_token("token-a").unwrap(), None);
-            let spec = json!({ "name": "src" });
+            let spec = PluginSpec {
+                name: "src".into(),
+                ..PluginSpec::default()
+            };
             assert_eq!(
                 r.add_plugin("acme", "src", "aa", "batch-source", &spec)
                     .unwrap()

@@ -278,7 +278,7 @@ mod tests {
         for version in 1..=2 {
             let sha = format!("{version:064}");
             ops.registry
-                .add_plugin("acme", "src", &sha, "batch-source", &json!({}))
+                .add_plugin("acme", "src", &sha, "batch-source", &Default::default())
                 .unwrap();
         }
         ops.registry.insert_pipeline(&row("acme", "p", 1)).unwrap();

@@ -4,9 +4,8 @@
 
 use super::tenants::remove_unused_file;
 use super::{Error, Ops, Result, check_name};
-use crate::registry::{PipelineRow, PluginRef, PluginVersion, Registry, sha256_hex};
+use crate::registry::{PipelineRow, PluginRef, PluginSpec, PluginVersion, Registry, sha256_hex};
 use serde::Serialize;
-use serde_json::json;
 use weir_pipeline::{Misfit, Side, fit};
 use weir_runtime::World;
 
@@ -125,7 +124,7 @@ impl Ops {
         path: &std::path::Path,
         name: &str,
         quotas: &crate::tenant::Quotas,
-    ) -> Result<(World, serde_json::Value)> {
+    ) -> Result<(World, PluginSpec)> {
         let found = weir_pipeline::inspect(&self.runtime, path, quotas.limits()).map_err(|e| {
             let text =
                 format!("{e:#}").replace(&path.display().to_string(), &format!("upload `{name}`"));
@@ -133,12 +132,12 @@ impl Ops {
         })?;
         Ok((
             found.plugin.world,
-            json!({
-                "name": found.spec.name,
-                "version": found.spec.version,
-                "description": found.spec.description,
-                "config_schema": found.schema,
-            }),
+            PluginSpec {
+                name: found.spec.name,
+                version: found.spec.version,
+                description: found.spec.description,
+                config_schema: found.schema,
+            },
         ))
     }
 
@@ -193,7 +192,7 @@ pub(super) fn pin(
     tenant: &str,
     reference: &str,
     at: &str,
-) -> Result<(PluginRef, World, serde_json::Value)> {
+) -> Result<(PluginRef, World, PluginSpec)> {
     let (name, version) = match reference.split_once('@') {
         Some((n, v)) => (
             n,
@@ -232,7 +231,7 @@ pub(super) fn fits(
     p: &PipelineRow,
     name: &str,
     world: World,
-    spec: &serde_json::Value,
+    spec: &PluginSpec,
 ) -> Result<(), Misfit> {
     let side = if p.source.name == name {
         Side::Source
@@ -242,7 +241,7 @@ pub(super) fn fits(
     fit(
         side,
         world,
-        &spec["config_schema"].to_string(),
+        &spec.config_schema.to_string(),
         p.spec.config(side),
     )
 }

@@ -4,15 +4,21 @@
 //! statements. Errors name the database by host and name, never by the connection string,
 //! so a password cannot leak through them.
 
+#[cfg(feature = "sql")]
+mod host;
+#[cfg(feature = "sql")]
 mod postgres;
 
+#[cfg(feature = "sql")]
+pub(crate) use host::SqlCtx;
+#[cfg(feature = "sql")]
 pub use postgres::Connection;
 
-use crate::bindings::weir::connector::sql::{Host, HostConnection, Statement, Value};
-use crate::bindings::weir::connector::types::{Error, Records};
+/// Built without the `sql` feature: the contract's resource exists, and none can be made.
+#[cfg(not(feature = "sql"))]
+pub enum Connection {}
+
 use std::fmt;
-use std::time::Duration;
-use wasmtime::component::{Resource, ResourceTable};
 
 /// The database a pipeline side may use. `Debug` leaves the password out.
 #[derive(Clone)]
@@ -27,87 +33,19 @@ pub struct SqlGrant {
 impl fmt::Debug for SqlGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlGrant")
-            .field("database", &postgres::describe(&self.url))
+            .field("database", &describe(&self.url))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
 
-/// The SQL capability of one instance: its grant and the connections it holds.
-pub(crate) struct SqlCtx {
-    pub(crate) grant: Option<SqlGrant>,
-    pub(crate) table: ResourceTable,
-    pub(crate) held: u32,
-    pub(crate) limit: u32,
-    /// A statement ends within the deadline of the guest call that made it.
-    pub(crate) call_timeout: Duration,
+/// `host:port/database` of a URL, for messages.
+#[cfg(feature = "sql")]
+fn describe(url: &str) -> String {
+    postgres::describe(url)
 }
 
-impl SqlCtx {
-    fn connection(&mut self, c: &Resource<Connection>) -> Result<&mut Connection, Error> {
-        self.table
-            .get_mut(c)
-            .map_err(|e| Error::Fatal(e.to_string()))
-    }
-}
-
-impl Host for SqlCtx {}
-
-impl HostConnection for SqlCtx {
-    fn open(&mut self) -> Result<Resource<Connection>, Error> {
-        let limit = self.limit;
-        if self.held >= limit {
-            return Err(Error::Config(format!(
-                "this plugin already holds {limit} SQL connections, its limit \
-                 (limits.sql_connections); close one before opening another"
-            )));
-        }
-        let grant = self
-            .grant
-            .as_ref()
-            .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))?;
-        let connection = Connection::open(grant, self.call_timeout)?;
-        let connection = self
-            .table
-            .push(connection)
-            .map_err(|e| Error::Fatal(e.to_string()))?;
-        self.held += 1;
-        Ok(connection)
-    }
-
-    fn execute(
-        &mut self,
-        c: Resource<Connection>,
-        statement: String,
-        params: Vec<Value>,
-    ) -> Result<u64, Error> {
-        self.connection(&c)?.execute(&statement, &params)
-    }
-
-    fn transaction(
-        &mut self,
-        c: Resource<Connection>,
-        statements: Vec<Statement>,
-    ) -> Result<Vec<u64>, Error> {
-        self.connection(&c)?.transaction(&statements)
-    }
-
-    fn query(
-        &mut self,
-        c: Resource<Connection>,
-        statement: String,
-        params: Vec<Value>,
-    ) -> Result<(), Error> {
-        self.connection(&c)?.query(&statement, &params)
-    }
-
-    fn fetch(&mut self, c: Resource<Connection>, max_rows: u32) -> Result<Records, Error> {
-        self.connection(&c)?.fetch(max_rows)
-    }
-
-    fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(c)?;
-        self.held -= 1;
-        Ok(())
-    }
+#[cfg(not(feature = "sql"))]
+fn describe(_: &str) -> String {
+    "<not shown: this build has no SQL>".into()
 }
