@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use weir_checkpoint::{CheckpointStore, Owner};
-use weir_runtime::{Batch, BatchSourceInstance, GuestError, SinkInstance, StreamSourceInstance};
+use weir_runtime::{
+    Batch, BatchSourceInstance, DeadLetter, GuestError, Records, SinkInstance, StreamSourceInstance,
+};
 
 /// What a delivery run needs to know besides the two instances.
 pub(crate) struct Delivery<'a> {
@@ -70,6 +72,27 @@ impl Pull for BatchSourceInstance {
     }
 }
 
+/// A sink, seen by the delivery loop.
+pub(crate) trait Push {
+    /// Writes the records; the ones the sink rejects come back as dead letters.
+    fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError>;
+    /// Makes everything written so far durable.
+    fn flush(&mut self) -> Result<(), GuestError>;
+    fn memory_bytes(&self) -> usize;
+}
+
+impl Push for SinkInstance {
+    fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+        SinkInstance::write(self, records)
+    }
+    fn flush(&mut self) -> Result<(), GuestError> {
+        SinkInstance::flush(self)
+    }
+    fn memory_bytes(&self) -> usize {
+        SinkInstance::memory_bytes(self)
+    }
+}
+
 /// A stream source polled with a wait bound; with `until_idle`, an empty poll ends the run
 /// (`--once`: read what is there now, then stop).
 pub(crate) struct StreamPull<'a> {
@@ -115,7 +138,7 @@ struct Durable {
 pub(crate) fn run(
     ctx: &Delivery<'_>,
     source: &mut dyn Pull,
-    sink: &mut SinkInstance,
+    sink: &mut dyn Push,
     dead: &mut DeadLetters,
     committed: &mut Option<String>,
 ) -> Result<()> {
@@ -209,7 +232,7 @@ fn acknowledge(source: &mut dyn Pull, checkpoint: &str) -> Result<()> {
 
 fn write(
     ctx: &Delivery<'_>,
-    sink: &mut SinkInstance,
+    sink: &mut dyn Push,
     dead: &mut DeadLetters,
     inbox: mpsc::Receiver<Batch>,
     acks: mpsc::Sender<String>,
@@ -244,7 +267,7 @@ struct Rejected {
 /// [`Durable`].
 fn flush(
     ctx: &Delivery<'_>,
-    sink: &mut SinkInstance,
+    sink: &mut dyn Push,
     dead: &mut DeadLetters,
     batch: Batch,
 ) -> Result<(Durable, Rejected)> {
@@ -279,4 +302,245 @@ fn retry<T>(mut call: impl FnMut() -> Result<T, GuestError>) -> Result<T, GuestE
         }
     }
     unreachable!("the loop returns by the last attempt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use weir_checkpoint::Committed;
+    use weir_runtime::GuestErrorKind;
+
+    /// What happened, in order, on both sides and in the store.
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn note(log: &Log, event: String) {
+        log.lock().unwrap().push(event);
+    }
+
+    fn error(kind: GuestErrorKind) -> GuestError {
+        GuestError {
+            kind,
+            plugin: "fake".into(),
+            call: "fake",
+            message: format!("{kind:?}"),
+        }
+    }
+
+    fn batch(checkpoint: &str, values: &[&str]) -> Batch {
+        let mut records = Records::new();
+        for v in values {
+            records.push(None, Some(v.as_bytes()), &[], None);
+        }
+        Batch {
+            records,
+            dead_letters: Vec::new(),
+            checkpoint: checkpoint.into(),
+        }
+    }
+
+    struct Source {
+        batches: VecDeque<Batch>,
+        log: Log,
+    }
+
+    impl Pull for Source {
+        fn pull(&mut self, _: u32) -> Result<Option<Batch>, GuestError> {
+            Ok(self.batches.pop_front())
+        }
+        fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
+            note(&self.log, format!("ack {checkpoint}"));
+            Ok(())
+        }
+        fn memory_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    /// A sink that fails as told: `write_errors` before each write succeeds, a fatal flush
+    /// at the `fail_flush`-th flush, every record valued `bad` rejected.
+    #[derive(Default)]
+    struct Sink {
+        log: Log,
+        write_errors: VecDeque<GuestErrorKind>,
+        fail_flush: Option<usize>,
+        flushes: usize,
+    }
+
+    impl Push for Sink {
+        fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+            if let Some(kind) = self.write_errors.pop_front() {
+                note(&self.log, format!("write failed {kind:?}"));
+                return Err(error(kind));
+            }
+            let values: Vec<String> = records
+                .items
+                .iter()
+                .filter_map(|r| r.value)
+                .map(|v| {
+                    let (at, len) = (v.offset as usize, v.len as usize);
+                    String::from_utf8_lossy(&records.data[at..at + len]).into_owned()
+                })
+                .collect();
+            note(&self.log, format!("write {}", values.join(",")));
+            Ok(values
+                .iter()
+                .filter(|v| *v == "bad")
+                .map(|v| DeadLetter {
+                    key: None,
+                    value: Some(v.as_bytes().to_vec()),
+                    reason: "bad".into(),
+                })
+                .collect())
+        }
+        fn flush(&mut self) -> Result<(), GuestError> {
+            self.flushes += 1;
+            if self.fail_flush == Some(self.flushes) {
+                note(&self.log, "flush failed".into());
+                return Err(error(GuestErrorKind::Fatal));
+            }
+            note(&self.log, "flush".into());
+            Ok(())
+        }
+        fn memory_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    struct Store {
+        log: Log,
+    }
+
+    impl CheckpointStore for Store {
+        fn load(&self, _: &str) -> Result<Option<Committed>> {
+            Ok(None)
+        }
+        fn commit(&self, _: &str, checkpoint: &str, _: &Owner) -> Result<()> {
+            note(&self.log, format!("commit {checkpoint}"));
+            Ok(())
+        }
+        fn reset(&self, _: &str) -> Result<bool> {
+            Ok(false)
+        }
+        fn list(&self) -> Result<Vec<(String, Committed)>> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Runs `batches` into `sink`; what happened, the last commit and the outcome.
+    fn deliver(batches: Vec<Batch>, mut sink: Sink) -> (Vec<String>, Option<String>, Result<()>) {
+        let log = sink.log.clone();
+        let store = Store { log: log.clone() };
+        let (stop, meter, owner) = (Shutdown::default(), Meter::default(), Owner::default());
+        let ctx = Delivery {
+            pipeline: "p",
+            store: &store,
+            owner: &owner,
+            stop: &stop,
+            batch_size: 10,
+            // One batch in flight: the order of events is the loop's, not the scheduler's.
+            buffer: 1,
+            source_plugin: "src",
+            sink_plugin: "sink",
+            meter: &meter,
+            cpu: None,
+        };
+        let mut source = Source {
+            batches: batches.into(),
+            log: log.clone(),
+        };
+        let mut dead = DeadLetters::open("p", None).unwrap();
+        let mut committed = Some("0".to_string());
+        let outcome = run(&ctx, &mut source, &mut sink, &mut dead, &mut committed);
+        let events = log.lock().unwrap().clone();
+        (events, committed, outcome)
+    }
+
+    fn commits(events: &[String]) -> Vec<&str> {
+        events
+            .iter()
+            .filter_map(|e| e.strip_prefix("commit "))
+            .collect()
+    }
+
+    #[test]
+    fn each_checkpoint_is_committed_after_its_flush_and_then_acknowledged() {
+        let batches = vec![batch("1", &["a", "b"]), batch("2", &["c"])];
+        let (events, committed, outcome) = deliver(batches, Sink::default());
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1", "2"]);
+        assert_eq!(committed.as_deref(), Some("2"));
+        for (i, checkpoint) in ["1", "2"].iter().enumerate() {
+            let commit = events
+                .iter()
+                .position(|e| *e == format!("commit {checkpoint}"))
+                .expect("committed");
+            let flush = events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| *e == "flush")
+                .nth(i)
+                .map(|(at, _)| at)
+                .unwrap_or_else(|| panic!("flush {i} is missing: {events:?}"));
+            assert!(
+                flush < commit,
+                "flush before commit {checkpoint}: {events:?}"
+            );
+        }
+        assert!(events.contains(&"ack 2".to_string()), "{events:?}");
+    }
+
+    #[test]
+    fn a_failed_flush_commits_nothing_past_the_last_durable_batch() {
+        let batches = vec![batch("1", &["a"]), batch("2", &["b"]), batch("3", &["c"])];
+        let sink = Sink {
+            fail_flush: Some(2),
+            ..Sink::default()
+        };
+        let (events, committed, outcome) = deliver(batches, sink);
+        assert!(outcome.is_err(), "{events:?}");
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_fatal_ones_are_not() {
+        let sink = Sink {
+            write_errors: [GuestErrorKind::Transient, GuestErrorKind::Transient].into(),
+            ..Sink::default()
+        };
+        let (events, _, outcome) = deliver(vec![batch("1", &["a"])], sink);
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(events.iter().filter(|e| e.starts_with("write")).count(), 3);
+
+        let sink = Sink {
+            write_errors: [GuestErrorKind::Fatal].into(),
+            ..Sink::default()
+        };
+        let (events, committed, outcome) = deliver(vec![batch("1", &["a"])], sink);
+        assert!(outcome.is_err());
+        assert_eq!(commits(&events), Vec::<&str>::new());
+        assert_eq!(committed.as_deref(), Some("0"), "the position stays");
+    }
+
+    #[test]
+    fn rejects_without_a_destination_stop_the_pipeline_before_their_commit() {
+        let batches = vec![batch("1", &["a"]), batch("2", &["bad"])];
+        let (events, committed, outcome) = deliver(batches, Sink::default());
+        let err = format!("{:#}", outcome.unwrap_err());
+        assert!(err.contains("no dead_letter destination"), "{err}");
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn an_idle_poll_that_did_not_move_delivers_nothing() {
+        let batches = vec![batch("0", &[]), batch("1", &["a"]), batch("1", &[])];
+        let (events, _, outcome) = deliver(batches, Sink::default());
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1"], "{events:?}");
+        assert_eq!(events.iter().filter(|e| e.starts_with("write")).count(), 1);
+    }
 }
