@@ -295,3 +295,128 @@ fn js_http_sink_kill_9_mid_run_loses_nothing() {
         "{duplicates} duplicates, more than one batch"
     );
 }
+
+// --- What a plugin cannot make the host's HTTP client do ---
+
+/// A `hostile` source GETting `url` (mode `http`, or `mode`) with the grant `grant`.
+fn http_hostile(name: &str, mode: &str, url: &str, grant: &str, tail: &str) -> String {
+    hostile_pipeline(
+        name,
+        mode,
+        &format!(", count = 1, target = \"{url}\""),
+        &format!("grants.http = {{ {grant} }}"),
+        tail,
+    )
+}
+
+fn error_of(run: &Run, pipeline: &str) -> String {
+    let summary = run.summary(pipeline);
+    assert_eq!(summary["status"], "failed", "{summary}");
+    summary["error"].as_str().unwrap().to_string()
+}
+
+/// `Host` picks the virtual server behind an address: a plugin granted one name must not
+/// reach another through the same address.
+#[test]
+fn a_plugin_cannot_set_the_host_header() {
+    let web = Web::start();
+    let s = Scratch::new();
+    let grant = format!("hosts = [\"{}\"]", web.addr);
+    s.pipelines(&[http_hostile(
+        "hdr",
+        "http-host-header",
+        &web.url("/big?bytes=1"),
+        &grant,
+        "",
+    )]);
+    let error = error_of(&s.run_once(), "hdr");
+    assert!(error.contains("the `host` header cannot be set"), "{error}");
+    assert_eq!(web.state.lock().unwrap().requests, 0, "nothing was sent");
+}
+
+/// The proxy variables of the host's environment are the operator's, for the operator's
+/// tools: a plugin's request goes to the granted server and nowhere else.
+#[test]
+fn proxy_variables_in_the_hosts_environment_are_ignored() {
+    let web = Web::start();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let s = Scratch::new();
+    let grant = format!("hosts = [\"{}\"]", web.addr);
+    s.pipelines(&[http_hostile(
+        "get",
+        "http",
+        &web.url("/big?bytes=3"),
+        &grant,
+        "",
+    )]);
+    let mut weir = s.weir(&["run", "pipeline.toml", "--once", "--output", "json"]);
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        weir.env(var, &proxy_url);
+    }
+    let run = Run::from(weir.output().unwrap());
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(web.state.lock().unwrap().requests, 1);
+    assert_eq!(
+        std::fs::read_to_string(s.path("out/get.jsonl"))
+            .unwrap()
+            .trim(),
+        r#"{"leaked":"status 200"}"#
+    );
+    assert!(
+        matches!(proxy.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the proxy was contacted"
+    );
+}
+
+/// `max_response` bounds what one response may put in the host's memory.
+#[test]
+fn a_response_larger_than_max_response_fails_the_call() {
+    let web = Web::start();
+    let s = Scratch::new();
+    let grant = format!("hosts = [\"{}\"], max_response = \"1 KiB\"", web.addr);
+    s.pipelines(&[
+        http_hostile("small", "http", &web.url("/big?bytes=1000"), &grant, ""),
+        http_hostile("big", "http", &web.url("/big?bytes=65536"), &grant, ""),
+    ]);
+    let run = s.run_once();
+    assert_eq!(run.summary("small")["status"], "ok", "{}", run.stderr);
+    let error = error_of(&run, "big");
+    assert!(
+        error.contains("larger than the grant's limit of 1024 bytes"),
+        "{error}"
+    );
+}
+
+/// A host call blocks outside the guest, where the epoch deadline cannot reach it: the
+/// request's own timeout is capped at the call deadline, so a slow server ends the call
+/// with a timeout (retried as transient) instead of holding it past its deadline.
+#[test]
+fn an_http_request_cannot_outlast_the_call_deadline() {
+    let web = Web::start();
+    web.state.lock().unwrap().delay = Duration::from_secs(2);
+    let s = Scratch::new();
+    let grant = format!("hosts = [\"{}\"]", web.addr);
+    let limits = "[pipeline.limits]\ncall_timeout = \"1s\"\n";
+    s.pipelines(&[http_hostile(
+        "slow",
+        "http",
+        &web.url("/big?bytes=3"),
+        &grant,
+        limits,
+    )]);
+    let error = error_of(&s.run_once(), "slow").to_lowercase();
+    assert!(error.contains("timeout"), "{error}");
+    assert!(
+        !error.contains("interrupted"),
+        "the call ran past its deadline: {error}"
+    );
+}

@@ -243,6 +243,10 @@ impl Core {
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, GuestError> {
         self.store.set_epoch_deadline(ticks(self.timeout + extra));
+        self.store
+            .data()
+            .deadline
+            .set(std::time::Instant::now() + self.timeout + extra);
         match f(&mut self.store) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.reported(call, error)),

@@ -13,7 +13,8 @@ use crate::io::objects::{ObjectsCtx, ObjectsGrant};
 use crate::io::sql::SqlCtx;
 use crate::io::sql::SqlGrant;
 use anyhow::{Context, Result};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -68,6 +69,34 @@ pub struct Sandbox {
     pub limits: Limits,
 }
 
+/// When the guest call in progress must end. Each call into the guest sets it; host calls
+/// that block outside the guest (HTTP), where the epoch deadline cannot reach, end before
+/// it, so the guest still has time to take the error and answer.
+#[derive(Clone, Default)]
+pub(crate) struct CallDeadline(Arc<Mutex<Option<Instant>>>);
+
+/// What a blocking host call leaves the guest to handle its outcome and return.
+const GUEST_MARGIN: Duration = Duration::from_millis(100);
+
+impl CallDeadline {
+    pub(crate) fn set(&self, at: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    /// How long a blocking host call may take: `at_most`, or less if the call's deadline
+    /// (less the guest's margin) comes sooner; never zero, so the call fails as a timeout.
+    pub(crate) fn left(&self, at_most: Duration) -> Duration {
+        let deadline = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let left = match deadline {
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(GUEST_MARGIN),
+            None => at_most,
+        };
+        left.min(at_most).max(Duration::from_millis(1))
+    }
+}
+
 /// Whose instance this is, for logs and errors.
 #[derive(Debug, Clone)]
 pub struct Labels {
@@ -92,6 +121,7 @@ pub(crate) struct HostState {
     pub(crate) metrics: MetricsCtx,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) console: ConsoleTail,
+    pub(crate) deadline: CallDeadline,
 }
 
 impl Drop for HostState {
@@ -134,12 +164,13 @@ impl HostState {
                 .with_context(cannot)?;
         }
         let limits = &sandbox.limits;
+        let deadline = CallDeadline::default();
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: HttpCtx {
                 grant: sandbox.http.clone(),
-                call_timeout: limits.call_timeout,
+                deadline: deadline.clone(),
             },
             #[cfg(feature = "kafka")]
             kafka: KafkaCtx {
@@ -171,6 +202,7 @@ impl HostState {
                 granted: 0,
             },
             console,
+            deadline,
         })
     }
 }

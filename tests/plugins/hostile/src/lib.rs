@@ -33,6 +33,8 @@ enum Mode {
     Socket,
     /// GETs the URL `target` through the host's HTTP.
     Http,
+    /// GETs the URL `target` with its own `Host` header, naming another server.
+    HttpHostHeader,
     /// Returns one batch of 48 MiB.
     Huge,
     /// Creates each symbolic link `target` names (in a granted writable directory), then
@@ -113,8 +115,15 @@ impl BatchSource for Hostile {
                     .map_err(|e| Error::Fatal(format!("cannot connect to {}: {e}", self.target)))?;
                 return Ok(self.leak(std::iter::once("connected".to_string())));
             }
+            Mode::Http | Mode::HttpHostHeader if self.next >= self.end => return Ok(None),
             Mode::Http => {
                 let response = weir_guest::http::get(&self.target)?;
+                return Ok(self.leak(std::iter::once(format!("status {}", response.status))));
+            }
+            Mode::HttpHostHeader => {
+                let mut request = weir_guest::http::request("GET", &self.target);
+                request.headers.push(("Host".into(), "evil.example".into()));
+                let response = weir_guest::http::send(&request)?;
                 return Ok(self.leak(std::iter::once(format!("status {}", response.status))));
             }
             Mode::Huge if self.next < self.end => {

@@ -8,6 +8,7 @@
 use crate::bindings::weir::connector::http::{Host, Request, Response};
 use crate::bindings::weir::connector::types::Error;
 use crate::patterns;
+use crate::sandbox::CallDeadline;
 use std::sync::OnceLock;
 use std::time::Duration;
 use ureq::http;
@@ -56,8 +57,8 @@ fn agent() -> &'static ureq::Agent {
 /// The HTTP capability of one instance: its grant and how long a request may take.
 pub(crate) struct HttpCtx {
     pub(crate) grant: Option<HttpGrant>,
-    /// A request ends within the deadline of the guest call that made it.
-    pub(crate) call_timeout: Duration,
+    /// A request ends before the deadline of the guest call that made it.
+    pub(crate) deadline: CallDeadline,
 }
 
 impl Host for HttpCtx {
@@ -100,12 +101,13 @@ impl Host for HttpCtx {
             builder = builder.header(name, value);
         }
         // The host call blocks outside the guest, where the epoch deadline cannot reach:
-        // its own timeout must end it within the plugin's call deadline.
-        let timeout = request
-            .timeout_ms
-            .map(|ms| Duration::from_millis(ms.into()))
-            .unwrap_or(DEFAULT_TIMEOUT)
-            .min(self.call_timeout);
+        // its own timeout must end it before the plugin's call deadline.
+        let timeout = self.deadline.left(
+            request
+                .timeout_ms
+                .map(|ms| Duration::from_millis(ms.into()))
+                .unwrap_or(DEFAULT_TIMEOUT),
+        );
         let config = agent()
             .configure_request(builder.body(()).map_err(|e| Error::Config(e.to_string()))?)
             .timeout_global(Some(timeout))
