@@ -20,10 +20,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$WEIR_ROOT" ]; then
 fi
 
 cargo build --release --locked
+mkdir -p "$WEIR_PLUGINS"
+# The test counter once more, marking its records: the new code a hot swap test sees run.
+# Built first: cargo leaves the last build of a crate at its output path.
+cargo build --release --locked --target wasm32-wasip2 -p weir-counter-stream --features marked
+cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_counter_stream.wasm" "$WEIR_PLUGINS/counter_stream_marked.wasm"
 # Guests: same workspace and target dir, their own target triple.
 cargo build --release --locked --target wasm32-wasip2 "${guests[@]/#/-p}"
 
-mkdir -p "$WEIR_PLUGINS"
 for guest in "${guests[@]}"; do
     name="${guest#weir-}"
     cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/${guest//-/_}.wasm" "$WEIR_PLUGINS/${name//-/_}.wasm"

@@ -365,3 +365,76 @@ config = {{ total = 1000000, sleep_ms = 3000 }}
         "every record before the committed checkpoint {committed} is in the output"
     );
 }
+
+/// A commit is durable once it returns: killed (-9) the moment weir logs a commit, the
+/// store holds that checkpoint or a later one, never an earlier one.
+#[test]
+fn a_commit_that_returned_survives_kill_9() {
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "counted"
+batch_size = 50
+[pipeline.source]
+plugin = "{source}"
+config = {{ total = 1000000 }}
+{sink}"#,
+        source = plugin("counter_stream").display(),
+        sink = file_sink("out.jsonl", ""),
+    )]);
+    let log = [("RUST_LOG", "warn,weir_pipeline::delivery=debug")];
+    let mut child = s.spawn_run_with(&[], &log);
+    let started = Instant::now();
+    // The third commit, so the store has moved on from its first value.
+    let returned: u64 = loop {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no commit logged"
+        );
+        let committed: Vec<u64> = without_colours(&child.stderr())
+            .lines()
+            .filter(|l| l.contains("checkpoint committed"))
+            .filter_map(|l| {
+                l.split("checkpoint=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        if let Some(third) = committed.get(2) {
+            break *third;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    child.kill_9();
+    let store = weir_checkpoint::SqliteCheckpoints::open(&s.path(".weir")).unwrap();
+    let stored: u64 = weir_checkpoint::CheckpointStore::load(&store, "counted")
+        .unwrap()
+        .expect("a checkpoint")
+        .checkpoint
+        .parse()
+        .unwrap();
+    assert!(stored >= returned, "committed {returned}, found {stored}");
+}
+
+/// `text` without the terminal colour codes the log may carry.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -296,11 +296,8 @@ fn a_new_version_swaps_in_at_a_checkpoint_boundary() {
         &counter_pipeline("pinned", &s.path("acme/out"), 1000, 0, "100ms")
             .replace("plugin = \"counter\"", "plugin = \"counter@1\""),
     );
-    let (status, pushed) = server.push(
-        &token,
-        "counter",
-        new_version(read_plugin("counter_stream"), "2"),
-    );
+    // Version 2 is new code: it marks its records.
+    let (status, pushed) = server.push(&token, "counter", read_plugin("counter_stream_marked"));
     assert_eq!(status, 201, "{pushed}");
     assert_eq!(pushed["version"], 2);
     assert_eq!(pushed["upgraded"], json!(["count"]));
@@ -363,6 +360,22 @@ fn a_new_version_swaps_in_at_a_checkpoint_boundary() {
     assert!(
         written.iter().copied().eq(0..written.len() as u64),
         "two swaps, no record lost or repeated"
+    );
+    // Version 1's records, then version 2's (marked), then version 1's again: each swap
+    // at one record, the first of the new code right after the last of the old.
+    let text = s.read("acme/out/count.jsonl");
+    let marks: Vec<bool> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["marked"] == true)
+        .collect();
+    let runs: Vec<(bool, usize)> = marks
+        .chunk_by(|a, b| a == b)
+        .map(|r| (r[0], r.len()))
+        .collect();
+    assert_eq!(
+        runs.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [false, true, false],
+        "runs of (marked, length): {runs:?}"
     );
     assert_eq!(end["checkpoint"], written.len().to_string());
 }

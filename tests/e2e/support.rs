@@ -75,6 +75,11 @@ impl Scratch {
     /// `weir run` in the background. Its stderr goes to a file (a pipe nobody reads could
     /// fill and stall it); it is killed if the test ends without stopping it.
     pub fn spawn_run(&self, extra: &[&str]) -> Running {
+        self.spawn_run_with(extra, &[])
+    }
+
+    /// `spawn_run` with environment variables set for weir (e.g. `RUST_LOG`).
+    pub fn spawn_run_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Running {
         let mut args = vec!["run", "pipeline.toml", "--output", "json"];
         args.extend_from_slice(extra);
         let stderr = self.path(&format!(
@@ -83,6 +88,7 @@ impl Scratch {
         ));
         let child = self
             .weir(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
             .spawn()

@@ -245,6 +245,7 @@ fn write(
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint, ctx.owner)
             .context("the sink flushed but the checkpoint could not be committed")?;
+        tracing::debug!(checkpoint = %durable.checkpoint, "checkpoint committed");
         ctx.meter.committed(
             n - rejected.by_sink,
             rejected.by_source + rejected.by_sink,

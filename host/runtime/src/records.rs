@@ -125,6 +125,7 @@ impl<'a> View<'a> {
         self.record.value.map(|s| self.records.bytes(s))
     }
 
+    #[cfg(feature = "kafka")]
     pub(crate) fn timestamp_ms(&self) -> Option<i64> {
         self.record.timestamp_ms
     }

@@ -66,7 +66,11 @@ impl StreamSource for CounterStream {
         let end = (self.next + u64::from(max_records)).min(self.total);
         let mut records = Records::new();
         for n in self.next..end {
-            records.push_value(format!("{{\"n\":{n}}}").as_bytes());
+            if cfg!(feature = "marked") {
+                records.push_value(format!("{{\"n\":{n},\"marked\":true}}").as_bytes());
+            } else {
+                records.push_value(format!("{{\"n\":{n}}}").as_bytes());
+            }
         }
         self.next = end;
         Ok(Batch::new(records, end))
