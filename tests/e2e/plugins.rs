@@ -311,3 +311,52 @@ fn damaged_components_are_refused_or_contained_never_a_panic() {
         })
         .unwrap();
 }
+
+/// `weir discover` asks each source what it can read: file-source lists its files.
+#[test]
+fn discover_lists_what_a_source_can_read() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", "{}\n");
+    s.write("data/b.jsonl", "{}\n");
+    s.pipelines(&[
+        file_pipeline("files", 10, "a.jsonl"),
+        file_pipeline("other", 10, "b.jsonl"),
+    ]);
+    let out = s
+        .weir(&[
+            "discover",
+            "pipeline.toml",
+            "--pipeline",
+            "files",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let streams: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["pipeline"].as_str().unwrap(),
+                l["stream"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(streams, [("files", "a.jsonl"), ("files", "b.jsonl")]);
+
+    let unknown = s
+        .weir(&["discover", "pipeline.toml", "--pipeline", "nope"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no pipeline `nope`"));
+}

@@ -632,3 +632,52 @@ fn a_plugin_cannot_hoard_database_connections() {
     }
     assert_eq!(run.summary("healthy")["records_written"], 500);
 }
+
+/// postgres-source's `discover` lists the tables it can read, with each column's type.
+#[test]
+fn discover_lists_tables_with_their_column_types() {
+    let pg = Postgres::start();
+    pg.client()
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, placed timestamptz, total numeric(10,2));
+             CREATE SCHEMA billing;
+             CREATE TABLE billing.invoices (n integer, note text);",
+        )
+        .unwrap();
+    let s = scratch();
+    s.pipelines(&[pg_to_file(&pg, "orders", 10, r#"table = "orders""#)]);
+    let out = s
+        .weir(&["discover", "pipeline.toml", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streams: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|l| {
+            (
+                l["stream"].as_str().unwrap().to_string(),
+                l["schema"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        streams.keys().collect::<Vec<_>>(),
+        ["billing.invoices", "public.orders"]
+    );
+    let orders = &streams["public.orders"]["properties"];
+    assert_eq!(orders["id"]["x-postgres-type"], "bigint");
+    assert_eq!(
+        orders["placed"]["x-postgres-type"],
+        "timestamp with time zone"
+    );
+    assert_eq!(orders["total"]["x-postgres-type"], "numeric");
+    assert_eq!(
+        streams["billing.invoices"]["properties"]["note"]["x-postgres-type"],
+        "text"
+    );
+}

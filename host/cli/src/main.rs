@@ -50,6 +50,18 @@ enum Command {
         #[command(flatten)]
         clients: ClientSettings,
     },
+    /// List the streams each pipeline's source can read (tables, files, topics), with
+    /// their schemas where the plugin knows them.
+    Discover {
+        file: PathBuf,
+        /// Only this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        clients: ClientSettings,
+    },
     /// Plugin files, and plugins on a weir server.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -340,6 +352,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             output::checks(&results, output)?;
             let failed = results.iter().any(|r| r.result.is_err());
             Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Discover {
+            file,
+            pipeline,
+            output,
+            clients,
+        } => {
+            let file = PipelineFile::load_with(&file, &clients.policy())?;
+            let chosen: Vec<_> = file
+                .pipelines
+                .iter()
+                .filter(|p| pipeline.as_ref().is_none_or(|name| &p.name == name))
+                .collect();
+            if let Some(name) = &pipeline
+                && chosen.is_empty()
+            {
+                anyhow::bail!("no pipeline `{name}` in {}", file.path.display());
+            }
+            let runtime = runtime(cli.cache_dir)?;
+            let found: Vec<_> = chosen
+                .iter()
+                .map(|p| (p.name.clone(), weir_pipeline::discover(&runtime, p)))
+                .collect();
+            output::streams(&found, output)?;
+            Ok(if found.iter().any(|(_, r)| r.is_err()) {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -3,7 +3,7 @@
 use crate::Output;
 use anyhow::Result;
 use std::path::Path;
-use weir_pipeline::{Inspected, Status, Summary};
+use weir_pipeline::{Inspected, Status, Stream, Summary};
 use weir_runtime::{Compilation, Limits, Runtime};
 
 pub fn summaries(summaries: &[Summary], output: Output) -> Result<()> {
@@ -62,6 +62,36 @@ pub fn checks(results: &[Checked], output: Output) -> Result<()> {
                 Ok(name) => println!("{} {}: ok ({name})", r.pipeline, r.side),
                 Err(e) => println!("{} {}: {e}", r.pipeline, r.side),
             },
+        }
+    }
+    Ok(())
+}
+
+/// Each pipeline's streams, or why they could not be listed.
+pub fn streams(found: &[(String, Result<Vec<Stream>>)], output: Output) -> Result<()> {
+    for (pipeline, result) in found {
+        match (result, output) {
+            (Ok(streams), Output::Json) => {
+                for s in streams {
+                    let line = serde_json::json!({
+                        "pipeline": pipeline, "stream": s.name, "schema": s.schema,
+                    });
+                    println!("{line}");
+                }
+            }
+            (Ok(streams), Output::Text) => {
+                for s in streams {
+                    match &s.schema {
+                        Some(schema) => println!("{pipeline}: {} {schema}", s.name),
+                        None => println!("{pipeline}: {}", s.name),
+                    }
+                }
+            }
+            (Err(e), Output::Json) => {
+                let line = serde_json::json!({ "pipeline": pipeline, "error": format!("{e:#}") });
+                println!("{line}");
+            }
+            (Err(e), Output::Text) => println!("{pipeline}: {e:#}"),
         }
     }
     Ok(())

@@ -340,3 +340,29 @@ pub fn prepare_sink(runtime: &Runtime, p: &Pipeline) -> Result<SinkInstance> {
         .into_sink()
         .with_context(|| format!("pipeline `{}`: the sink is a source", p.name))
 }
+
+/// One stream a source can read, as its `discover` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stream {
+    pub name: String,
+    /// JSON Schema of its records, where the plugin knows it.
+    pub schema: Option<serde_json::Value>,
+}
+
+/// The streams the pipeline's source can read, asked with the source's config and
+/// grants (tables of a database, files of a directory, topics).
+pub fn discover(runtime: &Runtime, p: &Pipeline) -> Result<Vec<Stream>> {
+    let (mut instance, _) = prepare(runtime, p, Side::Source)?;
+    let streams = instance
+        .discover(&p.source.config.to_string())
+        .with_context(|| format!("pipeline `{}` source", p.name))?;
+    Ok(streams
+        .into_iter()
+        .map(|s| Stream {
+            name: s.name,
+            schema: s
+                .schema
+                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+        })
+        .collect())
+}

@@ -55,6 +55,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/pause", post(pause_pipeline))
         .route("/v1/pipelines/{name}/resume", post(resume_pipeline))
         .route("/v1/pipelines/{name}/upgrade", post(upgrade_pipeline))
+        .route("/v1/pipelines/{name}/streams", get(discover_streams))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(app)
 }
@@ -383,6 +384,19 @@ async fn upgrade_pipeline(
         let mut reply = serde_json::to_value(status).map_err(|e| ApiError::internal(e.into()))?;
         reply["upgraded"] = changed.into();
         ok(StatusCode::OK, reply)
+    })
+    .await
+}
+
+async fn discover_streams(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        let streams = app.ops.discover(&tenant, &name)?;
+        ok(StatusCode::OK, json!({ "name": name, "streams": streams }))
     })
     .await
 }

@@ -6,7 +6,7 @@ use super::{Error, Ops, Result, check_name};
 use crate::registry::{Desired, PipelineRow, PluginRef, key};
 use crate::supervisor::{self, Snapshot};
 use serde::Serialize;
-use weir_pipeline::{PipelineSpec, Side};
+use weir_pipeline::{PipelineSpec, Side, Stream};
 
 /// A pipeline as the API shows it: what was asked, what runs, and how it goes.
 #[derive(Debug, Serialize)]
@@ -167,6 +167,15 @@ impl Ops {
             self.supervisor.swap(tenant, name);
         }
         Ok((self.pipeline(tenant, name)?, changed))
+    }
+
+    /// The streams the pipeline's source can read, asked inside the tenant's grants.
+    pub fn discover(&self, tenant: &str, name: &str) -> Result<Vec<Stream>> {
+        let row = self.existing(tenant, name)?;
+        let t = self.tenant(tenant)?;
+        let pipeline =
+            supervisor::build(self.registry.as_ref(), &t.grants, &row).map_err(Error::refused)?;
+        weir_pipeline::discover(&self.runtime, &pipeline).map_err(Error::refused)
     }
 
     /// Stops the pipeline (after the batch in flight, so no run commits after its
