@@ -15,6 +15,14 @@ trap 'rm -f "$log"' EXIT
 # Guest crates' own unit tests (compiled natively), then the host crates and the
 # end-to-end tests, which run the built weir binary and plugins.
 cargo test --release --locked -p weir-file-source -p weir-file-sink -p weir-debezium-source -p weir-guest 2>&1 | tee -a "$log"
+# The Python and JavaScript SDKs' own unit tests, under plain CPython and Node.js; their
+# counts join the closing line.
+python="$(python3 -m unittest discover -s guest-sdk/python/tests 2>&1)" || { echo "$python"; exit 1; }
+echo "$python"
+echo "test result: ok. $(sed -n 's/^Ran \([0-9]*\) tests\?.*/\1/p' <<<"$python") passed; 0 failed (Python SDK)" >> "$log"
+node="$(node --test guest-sdk/js/test/ 2>&1)" || { echo "$node"; exit 1; }
+echo "$node" | grep -E '^# (tests|pass|fail)'
+echo "test result: ok. $(sed -n 's/^# pass \([0-9]*\)$/\1/p' <<<"$node") passed; 0 failed (JavaScript SDK)" >> "$log"
 cargo test --release --locked 2>&1 | tee -a "$log"
 # A lean runtime (built without Kafka and the PostgreSQL client) links, and refuses
 # plugins that import them.

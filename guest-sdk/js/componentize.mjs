@@ -32,7 +32,7 @@ async function newest(path) {
 }
 
 const built = await stat(out).then((s) => s.mtimeMs, () => 0);
-const inputs = [dirname(resolve(source)), join(sdk, 'index.js'), join(sdk, 'component.js'), wit];
+const inputs = [dirname(resolve(source)), join(sdk, 'index.js'), join(sdk, 'component.js'), join(sdk, 'glue.js'), wit];
 if (built && (await Promise.all(inputs.map(newest))).every((t) => t < built)) process.exit(0);
 
 const work = await mkdtemp(join(tmpdir(), 'weir-js-'));

@@ -190,3 +190,73 @@ fn complete_length(file: &mut File) -> std::io::Result<u64> {
 }
 
 weir_guest::export_sink!(FileSink);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, format: Format) -> Config {
+        Config {
+            dir: dir.display().to_string(),
+            file: "out.jsonl".into(),
+            format,
+        }
+    }
+
+    fn records(values: &[&str]) -> Records {
+        let mut r = Records::new();
+        for v in values {
+            r.push_value(v.as_bytes());
+        }
+        r
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_back_before_the_redelivered_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}\n{\"n\":").unwrap();
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        sink.write(records(&[r#"{"n":3}"#, r#"{"n":4}"#])).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n",
+            "nothing reaches the file before flush"
+        );
+        sink.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n"
+        );
+    }
+
+    #[test]
+    fn a_value_with_a_newline_fails_and_a_file_name_must_be_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        assert!(matches!(
+            sink.write(records(&["{\"a\":\n1}"])),
+            Err(Error::Fatal(_))
+        ));
+        for bad in ["../escape", "..", ""] {
+            let mut c = config(dir.path(), Format::Value);
+            c.file = bad.into();
+            assert!(matches!(FileSink::open(c), Err(Error::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_record_format_keeps_json_as_json_and_text_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::open(config(dir.path(), Format::Record)).unwrap();
+        sink.write(records(&[r#"{"n":1}"#, "plain"])).unwrap();
+        sink.flush().unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["value"], serde_json::json!({"n": 1}));
+        assert_eq!(lines[1]["value"], "plain");
+    }
+}

@@ -212,3 +212,78 @@ fn parse_error(file: &str, offset: u64, message: &str) -> Error {
 }
 
 weir_guest::export_batch_source!(FileSource);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            dir: dir.display().to_string(),
+            pattern: "*".into(),
+            format: Format::Auto,
+        }
+    }
+
+    /// Every record of a run, and the cursor it ended at.
+    fn read_all(source: &mut FileSource) -> (Vec<String>, Cursor) {
+        let (mut out, mut cursor) = (Vec::new(), Cursor::new());
+        while let Some(batch) = source.next(2).unwrap() {
+            for r in batch.records.iter() {
+                out.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
+            }
+            cursor = batch.cursor;
+        }
+        (out, cursor)
+    }
+
+    #[test]
+    fn each_file_is_read_once_and_a_rerun_takes_only_what_was_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join(name))
+                .unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        };
+        write("a.jsonl", "{\"n\":1}\n\n{\"n\":2}\n");
+        write("b.csv", "id,name\n1,x\n2,y\n");
+        write("c.jsonl", "{\"n\":3}\n{\"n\":"); // its last line is still being written
+        let mut first = FileSource::open(config(dir.path()), None).unwrap();
+        let (records, cursor) = read_all(&mut first);
+        assert_eq!(
+            records,
+            [
+                r#"{"n":1}"#,
+                r#"{"n":2}"#,
+                r#"{"id":"1","name":"x"}"#,
+                r#"{"id":"2","name":"y"}"#,
+                r#"{"n":3}"#
+            ]
+        );
+        assert_eq!(cursor["c.jsonl"], 8, "the half line is left for later");
+
+        write("a.jsonl", "{\"n\":4}\n");
+        write("c.jsonl", "5}\n");
+        let mut rerun = FileSource::open(config(dir.path()), Some(cursor)).unwrap();
+        let (records, _) = read_all(&mut rerun);
+        assert_eq!(records, [r#"{"n":4}"#, r#"{"n":5}"#]);
+    }
+
+    #[test]
+    fn a_bad_line_stops_the_run_naming_the_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jsonl"), "{\"n\":1}\nnot json\n").unwrap();
+        let mut source = FileSource::open(config(dir.path()), None).unwrap();
+        let Err(err) = source.next(10) else {
+            panic!("a bad line was read");
+        };
+        assert!(
+            matches!(&err, Error::Fatal(m) if m.starts_with("a.jsonl at byte 8")),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+// The JavaScript SDK's glue under plain Node.js (`node --test guest-sdk/js/test`): what a
+// connector hands the host and what it gets back, without a component around it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Batch, ConfigError, DeadLetter, FatalError, Record, TransientError } from '../index.js';
+import { batch, deadLetter, guarded, pack, position, unpack } from '../glue.js';
+
+const text = (b) => new TextDecoder().decode(b);
+
+test('records survive packing and unpacking, every field', () => {
+  const records = [
+    new Record({ key: 'k1', value: '{"n":1}', headers: [['h', 'v']], timestampMs: 1700000000000, op: 'update' }),
+    new Record({ key: 'k2' }), // a tombstone
+    { n: 3 }, // any JSON value is a record's value
+    'plain text',
+  ];
+  const packed = pack(records);
+  assert.ok(packed.data instanceof Uint8Array);
+  const back = unpack(packed);
+  assert.equal(back.length, 4);
+  assert.equal(text(back[0].key), 'k1');
+  assert.deepEqual(back[0].json(), { n: 1 });
+  assert.deepEqual(back[0].headers.map(([k, v]) => [k, text(v)]), [['h', 'v']]);
+  assert.equal(back[0].timestampMs, 1700000000000);
+  assert.equal(back[0].op, 'update');
+  assert.equal(text(back[1].key), 'k2');
+  assert.equal(back[1].value, undefined, 'a tombstone stays one');
+  assert.deepEqual(back[2].json(), { n: 3 });
+  assert.equal(back[3].text(), 'plain text');
+  assert.equal(back[3].key, undefined);
+});
+
+test('every span lies inside the one buffer', () => {
+  const packed = pack([new Record({ key: 'a', value: 'bc', headers: [['d', 'ef']] }), 'ghi']);
+  const spans = packed.items.flatMap((r) => [r.key, r.value]).filter(Boolean);
+  spans.push(...packed.headers.flatMap((h) => [h.key, h.value]));
+  for (const s of spans) assert.ok(s.offset + s.len <= packed.data.length, JSON.stringify(s));
+  const at = (s) => text(packed.data.subarray(s.offset, s.offset + s.len));
+  assert.deepEqual(spans.map(at), ['a', 'bc', 'ghi', 'd', 'ef']);
+  assert.equal(packed.data.length, 9, 'nothing else in the buffer');
+});
+
+test('throws become the contract typed errors', () => {
+  const thrown = (e) => {
+    try {
+      guarded(() => {
+        throw e;
+      });
+    } catch (err) {
+      return err;
+    }
+    assert.fail('nothing thrown');
+  };
+  assert.deepEqual(thrown(new ConfigError('bad dir')), { tag: 'config', val: 'bad dir' });
+  assert.deepEqual(thrown(new TransientError('busy')), { tag: 'transient', val: 'busy' });
+  const fatal = thrown(new FatalError('broken'));
+  assert.equal(fatal.tag, 'fatal');
+  assert.match(fatal.val, /^Error: broken/);
+  const bug = thrown(new TypeError('x is undefined'));
+  assert.equal(bug.tag, 'fatal');
+  assert.match(bug.val, /TypeError: x is undefined\n.*glue\.test\.js/s, 'with the stack');
+  assert.equal(guarded(() => 42), 42);
+});
+
+test('cursors and checkpoints travel as JSON', () => {
+  const b = batch(new Batch(['r'], { file: 'a.jsonl', offset: 7 }, [DeadLetter.of(new Record({ value: 'x' }), 'no')]));
+  assert.equal(b.checkpoint, '{"file":"a.jsonl","offset":7}');
+  assert.deepEqual(position(b.checkpoint), { file: 'a.jsonl', offset: 7 });
+  assert.equal(position(undefined), null, 'no checkpoint yet');
+  assert.equal(batch(new Batch([])).checkpoint, 'null');
+  assert.equal(text(b.deadLetters[0].value), 'x');
+  assert.equal(b.deadLetters[0].reason, 'no');
+  assert.equal(deadLetter({ reason: 7 }).reason, '7');
+  assert.throws(() => batch({ records: [] }), TypeError, 'only a weir Batch');
+});

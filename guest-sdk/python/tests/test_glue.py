@@ -1,0 +1,146 @@
+"""The Python SDK's glue under plain CPython (`python3 -m unittest discover -s
+guest-sdk/python/tests`): what a connector hands the host and what it gets back.
+
+The component bindings exist only inside a component; here they are stood in for by plain
+classes with the contract's fields, in the contract's order, so `weir._glue` runs as is."""
+
+import dataclasses
+import enum
+import json
+import os
+import sys
+import types
+import unittest
+from typing import Any, Optional
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+
+def _record(name, *fields):
+    return dataclasses.make_dataclass(name, [(f, Any) for f in fields])
+
+
+def _bindings():
+    t = types.ModuleType("wit_world.imports.types")
+    t.Span = _record("Span", "offset", "len")
+    t.Header = _record("Header", "key", "value")
+    t.Record = _record("Record", "key", "value", "headers", "timestamp_ms", "op")
+    t.Records = _record("Records", "data", "headers", "items")
+    t.DeadLetter = _record("DeadLetter", "key", "value", "reason")
+    t.Batch = _record("Batch", "records", "dead_letters", "checkpoint")
+    t.StreamInfo = _record("StreamInfo", "name", "schema")
+    t.ConnectorSpec = _record("ConnectorSpec", "name", "version", "description", "config_schema")
+    t.ChangeOp = enum.Enum("ChangeOp", ["CREATE", "UPDATE", "DELETE", "SNAPSHOT"])
+    t.Error_Config = _record("Error_Config", "value")
+    t.Error_Transient = _record("Error_Transient", "value")
+    t.Error_Fatal = _record("Error_Fatal", "value")
+    imports = types.ModuleType("wit_world.imports")
+    imports.types = t
+    for name in ("http", "log", "metrics"):
+        setattr(imports, name, types.ModuleType(f"wit_world.imports.{name}"))
+    world = types.ModuleType("wit_world")
+    world.imports = imports
+    cpt = types.ModuleType("componentize_py_types")
+
+    class Err(Exception):
+        def __init__(self, value):
+            super().__init__(value)
+            self.value = value
+
+    cpt.Err = Err
+    sys.modules.update(
+        {
+            "wit_world": world,
+            "wit_world.imports": imports,
+            "wit_world.imports.types": t,
+            "componentize_py_types": cpt,
+        }
+    )
+    return t, Err
+
+
+wit, Err = _bindings()
+
+import weir  # noqa: E402
+from weir import _glue  # noqa: E402
+
+
+class Packing(unittest.TestCase):
+    def test_records_survive_packing_and_unpacking_every_field(self):
+        records = [
+            weir.Record(b'{"n":1}', b"k1", [("h", b"v")], 1700000000000, "update"),
+            weir.Record(None, b"k2"),  # a tombstone
+            {"n": 3},  # any JSON value is a record's value
+            "plain text",
+        ]
+        back = _glue.unpack(_glue.pack(records))
+        self.assertEqual(back[0], weir.Record(b'{"n":1}', b"k1", [("h", b"v")], 1700000000000, "update"))
+        self.assertEqual(back[1], weir.Record(None, b"k2"))
+        self.assertEqual(back[2].json(), {"n": 3})
+        self.assertEqual(back[3].value, b"plain text")
+        self.assertIsNone(back[3].key)
+
+    def test_every_span_lies_inside_the_one_buffer(self):
+        packed = _glue.pack([weir.Record(b"bc", b"a", [("d", b"ef")]), b"ghi"])
+        spans = [s for r in packed.items for s in (r.key, r.value) if s is not None]
+        spans += [s for h in packed.headers for s in (h.key, h.value)]
+        at = lambda s: packed.data[s.offset : s.offset + s.len]  # noqa: E731
+        self.assertTrue(all(s.offset + s.len <= len(packed.data) for s in spans))
+        self.assertEqual(sorted(map(at, spans)), [b"a", b"bc", b"d", b"ef", b"ghi"])
+        self.assertEqual(len(packed.data), 9, "nothing else in the buffer")
+
+
+class Errors(unittest.TestCase):
+    def raised(self, e):
+        def fail():
+            raise e
+
+        with self.assertRaises(Err) as caught:
+            _glue.guarded(fail)
+        return caught.exception.value
+
+    def test_exceptions_become_the_contracts_typed_errors(self):
+        self.assertEqual(self.raised(weir.ConfigError("bad dir")), wit.Error_Config("bad dir"))
+        self.assertEqual(self.raised(weir.TransientError("busy")), wit.Error_Transient("busy"))
+        fatal = self.raised(KeyError("x"))
+        self.assertIsInstance(fatal, wit.Error_Fatal)
+        self.assertTrue(fatal.value.startswith("KeyError: 'x'\nTraceback"), fatal.value)
+        self.assertIn("test_glue.py", fatal.value, "with the traceback")
+        self.assertEqual(_glue.guarded(lambda: 42), 42)
+
+
+class Positions(unittest.TestCase):
+    def test_cursors_and_checkpoints_travel_as_json(self):
+        b = _glue.batch(
+            weir.Batch(["r"], {"file": "a.jsonl", "offset": 7}, [weir.DeadLetter.of(weir.Record(b"x"), "no")])
+        )
+        self.assertEqual(json.loads(b.checkpoint), {"file": "a.jsonl", "offset": 7})
+        self.assertEqual(_glue.position(b.checkpoint), {"file": "a.jsonl", "offset": 7})
+        self.assertIsNone(_glue.position(None), "no checkpoint yet")
+        self.assertEqual(b.dead_letters, [wit.DeadLetter(None, b"x", "no")])
+        with self.assertRaises(TypeError):
+            _glue.batch({"records": []})
+
+    def test_a_stream_acknowledges_the_decoded_checkpoint(self):
+        acked = []
+
+        class Counter(weir.StreamSource):
+            def __init__(self, config, checkpoint):
+                self.next = checkpoint or 0
+
+            def poll(self, max_records, max_wait_ms):
+                return weir.Batch([{"n": self.next}], self.next + 1)
+
+            def ack(self, checkpoint):
+                acked.append(checkpoint)
+
+        weir.export(Counter)
+        stream = _glue.Stream.open("{}", "41")
+        polled = stream.poll(10, 0)
+        self.assertEqual(polled.checkpoint, "42")
+        stream.ack(polled.checkpoint)
+        self.assertEqual(acked, [42])
+
+
+if __name__ == "__main__":
+    unittest.main()
