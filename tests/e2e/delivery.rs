@@ -438,3 +438,86 @@ fn without_colours(text: &str) -> String {
     }
     out
 }
+
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A slow sink slows the source: with `buffer_batches = 2` the source is polled only as
+/// fast as the sink flushes, and weir's resident memory stays flat while many times the
+/// buffer passes through, instead of growing with a backlog.
+#[test]
+fn a_slow_sink_slows_the_source_and_memory_stays_bounded() {
+    // 64 records of 64 KiB: 4 MiB a batch; the sink takes 100 ms to flush one.
+    const BATCH_BYTES: u64 = 64 * 64 * 1024;
+    const BUFFER: u64 = 2;
+    let s = Scratch::new();
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "slow"
+batch_size = 64
+buffer_batches = {BUFFER}
+[pipeline.source]
+plugin = "{source}"
+config = {{ total = 100000000, pad = 65536 }}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ flush_sleep_ms = 100 }}
+"#,
+        source = plugin("counter_stream").display(),
+        sink = plugin("transform").display(),
+    )]);
+    let log = [("RUST_LOG", "warn,weir_pipeline::delivery=debug")];
+    let mut child = s.spawn_run_with(&[], &log);
+    let pid = child.pid();
+    let commits = |child: &Running| child.stderr().matches("checkpoint committed").count();
+    let started = Instant::now();
+    let wait_for = |child: &mut Running, n: usize, mut each: Box<dyn FnMut()>| {
+        while commits(child) < n {
+            child.assert_running();
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "only {} commits",
+                commits(child)
+            );
+            each();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Past the start, the buffer full: what the pipeline holds when it holds the most.
+    wait_for(&mut child, 5, Box::new(|| {}));
+    let baseline = rss(pid);
+    let peak = std::cell::Cell::new(baseline);
+    wait_for(
+        &mut child,
+        45,
+        Box::new(|| peak.set(peak.get().max(rss(pid)))),
+    );
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    let summary = run.summary("slow");
+    let (batches, polls) = (
+        summary["batches"].as_u64().unwrap(),
+        summary["metrics"]["source.polls"].as_u64().unwrap(),
+    );
+    // Each poll is one batch: only the buffer and the two in hand run ahead of the sink.
+    assert!(
+        polls <= batches + BUFFER + 2,
+        "{polls} polls for {batches} batches: the source ran ahead of the sink"
+    );
+    let growth = peak.get().saturating_sub(baseline);
+    assert!(
+        growth < 4 * BATCH_BYTES,
+        "memory grew {} MiB while {} MiB passed through",
+        growth >> 20,
+        (40 * BATCH_BYTES) >> 20
+    );
+}

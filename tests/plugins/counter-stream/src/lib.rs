@@ -21,6 +21,9 @@ pub struct Config {
     /// Sleeps this long in each poll: a source with a steady rate.
     #[serde(default)]
     sleep_ms: u64,
+    /// Pads each record with this many bytes (`"pad": "xx…"`): large batches.
+    #[serde(default)]
+    pad: usize,
 }
 
 pub struct CounterStream {
@@ -29,6 +32,7 @@ pub struct CounterStream {
     ack_log: Option<String>,
     spin: bool,
     sleep: Duration,
+    pad: usize,
 }
 
 impl Connector for CounterStream {
@@ -48,6 +52,7 @@ impl StreamSource for CounterStream {
             ack_log: config.ack_log,
             spin: config.spin,
             sleep: Duration::from_millis(config.sleep_ms),
+            pad: config.pad,
         })
     }
 
@@ -65,11 +70,16 @@ impl StreamSource for CounterStream {
         }
         let end = (self.next + u64::from(max_records)).min(self.total);
         let mut records = Records::new();
+        let pad = if self.pad == 0 {
+            String::new()
+        } else {
+            format!(",\"pad\":\"{}\"", "x".repeat(self.pad))
+        };
         for n in self.next..end {
             if cfg!(feature = "marked") {
                 records.push_value(format!("{{\"n\":{n},\"marked\":true}}").as_bytes());
             } else {
-                records.push_value(format!("{{\"n\":{n}}}").as_bytes());
+                records.push_value(format!("{{\"n\":{n}{pad}}}").as_bytes());
             }
         }
         self.next = end;

@@ -8,9 +8,15 @@ use serde_json::Value;
 use weir_guest::{Connector, DeadLetter, Error, Records, Result, Sink, metrics};
 
 #[derive(Deserialize, JsonSchema)]
-pub struct Config {}
+pub struct Config {
+    /// Sleeps this long in each flush: a slow sink, for the backpressure test.
+    #[serde(default)]
+    flush_sleep_ms: u64,
+}
 
-pub struct Transform;
+pub struct Transform {
+    flush_sleep: std::time::Duration,
+}
 
 impl Connector for Transform {
     const NAME: &'static str = "transform";
@@ -20,8 +26,10 @@ impl Connector for Transform {
 }
 
 impl Sink for Transform {
-    fn open(_: Config) -> Result<Self> {
-        Ok(Transform)
+    fn open(config: Config) -> Result<Self> {
+        Ok(Transform {
+            flush_sleep: std::time::Duration::from_millis(config.flush_sleep_ms),
+        })
     }
 
     fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>> {
@@ -43,6 +51,7 @@ impl Sink for Transform {
     }
 
     fn flush(&mut self) -> Result<()> {
+        std::thread::sleep(self.flush_sleep);
         Ok(())
     }
 }
