@@ -442,27 +442,28 @@ fn a_tenant_cpu_share_holds_its_pipelines_down() {
             &counter_pipeline(name, &s.path("acme/out"), u64::MAX / 2, 0, "100ms"),
         );
     }
-    std::thread::sleep(Duration::from_secs(3));
-    let mut cpu = 0.0;
-    let mut wall: f64 = 0.0;
+    // Both running and held down (a condition), then the whole process's CPU time from
+    // /proc over a window: what the tenant really used, not what weir's own bucket counted.
     for name in ["busy1", "busy2"] {
-        let st = server.status(&token, name);
-        assert!(
-            st["records_out"].as_u64() > Some(0),
-            "throttled, not stopped: {st}"
-        );
-        assert!(st["throttled_ns"].as_u64() > Some(0), "{st}");
-        cpu += st["cpu_ns"].as_u64().unwrap() as f64 / 1e9;
-        let started = st["run_started_ms"].as_u64().unwrap();
-        wall = wall.max((weir_now_ms() - started) as f64 / 1e3);
+        server.wait_for(&token, name, LONG, |st| {
+            st["records_out"].as_u64() > Some(0) && st["throttled_ns"].as_u64() > Some(0)
+        });
     }
-    // The share over the run, plus the banked burst (0.1 s) and one batch per pipeline
-    // charged after the fact: an upper bound a slow machine only makes easier to meet.
-    let bound = 0.2 * wall + 0.1 + 0.2;
-    eprintln!("used {cpu:.2} s of CPU in {wall:.1} s (bound {bound:.2} s)");
+    let pid = server.pid();
+    let (before, started) = (process_cpu_seconds(pid), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(4)); // the observation window
+    let used = process_cpu_seconds(pid) - before;
+    let wall = started.elapsed().as_secs_f64();
+    // Tolerance: the share over the window, plus the banked burst (0.1 s) and one batch
+    // per pipeline charged after the fact (0.1 s each), plus 5% of a core for what the
+    // bucket does not see (the delivery loop's own bookkeeping, WASI's helper threads, the
+    // API answering these calls). Measured here: 1.14 s of 1.30 s allowed in 4 s.
+    // Unthrottled, the two pipelines take one to two cores.
+    let bound = 0.2 * wall + 0.1 + 0.2 + 0.05 * wall;
+    eprintln!("the process used {used:.2} s of CPU in {wall:.1} s (bound {bound:.2} s)");
     assert!(
-        cpu <= bound,
-        "used {cpu:.2} s of CPU in {wall:.1} s; the share allows {bound:.2} s"
+        used <= bound,
+        "the process used {used:.2} s of CPU in {wall:.1} s; the share allows {bound:.2} s"
     );
     let metrics = server.metrics();
     assert!(metrics.contains("weir_throttled_seconds_total{tenant=\"acme\",pipeline=\"busy1\"}"));
@@ -477,13 +478,6 @@ fn a_tenant_cpu_share_holds_its_pipelines_down() {
         )),
     );
     assert_eq!(status, 400, "{reply}");
-}
-
-fn weir_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 #[test]
@@ -663,4 +657,29 @@ fn the_api_lists_a_pipelines_streams() {
     );
     let (status, _) = server.call(Some(&token), "GET", "/v1/pipelines/nope/streams", None);
     assert_eq!(status, 404);
+}
+
+/// User and system CPU time of process `pid` so far, from `/proc/<pid>/stat`.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = rest[11].parse::<f64>().unwrap() + rest[12].parse::<f64>().unwrap();
+    let per_second: f64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    ticks / per_second
 }
