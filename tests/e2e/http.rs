@@ -309,12 +309,6 @@ fn http_hostile(name: &str, mode: &str, url: &str, grant: &str, tail: &str) -> S
     )
 }
 
-fn error_of(run: &Run, pipeline: &str) -> String {
-    let summary = run.summary(pipeline);
-    assert_eq!(summary["status"], "failed", "{summary}");
-    summary["error"].as_str().unwrap().to_string()
-}
-
 /// `Host` picks the virtual server behind an address: a plugin granted one name must not
 /// reach another through the same address.
 #[test]
@@ -329,7 +323,7 @@ fn a_plugin_cannot_set_the_host_header() {
         &grant,
         "",
     )]);
-    let error = error_of(&s.run_once(), "hdr");
+    let error = s.run_once().error("hdr");
     assert!(error.contains("the `host` header cannot be set"), "{error}");
     assert_eq!(web.state.lock().unwrap().requests, 0, "nothing was sent");
 }
@@ -389,7 +383,7 @@ fn a_response_larger_than_max_response_fails_the_call() {
     ]);
     let run = s.run_once();
     assert_eq!(run.summary("small")["status"], "ok", "{}", run.stderr);
-    let error = error_of(&run, "big");
+    let error = run.error("big");
     assert!(
         error.contains("larger than the grant's limit of 1024 bytes"),
         "{error}"
@@ -413,7 +407,7 @@ fn an_http_request_cannot_outlast_the_call_deadline() {
         &grant,
         limits,
     )]);
-    let error = error_of(&s.run_once(), "slow").to_lowercase();
+    let error = s.run_once().error("slow").to_lowercase();
     assert!(error.contains("timeout"), "{error}");
     assert!(
         !error.contains("interrupted"),

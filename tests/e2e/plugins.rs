@@ -3,12 +3,6 @@
 use crate::support::*;
 use serde_json::Value;
 
-fn failed_with(run: &Run, pipeline: &str) -> String {
-    let summary = run.summary(pipeline);
-    assert_eq!(summary["status"], "failed", "{summary}");
-    summary["error"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn a_file_that_is_not_wasm_is_a_clear_error() {
     let s = Scratch::new();
@@ -24,13 +18,13 @@ fn a_file_that_is_not_wasm_is_a_clear_error() {
     s.write("data/a.jsonl", &numbered(0..5));
     let run = s.run_once();
     assert!(!run.ok);
-    let junk = failed_with(&run, "junk");
+    let junk = run.error("junk");
     assert!(
         junk.contains("junk.wasm") && junk.contains("not a WebAssembly file"),
         "{junk}"
     );
     assert!(junk.contains("pipeline `junk` source"), "{junk}");
-    let core = failed_with(&run, "core");
+    let core = run.error("core");
     assert!(
         core.contains("core.wasm") && core.contains("core WebAssembly module, not a component"),
         "{core}"
@@ -55,7 +49,7 @@ fn a_plugin_of_the_wrong_world_is_refused() {
         .replace("SOURCE", &plugin("file_sink").display().to_string());
     s.pipelines(&[swapped]);
     let run = s.run_once();
-    let error = failed_with(&run, "swapped");
+    let error = run.error("swapped");
     assert!(
         error.contains("file_sink.wasm is a sink, but a batch-source or stream-source is needed"),
         "{error}"
@@ -72,7 +66,7 @@ fn a_bad_config_names_the_field() {
     s.pipelines(&[table]);
 
     let run = s.run_once();
-    let error = failed_with(&run, "bad");
+    let error = run.error("bad");
     assert!(error.contains("pipeline `bad` source"), "{error}");
     assert!(error.contains("config field `/dir`"), "{error}");
     assert!(error.contains("config field `/format`"), "{error}");

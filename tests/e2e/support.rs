@@ -203,6 +203,13 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// The error of `pipeline`, which must have failed.
+    pub fn error(&self, pipeline: &str) -> String {
+        let summary = self.summary(pipeline);
+        assert_eq!(summary["status"], "failed", "{summary}");
+        summary["error"].as_str().unwrap().to_string()
+    }
+
     pub fn summary(&self, pipeline: &str) -> &Value {
         self.summaries
             .iter()

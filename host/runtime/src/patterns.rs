@@ -1,7 +1,10 @@
-//! Grant patterns, defined once: which HTTP hosts, Kafka topics and object-store locations
-//! a grant's entries name, and when one list of entries covers another (how a tenant's
-//! grant bounds its pipelines'). The runtime checks every call with the `allows`
-//! functions; the tenant checks use the `covers` ones.
+//! Grant patterns, defined once: which HTTP hosts, Kafka topics, object-store locations
+//! and directories a grant's entries name, and when one list of entries covers another
+//! (how a tenant's grant bounds its pipelines'). The runtime checks every call with the
+//! `allows` functions; the tenant checks use the `covers` ones.
+
+use crate::confined::normalize;
+use std::path::{Path, PathBuf};
 
 /// Whether `host` on `port` is named by one of `patterns` (`host`, `host:port` or
 /// `*.domain`); without a port a pattern names only `default_port`, the URL scheme's.
@@ -93,4 +96,34 @@ pub fn topic_covers(patterns: &[String], pattern: &str) -> bool {
 pub fn location_covers(granted: &str, here: &str) -> bool {
     let (here, granted) = (here.trim_end_matches('/'), granted.trim_end_matches('/'));
     granted.starts_with("s3://") && (here == granted || here.starts_with(&format!("{granted}/")))
+}
+
+/// Whether directory `path` (absolute) lies in the granted directory `granted`: lexically,
+/// as `granted` is written or where it resolves, and also where `path` leads on disk now,
+/// so that a link inside `granted` does not lead elsewhere.
+pub fn dir_covers(granted: &Path, path: &Path) -> bool {
+    let root = granted
+        .canonicalize()
+        .unwrap_or_else(|_| normalize(granted));
+    (path.starts_with(normalize(granted)) || path.starts_with(&root))
+        && resolve_existing(path).starts_with(&root)
+}
+
+/// `path` with its longest existing prefix resolved (symlinks, `.`), the rest appended:
+/// where creating the missing part would land.
+fn resolve_existing(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return missing.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weir_pipeline::{DeadLetterTarget, Pipeline, PipelineSpec};
 use weir_runtime::confined::{normalize, overlap};
-use weir_runtime::patterns::{host_covers, location_covers, topic_covers};
+use weir_runtime::patterns::{dir_covers, host_covers, location_covers, topic_covers};
 use weir_runtime::{KafkaGrant, ObjectLocation, Sandbox};
 
 /// Limits on a tenant's pipelines. Every pipeline's own limits default to these and may
@@ -257,7 +257,7 @@ impl Grants {
             let inside = |allowed: &ObjectsTenantGrant| match &objects.location {
                 ObjectLocation::Dir(dir) => {
                     let allowed = Path::new(allowed.url());
-                    allowed.is_absolute() && dir.path().starts_with(normalize(allowed))
+                    allowed.is_absolute() && dir_covers(allowed, &dir.path())
                 }
                 ObjectLocation::S3 { .. } => location_covers(allowed.url(), &objects.describe),
             };
@@ -303,32 +303,9 @@ impl Grants {
     /// `write`): lexically, as the admin wrote it or where it resolves, and also where it
     /// leads on disk now, so that a link in a tenant's directory does not lead elsewhere.
     pub fn dir_allows(&self, dir: &Path, write: bool) -> bool {
-        let resolved = resolve_existing(dir);
-        self.dirs.iter().any(|d| {
-            let root = d.path.canonicalize().unwrap_or_else(|_| normalize(&d.path));
-            (d.write || !write)
-                && (dir.starts_with(normalize(&d.path)) || dir.starts_with(&root))
-                && resolved.starts_with(&root)
-        })
-    }
-}
-
-/// `path` with its longest existing prefix resolved (symlinks, `.`), the rest appended:
-/// where creating the missing part would land.
-fn resolve_existing(path: &Path) -> std::path::PathBuf {
-    let mut missing = Vec::new();
-    let mut at = path;
-    loop {
-        if let Ok(real) = at.canonicalize() {
-            return missing.iter().rev().fold(real, |p, part| p.join(part));
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                missing.push(name.to_owned());
-                at = parent;
-            }
-            _ => return path.to_path_buf(),
-        }
+        self.dirs
+            .iter()
+            .any(|d| (d.write || !write) && dir_covers(&d.path, dir))
     }
 }
 
