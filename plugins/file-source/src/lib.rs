@@ -122,7 +122,7 @@ impl BatchSource for FileSource {
             file.offset += read as u64;
             let content = trim_newline(&line);
             if !content.iter().all(u8::is_ascii_whitespace) {
-                match &file.csv {
+                match &mut file.csv {
                     Some(header) => {
                         let json = header
                             .to_json(content)

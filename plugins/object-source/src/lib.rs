@@ -197,7 +197,7 @@ fn next_line(open: &mut Open, line: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
             continue;
         }
         open.records += 1;
-        return Ok(Some(match &open.csv {
+        return Ok(Some(match &mut open.csv {
             Some(header) => header
                 .to_json(content)
                 .unwrap_or_else(|e| format!("\u{0}{e}").into_bytes()),
