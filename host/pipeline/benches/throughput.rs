@@ -28,46 +28,75 @@ fn main() {
     let input = dir.path().join("data/events.jsonl");
     std::fs::create_dir_all(input.parent().unwrap()).unwrap();
     let bytes = write_input(&input, records);
+    let csv = dir.path().join("data-csv/events.csv");
+    std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+    let csv_bytes = write_csv(&input, &csv);
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),
         ..RuntimeConfig::default()
     })
     .unwrap();
 
+    // One untimed run first: the plugins compiled and cached, the files in the page cache.
+    weir_copy(&runtime, dir.path(), &plugins, "warm", "data", records);
     let mut native = Vec::new();
     let mut weir = Vec::new();
+    let mut weir_csv = Vec::new();
     for round in 0..ROUNDS {
-        // Interleaved, so both see the same machine load.
+        // Interleaved, so all see the same machine load.
         native.push(native_copy(
             &input,
             &dir.path().join(format!("native-{round}.jsonl")),
         ));
-        weir.push(weir_copy(&runtime, dir.path(), &plugins, round, records));
+        let name = format!("jsonl-{round}");
+        weir.push(weir_copy(
+            &runtime,
+            dir.path(),
+            &plugins,
+            &name,
+            "data",
+            records,
+        ));
+        let name = format!("csv-{round}");
+        weir_csv.push(weir_copy(
+            &runtime,
+            dir.path(),
+            &plugins,
+            &name,
+            "data-csv",
+            records,
+        ));
     }
-    let native = median(native);
-    let weir = median(weir);
 
     println!(
-        "\nfile-source -> file-sink, {records} records, {:.1} MB, batch {BATCH}, median of {ROUNDS}",
-        bytes as f64 / 1e6
+        "\nfile-source -> file-sink, {records} records ({:.1} MB as JSON Lines, {:.1} MB as CSV), \
+         batch {BATCH}, {ROUNDS} rounds",
+        bytes as f64 / 1e6,
+        csv_bytes as f64 / 1e6
     );
     println!(
-        "{:<34} {:>12} {:>10} {:>10}",
-        "", "records/s", "MB/s", "vs native"
+        "{:<34} {:>12} {:>10} {:>10} {:>22}",
+        "", "records/s", "MB/s", "vs native", "min-max records/s"
     );
+    let baseline = median(native.clone());
     row(
         "native Rust (parse + write + fsync)",
         records,
         bytes,
-        native,
-        native,
+        &native,
+        baseline,
     );
+    row("weir, JSON Lines", records, bytes, &weir, baseline);
     row(
-        "weir (wasm source + wasm sink)",
+        "weir, the same rows as CSV",
         records,
-        bytes,
-        weir,
-        native,
+        csv_bytes,
+        &weir_csv,
+        baseline,
+    );
+    println!(
+        "CSV vs JSON Lines through weir (medians): {:.2}x",
+        median(weir).as_secs_f64() / median(weir_csv).as_secs_f64()
     );
 
     let (cold, cached, warm) =
@@ -82,13 +111,21 @@ fn main() {
     );
 }
 
-fn row(name: &str, records: usize, bytes: u64, took: Duration, baseline: Duration) {
-    let s = took.as_secs_f64();
+/// Median records/s, MB/s and ratio to `baseline` (a median), and the min-max records/s.
+fn row(name: &str, records: usize, bytes: u64, took: &[Duration], baseline: Duration) {
+    let median = median(took.to_vec()).as_secs_f64();
+    let rate = |d: &Duration| records as f64 / d.as_secs_f64();
+    let (slowest, fastest) = (
+        took.iter().max().map(rate).unwrap_or_default(),
+        took.iter().min().map(rate).unwrap_or_default(),
+    );
     println!(
-        "{name:<34} {:>12.0} {:>10.1} {:>9.2}x",
-        records as f64 / s,
-        bytes as f64 / 1e6 / s,
-        baseline.as_secs_f64() / s
+        "{name:<34} {:>12.0} {:>10.1} {:>9.2}x {:>10.0}-{:<11.0}",
+        records as f64 / median,
+        bytes as f64 / 1e6 / median,
+        baseline.as_secs_f64() / median,
+        slowest,
+        fastest
     );
 }
 
@@ -132,11 +169,33 @@ fn native_copy(input: &Path, output: &Path) -> Duration {
     started.elapsed()
 }
 
+/// The same rows as CSV (a header, then the fields in the same order), for the CSV path.
+fn write_csv(jsonl: &Path, csv: &Path) -> u64 {
+    let mut out = BufWriter::new(File::create(csv).unwrap());
+    writeln!(out, "id,user,event,value,ts").unwrap();
+    for line in BufReader::new(File::open(jsonl).unwrap()).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        writeln!(
+            out,
+            "{},{},{},{},{}",
+            v["id"],
+            v["user"].as_str().unwrap(),
+            v["event"].as_str().unwrap(),
+            v["value"],
+            v["ts"].as_str().unwrap()
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    std::fs::metadata(csv).unwrap().len()
+}
+
 fn weir_copy(
     runtime: &Runtime,
     dir: &Path,
     plugins: &Path,
-    round: usize,
+    round: &str,
+    data: &str,
     records: usize,
 ) -> Duration {
     let out = dir.join(format!("weir-{round}"));
@@ -152,7 +211,7 @@ batch_size = {BATCH}
 [pipeline.source]
 plugin = "{source}"
 config = {{ dir = "/data" }}
-grants.dirs = [{{ host = "data", guest = "/data" }}]
+grants.dirs = [{{ host = "{data}", guest = "/data" }}]
 [pipeline.sink]
 plugin = "{sink}"
 config = {{ dir = "/out", file = "out.jsonl" }}
