@@ -681,3 +681,26 @@ fn discover_lists_tables_with_their_column_types() {
         "text"
     );
 }
+
+/// A statement blocks outside the guest, where the epoch deadline cannot reach: the host
+/// cancels it before the call's deadline, so a slow statement ends as a transient SQL error
+/// the guest sees, not as a guest interrupted on its way back. The call spends 0.6 s on a
+/// first statement, so a timeout per statement (the server's) would let it run past.
+#[test]
+fn a_statement_cannot_outlast_the_call_deadline() {
+    let pg = Postgres::start();
+    let s = scratch();
+    s.pipelines(&[hostile_pipeline(
+        "slow",
+        "sql-sleep",
+        ", count = 1, target = \"0.6,5\"",
+        &pg.grant("pg-password"),
+        "[pipeline.limits]\ncall_timeout = \"1s\"\n",
+    )]);
+    let error = s.run_once().error("slow");
+    assert!(error.contains("canceling statement"), "{error}");
+    assert!(
+        !error.contains("interrupted"),
+        "the call ran past its deadline: {error}"
+    );
+}

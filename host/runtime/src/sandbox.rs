@@ -70,7 +70,7 @@ pub struct Sandbox {
 }
 
 /// When the guest call in progress must end. Each call into the guest sets it; host calls
-/// that block outside the guest (HTTP), where the epoch deadline cannot reach, end before
+/// that block outside the guest (HTTP, SQL), where the epoch deadline cannot reach, end before
 /// it, so the guest still has time to take the error and answer.
 #[derive(Clone, Default)]
 pub(crate) struct CallDeadline(Arc<Mutex<Option<Instant>>>);
@@ -81,6 +81,13 @@ const GUEST_MARGIN: Duration = Duration::from_millis(100);
 impl CallDeadline {
     pub(crate) fn set(&self, at: Instant) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    /// When a blocking host call must be cancelled: the call's deadline less the guest's
+    /// margin; none outside a call.
+    pub(crate) fn cancel_at(&self) -> Option<Instant> {
+        let deadline = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        deadline.map(|at| at.checked_sub(GUEST_MARGIN).unwrap_or(at))
     }
 
     /// How long a blocking host call may take: `at_most`, or less if the call's deadline
@@ -190,6 +197,7 @@ impl HostState {
                 held: 0,
                 limit: limits.sql_connections,
                 call_timeout: limits.call_timeout,
+                deadline: deadline.clone(),
             },
             objects: ObjectsCtx {
                 grant: sandbox.objects.clone(),

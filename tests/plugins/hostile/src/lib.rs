@@ -44,6 +44,8 @@ enum Mode {
     LogFlood,
     /// Opens SQL connections and keeps them until the host refuses one.
     HoardSql,
+    /// Runs `SELECT pg_sleep(x)` for each x in `target` (`0.6,5`), all in one call.
+    SqlSleep,
     /// Opens Kafka producers and keeps them until the host refuses one.
     HoardKafka,
     /// Writes the file `target` (in a grant that may be read-only).
@@ -166,6 +168,13 @@ impl BatchSource for Hostile {
                     .map(|(k, v)| format!("env {k}={v}"))
                     .chain(std::env::args().map(|a| format!("arg {a}")));
                 return Ok(self.leak(seen.chain(std::iter::once("end".to_string()))));
+            }
+            Mode::SqlSleep => {
+                let db = weir_guest::sql::Connection::open()?;
+                for seconds in self.target.split(',') {
+                    db.execute(&format!("SELECT pg_sleep({seconds})"), &[])?;
+                }
+                return Ok(self.leak(std::iter::once("slept".to_string())));
             }
             Mode::HoardSql => {
                 let mut held = Vec::new();

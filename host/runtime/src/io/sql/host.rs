@@ -3,6 +3,7 @@
 use super::{Connection, SqlGrant};
 use crate::bindings::weir::connector::sql::{Host, HostConnection, Statement, Value};
 use crate::bindings::weir::connector::types::{Error, Records};
+use crate::sandbox::CallDeadline;
 use std::time::Duration;
 use wasmtime::component::{Resource, ResourceTable};
 
@@ -12,8 +13,9 @@ pub(crate) struct SqlCtx {
     pub(crate) table: ResourceTable,
     pub(crate) held: u32,
     pub(crate) limit: u32,
-    /// A statement ends within the deadline of the guest call that made it.
+    /// A statement ends before the deadline of the guest call that made it.
     pub(crate) call_timeout: Duration,
+    pub(crate) deadline: CallDeadline,
 }
 
 impl SqlCtx {
@@ -39,7 +41,7 @@ impl HostConnection for SqlCtx {
             .grant
             .as_ref()
             .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))?;
-        let connection = Connection::open(grant, self.call_timeout)?;
+        let connection = Connection::open(grant, self.call_timeout, &self.deadline)?;
         let connection = self
             .table
             .push(connection)

@@ -3,14 +3,21 @@
 use super::SqlGrant;
 use crate::bindings::weir::connector::sql::{Statement, Value};
 use crate::bindings::weir::connector::types::{Error, Records};
+use crate::sandbox::CallDeadline;
 use bytes::BytesMut;
 use postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
+use std::sync::mpsc;
 use std::time::Duration;
+use std::time::Instant;
 
 pub struct Connection {
     client: postgres::Client,
+    deadline: CallDeadline,
+    watchdog: Watchdog,
     /// Whether a query's cursor (and the transaction holding it) is open.
     reading: bool,
+    /// Why the last query's cursor closed before its end (a failed or cancelled fetch).
+    broken: Option<String>,
     /// For errors: `host:port/database`, never the credentials.
     database: String,
 }
@@ -37,7 +44,11 @@ pub(super) fn describe(url: &str) -> String {
 const CURSOR: &str = "weir_cursor";
 
 impl Connection {
-    pub(super) fn open(grant: &SqlGrant, call_timeout: Duration) -> Result<Connection, Error> {
+    pub(super) fn open(
+        grant: &SqlGrant,
+        call_timeout: Duration,
+        deadline: &CallDeadline,
+    ) -> Result<Connection, Error> {
         let database = describe(&grant.url);
         let mut config: postgres::Config = grant
             .url
@@ -46,9 +57,10 @@ impl Connection {
         if let Some(password) = &grant.password {
             config.password(password);
         }
-        // A blocked host call is out of the epoch deadline's reach: the database's own
-        // timeouts must end it within the plugin's call deadline.
-        config.connect_timeout(call_timeout);
+        // A blocked host call is out of the epoch deadline's reach: the connection must
+        // come within the call's deadline, and a statement is cancelled by the watchdog
+        // before it (the server's statement_timeout is the backstop).
+        config.connect_timeout(deadline.left(call_timeout));
         config.options(&format!(
             "-c statement_timeout={}",
             call_timeout.as_millis()
@@ -57,44 +69,58 @@ impl Connection {
         let client = config
             .connect(postgres::NoTls)
             .map_err(|e| classify(&database, "cannot connect", e))?;
+        let watchdog = Watchdog::start(client.cancel_token())
+            .map_err(|e| Error::Transient(format!("{database}: cannot start a watchdog: {e}")))?;
         Ok(Connection {
             client,
+            deadline: deadline.clone(),
+            watchdog,
             reading: false,
+            broken: None,
             database,
         })
+    }
+
+    /// Runs `call` on the client with the watchdog armed for the guest call's deadline.
+    fn guarded<T>(&mut self, call: impl FnOnce(&mut postgres::Client) -> T) -> T {
+        self.watchdog.arm(self.deadline.cancel_at());
+        let result = call(&mut self.client);
+        self.watchdog.disarm();
+        result
     }
 
     pub(super) fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, Error> {
         self.end_query()?;
         let params = texts(params);
-        self.client
-            .execute(statement, &refs(&params))
+        self.guarded(|c| c.execute(statement, &refs(&params)))
             .map_err(|e| classify(&self.database, "statement failed", e))
     }
 
     pub(super) fn transaction(&mut self, statements: &[Statement]) -> Result<Vec<u64>, Error> {
         self.end_query()?;
-        let database = &self.database;
-        let mut tx = self
-            .client
-            .transaction()
-            .map_err(|e| classify(database, "cannot begin", e))?;
-        let mut affected = Vec::with_capacity(statements.len());
-        for s in statements {
-            let params = texts(&s.params);
-            // Dropping `tx` on the error path rolls the whole transaction back.
-            affected.push(
-                tx.execute(&s.sql, &refs(&params))
-                    .map_err(|e| classify(database, "statement failed", e))?,
-            );
-        }
-        tx.commit()
-            .map_err(|e| classify(database, "commit failed", e))?;
-        Ok(affected)
+        let database = self.database.clone();
+        self.guarded(|client| {
+            let mut tx = client
+                .transaction()
+                .map_err(|e| classify(&database, "cannot begin", e))?;
+            let mut affected = Vec::with_capacity(statements.len());
+            for s in statements {
+                let params = texts(&s.params);
+                // Dropping `tx` on the error path rolls the whole transaction back.
+                affected.push(
+                    tx.execute(&s.sql, &refs(&params))
+                        .map_err(|e| classify(&database, "statement failed", e))?,
+                );
+            }
+            tx.commit()
+                .map_err(|e| classify(&database, "commit failed", e))?;
+            Ok(affected)
+        })
     }
 
     pub(super) fn query(&mut self, statement: &str, params: &[Value]) -> Result<(), Error> {
         self.end_query()?;
+        self.broken = None;
         self.client
             .batch_execute("BEGIN READ ONLY")
             .map_err(|e| classify(&self.database, "cannot begin", e))?;
@@ -105,20 +131,32 @@ impl Connection {
             "DECLARE {CURSOR} NO SCROLL CURSOR FOR SELECT row_to_json(q)::text FROM ({statement}) q"
         );
         let params = texts(params);
-        self.client
-            .execute(&declare, &refs(&params))
+        self.guarded(|c| c.execute(&declare, &refs(&params)))
             .map_err(|e| classify(&self.database, "query failed", e))?;
         Ok(())
     }
 
     pub(super) fn fetch(&mut self, max_rows: u32) -> Result<Records, Error> {
         if !self.reading {
-            return Err(Error::Fatal("fetch without an open query".into()));
+            return Err(match &self.broken {
+                // Each retry says why, until the guest opens the query again.
+                Some(why) => Error::Transient(format!("the query ended early: {why}")),
+                None => Error::Fatal("fetch without an open query".into()),
+            });
         }
-        let rows = self
-            .client
-            .query(&format!("FETCH {} FROM {CURSOR}", max_rows.max(1)), &[])
-            .map_err(|e| classify(&self.database, "fetch failed", e))?;
+        let fetch = format!("FETCH {} FROM {CURSOR}", max_rows.max(1));
+        let fetched = self.guarded(|c| c.query(&fetch, &[]));
+        let rows = match fetched {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The transaction is aborted now: end it, so the connection stays usable.
+                let error = classify(&self.database, "fetch failed", e);
+                let _ = self.client.batch_execute("ROLLBACK");
+                self.reading = false;
+                self.broken = Some(format!("{error:?}"));
+                return Err(error);
+            }
+        };
         let mut records = Records::new();
         for row in &rows {
             let json: &str = row.get(0);
@@ -225,5 +263,52 @@ fn classify(database: &str, what: &str, e: postgres::Error) -> Error {
         // column, privilege), invalid catalog (no such database)
         "28" | "42" | "3D" => Error::Config(message),
         _ => Error::Fatal(message),
+    }
+}
+
+/// Cancels the statement in progress when the guest call's deadline comes: a host call
+/// blocked on the database is out of the epoch deadline's reach. One thread per
+/// connection, asleep unless armed.
+struct Watchdog {
+    arm: mpsc::Sender<Option<Instant>>,
+}
+
+impl Watchdog {
+    fn start(token: postgres::CancelToken) -> std::io::Result<Watchdog> {
+        let (arm, armed) = mpsc::channel::<Option<Instant>>();
+        std::thread::Builder::new()
+            .name("weir-sql-watchdog".into())
+            .spawn(move || {
+                let mut at: Option<Instant> = None;
+                loop {
+                    let next = match at {
+                        None => armed
+                            .recv()
+                            .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                        Some(when) => {
+                            armed.recv_timeout(when.saturating_duration_since(Instant::now()))
+                        }
+                    };
+                    match next {
+                        Ok(change) => at = change,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            // The statement fails with `query_canceled`: a transient error
+                            // the guest gets back within its call.
+                            let _ = token.cancel_query(postgres::NoTls);
+                            at = None;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })?;
+        Ok(Watchdog { arm })
+    }
+
+    fn arm(&self, at: Option<Instant>) {
+        let _ = self.arm.send(at);
+    }
+
+    fn disarm(&self) {
+        let _ = self.arm.send(None);
     }
 }
