@@ -100,7 +100,7 @@ fn hot_swap(scratch: &Path) {
     let out = scratch.join("swap");
     std::fs::create_dir_all(&out).unwrap();
     let server = Server::start(&scratch.join("swap-data"), &[]);
-    let token = bench_tenant(&server, scratch);
+    let token = bench_tenant(&server, &out);
     let counter = read_plugin("counter_stream");
     push_ok(&server, &token, "counter", counter.clone());
     push_ok(&server, &token, "file-sink", read_plugin("file_sink"));
@@ -183,7 +183,7 @@ fn idle_pipelines(scratch: &Path) {
     let out = scratch.join("idle");
     std::fs::create_dir_all(&out).unwrap();
     let server = Server::start(&scratch.join("idle-data"), &["--max-instances", "6000"]);
-    let token = bench_tenant(&server, scratch);
+    let token = bench_tenant(&server, &out);
     push_ok(&server, &token, "counter", read_plugin("counter_stream"));
     push_ok(&server, &token, "file-sink", read_plugin("file_sink"));
     std::thread::sleep(Duration::from_millis(500));

@@ -1,6 +1,7 @@
 //! Kafka → weir (kafka-source → kafka-sink, Rust guests) → Kafka, next to a native rdkafka
 //! consume → produce loop with the same client settings, against a real broker (tansu)
-//! started here. Both are timed until the output topic holds every record. Then end-to-end
+//! started here. Both are timed until the output topic holds every record, in interleaved
+//! rounds with warm plugin caches and empty output topics. Then end-to-end
 //! latency at a fixed moderate rate, from each record's create time (kept end to end) to
 //! when a reader sees it in the output topic.
 //!
@@ -20,6 +21,13 @@ use weir_runtime::{Runtime, RuntimeConfig};
 
 const BATCH: usize = 5000;
 const PARTITIONS: i32 = 3;
+const ROUNDS: usize = 3;
+
+fn median(took: &[Duration]) -> Duration {
+    let mut sorted = took.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
 
 fn main() {
     let n: usize = std::env::var("WEIR_BENCH_RECORDS")
@@ -28,51 +36,73 @@ fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
-    for topic in [
-        "in",
-        "out-native",
-        "out-weir",
-        "lat-in",
-        "lat-native",
-        "lat-weir",
-    ] {
+    for topic in ["in", "lat-in", "lat-native", "lat-weir"] {
         broker.topic(topic);
     }
     let started = Instant::now();
     produce(&broker.addr, "in", n, None);
     let load = started.elapsed();
 
-    let native = timed(&broker, "out-native", n, || {
-        native_loop(&broker.addr, "in", "out-native", "native", n)
-    });
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),
         ..Default::default()
     })
     .unwrap();
-    let stop = Shutdown::default();
-    let weir = timed_weir(&runtime, &broker, dir.path(), "in", "out-weir", n, &stop);
+    // Compiled and cached before anything is timed.
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins");
+    for plugin in ["kafka_source", "kafka_sink"] {
+        runtime
+            .load(&plugins.join(format!("{plugin}.wasm")))
+            .unwrap();
+    }
+    // Interleaved rounds, so both see the same machine and broker; each writes to empty
+    // topics and reads `in` whole with a new consumer group.
+    let (mut native, mut weir) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (out_native, out_weir) = (format!("out-native-{round}"), format!("out-weir-{round}"));
+        broker.topic(&out_native);
+        broker.topic(&out_weir);
+        let group = format!("native-{round}");
+        native.push(timed(&broker, &out_native, n, || {
+            native_loop(&broker.addr, "in", &out_native, &group, n)
+        }));
+        weir.push(timed_weir(
+            &runtime,
+            &broker,
+            dir.path(),
+            "in",
+            &out_weir,
+            &format!("throughput-{round}"),
+            n,
+        ));
+    }
 
     println!(
-        "\nKafka -> Kafka, {n} records of 100 bytes, {PARTITIONS} partitions, batch {BATCH}, tansu (SQLite) on loopback"
+        "\nKafka -> Kafka, {n} records of 100 bytes, {PARTITIONS} partitions, batch {BATCH}, \
+         tansu (SQLite) on loopback, {ROUNDS} rounds"
     );
     println!(
         "(loading the input with one producer took {:.1}s)",
         load.as_secs_f64()
     );
-    println!("{:<40} {:>12} {:>10}", "", "records/s", "vs native");
     println!(
-        "{:<40} {:>12.0} {:>9.2}x",
-        "native rdkafka consume -> produce",
-        n as f64 / native.as_secs_f64(),
-        1.0
+        "{:<40} {:>12} {:>10} {:>22}",
+        "", "records/s", "vs native", "min-max records/s"
     );
-    println!(
-        "{:<40} {:>12.0} {:>9.2}x",
-        "weir kafka-source -> kafka-sink",
-        n as f64 / weir.as_secs_f64(),
-        native.as_secs_f64() / weir.as_secs_f64()
-    );
+    let baseline = median(&native);
+    for (name, took) in [
+        ("native rdkafka consume -> produce", &native),
+        ("weir kafka-source -> kafka-sink", &weir),
+    ] {
+        let rate = |d: &Duration| n as f64 / d.as_secs_f64();
+        println!(
+            "{name:<40} {:>12.0} {:>9.2}x {:>10.0}-{:<11.0}",
+            rate(&median(took)),
+            baseline.as_secs_f64() / median(took).as_secs_f64(),
+            took.iter().max().map(rate).unwrap_or_default(),
+            took.iter().min().map(rate).unwrap_or_default(),
+        );
+    }
 
     // Latency at a fixed moderate rate: both pipelines run while records trickle in.
     const RATE: usize = 2000;
@@ -294,10 +324,11 @@ fn timed_weir(
     dir: &Path,
     from: &str,
     to: &str,
+    name: &str,
     n: usize,
-    stop: &Shutdown,
 ) -> Duration {
-    let file = pipeline(dir, &broker.addr, from, to, "throughput");
+    let stop = &Shutdown::default();
+    let file = pipeline(dir, &broker.addr, from, to, name);
     let started = Instant::now();
     std::thread::scope(|scope| {
         let handle =
