@@ -97,30 +97,6 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         String::from_utf8_lossy(&check.stderr)
     );
 
-    println!(
-        "\nPostgreSQL table ({rows} rows, 6 columns) -> one file, each tool as its own process"
-    );
-    println!(
-        "{:<44} {:>9} {:>12} {:>11}",
-        "", "seconds", "rows/s", "peak RSS"
-    );
-    let row = |name: &str, took: Duration, rss: u64, out: &Path| {
-        let lines = count_lines(out);
-        assert_eq!(lines, rows, "{name} wrote {lines} rows");
-        print_row(name, took, rss, rows);
-    };
-
-    let mut cmd = Command::new(&weir);
-    cmd.args(["run", "bench.toml", "--once"])
-        .current_dir(dir.path());
-    let (took, rss) = measure(cmd);
-    row(
-        "weir postgres-source -> file-sink (JSONL)",
-        took,
-        rss,
-        &dir.path().join("out/bench.jsonl"),
-    );
-
     let psql = |query: &str, file: &str, options: &str| {
         let mut cmd = Command::new("psql");
         let port = pg.port.to_string();
@@ -143,47 +119,122 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         .env("PGPASSWORD", PASSWORD);
         cmd
     };
-    let (took, rss) = measure(psql("SELECT * FROM bench", "copy.csv", " CSV"));
-    row(
-        "psql \\copy to CSV (the limit)",
-        took,
-        rss,
-        &dir.path().join("copy.csv"),
-    );
-    let (took, rss) = measure(psql("SELECT row_to_json(b) FROM bench b", "copy.jsonl", ""));
-    row(
-        "psql \\copy of row_to_json (JSONL)",
-        took,
-        rss,
-        &dir.path().join("copy.jsonl"),
-    );
-
     let dlt_ok = Command::new("python3")
         .args(["-c", "import dlt, sqlalchemy, psycopg2"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if dlt_ok {
-        let script = dir.path().join("dlt_bench.py");
-        std::fs::write(&script, DLT).unwrap();
-        let out = dir.path().join("dlt");
-        let url = format!(
-            "postgresql+psycopg2://weir:{PASSWORD}@127.0.0.1:{}/weir",
-            pg.port
+    let script = dir.path().join("dlt_bench.py");
+    std::fs::write(&script, DLT).unwrap();
+
+    // Interleaved rounds, each tool as its own process; weir starts over each round.
+    type Runs = Vec<(Duration, u64)>;
+    let (mut weir_runs, mut csv_runs, mut jsonl_runs, mut dlt_runs): (Runs, Runs, Runs, Runs) =
+        Default::default();
+    for _ in 0..ROUNDS {
+        for stale in [".weir", "out"] {
+            let _ = std::fs::remove_dir_all(dir.path().join(stale));
+        }
+        let mut cmd = Command::new(&weir);
+        cmd.args(["run", "bench.toml", "--once"])
+            .current_dir(dir.path());
+        weir_runs.push(measure(cmd));
+        assert_eq!(
+            count_lines(&dir.path().join("out/bench.jsonl")),
+            rows,
+            "weir"
         );
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script).arg(url).arg("bench").arg(&out);
-        let (took, rss) = measure(cmd);
-        let mut files = Vec::new();
-        find_jsonl(&out.join("files"), &mut files);
-        let lines: u64 = files.iter().map(|f| count_lines(f)).sum();
-        assert_eq!(lines, rows, "dlt wrote {lines} rows in {files:?}");
-        print_row("dlt sql_database -> filesystem (JSONL)", took, rss, rows);
+        csv_runs.push(measure(psql("SELECT * FROM bench", "copy.csv", " CSV")));
+        assert_eq!(count_lines(&dir.path().join("copy.csv")), rows, "psql CSV");
+        jsonl_runs.push(measure(psql(
+            "SELECT row_to_json(b) FROM bench b",
+            "copy.jsonl",
+            "",
+        )));
+        assert_eq!(
+            count_lines(&dir.path().join("copy.jsonl")),
+            rows,
+            "psql JSONL"
+        );
+        if dlt_ok {
+            let out = dir.path().join("dlt");
+            let _ = std::fs::remove_dir_all(&out);
+            let url = format!(
+                "postgresql+psycopg2://weir:{PASSWORD}@127.0.0.1:{}/weir",
+                pg.port
+            );
+            let mut cmd = Command::new("python3");
+            cmd.arg(&script).arg(url).arg("bench").arg(&out);
+            dlt_runs.push(measure(cmd));
+            let mut files = Vec::new();
+            find_jsonl(&out.join("files"), &mut files);
+            let lines: u64 = files.iter().map(|f| count_lines(f)).sum();
+            assert_eq!(lines, rows, "dlt wrote {lines} rows in {files:?}");
+        }
+    }
+    // The same rows, not only as many: weir's file and psql's row_to_json, row by row.
+    let by_id = |path: &Path| -> Vec<serde_json::Value> {
+        let mut rows: Vec<serde_json::Value> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        rows.sort_by_key(|r| r["id"].as_i64());
+        rows
+    };
+    let same = by_id(&dir.path().join("out/bench.jsonl")) == by_id(&dir.path().join("copy.jsonl"));
+    assert!(same, "weir's rows differ from psql's row_to_json");
+
+    println!(
+        "\nPostgreSQL table ({rows} rows, 6 columns) -> one file, each tool as its own process, \
+         {ROUNDS} rounds (medians)"
+    );
+    println!("{}", versions(dlt_ok));
+    println!(
+        "{:<44} {:>9} {:>12} {:>11} {:>14}",
+        "", "seconds", "rows/s", "peak RSS", "min-max s"
+    );
+    print_row(
+        "weir postgres-source -> file-sink (JSONL)",
+        &weir_runs,
+        rows,
+    );
+    print_row("psql \\copy to CSV (the limit)", &csv_runs, rows);
+    print_row("psql \\copy of row_to_json (JSONL)", &jsonl_runs, rows);
+    if dlt_ok {
+        print_row("dlt sql_database -> filesystem (JSONL)", &dlt_runs, rows);
     } else {
         println!(
             "dlt: not installed, skipped (pip install \"dlt[sql_database,filesystem]\" psycopg2-binary)"
         );
     }
+    println!("weir's rows equal psql's row_to_json, row by row: {same}");
+}
+
+const ROUNDS: usize = 3;
+
+/// What is compared, by version: the server, psql, and dlt when it is there.
+fn versions(dlt: bool) -> String {
+    let version = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| format!("{program}: not found"))
+    };
+    let bin = std::env::var("WEIR_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    format!(
+        "versions: {}; {}; dlt {}",
+        version(&format!("{bin}/postgres"), &["--version"]),
+        version("psql", &["--version"]),
+        if dlt {
+            version("python3", &["-c", "import dlt; print(dlt.__version__)"])
+        } else {
+            "not installed".into()
+        },
+    )
 }
 
 /// Runs the command to its end; its wall time and peak resident memory (kB, sampled
@@ -231,12 +282,19 @@ fn count_lines(path: &Path) -> u64 {
     f.split(b'\n').count() as u64
 }
 
-fn print_row(name: &str, took: Duration, rss_kb: u64, rows: u64) {
+/// Median seconds and rows/s, the highest peak RSS, and the range of seconds.
+fn print_row(name: &str, runs: &[(Duration, u64)], rows: u64) {
+    let mut took: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+    took.sort();
+    let median = took[took.len() / 2];
+    let rss_kb = runs.iter().map(|r| r.1).max().unwrap_or_default();
     println!(
-        "{name:<44} {:>9.2} {:>12.0} {:>8.0} MiB",
-        took.as_secs_f64(),
-        rows as f64 / took.as_secs_f64(),
-        rss_kb as f64 / 1024.0
+        "{name:<44} {:>9.2} {:>12.0} {:>8.0} MiB {:>6.2}-{:<6.2}",
+        median.as_secs_f64(),
+        rows as f64 / median.as_secs_f64(),
+        rss_kb as f64 / 1024.0,
+        took[0].as_secs_f64(),
+        took[took.len() - 1].as_secs_f64()
     );
 }
 
