@@ -7,11 +7,7 @@
 # WEIR_BENCH_QUICK=1 runs each with small counts, to check that all of them run (its
 # figures mean nothing; it writes docs/benchmarks/quick.txt instead).
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
-"$WEIR_ROOT/scripts/build.sh"
-WEIR_TANSU="$("$WEIR_ROOT/scripts/tansu.sh")"
-export WEIR_TANSU
-cd "$WEIR_ROOT"
+source "$(dirname "$0")/ready.sh"
 out="docs/benchmarks/latest.txt"
 if [ "${WEIR_BENCH_QUICK:-}" = 1 ]; then
     export WEIR_BENCH_RECORDS=20000 WEIR_BENCH_ROWS=20000

@@ -4,9 +4,5 @@
 # arriving between kills; then counts every input record at the destination and prints the
 # table README quotes. WEIR_CHAOS_KILLS and WEIR_CHAOS_SEED steer it.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
-"$WEIR_ROOT/scripts/build.sh"
-WEIR_TANSU="$("$WEIR_ROOT/scripts/tansu.sh")"
-export WEIR_TANSU
-cd "$WEIR_ROOT"
+source "$(dirname "$0")/ready.sh"
 cargo test --release --locked -p weir-cli --test e2e chaos:: -- --ignored --nocapture --test-threads 1

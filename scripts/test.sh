@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command: builds everything and runs every test.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
-"$WEIR_ROOT/scripts/build.sh"
-# The Kafka tests start their own brokers from this binary.
-WEIR_TANSU="$("$WEIR_ROOT/scripts/tansu.sh")"
-export WEIR_TANSU
-cd "$WEIR_ROOT"
+source "$(dirname "$0")/ready.sh"
 # Property tests (what untrusted input reaches) run a fixed number of cases from a fixed
 # seed here, so a run is repeatable; see README's Security section to run them longer.
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}"
