@@ -296,9 +296,11 @@ fn damaged_components_are_refused_or_contained_never_a_panic() {
                     plugin: "damaged".into(),
                     role: "sink",
                 };
-                if let Ok(mut instance) = runtime.instantiate(&plugin, &sandbox, labels) {
-                    let _ = instance.spec();
-                }
+                weir_runtime::block_on(async {
+                    if let Ok(mut instance) = runtime.instantiate(&plugin, &sandbox, labels).await {
+                        let _ = instance.spec().await;
+                    }
+                });
             }
             std::fs::remove_file(&path).unwrap();
             Ok(())

@@ -303,10 +303,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             clients,
         } => {
             let file = PipelineFile::load_with(&file, &clients.policy())?;
-            let runtime = runtime(cli.cache_dir)?;
+            let runtime = std::sync::Arc::new(runtime(cli.cache_dir)?);
             let stop = Shutdown::default();
             stop_on_signals(stop.clone())?;
-            let summaries = weir_pipeline::run(
+            // Pipelines are tasks: a worker thread per core runs them all.
+            let tasks = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("weir")
+                .build()
+                .context("cannot start the runtime")?;
+            let summaries = tasks.block_on(weir_pipeline::run(
                 &runtime,
                 &file,
                 &RunOptions {
@@ -314,7 +320,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     ..RunOptions::default()
                 },
                 &stop,
-            )?;
+            ))?;
             output::summaries(&summaries, output)?;
             let failed = summaries.iter().any(|s| s.status == Status::Failed);
             Ok(if failed {
@@ -333,15 +339,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let mut results = Vec::new();
             for pipeline in &file.pipelines {
                 for side in [Side::Source, Side::Sink] {
-                    let checked = weir_pipeline::prepare(&runtime, pipeline, side).and_then(
-                        |(mut instance, spec)| {
-                            let config = side_config(pipeline, side);
-                            instance.check(&config).with_context(|| {
-                                format!("pipeline `{}` {}", pipeline.name, side.name())
-                            })?;
-                            Ok(spec.name)
-                        },
-                    );
+                    let checked = weir_runtime::block_on(async {
+                        let (mut instance, spec) =
+                            weir_pipeline::prepare(&runtime, pipeline, side).await?;
+                        let config = side_config(pipeline, side);
+                        instance.check(&config).await.with_context(|| {
+                            format!("pipeline `{}` {}", pipeline.name, side.name())
+                        })?;
+                        anyhow::Ok(spec.name)
+                    });
                     results.push(output::Checked {
                         pipeline: pipeline.name.clone(),
                         side: side.name(),
@@ -377,7 +383,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let runtime = runtime(cli.cache_dir)?;
             let found: Vec<_> = chosen
                 .iter()
-                .map(|p| (p.name.clone(), weir_pipeline::discover(&runtime, p)))
+                .map(|p| {
+                    let found = weir_runtime::block_on(weir_pipeline::discover(&runtime, p));
+                    (p.name.clone(), found)
+                })
                 .collect();
             output::streams(&found, output)?;
             Ok(if found.iter().any(|(_, r)| r.is_err()) {

@@ -102,7 +102,7 @@ pub fn inspect(runtime: &Runtime, file: &Path, output: Output) -> Result<()> {
         plugin,
         spec,
         schema,
-    } = weir_pipeline::inspect(runtime, file, Limits::default())?;
+    } = weir_runtime::block_on(weir_pipeline::inspect(runtime, file, Limits::default()))?;
     let (how, took) = match plugin.compilation {
         Compilation::Cached(d) => ("cached", d),
         Compilation::Compiled(d) => ("compiled", d),

@@ -43,11 +43,13 @@ fn main() {
     produce(&broker.addr, "in", n, None);
     let load = started.elapsed();
 
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(dir.path().join("cache")),
-        ..Default::default()
-    })
-    .unwrap();
+    let runtime = std::sync::Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
     // Compiled and cached before anything is timed.
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins");
     for plugin in ["kafka_source", "kafka_sink"] {
@@ -121,8 +123,14 @@ fn main() {
         let (runtime, stop) = (&runtime, stop_weir.clone());
         let file = pipeline(dir.path(), &broker.addr, "lat-in", "lat-weir", "lat");
         std::thread::scope(|scope| {
-            let handle = scope
-                .spawn(move || weir_pipeline::run(runtime, &file, &RunOptions::default(), &stop));
+            let handle = scope.spawn(move || {
+                weir_runtime::block_on(weir_pipeline::run(
+                    runtime,
+                    &file,
+                    &RunOptions::default(),
+                    &stop,
+                ))
+            });
             std::thread::sleep(Duration::from_secs(5)); // both consumers join their groups
             let readers = [
                 reader(&broker.addr, "lat-native"),
@@ -319,7 +327,7 @@ fn timed(broker: &Broker, out: &str, n: usize, work: impl FnOnce() + Send) -> Du
 }
 
 fn timed_weir(
-    runtime: &Runtime,
+    runtime: &std::sync::Arc<Runtime>,
     broker: &Broker,
     dir: &Path,
     from: &str,
@@ -331,8 +339,14 @@ fn timed_weir(
     let file = pipeline(dir, &broker.addr, from, to, name);
     let started = Instant::now();
     std::thread::scope(|scope| {
-        let handle =
-            scope.spawn(|| weir_pipeline::run(runtime, &file, &RunOptions::default(), stop));
+        let handle = scope.spawn(|| {
+            weir_runtime::block_on(weir_pipeline::run(
+                runtime,
+                &file,
+                &RunOptions::default(),
+                stop,
+            ))
+        });
         while high_watermarks(&broker.addr, to) < n as i64 {
             assert!(!handle.is_finished(), "the weir pipeline stopped early");
             std::thread::sleep(Duration::from_millis(20));

@@ -150,20 +150,23 @@ fn guest(
     plugin: &std::sync::Arc<weir_runtime::Plugin>,
     batches: &[Records],
 ) -> (Duration, u64) {
-    let mut instance = runtime
-        .instantiate(plugin, &Sandbox::default(), labels())
-        .unwrap();
-    let Instance::Sink(sink) = &mut instance else {
-        panic!("the transforms are sinks")
-    };
-    sink.open("{}").unwrap();
-    let started = Instant::now();
-    for batch in batches {
-        sink.write(batch).unwrap();
-    }
-    sink.flush().unwrap();
-    let took = started.elapsed();
-    (took, sink.counters()["bytes_out"])
+    weir_runtime::block_on(async {
+        let mut instance = runtime
+            .instantiate(plugin, &Sandbox::default(), labels())
+            .await
+            .unwrap();
+        let Instance::Sink(sink) = &mut instance else {
+            panic!("the transforms are sinks")
+        };
+        sink.open("{}").await.unwrap();
+        let started = Instant::now();
+        for batch in batches {
+            sink.write(batch).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+        let took = started.elapsed();
+        (took, sink.counters()["bytes_out"])
+    })
 }
 
 /// Median time to a usable instance (instantiate + open), and its linear memory then.
@@ -173,18 +176,21 @@ fn instances(
 ) -> (Duration, usize) {
     let mut times = Vec::new();
     let mut memory = 0;
-    for _ in 0..INSTANCES {
-        let started = Instant::now();
-        let mut instance = runtime
-            .instantiate(plugin, &Sandbox::default(), labels())
-            .unwrap();
-        let Instance::Sink(sink) = &mut instance else {
-            panic!("the transforms are sinks")
-        };
-        sink.open("{}").unwrap();
-        times.push(started.elapsed());
-        memory = instance.memory_bytes();
-    }
+    weir_runtime::block_on(async {
+        for _ in 0..INSTANCES {
+            let started = Instant::now();
+            let mut instance = runtime
+                .instantiate(plugin, &Sandbox::default(), labels())
+                .await
+                .unwrap();
+            let Instance::Sink(sink) = &mut instance else {
+                panic!("the transforms are sinks")
+            };
+            sink.open("{}").await.unwrap();
+            times.push(started.elapsed());
+            memory = instance.memory_bytes();
+        }
+    });
     (median(times), memory)
 }
 

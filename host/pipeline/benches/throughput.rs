@@ -31,11 +31,13 @@ fn main() {
     let csv = dir.path().join("data-csv/events.csv");
     std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
     let csv_bytes = write_csv(&input, &csv);
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(dir.path().join("cache")),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let runtime = std::sync::Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
+    );
 
     // One untimed run first: the plugins compiled and cached, the files in the page cache.
     weir_copy(&runtime, dir.path(), &plugins, "warm", "data", records);
@@ -191,7 +193,7 @@ fn write_csv(jsonl: &Path, csv: &Path) -> u64 {
 }
 
 fn weir_copy(
-    runtime: &Runtime,
+    runtime: &std::sync::Arc<Runtime>,
     dir: &Path,
     plugins: &Path,
     round: &str,
@@ -225,7 +227,7 @@ grants.dirs = [{{ host = "{out}", guest = "/out", write = true }}]
     .unwrap();
     let file = PipelineFile::load(&pipeline).unwrap();
     let started = Instant::now();
-    let summaries = weir_pipeline::run(
+    let summaries = weir_runtime::block_on(weir_pipeline::run(
         runtime,
         &file,
         &RunOptions {
@@ -233,7 +235,7 @@ grants.dirs = [{{ host = "{out}", guest = "/out", write = true }}]
             ..RunOptions::default()
         },
         &Shutdown::default(),
-    )
+    ))
     .unwrap();
     let took = started.elapsed();
     assert_eq!(
@@ -260,14 +262,17 @@ fn instantiation(runtime: &Runtime, wasm: &Path, dir: &Path) -> (Duration, Durat
     let plugin = runtime.load(wasm).unwrap();
     let cached = started.elapsed();
     let mut times = Vec::with_capacity(WARM);
-    for _ in 0..WARM {
-        let started = Instant::now();
-        let instance: Instance = runtime
-            .instantiate(&plugin, &Sandbox::default(), labels())
-            .unwrap();
-        times.push(started.elapsed());
-        drop(instance);
-    }
+    weir_runtime::block_on(async {
+        for _ in 0..WARM {
+            let started = Instant::now();
+            let instance: Instance = runtime
+                .instantiate(&plugin, &Sandbox::default(), labels())
+                .await
+                .unwrap();
+            times.push(started.elapsed());
+            drop(instance);
+        }
+    });
     (cold, cached, median(times))
 }
 

@@ -55,7 +55,7 @@ impl DeadLetters {
     }
 
     /// Stores `letters` durably, or fails: a pipeline without a destination cannot drop them.
-    pub(crate) fn store(&mut self, plugin: &str, letters: &[DeadLetter]) -> Result<()> {
+    pub(crate) async fn store(&mut self, plugin: &str, letters: &[DeadLetter]) -> Result<()> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -97,9 +97,15 @@ impl DeadLetters {
                         None,
                     );
                 }
-                let failed = |e| anyhow!("dead-letter topic `{topic}`: {e:?}");
-                producer.send(topic, &records).map_err(failed)?;
-                producer.flush(Duration::from_secs(30)).map_err(failed)?;
+                let (producer, to) = (producer.clone(), topic.clone());
+                // librdkafka only blocks: off the runtime's workers.
+                tokio::task::spawn_blocking(move || {
+                    producer.send(&to, &records)?;
+                    producer.flush(Duration::from_secs(30))
+                })
+                .await
+                .context("the dead-letter producer panicked")?
+                .map_err(|e| anyhow!("dead-letter topic `{topic}`: {e:?}"))?;
             }
         }
         Ok(())

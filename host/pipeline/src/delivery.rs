@@ -3,15 +3,20 @@
 //! At-least-once: a checkpoint is committed only after the sink flushed every record up to
 //! it, so a crash anywhere redelivers at most the batches that were in flight. The channel
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
+//!
+//! Each side is a task: the source's runs beside the sink's (on another core when there
+//! is one), and neither holds a thread while it waits.
 
-use crate::cpu_budget::{CpuBudget, thread_cpu};
+use crate::cpu_budget::{CpuBudget, CpuClock};
 use crate::dead_letter::DeadLetters;
 use crate::meter::Meter;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, anyhow};
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use weir_checkpoint::{CheckpointStore, Owner};
 use weir_runtime::{
     Batch, BatchSourceInstance, DeadLetter, GuestError, Records, SinkInstance, StreamSourceInstance,
@@ -29,42 +34,61 @@ pub(crate) struct Delivery<'a> {
     /// Plugin names, for dead letters.
     pub source_plugin: &'a str,
     pub sink_plugin: &'a str,
-    pub meter: &'a Meter,
-    pub cpu: Option<&'a dyn CpuBudget>,
+    pub meter: &'a Arc<Meter>,
+    pub cpu: Option<&'a Arc<dyn CpuBudget>>,
 }
 
-impl Delivery<'_> {
-    /// Counts the CPU one side used since `since` (its thread's CPU time), and waits if
-    /// the budget says so: between batches, so a swap or stop is never held up by it.
-    fn charge(&self, since: Duration) {
-        let used = thread_cpu().saturating_sub(since);
+/// What one side needs to count its CPU and wait for its budget, owned, so the source's
+/// task can take it along.
+#[derive(Clone)]
+struct Charge {
+    meter: Arc<Meter>,
+    cpu: Option<Arc<dyn CpuBudget>>,
+    stop: Shutdown,
+    clock: CpuClock,
+}
+
+impl Charge {
+    /// Counts the CPU the side used since the last charge, and waits if the budget says
+    /// so: between batches, so a swap or stop is never held up by it.
+    async fn charge(&self, last: &mut u64) {
+        let used = self.clock.lap(last);
         self.meter
             .cpu_ns
             .fetch_add(used.as_nanos() as u64, Ordering::Relaxed);
-        if let Some(budget) = self.cpu {
-            let started = Instant::now();
-            budget.charge(used, self.stop);
-            self.meter
-                .throttled_ns
-                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Some(budget) = &self.cpu {
+            let wait = budget.charge(used);
+            if !wait.is_zero() {
+                let started = Instant::now();
+                self.stop.sleep(wait).await;
+                self.meter
+                    .throttled_ns
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
         }
     }
 }
 
-/// A source, seen by the delivery loop.
-pub(crate) trait Pull: Send {
+/// A source, seen by the delivery loop. It moves into its own task for the run.
+pub(crate) trait Pull: Send + 'static {
     /// The next batch; `None` ends this run.
-    fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError>;
+    fn pull(
+        &mut self,
+        max_records: u32,
+    ) -> impl Future<Output = Result<Option<Batch>, GuestError>> + Send;
     /// `checkpoint` (and everything before it) is committed.
-    fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError>;
+    fn acknowledge(
+        &mut self,
+        checkpoint: &str,
+    ) -> impl Future<Output = Result<(), GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
 }
 
 impl Pull for BatchSourceInstance {
-    fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
-        self.next(max_records)
+    async fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+        self.next(max_records).await
     }
-    fn acknowledge(&mut self, _: &str) -> Result<(), GuestError> {
+    async fn acknowledge(&mut self, _: &str) -> Result<(), GuestError> {
         Ok(())
     }
     fn memory_bytes(&self) -> usize {
@@ -73,20 +97,23 @@ impl Pull for BatchSourceInstance {
 }
 
 /// A sink, seen by the delivery loop.
-pub(crate) trait Push {
+pub(crate) trait Push: Send {
     /// Writes the records; the ones the sink rejects come back as dead letters.
-    fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError>;
+    fn write(
+        &mut self,
+        records: &Records,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, GuestError>> + Send;
     /// Makes everything written so far durable.
-    fn flush(&mut self) -> Result<(), GuestError>;
+    fn flush(&mut self) -> impl Future<Output = Result<(), GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
 }
 
 impl Push for SinkInstance {
-    fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
-        SinkInstance::write(self, records)
+    async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+        SinkInstance::write(self, records).await
     }
-    fn flush(&mut self) -> Result<(), GuestError> {
-        SinkInstance::flush(self)
+    async fn flush(&mut self) -> Result<(), GuestError> {
+        SinkInstance::flush(self).await
     }
     fn memory_bytes(&self) -> usize {
         SinkInstance::memory_bytes(self)
@@ -95,17 +122,17 @@ impl Push for SinkInstance {
 
 /// A stream source polled with a wait bound; with `until_idle`, an empty poll ends the run
 /// (`--once`: read what is there now, then stop).
-pub(crate) struct StreamPull<'a> {
-    pub source: &'a mut StreamSourceInstance,
+pub(crate) struct StreamPull {
+    pub source: StreamSourceInstance,
     pub wait: Duration,
     pub until_idle: bool,
-    pub stop: &'a Shutdown,
+    pub stop: Shutdown,
 }
 
-impl Pull for StreamPull<'_> {
-    fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+impl Pull for StreamPull {
+    async fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
         let started = Instant::now();
-        let batch = self.source.poll(max_records, self.wait)?;
+        let batch = self.source.poll(max_records, self.wait).await?;
         if batch.records.is_empty() {
             if self.until_idle {
                 return Ok(None);
@@ -113,13 +140,13 @@ impl Pull for StreamPull<'_> {
             // A guest that answers "nothing" at once instead of waiting must not make the
             // host spin: the rest of the wait is slept here.
             if let Some(rest) = self.wait.checked_sub(started.elapsed()) {
-                self.stop.wait(rest);
+                self.stop.sleep(rest).await;
             }
         }
         Ok(Some(batch))
     }
-    fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
-        self.source.ack(checkpoint)
+    async fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
+        self.source.ack(checkpoint).await
     }
     fn memory_bytes(&self) -> usize {
         self.source.memory_bytes()
@@ -134,94 +161,125 @@ struct Durable {
 
 /// Runs until the source ends the run, the shutdown is triggered, or either side fails.
 /// `committed` is the checkpoint the source was opened at, and follows each commit (also
-/// when the run fails half-way); the counts go to the meter.
-pub(crate) fn run(
+/// when the run fails half-way); the counts go to the meter. The source comes back for
+/// the caller to close (unless its task panicked).
+pub(crate) async fn run<P: Pull>(
     ctx: &Delivery<'_>,
-    source: &mut dyn Pull,
-    sink: &mut dyn Push,
+    source: P,
+    sink: &mut impl Push,
     dead: &mut DeadLetters,
     committed: &mut Option<String>,
-) -> Result<()> {
+) -> (Option<P>, Result<()>) {
     let from = committed.clone();
-    let (batches, inbox) = mpsc::sync_channel::<Batch>(ctx.buffer);
-    let (acks, acked) = mpsc::channel::<String>();
-    let sink_failed = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let failed = &sink_failed;
-        // A host out of threads (or of memory maps for their stacks) fails this run with
-        // the reason; the caller's restart policy decides what next.
-        let reader = std::thread::Builder::new()
-            .name("source".into())
-            .spawn_scoped(scope, move || {
-                read(ctx, source, batches, acked, from, failed)
-            })
-            .context("cannot start the source thread")?;
-        // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
-        // send; the flag stops one that is polling an idle stream.
-        let written = write(ctx, sink, dead, inbox, acks, committed);
-        if written.is_err() {
-            sink_failed.store(true, Ordering::Relaxed);
-        }
-        let pulled = reader
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the source thread panicked")));
-        // The sink's error is the cause when both failed: the reader only saw it go.
-        written.and(pulled)
-    })
+    let (batches, inbox) = mpsc::channel::<Batch>(ctx.buffer.max(1));
+    let (acks, acked) = mpsc::unbounded_channel::<String>();
+    let sink_failed = Arc::new(AtomicBool::new(false));
+    let charge = |clock| Charge {
+        meter: ctx.meter.clone(),
+        cpu: ctx.cpu.cloned(),
+        stop: ctx.stop.clone(),
+        clock,
+    };
+    let reading = Reading {
+        charge: charge(CpuClock::default()),
+        batch_size: ctx.batch_size,
+        sink_failed: sink_failed.clone(),
+    };
+    let reader_clock = reading.charge.clock.clone();
+    let reader = tokio::spawn(reader_clock.meter(reading.read(source, batches, acked, from)));
+    // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
+    // send; the flag stops one that is polling an idle stream.
+    let writer = charge(CpuClock::default());
+    let written = writer
+        .clock
+        .clone()
+        .meter(write(ctx, &writer, sink, dead, inbox, acks, committed))
+        .await;
+    if written.is_err() {
+        sink_failed.store(true, Ordering::Relaxed);
+    }
+    let (source, pulled) = match reader.await {
+        Ok((source, pulled)) => (Some(source), pulled),
+        Err(_) => (None, Err(anyhow!("the source task panicked"))),
+    };
+    // The sink's error is the cause when both failed: the reader only saw it go.
+    (source, written.and(pulled))
 }
 
-fn read(
-    ctx: &Delivery<'_>,
-    source: &mut dyn Pull,
-    batches: mpsc::SyncSender<Batch>,
-    acked: mpsc::Receiver<String>,
-    from: Option<String>,
-    sink_failed: &AtomicBool,
-) -> Result<()> {
-    let mut last = from;
-    let mut pulled = || -> Result<()> {
-        while !ctx.stop.is_triggered() && !sink_failed.load(Ordering::Relaxed) {
-            if let Some(latest) = acked.try_iter().last() {
-                acknowledge(source, &latest)?;
+/// The source's side of a run.
+struct Reading {
+    charge: Charge,
+    batch_size: u32,
+    sink_failed: Arc<AtomicBool>,
+}
+
+impl Reading {
+    async fn read<P: Pull>(
+        self,
+        mut source: P,
+        batches: mpsc::Sender<Batch>,
+        mut acked: mpsc::UnboundedReceiver<String>,
+        from: Option<String>,
+    ) -> (P, Result<()>) {
+        let mut last = from;
+        let mut cpu = 0;
+        let stop = self.charge.stop.clone();
+        let pulled: Result<()> = async {
+            while !stop.is_triggered() && !self.sink_failed.load(Ordering::Relaxed) {
+                if let Some(latest) = latest(&mut acked) {
+                    acknowledge(&mut source, &latest).await?;
+                }
+                let pulled = retry!(source.pull(self.batch_size).await)?;
+                self.charge.charge(&mut cpu).await;
+                let Some(batch) = pulled else {
+                    break;
+                };
+                // An idle poll that did not move the position has nothing to deliver.
+                if batch.records.is_empty()
+                    && batch.dead_letters.is_empty()
+                    && last.as_deref() == Some(batch.checkpoint.as_str())
+                {
+                    continue;
+                }
+                let n = batch.records.len() as u64;
+                let bytes = batch.records.data.len() as u64;
+                last = Some(batch.checkpoint.clone());
+                if batches.send(batch).await.is_err() {
+                    break; // the sink stopped; its error is reported by the writer
+                }
+                self.charge.meter.pulled(n, bytes, source.memory_bytes());
             }
-            let cpu = thread_cpu();
-            let pulled = retry(|| source.pull(ctx.batch_size))?;
-            ctx.charge(cpu);
-            let Some(batch) = pulled else {
-                break;
-            };
-            // An idle poll that did not move the position has nothing to deliver.
-            if batch.records.is_empty()
-                && batch.dead_letters.is_empty()
-                && last.as_deref() == Some(batch.checkpoint.as_str())
-            {
-                continue;
-            }
-            let n = batch.records.len() as u64;
-            let bytes = batch.records.data.len() as u64;
-            last = Some(batch.checkpoint.clone());
-            if batches.send(batch).is_err() {
-                break; // the sink stopped; its error is reported by the writer
-            }
-            ctx.meter.pulled(n, bytes, source.memory_bytes());
+            Ok(())
         }
-        Ok(())
-    };
-    let result = pulled();
-    drop(batches);
-    // Acknowledge what the sink commits after the last pull, until the sink is done.
-    let acknowledged = match acked.iter().last() {
-        Some(latest) => acknowledge(source, &latest),
-        None => Ok(()),
-    };
-    result.and(acknowledged)
+        .await;
+        drop(batches);
+        // Acknowledge what the sink commits after the last pull, until the sink is done.
+        let mut latest_ack = None;
+        while let Some(checkpoint) = acked.recv().await {
+            latest_ack = Some(checkpoint);
+        }
+        let acknowledged = match latest_ack {
+            Some(latest) => acknowledge(&mut source, &latest).await,
+            None => Ok(()),
+        };
+        (source, pulled.and(acknowledged))
+    }
+}
+
+/// The newest acknowledgement waiting, if any.
+fn latest(acked: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
+    let mut latest = None;
+    while let Ok(checkpoint) = acked.try_recv() {
+        latest = Some(checkpoint);
+    }
+    latest
 }
 
 /// Tells the source a checkpoint is committed. weir's own commit already made it durable,
 /// so a transient failure upstream (a group commit) only delays that copy: the next
 /// acknowledgement carries a newer position.
-fn acknowledge(source: &mut dyn Pull, checkpoint: &str) -> Result<()> {
-    match source.acknowledge(checkpoint) {
+async fn acknowledge(source: &mut impl Pull, checkpoint: &str) -> Result<()> {
+    match source.acknowledge(checkpoint).await {
         Err(e) if e.is_transient() => {
             tracing::warn!(error = %e, "acknowledgement failed; the next one will carry it");
             Ok(())
@@ -230,18 +288,19 @@ fn acknowledge(source: &mut dyn Pull, checkpoint: &str) -> Result<()> {
     }
 }
 
-fn write(
+async fn write(
     ctx: &Delivery<'_>,
-    sink: &mut dyn Push,
+    charge: &Charge,
+    sink: &mut impl Push,
     dead: &mut DeadLetters,
-    inbox: mpsc::Receiver<Batch>,
-    acks: mpsc::Sender<String>,
+    mut inbox: mpsc::Receiver<Batch>,
+    acks: mpsc::UnboundedSender<String>,
     committed: &mut Option<String>,
 ) -> Result<()> {
-    for batch in inbox {
+    let mut cpu = 0;
+    while let Some(batch) = inbox.recv().await {
         let n = batch.records.len() as u64;
-        let cpu = thread_cpu();
-        let (durable, rejected) = flush(ctx, sink, dead, batch)?;
+        let (durable, rejected) = flush(ctx, sink, dead, batch).await?;
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint, ctx.owner)
             .context("the sink flushed but the checkpoint could not be committed")?;
@@ -254,7 +313,7 @@ fn write(
         *committed = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.
         let _ = acks.send(durable.checkpoint);
-        ctx.charge(cpu);
+        charge.charge(&mut cpu).await;
     }
     Ok(())
 }
@@ -266,16 +325,16 @@ struct Rejected {
 
 /// Writes and flushes the batch, and stores its dead letters: only then is its checkpoint
 /// [`Durable`].
-fn flush(
+async fn flush(
     ctx: &Delivery<'_>,
-    sink: &mut dyn Push,
+    sink: &mut impl Push,
     dead: &mut DeadLetters,
     batch: Batch,
 ) -> Result<(Durable, Rejected)> {
-    let by_sink = retry(|| sink.write(&batch.records))?;
-    retry(|| sink.flush())?;
-    dead.store(ctx.source_plugin, &batch.dead_letters)?;
-    dead.store(ctx.sink_plugin, &by_sink)?;
+    let by_sink = retry!(sink.write(&batch.records).await)?;
+    retry!(sink.flush().await)?;
+    dead.store(ctx.source_plugin, &batch.dead_letters).await?;
+    dead.store(ctx.sink_plugin, &by_sink).await?;
     let rejected = Rejected {
         by_source: batch.dead_letters.len() as u64,
         by_sink: by_sink.len() as u64,
@@ -289,27 +348,56 @@ fn flush(
 const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Retries transient guest errors with exponential backoff; anything else fails at once.
-fn retry<T>(mut call: impl FnMut() -> Result<T, GuestError>) -> Result<T, GuestError> {
-    let mut backoff = FIRST_BACKOFF;
-    for attempt in 1.. {
-        match call() {
-            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "transient error, retrying in {backoff:?}");
-                std::thread::sleep(backoff);
-                backoff *= 2;
-            }
-            other => return other,
+/// Exponential backoff for transient guest errors; anything else fails at once.
+struct Backoff {
+    attempt: u32,
+    delay: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempt: 1,
+            delay: FIRST_BACKOFF,
         }
     }
-    unreachable!("the loop returns by the last attempt")
 }
+
+impl Backoff {
+    /// Whether to try again after `error`; if so, after sleeping the next delay.
+    async fn again(&mut self, error: &GuestError) -> bool {
+        if !error.is_transient() || self.attempt >= ATTEMPTS {
+            return false;
+        }
+        let (attempt, delay) = (self.attempt, self.delay);
+        tracing::warn!(%error, attempt, "transient error, retrying in {delay:?}");
+        tokio::time::sleep(delay).await;
+        self.attempt += 1;
+        self.delay *= 2;
+        true
+    }
+}
+
+/// Evaluates a guest call (an `.await`ed expression) until it succeeds, fails for good,
+/// or runs out of attempts.
+macro_rules! retry {
+    ($call:expr) => {{
+        let mut backoff = Backoff::default();
+        loop {
+            match $call {
+                Err(e) if backoff.again(&e).await => {}
+                other => break other,
+            }
+        }
+    }};
+}
+use retry;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::VecDeque;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
     use weir_checkpoint::Committed;
     use weir_runtime::GuestErrorKind;
 
@@ -347,10 +435,10 @@ mod tests {
     }
 
     impl Pull for Source {
-        fn pull(&mut self, _: u32) -> Result<Option<Batch>, GuestError> {
+        async fn pull(&mut self, _: u32) -> Result<Option<Batch>, GuestError> {
             Ok(self.batches.pop_front())
         }
-        fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
+        async fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
             note(&self.log, format!("ack {checkpoint}"));
             Ok(())
         }
@@ -370,7 +458,7 @@ mod tests {
     }
 
     impl Push for Sink {
-        fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+        async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
             if let Some(kind) = self.write_errors.pop_front() {
                 note(&self.log, format!("write failed {kind:?}"));
                 return Err(error(kind));
@@ -395,7 +483,7 @@ mod tests {
                 })
                 .collect())
         }
-        fn flush(&mut self) -> Result<(), GuestError> {
+        async fn flush(&mut self) -> Result<(), GuestError> {
             self.flushes += 1;
             if self.fail_flush == Some(self.flushes) {
                 note(&self.log, "flush failed".into());
@@ -433,7 +521,7 @@ mod tests {
     fn deliver(batches: Vec<Batch>, mut sink: Sink) -> (Vec<String>, Option<String>, Result<()>) {
         let log = sink.log.clone();
         let store = Store { log: log.clone() };
-        let (stop, meter, owner) = (Shutdown::default(), Meter::default(), Owner::default());
+        let (stop, meter, owner) = (Shutdown::default(), Arc::default(), Owner::default());
         let ctx = Delivery {
             pipeline: "p",
             store: &store,
@@ -447,13 +535,18 @@ mod tests {
             meter: &meter,
             cpu: None,
         };
-        let mut source = Source {
+        let source = Source {
             batches: batches.into(),
             log: log.clone(),
         };
         let mut dead = DeadLetters::open("p", None).unwrap();
         let mut committed = Some("0".to_string());
-        let outcome = run(&ctx, &mut source, &mut sink, &mut dead, &mut committed);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_, outcome) =
+            runtime.block_on(run(&ctx, source, &mut sink, &mut dead, &mut committed));
         let events = log.lock().unwrap().clone();
         (events, committed, outcome)
     }

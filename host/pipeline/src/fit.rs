@@ -97,7 +97,7 @@ pub struct Inspected {
 /// Loads `file` (a component, a known world, the contract's exports, imports the host
 /// provides) and asks it for its spec under `limits` with no grants: it can touch
 /// nothing, and one that loops in `spec` is stopped like anywhere else.
-pub fn inspect(runtime: &Runtime, file: &Path, limits: Limits) -> Result<Inspected> {
+pub async fn inspect(runtime: &Runtime, file: &Path, limits: Limits) -> Result<Inspected> {
     let plugin = runtime.load(file)?;
     let sandbox = Sandbox {
         limits,
@@ -108,8 +108,8 @@ pub fn inspect(runtime: &Runtime, file: &Path, limits: Limits) -> Result<Inspect
         plugin: plugin.name.clone(),
         role: "inspect",
     };
-    let mut instance = runtime.instantiate(&plugin, &sandbox, labels)?;
-    let spec = instance.spec()?;
+    let mut instance = runtime.instantiate(&plugin, &sandbox, labels).await?;
+    let spec = instance.spec().await?;
     schema::violations(&spec.config_schema, &serde_json::json!({}))?;
     let schema = serde_json::from_str(&spec.config_schema)
         .context("the plugin's config schema is not JSON")?;

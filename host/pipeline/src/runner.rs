@@ -10,11 +10,13 @@ use anyhow::{Context, Result};
 use chrono::Local;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use weir_checkpoint::{CheckpointStore, Owner, SqliteCheckpoints};
 use weir_runtime::{
-    ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime, SinkInstance,
-    SourceInstance,
+    BatchSourceInstance, ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime,
+    SinkInstance, SourceInstance,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -62,40 +64,36 @@ pub struct Summary {
     pub failure: Option<GuestErrorKind>,
 }
 
-/// Runs every pipeline of `file` side by side; one failing does not stop the others.
-pub fn run(
-    runtime: &Runtime,
+/// Runs every pipeline of `file` side by side, each its own task; one failing does not
+/// stop the others.
+pub async fn run(
+    runtime: &Arc<Runtime>,
     file: &PipelineFile,
     options: &RunOptions,
     stop: &Shutdown,
 ) -> Result<Vec<Summary>> {
-    let store = SqliteCheckpoints::open(&file.state_dir)?;
-    Ok(std::thread::scope(|scope| {
-        let handles: Vec<_> = file
-            .pipelines
-            .iter()
-            .map(|p| {
-                let store: &dyn CheckpointStore = &store;
-                std::thread::Builder::new()
-                    .name(format!("pipeline {}", p.name))
-                    .spawn_scoped(scope, move || {
-                        run_one(runtime, store, p, options, stop, &Meter::default())
-                    })
-                    .expect("spawning a pipeline thread")
+    let store: Arc<dyn CheckpointStore> = Arc::new(SqliteCheckpoints::open(&file.state_dir)?);
+    let tasks: Vec<_> = file
+        .pipelines
+        .iter()
+        .map(|p| {
+            let (runtime, store, p) = (runtime.clone(), store.clone(), p.clone());
+            let (options, stop) = (options.clone(), stop.clone());
+            tokio::spawn(async move {
+                let meter = Arc::default();
+                run_one(&runtime, store.as_ref(), &p, &options, &stop, &meter).await
             })
-            .collect();
-        handles
-            .into_iter()
-            .zip(&file.pipelines)
-            .map(|(h, p)| {
-                h.join().unwrap_or_else(|_| {
-                    let mut s = Summary::new(p);
-                    s.fail("the pipeline thread panicked".into());
-                    s
-                })
-            })
-            .collect()
-    }))
+        })
+        .collect();
+    let mut summaries = Vec::with_capacity(tasks.len());
+    for (task, p) in tasks.into_iter().zip(&file.pipelines) {
+        summaries.push(task.await.unwrap_or_else(|_| {
+            let mut s = Summary::new(p);
+            s.fail("the pipeline task panicked".into());
+            s
+        }));
+    }
+    Ok(summaries)
 }
 
 impl Summary {
@@ -150,16 +148,28 @@ impl Summary {
 
 /// Runs one pipeline until its source ends (or its schedule, `stop` or a failure does),
 /// counting into `meter` as it goes.
-pub fn run_one(
+pub async fn run_one(
     runtime: &Runtime,
     store: &dyn CheckpointStore,
     p: &Pipeline,
     options: &RunOptions,
     stop: &Shutdown,
-    meter: &Meter,
+    meter: &Arc<Meter>,
 ) -> Summary {
     let span = tracing::info_span!("pipeline", pipeline = %p.name);
-    let _entered = span.enter();
+    run_in(runtime, store, p, options, stop, meter)
+        .instrument(span)
+        .await
+}
+
+async fn run_in(
+    runtime: &Runtime,
+    store: &dyn CheckpointStore,
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &Shutdown,
+    meter: &Arc<Meter>,
+) -> Summary {
     let started = Instant::now();
     let mut summary = Summary::new(p);
     let run = Run {
@@ -169,7 +179,7 @@ pub fn run_one(
         stop,
         meter,
     };
-    if let Err(e) = run.drive(runtime, &mut summary) {
+    if let Err(e) = run.drive(runtime, &mut summary).await {
         summary.failure = e
             .chain()
             .find_map(|c| c.downcast_ref::<GuestError>())
@@ -190,39 +200,47 @@ struct Run<'a> {
     p: &'a Pipeline,
     options: &'a RunOptions,
     stop: &'a Shutdown,
-    meter: &'a Meter,
+    meter: &'a Arc<Meter>,
 }
 
 impl Run<'_> {
-    fn drive(&self, runtime: &Runtime, summary: &mut Summary) -> Result<()> {
+    async fn drive(&self, runtime: &Runtime, summary: &mut Summary) -> Result<()> {
         // The one read of the committed position: each run after the first starts where
         // the previous one committed, which the summary follows.
         summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
-        let mut source = prepare_source(runtime, self.p)?;
-        let mut sink = prepare_sink(runtime, self.p)?;
-        self.meter
-            .instantiated(source.memory_bytes(), sink.memory_bytes());
-        source.count_dropped_logs_in(self.meter.log_dropped.clone());
+        let mut source = Some(prepare_source(runtime, self.p).await?);
+        let mut sink = prepare_sink(runtime, self.p).await?;
+        if let Some(source) = &mut source {
+            self.meter
+                .instantiated(source.memory_bytes(), sink.memory_bytes());
+            source.count_dropped_logs_in(self.meter.log_dropped.clone());
+        }
         sink.count_dropped_logs_in(self.meter.log_dropped.clone());
-        let result = self.deliver(summary, &mut source, &mut sink);
-        let counters = [("source", source.counters()), ("sink", sink.counters())];
+        let result = self.deliver(summary, &mut source, &mut sink).await;
+        let source_counters = source.as_ref().map(|s| s.counters().clone());
+        let counters = [
+            ("source", source_counters.unwrap_or_default()),
+            ("sink", sink.counters().clone()),
+        ];
         for (role, counters) in counters {
             for (name, value) in counters {
-                summary.metrics.insert(format!("{role}.{name}"), *value);
+                summary.metrics.insert(format!("{role}.{name}"), value);
             }
         }
         result
     }
 
-    fn deliver(
+    /// `source` is lent to each run's source task and comes back after it (not if that
+    /// task panicked).
+    async fn deliver(
         &self,
         summary: &mut Summary,
-        source: &mut SourceInstance,
+        source: &mut Option<SourceInstance>,
         sink: &mut SinkInstance,
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let source_config = p.source.config.to_string();
-        sink.open(&p.sink.config.to_string())?;
+        sink.open(&p.sink.config.to_string()).await?;
         let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
         let (source_plugin, sink_plugin) = (summary.source.clone(), summary.sink.clone());
         let ctx = Delivery {
@@ -234,59 +252,99 @@ impl Run<'_> {
             source_plugin: &source_plugin,
             sink_plugin: &sink_plugin,
             meter: self.meter,
-            cpu: options.cpu.as_deref(),
+            cpu: options.cpu.as_ref(),
             owner: &options.owner,
         };
-        match source {
-            SourceInstance::Batch(source) => loop {
-                if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
-                    && !wait_for_schedule(cron, stop)?
-                {
-                    break;
-                }
-                source.open(&source_config, summary.checkpoint.as_deref())?;
+        match source.take().ok_or_else(lost)? {
+            SourceInstance::Batch(batch) => {
+                let mut slot = Some(batch);
+                let runs = self
+                    .batch_runs(&ctx, summary, &mut slot, sink, &mut dead)
+                    .await;
+                *source = slot.map(SourceInstance::Batch);
+                runs?;
+            }
+            SourceInstance::Stream(mut stream) => {
+                stream
+                    .open(&source_config, summary.checkpoint.as_deref())
+                    .await?;
                 let before = self.meter.read();
-                let outcome = delivery::run(&ctx, source, sink, &mut dead, &mut summary.checkpoint);
-                let after = self.meter.read();
-                summary.count(&before, &after);
-                let records = after.records_out - before.records_out;
-                tracing::info!(records, "run finished");
-                outcome?;
-                source.close()?;
-                if options.once || p.schedule.is_none() || stop.is_triggered() {
-                    break;
-                }
-            },
-            SourceInstance::Stream(source) => {
-                source.open(&source_config, summary.checkpoint.as_deref())?;
-                let before = self.meter.read();
-                let mut pull = StreamPull {
-                    source,
+                let pull = StreamPull {
+                    source: stream,
                     wait: p.poll_wait,
                     until_idle: options.once,
-                    stop,
+                    stop: stop.clone(),
                 };
-                let outcome =
-                    delivery::run(&ctx, &mut pull, sink, &mut dead, &mut summary.checkpoint);
+                let (back, outcome) =
+                    delivery::run(&ctx, pull, sink, &mut dead, &mut summary.checkpoint).await;
                 summary.count(&before, &self.meter.read());
-                outcome?;
-                pull.source.close()?;
+                let mut stream = back.ok_or_else(lost)?.source;
+                let closed = match outcome {
+                    Ok(()) => stream.close().await.map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                *source = Some(SourceInstance::Stream(stream));
+                closed?;
             }
         }
-        sink.close()?;
+        sink.close().await?;
         Ok(())
     }
 }
 
+impl Run<'_> {
+    /// A batch source's runs: one, or one per scheduled time until stopped.
+    async fn batch_runs(
+        &self,
+        ctx: &Delivery<'_>,
+        summary: &mut Summary,
+        slot: &mut Option<BatchSourceInstance>,
+        sink: &mut SinkInstance,
+        dead: &mut DeadLetters,
+    ) -> Result<()> {
+        let (p, options, stop) = (self.p, self.options, self.stop);
+        let config = p.source.config.to_string();
+        loop {
+            if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
+                && !wait_for_schedule(cron, stop).await?
+            {
+                return Ok(());
+            }
+            slot.as_mut()
+                .ok_or_else(lost)?
+                .open(&config, summary.checkpoint.as_deref())
+                .await?;
+            let before = self.meter.read();
+            let batch = slot.take().ok_or_else(lost)?;
+            let (back, outcome) =
+                delivery::run(ctx, batch, sink, dead, &mut summary.checkpoint).await;
+            *slot = back;
+            let after = self.meter.read();
+            summary.count(&before, &after);
+            let records = after.records_out - before.records_out;
+            tracing::info!(records, "run finished");
+            outcome?;
+            slot.as_mut().ok_or_else(lost)?.close().await?;
+            if options.once || p.schedule.is_none() || stop.is_triggered() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn lost() -> anyhow::Error {
+    anyhow::anyhow!("the source task panicked")
+}
+
 /// Sleeps until the cron schedule's next time; false if shutdown came first.
-fn wait_for_schedule(cron: &croner::Cron, stop: &Shutdown) -> Result<bool> {
+async fn wait_for_schedule(cron: &croner::Cron, stop: &Shutdown) -> Result<bool> {
     let now = Local::now();
     let next = cron
         .find_next_occurrence(&now, false)
         .context("the schedule has no next occurrence")?;
     tracing::info!(next = %next.to_rfc3339(), "waiting for the schedule");
     let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-    Ok(!stop.wait(wait))
+    Ok(!stop.sleep(wait).await)
 }
 
 fn endpoint(p: &Pipeline, side: Side) -> &Endpoint {
@@ -298,7 +356,11 @@ fn endpoint(p: &Pipeline, side: Side) -> &Endpoint {
 
 /// Loads and instantiates one side, checks its world, and validates its config against
 /// the plugin's JSON Schema; errors name the pipeline, the side and the field.
-pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance, ConnectorSpec)> {
+pub async fn prepare(
+    runtime: &Runtime,
+    p: &Pipeline,
+    side: Side,
+) -> Result<(Instance, ConnectorSpec)> {
     let at = || format!("pipeline `{}` {}", p.name, side.name());
     let endpoint = endpoint(p, side);
     let plugin = runtime.load(&endpoint.plugin).with_context(at)?;
@@ -309,8 +371,9 @@ pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance,
     };
     let mut instance = runtime
         .instantiate(&plugin, &endpoint.sandbox, labels)
+        .await
         .with_context(at)?;
-    let spec = instance.spec().with_context(at)?;
+    let spec = instance.spec().await.with_context(at)?;
     fit(side, plugin.world, &spec.config_schema, &endpoint.config).map_err(
         |misfit| match misfit {
             Misfit::World { world, .. } => anyhow::anyhow!(
@@ -326,16 +389,16 @@ pub fn prepare(runtime: &Runtime, p: &Pipeline, side: Side) -> Result<(Instance,
 }
 
 /// The source side, prepared: a batch or a stream source.
-pub fn prepare_source(runtime: &Runtime, p: &Pipeline) -> Result<SourceInstance> {
-    let (instance, _) = prepare(runtime, p, Side::Source)?;
+pub async fn prepare_source(runtime: &Runtime, p: &Pipeline) -> Result<SourceInstance> {
+    let (instance, _) = prepare(runtime, p, Side::Source).await?;
     instance
         .into_source()
         .with_context(|| format!("pipeline `{}`: the source is a sink", p.name))
 }
 
 /// The sink side, prepared.
-pub fn prepare_sink(runtime: &Runtime, p: &Pipeline) -> Result<SinkInstance> {
-    let (instance, _) = prepare(runtime, p, Side::Sink)?;
+pub async fn prepare_sink(runtime: &Runtime, p: &Pipeline) -> Result<SinkInstance> {
+    let (instance, _) = prepare(runtime, p, Side::Sink).await?;
     instance
         .into_sink()
         .with_context(|| format!("pipeline `{}`: the sink is a source", p.name))
@@ -351,10 +414,11 @@ pub struct Stream {
 
 /// The streams the pipeline's source can read, asked with the source's config and
 /// grants (tables of a database, files of a directory, topics).
-pub fn discover(runtime: &Runtime, p: &Pipeline) -> Result<Vec<Stream>> {
-    let (mut instance, _) = prepare(runtime, p, Side::Source)?;
+pub async fn discover(runtime: &Runtime, p: &Pipeline) -> Result<Vec<Stream>> {
+    let (mut instance, _) = prepare(runtime, p, Side::Source).await?;
     let streams = instance
         .discover(&p.source.config.to_string())
+        .await
         .with_context(|| format!("pipeline `{}` source", p.name))?;
     Ok(streams
         .into_iter()

@@ -6,14 +6,18 @@ use crate::bindings::weir::connector::types::{
 };
 use crate::error::{GuestError, GuestErrorKind};
 use crate::plugin::{Exports, Plugin};
-use crate::runtime::{EPOCH_TICK, Runtime};
+use crate::runtime::Runtime;
 use crate::sandbox::{HostState, Labels, Sandbox};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+/// How long past its deadline a call may go on waiting in the host (where the epoch
+/// cannot interrupt it) before it is dropped where it stands.
+const BACKSTOP: Duration = Duration::from_secs(2);
 
 /// A live connector, by world.
 pub enum Instance {
@@ -23,7 +27,7 @@ pub enum Instance {
 }
 
 impl Instance {
-    pub(crate) fn new(
+    pub(crate) async fn new(
         runtime: &Runtime,
         plugin: &Arc<Plugin>,
         sandbox: &Sandbox,
@@ -32,12 +36,21 @@ impl Instance {
         let plugin_name = labels.plugin.clone();
         let mut store = Store::new(runtime.engine(), HostState::new(sandbox, labels)?);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
+        // At every tick: past the call's deadline, interrupt; before it, yield to tokio.
+        store.epoch_deadline_callback(|store| {
+            Ok(if store.data().deadline.passed() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         let timeout = sandbox.limits.call_timeout;
-        store.set_epoch_deadline(ticks(timeout));
+        store.data().deadline.set(Instant::now() + timeout);
+        store.set_epoch_deadline(1);
         let instance = plugin
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot instantiate plugin `{plugin_name}`"))?;
         let load_err = |e: wasmtime::Error| {
@@ -67,6 +80,7 @@ impl Instance {
             connector,
             timeout,
             max_batch_bytes: sandbox.limits.max_batch_bytes,
+            abandoned: false,
         };
         Ok(match api {
             Api::Batch(api) => Instance::BatchSource(BatchSourceInstance {
@@ -108,34 +122,44 @@ impl Instance {
         self.core_ref().memory_bytes()
     }
 
-    pub fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
+    pub async fn spec(&mut self) -> Result<ConnectorSpec, GuestError> {
         let core = self.core();
         let f = core.connector.clone();
-        core.call("connector.spec", Duration::ZERO, |s| f.call_spec(s).map(Ok))
+        core.call("connector.spec", Duration::ZERO, async |s| {
+            f.call_spec(s).await.map(Ok)
+        })
+        .await
     }
 
-    pub fn check(&mut self, config: &str) -> Result<(), GuestError> {
+    pub async fn check(&mut self, config: &str) -> Result<(), GuestError> {
         let core = self.core();
         let f = core.connector.clone();
-        core.call("connector.check", Duration::ZERO, |s| {
-            f.call_check(s, &config.to_owned())
+        let config = config.to_owned();
+        core.call("connector.check", Duration::ZERO, async |s| {
+            f.call_check(s, &config).await
         })
+        .await
     }
 
     /// The streams a source can read; a sink has none.
-    pub fn discover(&mut self, config: &str) -> Result<Vec<StreamInfo>, GuestError> {
+    pub async fn discover(&mut self, config: &str) -> Result<Vec<StreamInfo>, GuestError> {
+        let config = config.to_owned();
         match self {
             Instance::BatchSource(i) => {
                 let f = i.api.clone();
-                i.core.call("batch-read.discover", Duration::ZERO, |s| {
-                    f.call_discover(s, &config.to_owned())
-                })
+                i.core
+                    .call("batch-read.discover", Duration::ZERO, async |s| {
+                        f.call_discover(s, &config).await
+                    })
+                    .await
             }
             Instance::StreamSource(i) => {
                 let f = i.api.clone();
-                i.core.call("stream-read.discover", Duration::ZERO, |s| {
-                    f.call_discover(s, &config.to_owned())
-                })
+                i.core
+                    .call("stream-read.discover", Duration::ZERO, async |s| {
+                        f.call_discover(s, &config).await
+                    })
+                    .await
             }
             Instance::Sink(_) => Ok(Vec::new()),
         }
@@ -151,6 +175,8 @@ struct Core {
     connector: connector::Guest,
     timeout: Duration,
     max_batch_bytes: u64,
+    /// A call was dropped mid-way at its backstop: the store is not fit for another.
+    abandoned: bool,
 }
 
 macro_rules! shared {
@@ -224,10 +250,6 @@ impl Instance {
     }
 }
 
-fn ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()) as u64 + 1
-}
-
 impl Core {
     fn memory_bytes(&self) -> usize {
         self.store.data().limiter.granted
@@ -236,21 +258,46 @@ impl Core {
     /// Calls into the guest under the deadline (`timeout` plus `extra` for calls that may
     /// legitimately wait), and turns what comes back into a [`GuestError`] the pipeline
     /// can act on.
-    fn call<R>(
+    async fn call<R>(
         &mut self,
         call: &'static str,
         extra: Duration,
-        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        f: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, GuestError> {
-        self.store.set_epoch_deadline(ticks(self.timeout + extra));
-        self.store
-            .data()
-            .deadline
-            .set(std::time::Instant::now() + self.timeout + extra);
-        match f(&mut self.store) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.reported(call, error)),
-            Err(trap) => Err(self.trapped(call, trap, extra)),
+        let limit = self.timeout + extra;
+        if self.abandoned {
+            return Err(self.failed(
+                call,
+                GuestErrorKind::Deadline,
+                "an earlier call was stopped at its deadline; the instance is not used again"
+                    .into(),
+            ));
+        }
+        self.store.data().deadline.set(Instant::now() + limit);
+        self.store.set_epoch_deadline(1);
+        // The epoch interrupts a guest computing; a host wait it cannot reach ends with
+        // its own timeout before the deadline, and this is the last resort.
+        match tokio::time::timeout(limit + BACKSTOP, f(&mut self.store)).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(error))) => Err(self.reported(call, error)),
+            Ok(Err(trap)) => Err(self.trapped(call, trap, extra)),
+            Err(_) => {
+                self.abandoned = true;
+                Err(self.failed(
+                    call,
+                    GuestErrorKind::Deadline,
+                    format!("did not return within {limit:?} (waiting in a host call)"),
+                ))
+            }
+        }
+    }
+
+    fn failed(&self, call: &'static str, kind: GuestErrorKind, message: String) -> GuestError {
+        GuestError {
+            kind,
+            plugin: self.store.data().log.labels.plugin.clone(),
+            call,
+            message,
         }
     }
 
@@ -337,12 +384,15 @@ impl Core {
         }
     }
 
-    fn drop_resource(
+    async fn drop_resource(
         &mut self,
         call: &'static str,
         resource: ResourceAny,
     ) -> Result<(), GuestError> {
-        self.call(call, Duration::ZERO, |s| resource.resource_drop(s).map(Ok))
+        self.call(call, Duration::ZERO, async |s| {
+            resource.resource_drop_async(s).await.map(Ok)
+        })
+        .await
     }
 }
 
@@ -363,32 +413,40 @@ pub struct BatchSourceInstance {
 
 impl BatchSourceInstance {
     /// Starts a read after `cursor`, ending any read before it.
-    pub fn open(&mut self, config: &str, cursor: Option<&str>) -> Result<(), GuestError> {
-        self.close()?;
+    pub async fn open(&mut self, config: &str, cursor: Option<&str>) -> Result<(), GuestError> {
+        self.close().await?;
         let api = self.api.clone();
+        let (config, cursor) = (config.to_owned(), cursor.map(str::to_owned));
         let reader = self
             .core
-            .call("batch-read.reader.open", Duration::ZERO, |s| {
-                api.reader()
-                    .call_open(s, &config.to_owned(), cursor.map(str::to_owned).as_ref())
-            })?;
+            .call("batch-read.reader.open", Duration::ZERO, async |s| {
+                api.reader().call_open(s, &config, cursor.as_ref()).await
+            })
+            .await?;
         self.reader = Some(reader);
         Ok(())
     }
 
-    pub fn next(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+    pub async fn next(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
         const CALL: &str = "batch-read.reader.next";
         let reader = self.reader.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        let batch = self.core.call(CALL, Duration::ZERO, |s| {
-            api.reader().call_next(s, reader, max_records)
-        })?;
+        let batch = self
+            .core
+            .call(CALL, Duration::ZERO, async |s| {
+                api.reader().call_next(s, reader, max_records).await
+            })
+            .await?;
         batch.map(|b| self.core.checked(CALL, b)).transpose()
     }
 
-    pub fn close(&mut self) -> Result<(), GuestError> {
+    pub async fn close(&mut self) -> Result<(), GuestError> {
         match self.reader.take() {
-            Some(reader) => self.core.drop_resource("batch-read.reader.drop", reader),
+            Some(reader) => {
+                self.core
+                    .drop_resource("batch-read.reader.drop", reader)
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -401,45 +459,61 @@ pub struct StreamSourceInstance {
 }
 
 impl StreamSourceInstance {
-    pub fn open(&mut self, config: &str, checkpoint: Option<&str>) -> Result<(), GuestError> {
-        self.close()?;
+    pub async fn open(&mut self, config: &str, checkpoint: Option<&str>) -> Result<(), GuestError> {
+        self.close().await?;
         let api = self.api.clone();
+        let (config, checkpoint) = (config.to_owned(), checkpoint.map(str::to_owned));
         let stream = self
             .core
-            .call("stream-read.stream.open", Duration::ZERO, |s| {
-                api.stream().call_open(
-                    s,
-                    &config.to_owned(),
-                    checkpoint.map(str::to_owned).as_ref(),
-                )
-            })?;
+            .call("stream-read.stream.open", Duration::ZERO, async |s| {
+                api.stream()
+                    .call_open(s, &config, checkpoint.as_ref())
+                    .await
+            })
+            .await?;
         self.stream = Some(stream);
         Ok(())
     }
 
-    pub fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch, GuestError> {
+    pub async fn poll(
+        &mut self,
+        max_records: u32,
+        max_wait: Duration,
+    ) -> Result<Batch, GuestError> {
         const CALL: &str = "stream-read.stream.poll";
         let stream = self.stream.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
         let wait_ms = u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX);
-        let batch = self.core.call(CALL, max_wait, |s| {
-            api.stream().call_poll(s, stream, max_records, wait_ms)
-        })?;
+        let batch = self
+            .core
+            .call(CALL, max_wait, async |s| {
+                api.stream()
+                    .call_poll(s, stream, max_records, wait_ms)
+                    .await
+            })
+            .await?;
         self.core.checked(CALL, batch)
     }
 
-    pub fn ack(&mut self, checkpoint: &str) -> Result<(), GuestError> {
+    pub async fn ack(&mut self, checkpoint: &str) -> Result<(), GuestError> {
         const CALL: &str = "stream-read.stream.ack";
         let stream = self.stream.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        self.core.call(CALL, Duration::ZERO, |s| {
-            api.stream().call_ack(s, stream, &checkpoint.to_owned())
-        })
+        let checkpoint = checkpoint.to_owned();
+        self.core
+            .call(CALL, Duration::ZERO, async |s| {
+                api.stream().call_ack(s, stream, &checkpoint).await
+            })
+            .await
     }
 
-    pub fn close(&mut self) -> Result<(), GuestError> {
+    pub async fn close(&mut self) -> Result<(), GuestError> {
         match self.stream.take() {
-            Some(stream) => self.core.drop_resource("stream-read.stream.drop", stream),
+            Some(stream) => {
+                self.core
+                    .drop_resource("stream-read.stream.drop", stream)
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -452,39 +526,50 @@ pub struct SinkInstance {
 }
 
 impl SinkInstance {
-    pub fn open(&mut self, config: &str) -> Result<(), GuestError> {
-        self.close()?;
+    pub async fn open(&mut self, config: &str) -> Result<(), GuestError> {
+        self.close().await?;
         let api = self.api.clone();
+        let config = config.to_owned();
         let writer = self
             .core
-            .call("sink-write.writer.open", Duration::ZERO, |s| {
-                api.writer().call_open(s, &config.to_owned())
-            })?;
+            .call("sink-write.writer.open", Duration::ZERO, async |s| {
+                api.writer().call_open(s, &config).await
+            })
+            .await?;
         self.writer = Some(writer);
         Ok(())
     }
 
     /// Writes the records; returns those the sink rejected, with why.
-    pub fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+    pub async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
         const CALL: &str = "sink-write.writer.write";
         let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
-        self.core.call(CALL, Duration::ZERO, |s| {
-            api.writer().call_write(s, writer, records)
-        })
+        self.core
+            .call(CALL, Duration::ZERO, async |s| {
+                api.writer().call_write(s, writer, records).await
+            })
+            .await
     }
 
-    pub fn flush(&mut self) -> Result<(), GuestError> {
+    pub async fn flush(&mut self) -> Result<(), GuestError> {
         const CALL: &str = "sink-write.writer.flush";
         let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
         let api = self.api.clone();
         self.core
-            .call(CALL, Duration::ZERO, |s| api.writer().call_flush(s, writer))
+            .call(CALL, Duration::ZERO, async |s| {
+                api.writer().call_flush(s, writer).await
+            })
+            .await
     }
 
-    pub fn close(&mut self) -> Result<(), GuestError> {
+    pub async fn close(&mut self) -> Result<(), GuestError> {
         match self.writer.take() {
-            Some(writer) => self.core.drop_resource("sink-write.writer.drop", writer),
+            Some(writer) => {
+                self.core
+                    .drop_resource("sink-write.writer.drop", writer)
+                    .await
+            }
             None => Ok(()),
         }
     }

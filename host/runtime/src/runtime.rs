@@ -84,7 +84,8 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true);
-        // Deadlines by epoch: far cheaper than fuel, precise enough for "this call is stuck".
+        // Deadlines by epoch: far cheaper than fuel. Each tick also yields to tokio, so a
+        // busy guest cannot keep other pipelines off a worker thread for longer than one.
         wasm.epoch_interruption(true);
         let n = config.max_instances;
         let mut pool = PoolingAllocationConfig::default();
@@ -102,7 +103,7 @@ impl Runtime {
             .context("cannot create the wasm engine")?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         // Each capability sees only its own context.
         log::add_to_linker::<_, HasSelf<LogCtx>>(&mut linker, |s| &mut s.log)?;
@@ -170,7 +171,7 @@ impl Runtime {
     }
 
     /// A fresh instance of `plugin` in its own store, confined to `sandbox`.
-    pub fn instantiate(
+    pub async fn instantiate(
         &self,
         plugin: &Arc<Plugin>,
         sandbox: &Sandbox,
@@ -184,7 +185,7 @@ impl Runtime {
             sandbox.limits.memory,
             self.max_memory
         );
-        Instance::new(self, plugin, sandbox, labels)
+        Instance::new(self, plugin, sandbox, labels).await
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -197,6 +198,28 @@ impl Runtime {
 
     pub(crate) fn cache(&self) -> Option<&CompileCache> {
         self.cache.as_ref()
+    }
+}
+
+/// Runs a guest-calling future to its end from synchronous code (a command, an API
+/// handler on a blocking thread): on the tokio runtime the caller is in, else on a small
+/// one of this process's own.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(future))
+        }
+        _ => {
+            static OWN: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+            OWN.get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .thread_name("weir")
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime")
+            })
+            .block_on(future)
+        }
     }
 }
 

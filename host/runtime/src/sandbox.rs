@@ -83,6 +83,12 @@ impl CallDeadline {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
     }
 
+    /// Whether the call in progress is past its deadline.
+    pub(crate) fn passed(&self) -> bool {
+        let deadline = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        deadline.is_some_and(|at| Instant::now() >= at)
+    }
+
     /// When a blocking host call must be cancelled: the call's deadline less the guest's
     /// margin; none outside a call.
     pub(crate) fn cancel_at(&self) -> Option<Instant> {

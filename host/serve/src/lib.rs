@@ -57,12 +57,14 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
         );
     }
     let acceptor = options.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
+    // One runtime for the API and every pipeline: a worker per core, whatever the number
+    // of pipelines (guests yield at each epoch tick, so the API stays responsive).
     let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
         .enable_all()
-        .thread_name("weir-api")
+        .thread_name("weir")
         .build()
-        .context("cannot start the API runtime")?;
+        .context("cannot start the runtime")?;
     if acceptor.is_none() {
         server.block_on(tls::check_plain(&options.listen, options.insecure_http))?;
     }
@@ -70,7 +72,12 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
     let registry: Arc<dyn registry::Registry> =
         Arc::new(registry::SqliteRegistry::open(&options.data_dir)?);
     let runtime = Arc::new(Runtime::new(options.runtime)?);
-    let supervisor = supervisor::Supervisor::new(runtime.clone(), checkpoints, registry.clone());
+    let supervisor = supervisor::Supervisor::new(
+        runtime.clone(),
+        server.handle().clone(),
+        checkpoints,
+        registry.clone(),
+    );
     let reserved: Vec<PathBuf> = std::iter::once(&options.data_dir)
         .chain(&options.watch)
         .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
@@ -102,12 +109,7 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
             options.data_dir.display()
         );
         let stopped = stop.clone();
-        let shutdown = async move {
-            let _ = tokio::task::spawn_blocking(move || {
-                while !stopped.wait(std::time::Duration::from_secs(3600)) {}
-            })
-            .await;
-        };
+        let shutdown = async move { stopped.triggered().await };
         match acceptor {
             Some(acceptor) => {
                 tls::serve(listener, acceptor, api::router(app), shutdown).await;

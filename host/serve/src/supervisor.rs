@@ -1,4 +1,4 @@
-//! One worker thread per pipeline: runs it, restarts it with exponential backoff when it
+//! One worker task per pipeline (no thread of its own: an idle pipeline is a timer): runs it, restarts it with exponential backoff when it
 //! fails, gives up after the tenant's `max_failures`, and restarts it between batches when
 //! asked (pause, resume, a new plugin version).
 //!
@@ -13,9 +13,10 @@ use crate::tenant_cpu::TenantCpu;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tracing::Instrument;
 use weir_checkpoint::CheckpointStore;
 use weir_pipeline::{
     CpuBudget, Meter, MeterReading, Pipeline, RunOptions, Shutdown, Status, now_ms,
@@ -24,6 +25,8 @@ use weir_runtime::{GuestErrorKind, Runtime};
 
 pub struct Supervisor {
     runtime: Arc<Runtime>,
+    /// Where the workers run.
+    tasks: tokio::runtime::Handle,
     checkpoints: Arc<dyn CheckpointStore>,
     registry: Arc<dyn Registry>,
     workers: Mutex<HashMap<String, Arc<Worker>>>,
@@ -91,10 +94,11 @@ pub struct Worker {
     pub tenant: String,
     pub name: String,
     control: Mutex<Control>,
-    wake: Condvar,
-    pub meter: Meter,
+    wake: Notify,
+    pub meter: Arc<Meter>,
     stats: Mutex<Stats>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Triggered when the worker's task has ended.
+    done: Shutdown,
 }
 
 /// A pipeline's status: its stats, counters and checkpoint.
@@ -120,11 +124,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Supervisor {
     pub fn new(
         runtime: Arc<Runtime>,
+        tasks: tokio::runtime::Handle,
         checkpoints: Arc<dyn CheckpointStore>,
         registry: Arc<dyn Registry>,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             runtime,
+            tasks,
             checkpoints,
             registry,
             workers: Mutex::new(HashMap::new()),
@@ -164,8 +170,8 @@ impl Supervisor {
                 generation: 0,
                 run_stop: None,
             }),
-            wake: Condvar::new(),
-            meter: Meter::default(),
+            wake: Notify::new(),
+            meter: Arc::default(),
             stats: Mutex::new(Stats {
                 state,
                 last_error: row.last_error.clone(),
@@ -180,14 +186,17 @@ impl Supervisor {
                 run_started_ms: 0,
                 records_out_before_run: 0,
             }),
-            thread: Mutex::new(None),
+            done: Shutdown::default(),
         });
         let (sup, w) = (self.clone(), worker.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("pipeline {}", row.key()))
-            .spawn(move || sup.work(&w))
-            .with_context(|| format!("cannot start a worker thread for pipeline `{}`", row.name))?;
-        *lock(&worker.thread) = Some(thread);
+        let span = tracing::info_span!("pipeline", tenant = %w.tenant, pipeline = %w.name);
+        self.tasks.spawn(
+            async move {
+                sup.work(&w).await;
+                w.done.trigger();
+            }
+            .instrument(span),
+        );
         lock(&self.workers).insert(row.key(), worker);
         Ok(())
     }
@@ -212,7 +221,7 @@ impl Supervisor {
             if let Some(stop) = &c.run_stop {
                 stop.trigger();
             }
-            w.wake.notify_all();
+            w.wake.notify_waiters();
         }
     }
 
@@ -255,7 +264,7 @@ impl Supervisor {
             if let Some(stop) = &c.run_stop {
                 stop.trigger();
             }
-            w.wake.notify_all();
+            w.wake.notify_waiters();
         }
         for w in workers {
             w.join();
@@ -284,32 +293,34 @@ impl Supervisor {
         }
     }
 
-    fn work(&self, w: &Worker) {
-        let span = tracing::info_span!("pipeline", tenant = %w.tenant, pipeline = %w.name);
-        let _entered = span.enter();
+    async fn work(&self, w: &Worker) {
         loop {
             // Wait until told to run (or to exit).
-            let (generation, stop) = {
-                let mut c = lock(&w.control);
-                loop {
+            let (generation, stop) = loop {
+                let told = w.wake.notified();
+                let mut told = std::pin::pin!(told);
+                // Registered before the command is read: a command in between wakes it.
+                told.as_mut().enable();
+                {
+                    let mut c = lock(&w.control);
                     match c.command {
                         Command::Exit => return,
-                        Command::Run => break,
+                        Command::Run => {
+                            let stop = Shutdown::default();
+                            c.run_stop = Some(stop.clone());
+                            break (c.generation, stop);
+                        }
                         Command::Hold => {
                             let mut s = lock(&w.stats);
                             if s.state != State::Failed {
                                 s.state = State::Paused;
                             }
-                            drop(s);
-                            c = w.wake.wait(c).unwrap_or_else(|e| e.into_inner());
                         }
                     }
                 }
-                let stop = Shutdown::default();
-                c.run_stop = Some(stop.clone());
-                (c.generation, stop)
+                told.await;
             };
-            let summary = self.run(w, &stop);
+            let summary = self.run(w, &stop).await;
             lock(&w.control).run_stop = None;
             if stop.is_triggered() {
                 // Asked to stop (pause, swap, delete, shutdown): not a failure. The loop
@@ -324,11 +335,12 @@ impl Supervisor {
                     .flatten()
             });
             let Some(error) = failed else {
-                let mut s = lock(&w.stats);
-                s.state = State::Finished;
-                s.failures = 0;
-                drop(s);
-                self.wait_for_change(w, generation, None);
+                {
+                    let mut s = lock(&w.stats);
+                    s.state = State::Finished;
+                    s.failures = 0;
+                }
+                self.wait_for_change(w, generation, None).await;
                 continue;
             };
             let how = restart::Failed {
@@ -384,7 +396,7 @@ impl Supervisor {
                 Next::Restart { after } => {
                     tracing::warn!(failures, backoff = ?after, error = %error, "pipeline failed; restarting after backoff");
                     lock(&w.stats).state = State::Backoff;
-                    self.wait_for_change(w, generation, Some(after));
+                    self.wait_for_change(w, generation, Some(after)).await;
                     lock(&w.stats).restarts += 1;
                 }
             }
@@ -392,17 +404,31 @@ impl Supervisor {
     }
 
     /// Sleeps until the worker is told something new, or `timeout` passes.
-    fn wait_for_change(&self, w: &Worker, generation: u64, timeout: Option<Duration>) {
-        let c = lock(&w.control);
-        let changed = |c: &mut Control| c.command != Command::Run || c.generation != generation;
-        match timeout {
-            Some(t) => drop(w.wake.wait_timeout_while(c, t, |c| !changed(c))),
-            None => drop(w.wake.wait_while(c, |c| !changed(c))),
+    async fn wait_for_change(&self, w: &Worker, generation: u64, timeout: Option<Duration>) {
+        let until = timeout.map(|t| Instant::now() + t);
+        loop {
+            let told = w.wake.notified();
+            let mut told = std::pin::pin!(told);
+            told.as_mut().enable();
+            {
+                let c = lock(&w.control);
+                if c.command != Command::Run || c.generation != generation {
+                    return;
+                }
+            }
+            match until {
+                Some(at) => {
+                    if tokio::time::timeout_at(at.into(), told).await.is_err() {
+                        return;
+                    }
+                }
+                None => told.await,
+            }
         }
     }
 
     /// One run of the pipeline with the versions the registry pins now.
-    fn run(&self, w: &Worker, stop: &Shutdown) -> Result<weir_pipeline::Summary, String> {
+    async fn run(&self, w: &Worker, stop: &Shutdown) -> Result<weir_pipeline::Summary, String> {
         let row = self
             .registry
             .pipeline(&w.tenant, &w.name)
@@ -438,7 +464,8 @@ impl Supervisor {
             &options,
             stop,
             &w.meter,
-        ))
+        )
+        .await)
     }
 
     /// The tenant's CPU budget; a changed quota starts a new one.
@@ -456,10 +483,9 @@ impl Supervisor {
 }
 
 impl Worker {
+    /// Waits for the worker's task to end. From a thread, not from a task.
     fn join(&self) {
-        if let Some(t) = lock(&self.thread).take() {
-            let _ = t.join();
-        }
+        while !self.done.wait(Duration::from_secs(3600)) {}
     }
 }
 

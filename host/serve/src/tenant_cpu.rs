@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use weir_pipeline::{CpuBudget, Shutdown};
+use weir_pipeline::CpuBudget;
 
 /// CPU a tenant may bank while idle: half a second's worth of its share.
 const BURST: f64 = 0.5;
@@ -50,11 +50,8 @@ impl TenantCpu {
 }
 
 impl CpuBudget for TenantCpu {
-    fn charge(&self, used: Duration, stop: &Shutdown) {
-        let wait = self.take(used);
-        if !wait.is_zero() {
-            stop.wait(wait);
-        }
+    fn charge(&self, used: Duration) -> Duration {
+        self.take(used)
     }
 }
 

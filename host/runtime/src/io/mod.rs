@@ -7,3 +7,13 @@ mod policy;
 pub mod sql;
 
 pub use policy::ClientPolicy;
+
+/// Runs a call into a client that only blocks (ureq, librdkafka's commit and flush) on
+/// tokio's bounded pool of blocking threads: the runtime's workers go on serving other
+/// pipelines meanwhile, and a thread is held only while the call lasts.
+pub(crate) async fn blocking<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -132,7 +132,20 @@ mod tests {
             .unwrap(),
         );
         let checkpoints = Arc::new(SqliteCheckpoints::open(data).unwrap());
-        let supervisor = Supervisor::new(runtime.clone(), checkpoints, registry.clone());
+        static TASKS: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        let tasks = TASKS.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap()
+        });
+        let supervisor = Supervisor::new(
+            runtime.clone(),
+            tasks.handle().clone(),
+            checkpoints,
+            registry.clone(),
+        );
         Ops::new(registry, supervisor, runtime, vec![data.to_path_buf()])
     }
 

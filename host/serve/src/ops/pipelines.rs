@@ -175,7 +175,8 @@ impl Ops {
         let t = self.tenant(tenant)?;
         let pipeline =
             supervisor::build(self.registry.as_ref(), &t.grants, &row).map_err(Error::refused)?;
-        weir_pipeline::discover(&self.runtime, &pipeline).map_err(Error::refused)
+        weir_runtime::block_on(weir_pipeline::discover(&self.runtime, &pipeline))
+            .map_err(Error::refused)
     }
 
     /// Stops the pipeline (after the batch in flight, so no run commits after its

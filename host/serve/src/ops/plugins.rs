@@ -125,11 +125,13 @@ impl Ops {
         name: &str,
         quotas: &crate::tenant::Quotas,
     ) -> Result<(World, PluginSpec)> {
-        let found = weir_pipeline::inspect(&self.runtime, path, quotas.limits()).map_err(|e| {
-            let text =
-                format!("{e:#}").replace(&path.display().to_string(), &format!("upload `{name}`"));
-            Error::Refused(text)
-        })?;
+        let found =
+            weir_runtime::block_on(weir_pipeline::inspect(&self.runtime, path, quotas.limits()))
+                .map_err(|e| {
+                    let text = format!("{e:#}")
+                        .replace(&path.display().to_string(), &format!("upload `{name}`"));
+                    Error::Refused(text)
+                })?;
         Ok((
             found.plugin.world,
             PluginSpec {

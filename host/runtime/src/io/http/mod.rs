@@ -1,4 +1,5 @@
-//! `weir:connector/http`: outgoing HTTP(S) through ureq, confined to the pipeline's HTTP grant.
+//! `weir:connector/http`: outgoing HTTP(S) through ureq (on the blocking pool, as ureq
+//! only blocks), confined to the pipeline's HTTP grant.
 //!
 //! The grant is checked against the URL the host itself connects to: the plugin cannot set
 //! `Host`, redirects are never followed (a granted server could otherwise bounce the request
@@ -62,10 +63,10 @@ pub(crate) struct HttpCtx {
 }
 
 impl Host for HttpCtx {
-    fn send(&mut self, request: Request) -> Result<Response, Error> {
+    async fn send(&mut self, request: Request) -> Result<Response, Error> {
         let grant = self
             .grant
-            .as_ref()
+            .clone()
             .ok_or_else(|| Error::Config("this plugin has no HTTP grant".into()))?;
         let uri: http::Uri = request
             .url
@@ -113,33 +114,42 @@ impl Host for HttpCtx {
             .timeout_global(Some(timeout))
             .build();
         let (parts, ()) = config.into_parts();
-        let result = match request.body {
-            Some(body) => agent().run(http::Request::from_parts(parts, body)),
-            None => agent().run(http::Request::from_parts(parts, ())),
-        };
-        let mut response = result.map_err(|e| failed(&request.url, e))?;
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(grant.max_response_bytes)
-            .read_to_vec()
-            .map_err(|e| failed(&request.url, e))?;
-        Ok(Response {
-            status: response.status().as_u16(),
-            headers,
-            body,
-        })
+        super::blocking(move || exchange(parts, request, grant.max_response_bytes)).await
     }
+}
+
+/// Sends the request and reads the response, up to `max_response` bytes of body.
+fn exchange(
+    parts: http::request::Parts,
+    request: Request,
+    max_response: u64,
+) -> Result<Response, Error> {
+    let result = match request.body {
+        Some(body) => agent().run(http::Request::from_parts(parts, body)),
+        None => agent().run(http::Request::from_parts(parts, ())),
+    };
+    let mut response = result.map_err(|e| failed(&request.url, e))?;
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(max_response)
+        .read_to_vec()
+        .map_err(|e| failed(&request.url, e))?;
+    Ok(Response {
+        status: response.status().as_u16(),
+        headers,
+        body,
+    })
 }
 
 fn failed(url: &str, e: ureq::Error) -> Error {

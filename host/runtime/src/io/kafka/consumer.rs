@@ -3,18 +3,21 @@
 use super::{KafkaGrant, transient};
 use crate::bindings::weir::connector::kafka::{Origin, Polled, Position};
 use crate::bindings::weir::connector::types::{Error, Records};
+use futures::FutureExt;
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A poll waits on librdkafka's queue as a future (no thread is held while a pipeline
+/// waits for messages); commits, which only block, go to the blocking pool.
 pub struct Consumer {
-    inner: BaseConsumer<Seek>,
+    inner: Arc<StreamConsumer<Seek>>,
 }
 
 /// Positions to start partitions at when the group assigns them: the checkpoint's, then
@@ -91,31 +94,36 @@ impl Consumer {
             ),
             grant: grant.clone(),
         };
-        let inner: BaseConsumer<Seek> = config
+        let inner: StreamConsumer<Seek> = config
             .create_with_context(seek)
             .map_err(|e| Error::Config(format!("cannot create a Kafka consumer: {e}")))?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         inner
             .subscribe(&topics)
             .map_err(|e| Error::Config(format!("cannot subscribe to {topics:?}: {e}")))?;
-        Ok(Consumer { inner })
+        Ok(Consumer {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Up to `max` records, waiting at most `timeout` for the first. Broker errors are
     /// logged and end the poll early: librdkafka reconnects by itself, and the records
     /// not yet read are read by a later poll.
-    pub fn poll(&mut self, max: u32, timeout: Duration) -> Polled {
+    pub async fn poll(&self, max: u32, timeout: Duration) -> Polled {
         let deadline = Instant::now() + timeout;
         let mut records = Records::new();
         let mut origins = Vec::new();
         let mut topics: Vec<String> = Vec::new();
         while records.len() < max as usize {
-            let wait = if records.is_empty() {
-                deadline.saturating_duration_since(Instant::now())
+            // Wait for the first message only; then take what is already queued.
+            let next = if records.is_empty() {
+                tokio::time::timeout_at(deadline.into(), self.inner.recv())
+                    .await
+                    .ok()
             } else {
-                Duration::ZERO
+                self.inner.recv().now_or_never()
             };
-            match self.inner.poll(wait) {
+            match next {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "kafka consumer");
@@ -156,7 +164,7 @@ impl Consumer {
     }
 
     /// Commits to the group, and remembers the positions for partitions assigned later.
-    pub fn commit(&mut self, positions: Vec<Position>) -> Result<(), Error> {
+    pub async fn commit(&self, positions: Vec<Position>) -> Result<(), Error> {
         let mut tpl = TopicPartitionList::new();
         for p in &positions {
             tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset))
@@ -173,7 +181,8 @@ impl Consumer {
                 known.insert((p.topic, p.partition), p.offset);
             }
         }
-        match self.inner.commit(&tpl, CommitMode::Sync) {
+        let inner = self.inner.clone();
+        match crate::io::blocking(move || inner.commit(&tpl, CommitMode::Sync)).await {
             // librdkafka's answer when no partition moved since the last commit.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
             other => other.map_err(|e| transient("kafka commit", e)),

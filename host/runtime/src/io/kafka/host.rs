@@ -54,10 +54,19 @@ impl KafkaCtx {
     }
 }
 
+impl KafkaCtx {
+    fn producer(&self, producer: &Resource<Producer>) -> Result<Producer, Error> {
+        self.table
+            .get(producer)
+            .cloned()
+            .map_err(|e| Error::Fatal(e.to_string()))
+    }
+}
+
 impl Host for KafkaCtx {}
 
 impl HostConsumer for KafkaCtx {
-    fn open(
+    async fn open(
         &mut self,
         topics: Vec<String>,
         positions: Vec<Position>,
@@ -69,7 +78,7 @@ impl HostConsumer for KafkaCtx {
         self.hold(consumer)
     }
 
-    fn poll(
+    async fn poll(
         &mut self,
         consumer: Resource<Consumer>,
         max_records: u32,
@@ -77,38 +86,42 @@ impl HostConsumer for KafkaCtx {
     ) -> Result<Polled, Error> {
         let consumer = self
             .table
-            .get_mut(&consumer)
+            .get(&consumer)
             .map_err(|e| Error::Fatal(e.to_string()))?;
-        Ok(consumer.poll(max_records, Duration::from_millis(timeout_ms.into())))
+        Ok(consumer
+            .poll(max_records, Duration::from_millis(timeout_ms.into()))
+            .await)
     }
 
-    fn commit(
+    async fn commit(
         &mut self,
         consumer: Resource<Consumer>,
         positions: Vec<Position>,
     ) -> Result<(), Error> {
         let consumer = self
             .table
-            .get_mut(&consumer)
+            .get(&consumer)
             .map_err(|e| Error::Fatal(e.to_string()))?;
-        consumer.commit(positions)
+        consumer.commit(positions).await
     }
 
-    fn drop(&mut self, consumer: Resource<Consumer>) -> wasmtime::Result<()> {
-        self.table.delete(consumer)?;
+    async fn drop(&mut self, consumer: Resource<Consumer>) -> wasmtime::Result<()> {
+        let consumer = self.table.delete(consumer)?;
         self.held -= 1;
+        // Closing leaves the group, a round trip to the broker.
+        crate::io::blocking(move || drop(consumer)).await;
         Ok(())
     }
 }
 
 impl HostProducer for KafkaCtx {
-    fn open(&mut self) -> Result<Resource<Producer>, Error> {
+    async fn open(&mut self) -> Result<Resource<Producer>, Error> {
         self.room()?;
         let producer = Producer::open(self.granted()?)?;
         self.hold(producer)
     }
 
-    fn send(
+    async fn send(
         &mut self,
         producer: Resource<Producer>,
         topic: String,
@@ -118,24 +131,20 @@ impl HostProducer for KafkaCtx {
         records
             .check()
             .map_err(|e| Error::Fatal(format!("malformed records: {e}")))?;
-        let producer = self
-            .table
-            .get_mut(&producer)
-            .map_err(|e| Error::Fatal(e.to_string()))?;
-        producer.send(&topic, &records)
+        let producer = self.producer(&producer)?;
+        // A full queue makes a send wait for deliveries.
+        crate::io::blocking(move || producer.send(&topic, &records)).await
     }
 
-    fn flush(&mut self, producer: Resource<Producer>, timeout_ms: u32) -> Result<(), Error> {
-        let producer = self
-            .table
-            .get_mut(&producer)
-            .map_err(|e| Error::Fatal(e.to_string()))?;
-        producer.flush(Duration::from_millis(timeout_ms.into()))
+    async fn flush(&mut self, producer: Resource<Producer>, timeout_ms: u32) -> Result<(), Error> {
+        let producer = self.producer(&producer)?;
+        crate::io::blocking(move || producer.flush(Duration::from_millis(timeout_ms.into()))).await
     }
 
-    fn drop(&mut self, producer: Resource<Producer>) -> wasmtime::Result<()> {
-        self.table.delete(producer)?;
+    async fn drop(&mut self, producer: Resource<Producer>) -> wasmtime::Result<()> {
+        let producer = self.table.delete(producer)?;
         self.held -= 1;
+        crate::io::blocking(move || drop(producer)).await;
         Ok(())
     }
 }

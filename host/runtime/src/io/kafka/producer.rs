@@ -6,11 +6,14 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Cheap to clone: clones share one librdkafka client, so a send or flush can be handed
+/// to a blocking thread.
+#[derive(Clone)]
 pub struct Producer {
-    inner: BaseProducer<Deliveries>,
+    inner: Arc<BaseProducer<Deliveries>>,
 }
 
 /// The first delivery failure since the last flush.
@@ -42,11 +45,13 @@ impl Producer {
         let inner = config
             .create_with_context(Deliveries::default())
             .map_err(|e| Error::Config(format!("cannot create a Kafka producer: {e}")))?;
-        Ok(Producer { inner })
+        Ok(Producer {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Queues every record (waiting while librdkafka's queue is full).
-    pub fn send(&mut self, topic: &str, records: &Records) -> Result<(), Error> {
+    pub fn send(&self, topic: &str, records: &Records) -> Result<(), Error> {
         for record in records.iter() {
             let mut headers = OwnedHeaders::new();
             for (key, value) in record.headers() {
@@ -80,7 +85,7 @@ impl Producer {
         Ok(())
     }
 
-    pub fn flush(&mut self, timeout: Duration) -> Result<(), Error> {
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
         self.inner
             .flush(timeout)
             .map_err(|e| transient("kafka flush", e))?;

@@ -13,7 +13,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Where a pipeline side may read and write objects. `Debug` leaves the secrets out.
 #[derive(Clone)]
@@ -92,19 +92,6 @@ impl ObjectsGrant {
     }
 }
 
-/// object_store is async; weir's guest calls are not. One small runtime serves them all.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("weir-objects")
-            .enable_all()
-            .build()
-            .expect("a tokio runtime for object storage")
-    })
-}
-
 /// A key as the plugin gave it: relative, and never out of the granted prefix.
 pub(crate) fn key(k: &str) -> Result<Path, Error> {
     Path::parse(k).map_err(|e| Error::Config(format!("invalid object key `{k}`: {e}")))
@@ -157,7 +144,7 @@ fn dir_failed(at: &str, what: &str, e: std::io::Error) -> Error {
 }
 
 impl Host for ObjectsCtx {
-    fn list(
+    async fn list(
         &mut self,
         prefix: String,
         start_after: Option<String>,
@@ -172,23 +159,21 @@ impl Host for ObjectsCtx {
         };
         let offset = start_after.as_deref().map(key).transpose()?;
         let listed: Vec<ObjectInfo> = match store {
-            Store::Remote(store) => runtime()
-                .block_on(async {
-                    let stream = match &offset {
-                        Some(o) => store.list_with_offset(folder.as_ref(), o),
-                        None => store.list(folder.as_ref()),
-                    };
-                    stream.try_collect::<Vec<_>>().await
-                })
-                .map_err(|e| failed(&at, "cannot list", e))?
-                .into_iter()
-                .map(|m| ObjectInfo {
-                    key: m.location.to_string(),
-                    size: m.size,
-                    etag: m.e_tag,
-                    last_modified_ms: m.last_modified.timestamp_millis(),
-                })
-                .collect(),
+            Store::Remote(store) => match &offset {
+                Some(o) => store.list_with_offset(folder.as_ref(), o),
+                None => store.list(folder.as_ref()),
+            }
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| failed(&at, "cannot list", e))?
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+                etag: m.e_tag,
+                last_modified_ms: m.last_modified.timestamp_millis(),
+            })
+            .collect(),
             Store::Dir(dir) => dir
                 .list(folder.as_ref().map(|f| f.as_ref()))
                 .map_err(|e| dir_failed(&at, "cannot list", e))?
@@ -212,35 +197,36 @@ impl Host for ObjectsCtx {
         Ok(infos)
     }
 
-    fn read(&mut self, k: String, offset: u64, len: u32) -> Result<Vec<u8>, Error> {
+    async fn read(&mut self, k: String, offset: u64, len: u32) -> Result<Vec<u8>, Error> {
         let (store, at) = self.store()?;
         let path = key(&k)?;
         match store {
-            Store::Remote(store) => runtime()
-                .block_on(async {
-                    let size = store.head(&path).await?.size;
-                    let end = (offset + u64::from(len)).min(size);
-                    if offset >= end {
-                        return Ok(Vec::new());
-                    }
-                    store
-                        .get_range(&path, offset..end)
-                        .await
-                        .map(|b| b.to_vec())
-                })
-                .map_err(|e| failed(&at, &format!("cannot read `{k}`"), e)),
+            Store::Remote(store) => async {
+                let size = store.head(&path).await?.size;
+                let end = (offset + u64::from(len)).min(size);
+                if offset >= end {
+                    return Ok(Vec::new());
+                }
+                store
+                    .get_range(&path, offset..end)
+                    .await
+                    .map(|b| b.to_vec())
+            }
+            .await
+            .map_err(|e| failed(&at, &format!("cannot read `{k}`"), e)),
             Store::Dir(dir) => dir
                 .read(path.as_ref(), offset, len)
                 .map_err(|e| dir_failed(&at, &format!("cannot read `{k}`"), e)),
         }
     }
 
-    fn write(&mut self, k: String, data: Vec<u8>) -> Result<(), Error> {
+    async fn write(&mut self, k: String, data: Vec<u8>) -> Result<(), Error> {
         let (store, at) = self.store()?;
         let path = key(&k)?;
         match store {
-            Store::Remote(store) => runtime()
-                .block_on(store.put(&path, PutPayload::from(data)))
+            Store::Remote(store) => store
+                .put(&path, PutPayload::from(data))
+                .await
                 .map(|_| ())
                 .map_err(|e| failed(&at, &format!("cannot write `{k}`"), e)),
             Store::Dir(dir) => dir

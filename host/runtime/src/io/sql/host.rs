@@ -29,7 +29,7 @@ impl SqlCtx {
 impl Host for SqlCtx {}
 
 impl HostConnection for SqlCtx {
-    fn open(&mut self) -> Result<Resource<Connection>, Error> {
+    async fn open(&mut self) -> Result<Resource<Connection>, Error> {
         let limit = self.limit;
         if self.held >= limit {
             return Err(Error::Config(format!(
@@ -41,7 +41,7 @@ impl HostConnection for SqlCtx {
             .grant
             .as_ref()
             .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))?;
-        let connection = Connection::open(grant, self.call_timeout, &self.deadline)?;
+        let connection = Connection::open(grant, self.call_timeout, &self.deadline).await?;
         let connection = self
             .table
             .push(connection)
@@ -50,37 +50,37 @@ impl HostConnection for SqlCtx {
         Ok(connection)
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         c: Resource<Connection>,
         statement: String,
         params: Vec<Value>,
     ) -> Result<u64, Error> {
-        self.connection(&c)?.execute(&statement, &params)
+        self.connection(&c)?.execute(&statement, &params).await
     }
 
-    fn transaction(
+    async fn transaction(
         &mut self,
         c: Resource<Connection>,
         statements: Vec<Statement>,
     ) -> Result<Vec<u64>, Error> {
-        self.connection(&c)?.transaction(&statements)
+        self.connection(&c)?.transaction(&statements).await
     }
 
-    fn query(
+    async fn query(
         &mut self,
         c: Resource<Connection>,
         statement: String,
         params: Vec<Value>,
     ) -> Result<(), Error> {
-        self.connection(&c)?.query(&statement, &params)
+        self.connection(&c)?.query(&statement, &params).await
     }
 
-    fn fetch(&mut self, c: Resource<Connection>, max_rows: u32) -> Result<Records, Error> {
-        self.connection(&c)?.fetch(max_rows)
+    async fn fetch(&mut self, c: Resource<Connection>, max_rows: u32) -> Result<Records, Error> {
+        self.connection(&c)?.fetch(max_rows).await
     }
 
-    fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(c)?;
         self.held -= 1;
         Ok(())

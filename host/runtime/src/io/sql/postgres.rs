@@ -1,19 +1,21 @@
-//! PostgreSQL behind `weir:connector/sql`, with the synchronous `postgres` client.
+//! PostgreSQL behind `weir:connector/sql`, with tokio-postgres: a statement in progress
+//! holds no thread, and the call's deadline cancels it from a timer.
 
 use super::SqlGrant;
 use crate::bindings::weir::connector::sql::{Statement, Value};
 use crate::bindings::weir::connector::types::{Error, Records};
 use crate::sandbox::CallDeadline;
 use bytes::BytesMut;
-use postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
-use std::sync::mpsc;
+use std::future::Future;
 use std::time::Duration;
 use std::time::Instant;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
 
 pub struct Connection {
-    client: postgres::Client,
+    client: tokio_postgres::Client,
     deadline: CallDeadline,
-    watchdog: Watchdog,
+    cancel: tokio_postgres::CancelToken,
     /// Whether a query's cursor (and the transaction holding it) is open.
     reading: bool,
     /// Why the last query's cursor closed before its end (a failed or cancelled fetch).
@@ -24,14 +26,14 @@ pub struct Connection {
 
 /// `host:port/database` of a URL, for messages.
 pub(super) fn describe(url: &str) -> String {
-    match url.parse::<postgres::Config>() {
+    match url.parse::<tokio_postgres::Config>() {
         Ok(c) => {
             let host = c
                 .get_hosts()
                 .first()
                 .map(|h| match h {
-                    postgres::config::Host::Tcp(h) => h.clone(),
-                    postgres::config::Host::Unix(p) => p.display().to_string(),
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
                 })
                 .unwrap_or_default();
             let port = c.get_ports().first().copied().unwrap_or(5432);
@@ -44,85 +46,99 @@ pub(super) fn describe(url: &str) -> String {
 const CURSOR: &str = "weir_cursor";
 
 impl Connection {
-    pub(super) fn open(
+    pub(super) async fn open(
         grant: &SqlGrant,
         call_timeout: Duration,
         deadline: &CallDeadline,
     ) -> Result<Connection, Error> {
         let database = describe(&grant.url);
-        let mut config: postgres::Config = grant
+        let mut config: tokio_postgres::Config = grant
             .url
             .parse()
             .map_err(|_| Error::Config(format!("invalid PostgreSQL URL for {database}")))?;
         if let Some(password) = &grant.password {
             config.password(password);
         }
-        // A blocked host call is out of the epoch deadline's reach: the connection must
-        // come within the call's deadline, and a statement is cancelled by the watchdog
-        // before it (the server's statement_timeout is the backstop).
+        // A host call is out of the epoch deadline's reach: the connection must come
+        // within the call's deadline, and a statement is cancelled before it (the
+        // server's statement_timeout is the backstop).
         config.connect_timeout(deadline.left(call_timeout));
-        config.options(&format!(
-            "-c statement_timeout={}",
-            call_timeout.as_millis()
-        ));
+        config.options(format!("-c statement_timeout={}", call_timeout.as_millis()));
         config.application_name("weir");
-        let client = config
-            .connect(postgres::NoTls)
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
             .map_err(|e| classify(&database, "cannot connect", e))?;
-        let watchdog = Watchdog::start(client.cancel_token())
-            .map_err(|e| Error::Transient(format!("{database}: cannot start a watchdog: {e}")))?;
+        // Drives the socket; ends when the client is dropped.
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "sql connection closed");
+            }
+        });
         Ok(Connection {
+            cancel: client.cancel_token(),
             client,
             deadline: deadline.clone(),
-            watchdog,
             reading: false,
             broken: None,
             database,
         })
     }
 
-    /// Runs `call` on the client with the watchdog armed for the guest call's deadline.
-    fn guarded<T>(&mut self, call: impl FnOnce(&mut postgres::Client) -> T) -> T {
-        self.watchdog.arm(self.deadline.cancel_at());
-        let result = call(&mut self.client);
-        self.watchdog.disarm();
-        result
-    }
-
-    pub(super) fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, Error> {
-        self.end_query()?;
+    pub(super) async fn execute(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<u64, Error> {
+        self.end_query().await?;
         let params = texts(params);
-        self.guarded(|c| c.execute(statement, &refs(&params)))
-            .map_err(|e| classify(&self.database, "statement failed", e))
+        let at = self.deadline.cancel_at();
+        guarded(
+            at,
+            &self.cancel,
+            self.client.execute(statement, &refs(&params)),
+        )
+        .await
+        .map_err(|e| classify(&self.database, "statement failed", e))
     }
 
-    pub(super) fn transaction(&mut self, statements: &[Statement]) -> Result<Vec<u64>, Error> {
-        self.end_query()?;
-        let database = self.database.clone();
-        self.guarded(|client| {
-            let mut tx = client
+    pub(super) async fn transaction(
+        &mut self,
+        statements: &[Statement],
+    ) -> Result<Vec<u64>, Error> {
+        self.end_query().await?;
+        let database = &self.database;
+        let at = self.deadline.cancel_at();
+        let client = &mut self.client;
+        let all = async move {
+            let tx = client
                 .transaction()
-                .map_err(|e| classify(&database, "cannot begin", e))?;
+                .await
+                .map_err(|e| classify(database, "cannot begin", e))?;
             let mut affected = Vec::with_capacity(statements.len());
             for s in statements {
                 let params = texts(&s.params);
                 // Dropping `tx` on the error path rolls the whole transaction back.
                 affected.push(
                     tx.execute(&s.sql, &refs(&params))
-                        .map_err(|e| classify(&database, "statement failed", e))?,
+                        .await
+                        .map_err(|e| classify(database, "statement failed", e))?,
                 );
             }
             tx.commit()
-                .map_err(|e| classify(&database, "commit failed", e))?;
+                .await
+                .map_err(|e| classify(database, "commit failed", e))?;
             Ok(affected)
-        })
+        };
+        guarded(at, &self.cancel, all).await
     }
 
-    pub(super) fn query(&mut self, statement: &str, params: &[Value]) -> Result<(), Error> {
-        self.end_query()?;
+    pub(super) async fn query(&mut self, statement: &str, params: &[Value]) -> Result<(), Error> {
+        self.end_query().await?;
         self.broken = None;
         self.client
             .batch_execute("BEGIN READ ONLY")
+            .await
             .map_err(|e| classify(&self.database, "cannot begin", e))?;
         self.reading = true;
         // row_to_json keeps the query's column order and maps every type the way the
@@ -131,12 +147,18 @@ impl Connection {
             "DECLARE {CURSOR} NO SCROLL CURSOR FOR SELECT row_to_json(q)::text FROM ({statement}) q"
         );
         let params = texts(params);
-        self.guarded(|c| c.execute(&declare, &refs(&params)))
-            .map_err(|e| classify(&self.database, "query failed", e))?;
+        let at = self.deadline.cancel_at();
+        guarded(
+            at,
+            &self.cancel,
+            self.client.execute(&declare, &refs(&params)),
+        )
+        .await
+        .map_err(|e| classify(&self.database, "query failed", e))?;
         Ok(())
     }
 
-    pub(super) fn fetch(&mut self, max_rows: u32) -> Result<Records, Error> {
+    pub(super) async fn fetch(&mut self, max_rows: u32) -> Result<Records, Error> {
         if !self.reading {
             return Err(match &self.broken {
                 // Each retry says why, until the guest opens the query again.
@@ -145,13 +167,14 @@ impl Connection {
             });
         }
         let fetch = format!("FETCH {} FROM {CURSOR}", max_rows.max(1));
-        let fetched = self.guarded(|c| c.query(&fetch, &[]));
+        let at = self.deadline.cancel_at();
+        let fetched = guarded(at, &self.cancel, self.client.query(&fetch, &[])).await;
         let rows = match fetched {
             Ok(rows) => rows,
             Err(e) => {
                 // The transaction is aborted now: end it, so the connection stays usable.
                 let error = classify(&self.database, "fetch failed", e);
-                let _ = self.client.batch_execute("ROLLBACK");
+                let _ = self.client.batch_execute("ROLLBACK").await;
                 self.reading = false;
                 self.broken = Some(format!("{error:?}"));
                 return Err(error);
@@ -163,15 +186,16 @@ impl Connection {
             records.push(None, Some(json.as_bytes()), &[], None);
         }
         if rows.len() < max_rows as usize {
-            self.end_query()?;
+            self.end_query().await?;
         }
         Ok(records)
     }
 
-    fn end_query(&mut self) -> Result<(), Error> {
+    async fn end_query(&mut self) -> Result<(), Error> {
         if std::mem::take(&mut self.reading) {
             self.client
                 .batch_execute("COMMIT")
+                .await
                 .map_err(|e| classify(&self.database, "cannot end the query", e))?;
         }
         Ok(())
@@ -231,7 +255,7 @@ fn refs(params: &[Text]) -> Vec<&(dyn ToSql + Sync)> {
 
 /// Connection trouble, serialization failures and lack of resources pass; bad SQL, missing
 /// tables, refused credentials don't.
-fn classify(database: &str, what: &str, e: postgres::Error) -> Error {
+fn classify(database: &str, what: &str, e: tokio_postgres::Error) -> Error {
     let message = match e.as_db_error() {
         Some(db) => format!(
             "{database}: {what}: {} ({}: {})",
@@ -266,49 +290,26 @@ fn classify(database: &str, what: &str, e: postgres::Error) -> Error {
     }
 }
 
-/// Cancels the statement in progress when the guest call's deadline comes: a host call
-/// blocked on the database is out of the epoch deadline's reach. One thread per
-/// connection, asleep unless armed.
-struct Watchdog {
-    arm: mpsc::Sender<Option<Instant>>,
-}
-
-impl Watchdog {
-    fn start(token: postgres::CancelToken) -> std::io::Result<Watchdog> {
-        let (arm, armed) = mpsc::channel::<Option<Instant>>();
-        std::thread::Builder::new()
-            .name("weir-sql-watchdog".into())
-            .spawn(move || {
-                let mut at: Option<Instant> = None;
-                loop {
-                    let next = match at {
-                        None => armed
-                            .recv()
-                            .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-                        Some(when) => {
-                            armed.recv_timeout(when.saturating_duration_since(Instant::now()))
-                        }
-                    };
-                    match next {
-                        Ok(change) => at = change,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            // The statement fails with `query_canceled`: a transient error
-                            // the guest gets back within its call.
-                            let _ = token.cancel_query(postgres::NoTls);
-                            at = None;
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-            })?;
-        Ok(Watchdog { arm })
-    }
-
-    fn arm(&self, at: Option<Instant>) {
-        let _ = self.arm.send(at);
-    }
-
-    fn disarm(&self) {
-        let _ = self.arm.send(None);
+/// Runs `call`, cancelling its statement at `cancel_at` (the guest call's deadline less
+/// its margin): the statement then fails with `query_canceled`, a transient error the
+/// guest gets back within its call.
+async fn guarded<T>(
+    cancel_at: Option<Instant>,
+    cancel: &tokio_postgres::CancelToken,
+    call: impl Future<Output = T>,
+) -> T {
+    let Some(at) = cancel_at else {
+        return call.await;
+    };
+    let call = std::pin::pin!(call);
+    let mut call = call;
+    tokio::select! {
+        done = &mut call => done,
+        () = tokio::time::sleep_until(at.into()) => {
+            if let Err(e) = cancel.cancel_query(NoTls).await {
+                tracing::warn!(error = %e, "cannot cancel a statement past its deadline");
+            }
+            call.await
+        }
     }
 }
