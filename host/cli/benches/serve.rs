@@ -3,8 +3,9 @@
 //! 1. Warm instantiation with the pooling allocator (in process), per language.
 //! 2. Hot swap latency: push a new version → first record from it, through a real
 //!    `weir serve` process and its API.
-//! 3. Memory per idle pipeline, and how many idle pipelines one process holds in 1 GiB
-//!    of RSS (idle: a stream source with nothing to read, polled every second).
+//! 3. Memory and threads per idle pipeline, and how many idle pipelines one process holds
+//!    in 1 GiB of RSS (idle: a stream source with nothing to read, polled every second),
+//!    up to 10,000.
 //!
 //! Needs the plugins built (scripts/build.sh); `WEIR_PLUGINS` overrides where they are.
 
@@ -185,7 +186,13 @@ fn hot_swap(scratch: &Path) {
 fn idle_pipelines(scratch: &Path) {
     let out = scratch.join("idle");
     std::fs::create_dir_all(&out).unwrap();
-    let server = Server::start(&scratch.join("idle-data"), &["--max-instances", "6000"]);
+    // Two instances per pipeline, each reserving address space for its linear memory:
+    // 256 MiB (the default per-instance limit) instead of 4 GiB, or 20,000 instances would
+    // not fit in the 128 TiB a process can address.
+    let server = Server::start(
+        &scratch.join("idle-data"),
+        &["--max-instances", "20100", "--max-memory", "256MiB"],
+    );
     let token = bench_tenant(&server, &out);
     push_ok(&server, &token, "counter", read_plugin("counter_stream"));
     push_ok(&server, &token, "file-sink", read_plugin("file_sink"));
@@ -194,11 +201,19 @@ fn idle_pipelines(scratch: &Path) {
     println!(
         "\n## Idle pipelines (counter-stream with nothing to read → file-sink, polled every 1 s)\n"
     );
-    println!("| pipelines | RSS | per pipeline (RSS) | PSS | per pipeline (PSS) |");
-    println!("|---:|---:|---:|---:|---:|");
-    println!("| 0 | {} | | {} | |", mib(base.rss), mib(base.pss));
+    println!(
+        "| pipelines | RSS | per pipeline (RSS) | PSS | per pipeline (PSS) | threads | memory maps |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| 0 | {} | | {} | | {} | {} |",
+        mib(base.rss),
+        mib(base.pss),
+        base.threads,
+        base.maps
+    );
     let mut n = 0;
-    let step = 100;
+    let step = 500;
     let mut last_under = (0, base);
     loop {
         let mut refused = None;
@@ -217,31 +232,51 @@ fn idle_pipelines(scratch: &Path) {
             println!("\n(pipeline {} refused, before 1 GiB: {error})", n + 1);
             break;
         }
-        // Until every pipeline has opened both sides and gone idle.
-        loop {
+        // Until every pipeline has opened both sides and gone idle; one that cannot start
+        // says what bounds the count.
+        let waited = Instant::now();
+        let stuck = loop {
             let last = server.status(&token, &format!("idle{}", n - 1));
             if last["state"] == "running" && last["sink_memory"].as_u64() > Some(0) {
                 std::thread::sleep(Duration::from_millis(1500));
-                break;
+                break None;
+            }
+            if waited.elapsed() > Duration::from_secs(60) {
+                break Some(last);
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(last) = stuck {
+            let maps = Memory::of(server.pid()).maps;
+            println!(
+                "\n(pipeline {n} did not start: state {}, {}; the process holds {maps} memory \
+                 maps, vm.max_map_count is {})",
+                last["state"],
+                last["last_error"],
+                std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                    .unwrap_or_default()
+                    .trim()
+            );
+            break;
         }
         let now = Memory::of(server.pid());
         let each =
             |now: u64, base: u64| format!("{:.0} KiB", (now - base) as f64 / n as f64 / 1024.0);
         println!(
-            "| {n} | {} | {} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} |",
             mib(now.rss),
             each(now.rss, base.rss),
             mib(now.pss),
-            each(now.pss, base.pss)
+            each(now.pss, base.pss),
+            now.threads,
+            now.maps
         );
         if now.rss > GIB {
             break;
         }
         last_under = (n, now);
-        if n >= 2900 {
-            println!("\n(stopped at {n} pipelines: the instance pool holds 6000 instances)");
+        if n >= 10_000 {
+            println!("\n(stopped at {n} pipelines: the goal)");
             break;
         }
     }
@@ -261,23 +296,30 @@ fn idle_pipelines(scratch: &Path) {
 struct Memory {
     rss: u64,
     pss: u64,
+    threads: u64,
+    /// Mappings: bounded by `vm.max_map_count` (65,530 by default).
+    maps: usize,
 }
 
 impl Memory {
     /// RSS counts a shared page once per mapping; PSS divides it among its mappers.
     fn of(pid: u32) -> Memory {
-        let kb = |file: &str, field: &str| {
+        let field = |file: &str, field: &str| {
             std::fs::read_to_string(format!("/proc/{pid}/{file}"))
                 .unwrap()
                 .lines()
                 .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
                 .unwrap()
-                * 1024
         };
         Memory {
-            rss: kb("status", "VmRSS:"),
-            pss: kb("smaps_rollup", "Pss:"),
+            rss: field("status", "VmRSS:") * 1024,
+            pss: field("smaps_rollup", "Pss:") * 1024,
+            threads: field("status", "Threads:"),
+            maps: std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .unwrap()
+                .lines()
+                .count(),
         }
     }
 }

@@ -79,6 +79,12 @@ enum Command {
         /// Plugin instances alive at once (two per pipeline).
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
+        /// The most linear memory any one instance may be granted (tenant quotas stay
+        /// below it). Below the default 4GiB, each instance reserves only this much address
+        /// space, so many more fit in one process, at the price of bounds checks in guest
+        /// code.
+        #[arg(long, default_value = "4GiB")]
+        max_memory: bytesize::ByteSize,
         /// Serve the API over TLS with this certificate chain (PEM)...
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -307,11 +313,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = Shutdown::default();
             stop_on_signals(stop.clone())?;
             // Pipelines are tasks: a worker thread per core runs them all.
-            let tasks = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("weir")
-                .build()
-                .context("cannot start the runtime")?;
+            let tasks = weir_runtime::task_runtime().context("cannot start the runtime")?;
             let summaries = tasks.block_on(weir_pipeline::run(
                 &runtime,
                 &file,
@@ -432,6 +434,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             data_dir,
             watch,
             max_instances,
+            max_memory,
             tls_cert,
             tls_key,
             insecure_http,
@@ -440,6 +443,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .context("set WEIR_ADMIN_TOKEN: the token that manages tenants")?;
             let mut config = RuntimeConfig {
                 max_instances,
+                max_memory: max_memory.as_u64(),
                 ..RuntimeConfig::default()
             };
             if cli.cache_dir.is_some() {

@@ -37,5 +37,5 @@ pub use io::kafka::KafkaGrant;
 pub use io::objects::{ObjectLocation, ObjectsGrant};
 pub use io::sql::SqlGrant;
 pub use plugin::{Compilation, Plugin, World};
-pub use runtime::{Runtime, RuntimeConfig, block_on};
+pub use runtime::{Runtime, RuntimeConfig, block_on, task_runtime};
 pub use sandbox::{DirGrant, Labels, Limits, Sandbox};

@@ -87,6 +87,11 @@ impl Runtime {
         // Deadlines by epoch: far cheaper than fuel. Each tick also yields to tokio, so a
         // busy guest cannot keep other pipelines off a worker thread for longer than one.
         wasm.epoch_interruption(true);
+        // A 4 GiB reservation per memory lets compiled code skip bounds checks; a host
+        // that caps memory lower reserves that much instead and packs more instances.
+        if config.max_memory < 4 << 30 {
+            wasm.memory_reservation(config.max_memory);
+        }
         let n = config.max_instances;
         let mut pool = PoolingAllocationConfig::default();
         // A Rust component holds a handful of core instances (its code plus the small
@@ -201,9 +206,26 @@ impl Runtime {
     }
 }
 
+/// The tokio runtime pipelines run on (`weir run`, `weir serve`, and [`block_on`] when
+/// called outside one): a worker thread per core, at least two, however many pipelines.
+pub fn task_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    builder
+        .worker_threads(cores.max(2))
+        .enable_all()
+        .thread_name("weir");
+    // A task woken by a running one waits in that worker's LIFO slot, which idle workers
+    // cannot steal: behind a guest call of milliseconds, a pipeline's source and sink
+    // would take turns on one core instead of running on two.
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder.build()
+}
+
 /// Runs a guest-calling future to its end from synchronous code (a command, an API
-/// handler on a blocking thread): on the tokio runtime the caller is in, else on a small
-/// one of this process's own.
+/// handler on a blocking thread): on the tokio runtime the caller is in, else on one of
+/// this process's own.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -211,14 +233,8 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         }
         _ => {
             static OWN: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-            OWN.get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .thread_name("weir")
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime")
-            })
-            .block_on(future)
+            OWN.get_or_init(|| task_runtime().expect("a tokio runtime"))
+                .block_on(future)
         }
     }
 }

@@ -57,14 +57,9 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
         );
     }
     let acceptor = options.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
-    // One runtime for the API and every pipeline: a worker per core, whatever the number
-    // of pipelines (guests yield at each epoch tick, so the API stays responsive).
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-        .enable_all()
-        .thread_name("weir")
-        .build()
-        .context("cannot start the runtime")?;
+    // One runtime for the API and every pipeline (guests yield at each epoch tick, so
+    // the API stays responsive).
+    let server = weir_runtime::task_runtime().context("cannot start the runtime")?;
     if acceptor.is_none() {
         server.block_on(tls::check_plain(&options.listen, options.insecure_http))?;
     }
