@@ -14,6 +14,9 @@ if [ "${WEIR_BENCH_QUICK:-}" = 1 ]; then
     out="docs/benchmarks/quick.txt"
 fi
 mkdir -p "$(dirname "$out")"
+# The PostgreSQL bench also times dlt, a Python peer: installed here, as only benches need it.
+python3 -c "import dlt, sqlalchemy, psycopg2" 2>/dev/null ||
+    python3 -m pip install -q "dlt[sql_database,filesystem]==1.31.0" psycopg2-binary
 {
     echo "weir benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)"
     echo "machine: $(uname -srm); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); $(free -g | awk '/Mem:/ {print $2}') GiB"

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use weir_runtime::{Instance, Labels, Records, Runtime, RuntimeConfig, Sandbox};
+use weir_runtime::{Labels, Records, Runtime, RuntimeConfig, Sandbox, SinkInstance};
 
 const BATCH: usize = 5000;
 const ROUNDS: usize = 3;
@@ -151,14 +151,7 @@ fn guest(
     batches: &[Records],
 ) -> (Duration, u64) {
     weir_runtime::block_on(async {
-        let mut instance = runtime
-            .instantiate(plugin, &Sandbox::default(), labels())
-            .await
-            .unwrap();
-        let Instance::Sink(sink) = &mut instance else {
-            panic!("the transforms are sinks")
-        };
-        sink.open("{}").await.unwrap();
+        let mut sink = opened(runtime, plugin).await;
         let started = Instant::now();
         for batch in batches {
             sink.write(batch).await.unwrap();
@@ -179,19 +172,25 @@ fn instances(
     weir_runtime::block_on(async {
         for _ in 0..INSTANCES {
             let started = Instant::now();
-            let mut instance = runtime
-                .instantiate(plugin, &Sandbox::default(), labels())
-                .await
-                .unwrap();
-            let Instance::Sink(sink) = &mut instance else {
-                panic!("the transforms are sinks")
-            };
-            sink.open("{}").await.unwrap();
+            let sink = opened(runtime, plugin).await;
             times.push(started.elapsed());
-            memory = instance.memory_bytes();
+            memory = sink.memory_bytes();
         }
     });
     (median(times), memory)
+}
+
+/// A fresh instance of the transform, opened.
+async fn opened(runtime: &Runtime, plugin: &std::sync::Arc<weir_runtime::Plugin>) -> SinkInstance {
+    let instance = runtime
+        .instantiate(plugin, &Sandbox::default(), labels())
+        .await
+        .unwrap();
+    let Some(mut sink) = instance.into_sink() else {
+        panic!("the transforms are sinks")
+    };
+    sink.open("{}").await.unwrap();
+    sink
 }
 
 fn native_rust(lines: &[String]) -> (Duration, u64) {

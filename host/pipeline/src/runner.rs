@@ -157,40 +157,31 @@ pub async fn run_one(
     meter: &Arc<Meter>,
 ) -> Summary {
     let span = tracing::info_span!("pipeline", pipeline = %p.name);
-    run_in(runtime, store, p, options, stop, meter)
-        .instrument(span)
-        .await
-}
-
-async fn run_in(
-    runtime: &Runtime,
-    store: &dyn CheckpointStore,
-    p: &Pipeline,
-    options: &RunOptions,
-    stop: &Shutdown,
-    meter: &Arc<Meter>,
-) -> Summary {
-    let started = Instant::now();
-    let mut summary = Summary::new(p);
-    let run = Run {
-        store,
-        p,
-        options,
-        stop,
-        meter,
-    };
-    if let Err(e) = run.drive(runtime, &mut summary).await {
-        summary.failure = e
-            .chain()
-            .find_map(|c| c.downcast_ref::<GuestError>())
-            .map(|g| g.kind);
-        let message = format!("{e:#}");
-        tracing::error!(error = %message, "pipeline failed");
-        summary.fail(message);
+    async move {
+        let started = Instant::now();
+        let mut summary = Summary::new(p);
+        let run = Run {
+            store,
+            p,
+            options,
+            stop,
+            meter,
+        };
+        if let Err(e) = run.drive(runtime, &mut summary).await {
+            summary.failure = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<GuestError>())
+                .map(|g| g.kind);
+            let message = format!("{e:#}");
+            tracing::error!(error = %message, "pipeline failed");
+            summary.fail(message);
+        }
+        summary.log_dropped = meter.log_dropped.load(std::sync::atomic::Ordering::Relaxed);
+        summary.elapsed_ms = started.elapsed().as_millis() as u64;
+        summary
     }
-    summary.log_dropped = meter.log_dropped.load(std::sync::atomic::Ordering::Relaxed);
-    summary.elapsed_ms = started.elapsed().as_millis() as u64;
-    summary
+    .instrument(span)
+    .await
 }
 
 /// What one pipeline's runs share: where they commit, what they run, how, when to stop,
