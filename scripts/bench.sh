@@ -14,16 +14,20 @@ if [ "${WEIR_BENCH_QUICK:-}" = 1 ]; then
     out="docs/benchmarks/quick.txt"
 fi
 mkdir -p "$(dirname "$out")"
-# The PostgreSQL bench also times dlt, a Python peer: installed here, as only benches need it.
-python3 -c "import dlt, sqlalchemy, psycopg2" 2>/dev/null ||
-    python3 -m pip install -q "dlt[sql_database,filesystem]==1.31.0" psycopg2-binary
+# The PostgreSQL bench also times dlt, a Python peer: installed here, in a virtualenv of
+# its own (only benches need it, and its dependencies must not move the system's).
+dlt_env="$HOME/.cache/weir/tools/dlt-1.31.0"
+if ! "$dlt_env/bin/python3" -c "import dlt, sqlalchemy, psycopg2" 2>/dev/null; then
+    python3 -m venv "$dlt_env"
+    "$dlt_env/bin/python3" -m pip install -q "dlt[filesystem]==1.31.0" sqlalchemy psycopg2-binary
+fi
 {
     echo "weir benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)"
     echo "machine: $(uname -srm); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); $(free -g | awk '/Mem:/ {print $2}') GiB"
     for bench in throughput kafka languages postgres; do
         echo
         echo "== cargo bench -p weir-pipeline --bench $bench"
-        cargo bench --locked --quiet -p weir-pipeline --bench "$bench" 2>/dev/null
+        WEIR_DLT_PYTHON="$dlt_env/bin/python3" cargo bench --locked --quiet -p weir-pipeline --bench "$bench" 2>/dev/null
     done
     echo
     echo "== cargo bench -p weir-cli --bench serve"

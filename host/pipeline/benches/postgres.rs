@@ -4,7 +4,8 @@
 //! as its own process; the table prints wall time, rows/s and peak RSS (sampled).
 //!
 //! Needs the plugins (`scripts/build.sh`), PostgreSQL's server binaries and, for the dlt
-//! row, `pip install "dlt[sql_database,filesystem]" psycopg2-binary` (skipped if missing).
+//! row, a Python with dlt, SQLAlchemy and psycopg2 as `$WEIR_DLT_PYTHON` (scripts/bench.sh
+//! installs one; the row is skipped without it).
 //! Run: `cargo bench -p weir-pipeline --bench postgres`. `WEIR_BENCH_ROWS` sets the rows
 //! (default 1,000,000).
 
@@ -119,7 +120,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         .env("PGPASSWORD", PASSWORD);
         cmd
     };
-    let dlt_ok = Command::new("python3")
+    let dlt_ok = Command::new(dlt_python())
         .args(["-c", "import dlt, sqlalchemy, psycopg2"])
         .stderr(Stdio::null())
         .status()
@@ -163,7 +164,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
                 "postgresql+psycopg2://weir:{PASSWORD}@127.0.0.1:{}/weir",
                 pg.port
             );
-            let mut cmd = Command::new("python3");
+            let mut cmd = Command::new(dlt_python());
             cmd.arg(&script).arg(url).arg("bench").arg(&out);
             dlt_runs.push(measure(cmd));
             let mut files = Vec::new();
@@ -205,7 +206,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         print_row("dlt sql_database -> filesystem (JSONL)", &dlt_runs, rows);
     } else {
         println!(
-            "dlt: not installed, skipped (pip install \"dlt[sql_database,filesystem]\" psycopg2-binary)"
+            "dlt: not installed, skipped (scripts/bench.sh installs it)"
         );
     }
     println!("weir's rows equal psql's row_to_json, row by row: {same}");
@@ -230,7 +231,7 @@ fn versions(dlt: bool) -> String {
         version(&format!("{bin}/postgres"), &["--version"]),
         version("psql", &["--version"]),
         if dlt {
-            version("python3", &["-c", "import dlt; print(dlt.__version__)"])
+            version(&dlt_python(), &["-c", "import dlt; print(dlt.__version__)"])
         } else {
             "not installed".into()
         },
@@ -311,4 +312,9 @@ fn find_jsonl(dir: &Path, found: &mut Vec<PathBuf>) {
             found.push(path);
         }
     }
+}
+
+/// The Python with dlt installed: scripts/bench.sh keeps it in a virtualenv of its own.
+fn dlt_python() -> String {
+    std::env::var("WEIR_DLT_PYTHON").unwrap_or_else(|_| "python3".into())
 }
