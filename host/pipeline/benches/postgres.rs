@@ -205,9 +205,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     if dlt_ok {
         print_row("dlt sql_database -> filesystem (JSONL)", &dlt_runs, rows);
     } else {
-        println!(
-            "dlt: not installed, skipped (scripts/bench.sh installs it)"
-        );
+        println!("dlt: not installed, skipped (scripts/bench.sh installs it)");
     }
     println!("weir's rows equal psql's row_to_json, row by row: {same}");
 }

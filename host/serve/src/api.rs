@@ -126,7 +126,7 @@ fn ok(status: StatusCode, body: impl serde::Serialize) -> Reply {
     Ok((status, axum::Json(body)).into_response())
 }
 
-/// Handlers touch SQLite, compile plugins and join worker threads: all blocking work.
+/// Handlers touch SQLite, compile plugins and wait for pipeline workers to stop: all blocking work.
 async fn blocking<F>(f: F) -> Reply
 where
     F: FnOnce() -> Reply + Send + 'static,
