@@ -1,18 +1,18 @@
-//! `weir:connector/http`: outgoing HTTP(S) through ureq (on the blocking pool, as ureq
-//! only blocks), confined to the pipeline's HTTP grant.
+//! `weir:connector/http`: outgoing HTTP(S) through reqwest, confined to the pipeline's HTTP
+//! grant. A request in flight holds no thread.
 //!
-//! The grant is checked against the URL the host itself connects to: the plugin cannot set
-//! `Host`, redirects are never followed (a granted server could otherwise bounce the request
-//! to one that is not), and environment proxies are ignored, so the name checked is the
-//! name connected to.
+//! The grant is checked against the URL the host itself connects to, parsed once by the
+//! parser the client uses: the plugin cannot set `Host`, redirects are never followed (a
+//! granted server could otherwise bounce the request to one that is not), and environment
+//! proxies are ignored, so the name checked is the name connected to.
 
 use crate::bindings::weir::connector::http::{Host, Request, Response};
 use crate::bindings::weir::connector::types::Error;
 use crate::patterns;
 use crate::sandbox::CallDeadline;
+use reqwest::{Method, Url};
 use std::sync::OnceLock;
 use std::time::Duration;
-use ureq::http;
 
 /// What a pipeline side may reach over HTTP.
 #[derive(Debug, Clone)]
@@ -40,18 +40,17 @@ impl HttpGrant {
     }
 }
 
-fn agent() -> &'static ureq::Agent {
-    // One agent per process: its connection pool is shared, its settings are the same for
+fn client() -> &'static reqwest::Client {
+    // One client per process: its connection pool is shared, its settings are the same for
     // every plugin, and grants are checked per request before it is used.
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .proxy(None)
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .user_agent("weir")
             .build()
-            .new_agent()
+            .expect("an HTTP client")
     })
 }
 
@@ -66,15 +65,15 @@ impl Host for HttpCtx {
     async fn send(&mut self, request: Request) -> Result<Response, Error> {
         let grant = self
             .grant
-            .clone()
+            .as_ref()
             .ok_or_else(|| Error::Config("this plugin has no HTTP grant".into()))?;
-        let uri: http::Uri = request
+        let url: Url = request
             .url
             .parse()
             .map_err(|e| Error::Config(format!("invalid URL `{}`: {e}", request.url)))?;
-        let default_port = match uri.scheme_str() {
-            Some("http") => 80,
-            Some("https") => 443,
+        let default_port = match url.scheme() {
+            "http" => 80,
+            "https" => 443,
             _ => {
                 return Err(Error::Config(format!(
                     "URL `{}` is not http:// or https://",
@@ -82,84 +81,87 @@ impl Host for HttpCtx {
                 )));
             }
         };
-        let host = uri.host().unwrap_or_default();
-        let port = uri.port_u16().unwrap_or(default_port);
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port().unwrap_or(default_port);
         if !grant.allows(host, port, default_port) {
             return Err(Error::Config(format!(
                 "host `{host}:{port}` is not granted to this plugin (granted: {})",
                 grant.hosts.join(", ")
             )));
         }
-        let method: http::Method = request
+        let method: Method = request
             .method
             .parse()
             .map_err(|_| Error::Config(format!("invalid HTTP method `{}`", request.method)))?;
-        let mut builder = http::Request::builder().method(method).uri(uri);
-        for (name, value) in &request.headers {
-            if name.eq_ignore_ascii_case("host") {
-                return Err(Error::Config("the `host` header cannot be set".into()));
-            }
-            builder = builder.header(name, value);
-        }
-        // The host call blocks outside the guest, where the epoch deadline cannot reach:
-        // its own timeout must end it before the plugin's call deadline.
+        // A host wait is out of the epoch deadline's reach: the request's own timeout
+        // (connect to last body byte) must end it before the plugin's call deadline.
         let timeout = self.deadline.left(
             request
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into()))
                 .unwrap_or(DEFAULT_TIMEOUT),
         );
-        let config = agent()
-            .configure_request(builder.body(()).map_err(|e| Error::Config(e.to_string()))?)
-            .timeout_global(Some(timeout))
-            .build();
-        let (parts, ()) = config.into_parts();
-        super::blocking(move || exchange(parts, request, grant.max_response_bytes)).await
+        let mut builder = client().request(method, url).timeout(timeout);
+        for (name, value) in &request.headers {
+            if name.eq_ignore_ascii_case("host") {
+                return Err(Error::Config("the `host` header cannot be set".into()));
+            }
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let at = &request.url;
+        let failed = |e| failed(at, timeout, e);
+        let mut response = builder.send().await.map_err(failed)?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let status = response.status().as_u16();
+        let limit = grant.max_response_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(Error::Fatal(format!(
+                    "{at}: the response body is larger than the grant's limit of {limit} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
-/// Sends the request and reads the response, up to `max_response` bytes of body.
-fn exchange(
-    parts: http::request::Parts,
-    request: Request,
-    max_response: u64,
-) -> Result<Response, Error> {
-    let result = match request.body {
-        Some(body) => agent().run(http::Request::from_parts(parts, body)),
-        None => agent().run(http::Request::from_parts(parts, ())),
-    };
-    let mut response = result.map_err(|e| failed(&request.url, e))?;
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(max_response)
-        .read_to_vec()
-        .map_err(|e| failed(&request.url, e))?;
-    Ok(Response {
-        status: response.status().as_u16(),
-        headers,
-        body,
-    })
-}
-
-fn failed(url: &str, e: ureq::Error) -> Error {
-    match e {
-        ureq::Error::BodyExceedsLimit(limit) => Error::Fatal(format!(
-            "{url}: the response body is larger than the grant's limit of {limit} bytes"
-        )),
-        ureq::Error::BadUri(m) => Error::Config(format!("{url}: {m}")),
+fn failed(url: &str, timeout: Duration, e: reqwest::Error) -> Error {
+    if e.is_timeout() {
+        return Error::Transient(format!(
+            "{url}: timeout: no complete response within {timeout:?}"
+        ));
+    }
+    // The client's own message is generic; the cause (refused, reset, a bad header) is in
+    // its sources.
+    let mut message = format!("{url}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if e.is_builder() {
+        Error::Config(message)
+    } else {
         // Connection refused, DNS, TLS, timeouts: a server away or slow, worth a retry.
-        other => Error::Transient(format!("{url}: {other}")),
+        Error::Transient(message)
     }
 }
 
