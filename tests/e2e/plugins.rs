@@ -89,15 +89,7 @@ fn check_passes_a_good_pipeline_and_calls_the_plugins_check() {
         // Valid against the schema, but the plugin's own check finds no such directory.
         file_pipeline("missing", 10, "a.jsonl").replace("dir = \"/data\"", "dir = \"/nowhere\""),
     ]);
-    let out = s
-        .weir(&["check", "pipeline.toml", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = s.weir_json(&["check", "pipeline.toml", "--output", "json"], false);
     assert_eq!(lines.len(), 4);
     assert!(
         lines
@@ -318,26 +310,17 @@ fn discover_lists_what_a_source_can_read() {
         file_pipeline("files", 10, "a.jsonl"),
         file_pipeline("other", 10, "b.jsonl"),
     ]);
-    let out = s
-        .weir(&[
+    let lines = s.weir_json(
+        &[
             "discover",
             "pipeline.toml",
             "--pipeline",
             "files",
             "--output",
             "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        true,
     );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let streams: Vec<(&str, &str)> = lines
         .iter()
         .map(|l| {

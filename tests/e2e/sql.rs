@@ -646,18 +646,9 @@ fn discover_lists_tables_with_their_column_types() {
         .unwrap();
     let s = scratch();
     s.pipelines(&[pg_to_file(&pg, "orders", 10, r#"table = "orders""#)]);
-    let out = s
-        .weir(&["discover", "pipeline.toml", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let streams: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let streams: BTreeMap<String, Value> = s
+        .weir_json(&["discover", "pipeline.toml", "--output", "json"], true)
+        .into_iter()
         .map(|l| {
             (
                 l["stream"].as_str().unwrap().to_string(),

@@ -63,6 +63,22 @@ impl Scratch {
         cmd
     }
 
+    /// `weir ARGS` (one JSON object per line on stdout), parsed; it must exit with success
+    /// or failure as `succeeds` says, else the test fails with weir's stderr.
+    pub fn weir_json(&self, args: &[&str], succeeds: bool) -> Vec<Value> {
+        let out = self.weir(args).output().unwrap();
+        assert_eq!(
+            out.status.success(),
+            succeeds,
+            "weir {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// `weir run pipeline.toml --once --output json`, parsed.
     pub fn run_once(&self) -> Run {
         let output = self
