@@ -5,6 +5,7 @@ mod fixtures;
 mod support;
 
 mod chaos;
+mod cluster;
 mod delivery;
 mod http;
 mod kafka;

@@ -95,7 +95,16 @@ enum Command {
         /// readable): only behind a TLS-terminating proxy.
         #[arg(long)]
         insecure_http: bool,
+        /// Join a cluster with these settings (TOML: `brokers`, `postgres`, optionally
+        /// `node`, `group`, `slots`, `session_timeout`, `heartbeat_interval`): every node
+        /// with the same group shares the registry and the pipelines. See README, "Running
+        /// a cluster".
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
     },
+    /// The cluster a weir server belongs to (admin token).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Tenants on a weir server (admin token).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -184,6 +193,15 @@ impl Server {
     fn client(self) -> Result<client::Client> {
         client::Client::new(&self.server, self.token, self.ca_file.as_deref())
     }
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Nodes, their health, and the slots and pipelines each runs.
+    Status {
+        #[command(flatten)]
+        server: Server,
+    },
 }
 
 #[derive(Subcommand)]
@@ -438,6 +456,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             tls_cert,
             tls_key,
             insecure_http,
+            cluster,
         } => {
             let admin_token = std::env::var("WEIR_ADMIN_TOKEN")
                 .context("set WEIR_ADMIN_TOKEN: the token that manages tenants")?;
@@ -461,6 +480,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     .zip(tls_key)
                     .map(|(cert, key)| weir_serve::TlsFiles { cert, key }),
                 insecure_http,
+                cluster,
             };
             weir_serve::serve(options, stop)?;
             Ok(ExitCode::SUCCESS)
@@ -520,6 +540,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     .client()?
                     .call("POST", "/v1/tenants", Some(("application/json", bytes)))?;
             client::print(&reply)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(ClusterCommand::Status { server }) => {
+            client::print(&server.client()?.call("GET", "/v1/cluster", None)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant(TenantCommand::List { server }) => {

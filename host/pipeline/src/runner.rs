@@ -62,6 +62,9 @@ pub struct Summary {
     /// How a guest stopped the pipeline, when one did (a trap, a deadline, memory...).
     #[serde(skip)]
     pub failure: Option<GuestErrorKind>,
+    /// Stopped because another owner took the pipeline over: not to be restarted here.
+    #[serde(skip)]
+    pub fenced: bool,
 }
 
 /// Runs every pipeline of `file` side by side, each its own task; one failing does not
@@ -128,6 +131,7 @@ impl Summary {
             elapsed_ms: 0,
             error: None,
             failure: None,
+            fenced: false,
         }
     }
 
@@ -172,6 +176,7 @@ pub async fn run_one(
                 .chain()
                 .find_map(|c| c.downcast_ref::<GuestError>())
                 .map(|g| g.kind);
+            summary.fenced = e.chain().any(|c| c.is::<weir_checkpoint::Fenced>());
             let message = format!("{e:#}");
             tracing::error!(error = %message, "pipeline failed");
             summary.fail(message);

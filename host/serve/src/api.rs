@@ -23,6 +23,9 @@ use weir_pipeline::PipelineSpec;
 pub struct App {
     pub ops: Arc<Ops>,
     pub admin_token: Arc<str>,
+    /// The cluster's node table, when this process is a node of one.
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<Arc<crate::cluster::Nodes>>,
 }
 
 /// The largest plugin upload: far above any connector we know (Python ones are ~20 MB).
@@ -32,6 +35,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/v1/cluster", get(cluster))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route(
             "/v1/tenants/{name}",
@@ -415,6 +419,30 @@ async fn delete_pipeline(
 }
 
 // --- metrics ---
+
+/// The nodes, their health, the slots and pipelines each runs. Without `--cluster`, one
+/// node: this process, running everything.
+async fn cluster(State(app): State<App>, caller: Caller) -> Reply {
+    caller.admin()?;
+    blocking(move || {
+        #[cfg(feature = "cluster")]
+        if let Some(nodes) = &app.cluster {
+            return ok(StatusCode::OK, nodes.status().map_err(ops::Error::from)?);
+        }
+        let pipelines: Vec<String> = app
+            .ops
+            .supervisor
+            .workers()
+            .iter()
+            .map(|w| crate::registry::key(&w.tenant, &w.name))
+            .collect();
+        ok(
+            StatusCode::OK,
+            json!({ "node": "", "clustered": false, "nodes": [{ "node": "", "health": "up", "pipelines": pipelines }] }),
+        )
+    })
+    .await
+}
 
 async fn metrics(State(app): State<App>, caller: Caller) -> Reply {
     caller.admin()?;

@@ -9,6 +9,12 @@ pub fn render(supervisor: &Supervisor) -> String {
         .iter()
         .map(|w| (w.tenant.clone(), supervisor.snapshot_of(w)))
         .collect();
+    // A node of a cluster labels its series with its name, so a dashboard over every
+    // node tells them apart (and sees a pipeline move).
+    let node = match supervisor.node() {
+        "" => String::new(),
+        node => format!(",node=\"{}\"", escape(node)),
+    };
     let mut out = String::new();
     let mut family =
         |name: &str,
@@ -21,7 +27,7 @@ pub fn render(supervisor: &Supervisor) -> String {
                 if let Some(v) = value(s) {
                     let _ = writeln!(
                         out,
-                        "{name}{{tenant=\"{}\",pipeline=\"{}\"}} {v}",
+                        "{name}{{tenant=\"{}\",pipeline=\"{}\"{node}}} {v}",
                         escape(tenant),
                         escape(&s.name)
                     );

@@ -23,8 +23,29 @@ use weir_pipeline::{
 };
 use weir_runtime::{GuestErrorKind, Runtime};
 
+/// Which pipelines this process runs, and under what name it commits.
+pub trait Placement: Send + Sync {
+    /// The node's name, as its commits and the cluster's status show it.
+    fn node(&self) -> &str;
+    /// Whether the pipeline with this key (`tenant/name`) runs here now.
+    fn runs_here(&self, key: &str) -> bool;
+}
+
+/// One process runs everything.
+pub struct Alone;
+
+impl Placement for Alone {
+    fn node(&self) -> &str {
+        ""
+    }
+    fn runs_here(&self, _: &str) -> bool {
+        true
+    }
+}
+
 pub struct Supervisor {
     runtime: Arc<Runtime>,
+    placement: Arc<dyn Placement>,
     /// Where the workers run.
     tasks: tokio::runtime::Handle,
     checkpoints: Arc<dyn CheckpointStore>,
@@ -46,6 +67,8 @@ enum Command {
 
 struct Control {
     command: Command,
+    /// The plugin versions last asked for: a registry change that moves them swaps.
+    versions: (PluginRef, PluginRef),
     /// Bumped to restart the current run (a new plugin version, a resume).
     generation: u64,
     /// Stops the run in progress, between batches.
@@ -127,15 +150,22 @@ impl Supervisor {
         tasks: tokio::runtime::Handle,
         checkpoints: Arc<dyn CheckpointStore>,
         registry: Arc<dyn Registry>,
+        placement: Arc<dyn Placement>,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             runtime,
+            placement,
             tasks,
             checkpoints,
             registry,
             workers: Mutex::new(HashMap::new()),
             budgets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This node's name in a cluster; empty alone.
+    pub fn node(&self) -> &str {
+        self.placement.node()
     }
 
     pub fn checkpoints(&self) -> &dyn CheckpointStore {
@@ -151,8 +181,11 @@ impl Supervisor {
         Ok(rows.len())
     }
 
-    /// Starts the worker of a pipeline just stored.
+    /// Starts the worker of a pipeline just stored, if it runs here.
     pub fn spawn(self: &Arc<Self>, row: &PipelineRow) -> Result<()> {
+        if !self.placement.runs_here(&row.key()) {
+            return Ok(());
+        }
         let command = match row.desired {
             Desired::Running => Command::Run,
             Desired::Paused | Desired::Failed => Command::Hold,
@@ -167,6 +200,7 @@ impl Supervisor {
             name: row.name.clone(),
             control: Mutex::new(Control {
                 command,
+                versions: (row.source.clone(), row.sink.clone()),
                 generation: 0,
                 run_stop: None,
             }),
@@ -213,15 +247,10 @@ impl Supervisor {
 
     fn tell(&self, tenant: &str, name: &str, command: Command, restart: bool) {
         if let Some(w) = self.worker(tenant, name) {
-            let mut c = lock(&w.control);
-            c.command = command;
-            if restart {
-                c.generation += 1;
+            if restart && let Ok(Some(row)) = self.registry.pipeline(tenant, name) {
+                lock(&w.control).versions = (row.source, row.sink);
             }
-            if let Some(stop) = &c.run_stop {
-                stop.trigger();
-            }
-            w.wake.notify_waiters();
+            w.tell(command, restart);
         }
     }
 
@@ -259,16 +288,51 @@ impl Supervisor {
     pub fn shutdown(&self) {
         let workers: Vec<_> = lock(&self.workers).drain().map(|(_, w)| w).collect();
         for w in &workers {
-            let mut c = lock(&w.control);
-            c.command = Command::Exit;
-            if let Some(stop) = &c.run_stop {
-                stop.trigger();
-            }
-            w.wake.notify_waiters();
+            w.tell(Command::Exit, false);
         }
         for w in workers {
             w.join();
         }
+    }
+
+    /// Brings the workers in line with the registry and the placement: starts the
+    /// pipelines that run here and have no worker, stops (between batches, each
+    /// committing its batch in flight) those that no longer run here, and tells the others
+    /// what changed (paused, resumed, new versions). What one node changes reaches the
+    /// others this way. Blocks until the stopped ones have stopped: call it from a thread.
+    pub fn sync_all(self: &Arc<Self>) -> Result<()> {
+        let wanted: HashMap<String, PipelineRow> = self
+            .registry
+            .all_pipelines()?
+            .into_iter()
+            .map(|row| (row.key(), row))
+            .filter(|(key, _)| self.placement.runs_here(key))
+            .collect();
+        let leaving: Vec<Arc<Worker>> = {
+            let mut workers = lock(&self.workers);
+            let gone: Vec<String> = workers
+                .keys()
+                .filter(|k| !wanted.contains_key(*k))
+                .cloned()
+                .collect();
+            gone.iter().filter_map(|k| workers.remove(k)).collect()
+        };
+        for w in &leaving {
+            w.tell(Command::Exit, false);
+        }
+        for w in &leaving {
+            w.join();
+        }
+        if !leaving.is_empty() {
+            tracing::info!(pipelines = leaving.len(), "pipelines handed over");
+        }
+        for row in wanted.values() {
+            match self.worker(&row.tenant, &row.name) {
+                None => self.spawn(row)?,
+                Some(w) => w.align(row),
+            }
+        }
+        Ok(())
     }
 
     pub fn snapshot(&self, tenant: &str, name: &str) -> Option<Snapshot> {
@@ -322,6 +386,19 @@ impl Supervisor {
             };
             let summary = self.run(w, &stop).await;
             lock(&w.control).run_stop = None;
+            if summary.as_ref().is_ok_and(|s| s.fenced) {
+                // Another node owns the pipeline now: this one stops it for good and
+                // forgets its worker; a later assignment may start it here again.
+                tracing::error!("pipeline taken over by another node; stopped here");
+                let mut workers = lock(&self.workers);
+                if workers
+                    .get(&key(&w.tenant, &w.name))
+                    .is_some_and(|mine| std::ptr::eq(Arc::as_ptr(mine), w))
+                {
+                    workers.remove(&key(&w.tenant, &w.name));
+                }
+                return;
+            }
             if stop.is_triggered() {
                 // Asked to stop (pause, swap, delete, shutdown): not a failure. The loop
                 // above decides what comes next.
@@ -451,11 +528,17 @@ impl Supervisor {
             s.run_started_ms = now_ms();
             s.records_out_before_run = w.meter.read().records_out;
         }
-        tracing::info!(source = ?row.source, sink = ?row.sink, "pipeline starting");
+        // A new epoch per run: whatever ran this pipeline before (elsewhere, or here
+        // before a pause) can no longer commit.
+        let owner = self
+            .checkpoints
+            .acquire(&row.key(), self.placement.node())
+            .map_err(|e| format!("{e:#}"))?;
+        tracing::info!(source = ?row.source, sink = ?row.sink, epoch = owner.epoch, "pipeline starting");
         let options = RunOptions {
             once: false,
             cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),
-            ..RunOptions::default()
+            owner,
         };
         Ok(weir_pipeline::run_one(
             &self.runtime,
@@ -487,6 +570,41 @@ impl Worker {
     fn join(&self) {
         while !self.done.wait(Duration::from_secs(3600)) {}
     }
+
+    fn tell(&self, command: Command, restart: bool) {
+        let mut c = lock(&self.control);
+        c.command = command;
+        if restart {
+            c.generation += 1;
+        }
+        if let Some(stop) = &c.run_stop {
+            stop.trigger();
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// Tells the worker what the stored row asks that it was not told yet.
+    fn align(&self, row: &PipelineRow) {
+        let versions = (row.source.clone(), row.sink.clone());
+        let wanted = match row.desired {
+            Desired::Running => Command::Run,
+            Desired::Paused | Desired::Failed => Command::Hold,
+        };
+        let restart = {
+            let mut c = lock(&self.control);
+            if c.command == Command::Exit
+                || (c.command == wanted && (wanted == Command::Hold || c.versions == versions))
+            {
+                return;
+            }
+            c.versions = versions;
+            wanted == Command::Run
+        };
+        if restart && lock(&self.control).command == Command::Hold {
+            lock(&self.stats).failures = 0;
+        }
+        self.tell(wanted, restart);
+    }
 }
 
 /// Resolves a stored definition: plugin references to their pinned files, the name to
@@ -511,7 +629,7 @@ pub fn build(registry: &dyn Registry, grants: &Grants, row: &PipelineRow) -> Res
                     pinned.name, pinned.version
                 )
             })?;
-        Ok(registry.plugin_path(&v.sha256, &v.name))
+        registry.plugin_file(&v.sha256, &v.name)
     };
     grants
         .resolve(&spec, &plugin)

@@ -145,6 +145,7 @@ mod tests {
             tasks.handle().clone(),
             checkpoints,
             registry.clone(),
+            Arc::new(crate::supervisor::Alone),
         );
         Ops::new(registry, supervisor, runtime, vec![data.to_path_buf()])
     }

@@ -15,6 +15,10 @@ pub struct PipelineStatus {
     /// What the worker reports; none while the pipeline has no worker.
     #[serde(flatten)]
     pub live: Option<Snapshot>,
+    /// The node that runs it, in a cluster (any node answers for every pipeline; only
+    /// that one has its live figures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub desired: Desired,
     pub pinned: Pinned,
     pub definition: PipelineSpec,
@@ -196,8 +200,15 @@ impl Ops {
     }
 
     fn status(&self, row: PipelineRow) -> PipelineStatus {
+        let owner = self
+            .supervisor
+            .checkpoints()
+            .owner(&row.key())
+            .ok()
+            .flatten();
         PipelineStatus {
             live: self.supervisor.snapshot(&row.tenant, &row.name),
+            node: owner.map(|o| o.node),
             name: row.name,
             desired: row.desired,
             pinned: Pinned {

@@ -1,163 +1,16 @@
-//! What `weir serve` keeps across restarts, in SQLite beside the checkpoints: tenants
-//! (tokens hashed), plugin versions (files content-addressed on disk) and pipelines with
-//! the state they should be in.
+//! The embedded default: the registry in `weir.db` beside the checkpoints, plugin files
+//! content-addressed under the data directory.
 
-use crate::tenant::{Grants, Quotas};
+use super::*;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use weir_pipeline::{PipelineSpec, now_ms};
+use weir_pipeline::now_ms;
 
 pub struct SqliteRegistry {
     conn: Mutex<Connection>,
     plugins_dir: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub name: String,
-    pub quotas: Quotas,
-    pub grants: Grants,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginVersion {
-    pub name: String,
-    pub version: i64,
-    pub sha256: String,
-    pub world: String,
-    pub spec: PluginSpec,
-    pub created_at_ms: i64,
-}
-
-/// What a plugin version says about itself (its `spec()`), as stored and shown.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PluginSpec {
-    pub name: String,
-    pub version: String,
-    pub description: String,
-    /// A JSON Schema known to compile (checked at push).
-    pub config_schema: serde_json::Value,
-}
-
-/// Whether a pipeline should be delivering. `Failed` is set by the supervisor when a
-/// pipeline used up its restarts; only `resume` clears it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Desired {
-    Running,
-    Paused,
-    Failed,
-}
-
-impl Desired {
-    fn as_str(self) -> &'static str {
-        match self {
-            Desired::Running => "running",
-            Desired::Paused => "paused",
-            Desired::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Desired {
-        match s {
-            "paused" => Desired::Paused,
-            "failed" => Desired::Failed,
-            _ => Desired::Running,
-        }
-    }
-}
-
-/// A plugin reference pinned to a version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PluginRef {
-    pub name: String,
-    pub version: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct PipelineRow {
-    pub tenant: String,
-    pub name: String,
-    /// What the tenant wrote, every limit filled in from its quotas at creation.
-    pub spec: PipelineSpec,
-    pub source: PluginRef,
-    pub sink: PluginRef,
-    pub desired: Desired,
-    pub last_error: Option<String>,
-}
-
-impl PipelineRow {
-    /// The name the checkpoint store, logs and metrics know it by.
-    pub fn key(&self) -> String {
-        key(&self.tenant, &self.name)
-    }
-}
-
-pub fn key(tenant: &str, name: &str) -> String {
-    format!("{tenant}/{name}")
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Tenants, plugin versions and pipelines: what the API and the supervisor read and write.
-/// SQLite beside the checkpoints (`SqliteRegistry`) is the embedded default; a shared store
-/// implements the same trait.
-pub trait Registry: Send + Sync {
-    fn create_tenant(&self, t: &Tenant, token: &str) -> Result<()>;
-    fn update_tenant(&self, t: &Tenant) -> Result<bool>;
-    /// A new token for the tenant; the old one stops working at once.
-    fn rotate_token(&self, name: &str, token: &str) -> Result<bool>;
-    /// Removes the tenant and its plugin versions (not their files: see
-    /// [`Registry::plugin_file_used`]); the caller has made sure no pipeline is left.
-    fn delete_tenant(&self, name: &str) -> Result<bool>;
-    fn tenant_by_token(&self, token: &str) -> Result<Option<String>>;
-    fn tenant(&self, name: &str) -> Result<Option<Tenant>>;
-    fn tenants(&self) -> Result<Vec<Tenant>>;
-    /// Where a plugin file lives: under its content hash, named as the plugin so that
-    /// the runtime's labels and errors carry the plugin's name.
-    fn plugin_path(&self, sha256: &str, name: &str) -> PathBuf;
-    /// A scratch file to validate an upload in before it gets a version.
-    fn staging_path(&self, name: &str) -> Result<PathBuf>;
-    fn latest_plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginVersion>>;
-    fn plugin(&self, tenant: &str, name: &str, version: i64) -> Result<Option<PluginVersion>>;
-    /// Versions of one plugin, oldest first.
-    fn plugin_versions(&self, tenant: &str, name: &str) -> Result<Vec<PluginVersion>>;
-    /// Every version of every plugin of the tenant, by name then version.
-    fn plugins(&self, tenant: &str) -> Result<Vec<PluginVersion>>;
-    /// Records a new version (one above the latest) and returns it.
-    fn add_plugin(
-        &self,
-        tenant: &str,
-        name: &str,
-        sha256: &str,
-        world: &str,
-        spec: &PluginSpec,
-    ) -> Result<PluginVersion>;
-    fn delete_plugin(&self, tenant: &str, name: &str, version: i64) -> Result<bool>;
-    /// Whether any tenant still has a version with these bytes (the file may go if not).
-    fn plugin_file_used(&self, sha256: &str) -> Result<bool>;
-    fn insert_pipeline(&self, p: &PipelineRow) -> Result<()>;
-    fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRow>>;
-    fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>>;
-    fn all_pipelines(&self) -> Result<Vec<PipelineRow>>;
-    /// The tenant's pipelines that use plugin `name` on either side.
-    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>>;
-    fn set_desired(
-        &self,
-        tenant: &str,
-        name: &str,
-        desired: Desired,
-        error: Option<&str>,
-    ) -> Result<()>;
-    fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()>;
-    fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool>;
-    fn count_pipelines(&self, tenant: &str) -> Result<u32>;
 }
 
 impl SqliteRegistry {
@@ -347,31 +200,8 @@ impl Registry for SqliteRegistry {
 
     // --- plugins ---
 
-    /// Where a plugin file lives: under its content hash, named as the plugin so that
-    /// the runtime's labels and errors carry the plugin's name.
-    fn plugin_path(&self, sha256: &str, name: &str) -> PathBuf {
-        self.plugins_dir.join(sha256).join(format!("{name}.wasm"))
-    }
-
-    /// A scratch file to validate an upload in before it gets a version.
-    fn staging_path(&self, name: &str) -> Result<PathBuf> {
-        let dir = self
-            .plugins_dir
-            .join(".staging")
-            .join(crate::auth::random_token()?);
-        std::fs::create_dir_all(&dir)?;
-        Ok(dir.join(format!("{name}.wasm")))
-    }
-
-    fn latest_plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginVersion>> {
-        Ok(self.plugin_versions(tenant, name)?.pop())
-    }
-
-    fn plugin(&self, tenant: &str, name: &str, version: i64) -> Result<Option<PluginVersion>> {
-        Ok(self
-            .plugin_versions(tenant, name)?
-            .into_iter()
-            .find(|v| v.version == version))
+    fn plugins_dir(&self) -> &Path {
+        &self.plugins_dir
     }
 
     /// Versions of one plugin, oldest first.

@@ -1,0 +1,222 @@
+//! The embedded default: checkpoints in `weir.db` in the state directory.
+
+use crate::{CheckpointStore, Committed, Owner, now_ms};
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A connection to `weir.db` in `dir`, the state directory's one database (checkpoints,
+/// and `weir serve`'s registry beside them).
+pub fn open_database(dir: &Path, what: &str) -> Result<(PathBuf, Connection)> {
+    // Resolved once, then no link at the file itself: the state directory is the host's,
+    // and a link inside it is nobody's the host should follow.
+    let path = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the state directory {}", dir.display()))?
+        .join("weir.db");
+    let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(&path, flags)
+        .with_context(|| format!("cannot open the {what} {}", path.display()))?;
+    // WAL with synchronous=FULL: every commit is fsynced before it returns, and a crash
+    // leaves either the old row or the new one.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok((path, conn))
+}
+
+/// Locks the state directory for this process's life (`weir.lock`): two processes
+/// delivering the same pipelines would deliver everything twice.
+pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    let lock_path = dir.join("weir.lock");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
+            "state directory {} is in use by another weir process",
+            dir.display()
+        ),
+        std::fs::TryLockError::Error(e) => {
+            anyhow::Error::new(e).context(format!("cannot lock {}", lock_path.display()))
+        }
+    })?;
+    Ok(lock)
+}
+
+/// Checkpoints in `weir.db` (SQLite, WAL, `synchronous=FULL`) in the state directory.
+pub struct SqliteCheckpoints {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    /// Held for the store's life: two processes delivering the same pipelines would
+    /// deliver everything twice.
+    _lock: std::fs::File,
+}
+
+impl SqliteCheckpoints {
+    /// Opens (creating if needed) `weir.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteCheckpoints> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+        let lock = lock_state_dir(dir)?;
+        let (path, conn) = open_database(dir, "checkpoint store")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS checkpoints (
+                pipeline     TEXT PRIMARY KEY,
+                checkpoint   TEXT NOT NULL,
+                committed_at INTEGER NOT NULL,
+                commits      INTEGER NOT NULL
+            )",
+        )
+        .with_context(|| format!("cannot set up checkpoint store {}", path.display()))?;
+        Ok(SqliteCheckpoints {
+            path,
+            conn: Mutex::new(conn),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl CheckpointStore for SqliteCheckpoints {
+    fn load(&self, pipeline: &str) -> Result<Option<Committed>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row(
+            "SELECT checkpoint, committed_at, commits FROM checkpoints WHERE pipeline = ?1",
+            params![pipeline],
+            |row| {
+                Ok(Committed {
+                    checkpoint: row.get(0)?,
+                    committed_at_ms: row.get(1)?,
+                    commits: row.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .with_context(|| format!("cannot read the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    /// One process owns its own store: there is no other owner to fence out.
+    fn commit(&self, pipeline: &str, checkpoint: &str, _owner: &Owner) -> Result<()> {
+        let now = now_ms();
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute(
+            "INSERT INTO checkpoints (pipeline, checkpoint, committed_at, commits)
+             VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT(pipeline) DO UPDATE SET
+                checkpoint = excluded.checkpoint,
+                committed_at = excluded.committed_at,
+                commits = commits + 1",
+            params![pipeline, checkpoint, now],
+        )
+        .with_context(|| format!("cannot commit the checkpoint of pipeline `{pipeline}`"))?;
+        Ok(())
+    }
+
+    fn reset(&self, pipeline: &str) -> Result<bool> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let n = conn
+            .execute(
+                "DELETE FROM checkpoints WHERE pipeline = ?1",
+                params![pipeline],
+            )
+            .with_context(|| format!("cannot reset pipeline `{pipeline}`"))?;
+        Ok(n > 0)
+    }
+
+    fn list(&self) -> Result<Vec<(String, Committed)>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn.prepare(
+            "SELECT pipeline, checkpoint, committed_at, commits FROM checkpoints ORDER BY pipeline",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                Committed {
+                    checkpoint: row.get(1)?,
+                    committed_at_ms: row.get(2)?,
+                    commits: row.get(3)?,
+                },
+            ))
+        })?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot list checkpoints")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_replaces_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        assert_eq!(store.load("p").unwrap(), None);
+        store.commit("p", r#"{"a":1}"#, &Owner::default()).unwrap();
+        store.commit("p", r#"{"a":2}"#, &Owner::default()).unwrap();
+        store.commit("q", "7", &Owner::default()).unwrap();
+        drop(store);
+
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        let p = store.load("p").unwrap().unwrap();
+        assert_eq!(p.checkpoint, r#"{"a":2}"#);
+        assert_eq!(p.commits, 2);
+        assert_eq!(store.load("q").unwrap().unwrap().checkpoint, "7");
+        let names: Vec<String> = store.list().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["p", "q"]);
+    }
+
+    /// README: WAL with `synchronous=FULL`, so a commit is fsynced before it returns.
+    #[test]
+    fn the_database_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "FULL");
+    }
+
+    #[test]
+    fn one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SqliteCheckpoints::open(dir.path()).unwrap();
+        let second = SqliteCheckpoints::open(dir.path()).err().unwrap();
+        assert!(
+            second
+                .to_string()
+                .contains("in use by another weir process"),
+            "{second}"
+        );
+        drop(_first);
+        SqliteCheckpoints::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn reset_forgets_one_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        store.commit("p", "1", &Owner::default()).unwrap();
+        store.commit("q", "2", &Owner::default()).unwrap();
+        assert!(store.reset("p").unwrap());
+        assert!(!store.reset("p").unwrap());
+        assert_eq!(store.load("p").unwrap(), None);
+        assert!(store.load("q").unwrap().is_some());
+    }
+}
