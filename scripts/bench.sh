@@ -32,4 +32,7 @@ fi
     echo
     echo "== cargo bench -p weir-cli --bench serve"
     cargo bench --locked --quiet -p weir-cli --bench serve 2>/dev/null
+    echo
+    echo "== cargo bench -p weir-cli --bench cluster"
+    cargo bench --locked --quiet -p weir-cli --bench cluster 2>/dev/null
 } | tee "$out"

@@ -1,129 +1,13 @@
 //! `weir serve --cluster`: several real nodes on loopback, a real Kafka-protocol broker
 //! for membership and a real PostgreSQL for the shared registry and checkpoints.
 
-use crate::fixtures::broker::Broker;
-use crate::fixtures::postgres::{PASSWORD, Postgres};
+use crate::fixtures::cluster::*;
 use crate::fixtures::server::*;
 use crate::support::*;
-use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(90);
-const BATCH: u64 = 10;
-
-/// The shared services of one test's cluster, and where its nodes keep their files.
-struct Cluster<'a> {
-    s: &'a Scratch,
-    broker: Broker,
-    pg: Postgres,
-}
-
-impl Cluster<'_> {
-    fn new(s: &Scratch) -> Cluster<'_> {
-        std::fs::create_dir_all(s.path("acme/out")).unwrap();
-        Cluster {
-            s,
-            broker: Broker::start(),
-            pg: Postgres::start(),
-        }
-    }
-
-    /// Starts node `name` (again, if it ran before: same data directory).
-    fn node(&self, name: &str) -> Server {
-        let settings = self.s.path(&format!("{name}.toml"));
-        std::fs::write(
-            &settings,
-            format!(
-                r#"
-node = "{name}"
-brokers = "127.0.0.1:{}"
-postgres = "postgres://weir:{PASSWORD}@127.0.0.1:{}/weir"
-slots = 16
-session_timeout = "3s"
-heartbeat_interval = "300ms"
-"#,
-                self.broker.port, self.pg.port
-            ),
-        )
-        .unwrap();
-        Server::start(
-            &self.s.path(&format!("data-{name}")),
-            &["--cluster", settings.to_str().unwrap()],
-        )
-    }
-
-    fn out(&self) -> std::path::PathBuf {
-        self.s.path("acme/out")
-    }
-}
-
-/// A counter (`{"n": i}`, 10 records every 100 ms) into `<out>/<name>.jsonl`.
-fn counting(name: &str, out: &Path) -> String {
-    format!(
-        r#"
-name = "{name}"
-batch_size = {BATCH}
-[source]
-plugin = "counter"
-config = {{ total = 100000000, sleep_ms = 100 }}
-[sink]
-plugin = "file-sink"
-config = {{ dir = "/out", file = "{name}.jsonl" }}
-grants.dirs = [{{ host = "{}", guest = "/out", write = true }}]
-"#,
-        out.display()
-    )
-}
-
-/// Every complete line's `n`, counted: what a pipeline delivered so far.
-fn delivered(out: &Path, name: &str) -> BTreeMap<u64, u32> {
-    let text = std::fs::read_to_string(out.join(format!("{name}.jsonl"))).unwrap_or_default();
-    let mut seen = BTreeMap::new();
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let v: Value = serde_json::from_str(line).unwrap();
-        *seen.entry(v["n"].as_u64().unwrap()).or_insert(0) += 1;
-    }
-    seen
-}
-
-/// Nothing lost: every `n` from 0 to the highest delivered is there. Returns how many
-/// records were delivered more than once.
-fn nothing_lost(out: &Path, name: &str) -> u64 {
-    let seen = delivered(out, name);
-    let top = seen.keys().next_back().copied().unwrap_or(0);
-    let missing: Vec<u64> = (0..=top).filter(|n| !seen.contains_key(n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{name}: lost {} records, first {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    seen.values().map(|&c| u64::from(c - 1)).sum()
-}
-
-/// `GET /v1/cluster` from `node`: the pipelines each node runs, by node name.
-fn placement(node: &Server) -> BTreeMap<String, Vec<String>> {
-    let (status, reply) = node.call(Some(ADMIN), "GET", "/v1/cluster", None);
-    assert_eq!(status, 200, "{reply}");
-    reply["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["health"] == "up")
-        .map(|n| {
-            let pipelines = n["pipelines"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap().to_string())
-                .collect();
-            (n["node"].as_str().unwrap().to_string(), pipelines)
-        })
-        .collect()
-}
 
 /// Polls until `done` holds, or panics with `what` and the nodes' logs.
 fn wait(what: &str, nodes: &[&Server], mut done: impl FnMut() -> bool) {
@@ -137,33 +21,6 @@ fn wait(what: &str, nodes: &[&Server], mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Every pipeline runs on exactly one of `nodes` (as seen from `from`), and each of them
-/// runs at least one.
-fn spread_over(from: &Server, nodes: &[&str], names: &[String]) -> bool {
-    let placed = placement(from);
-    let mut all: Vec<&String> = placed
-        .iter()
-        .filter(|(n, _)| nodes.contains(&n.as_str()))
-        .flat_map(|(_, p)| p)
-        .collect();
-    all.sort();
-    let wanted: Vec<String> = names.iter().map(|n| format!("acme/{n}")).collect();
-    all.len() == wanted.len()
-        && all.iter().zip(&wanted).all(|(a, b)| *a == b)
-        && nodes
-            .iter()
-            .all(|n| placed.get(*n).is_some_and(|p| !p.is_empty()))
-}
-
-fn pipelines_of(from: &Server, node: &str) -> Vec<String> {
-    placement(from)
-        .remove(node)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| p.trim_start_matches("acme/").to_string())
-        .collect()
-}
-
 /// Three nodes share thirty pipelines; the API works on every node; a push on one node
 /// swaps the pipelines wherever they run; a node that leaves cleanly hands its pipelines
 /// over with no duplicate; a node killed with SIGKILL has its pipelines resumed elsewhere
@@ -171,18 +28,13 @@ fn pipelines_of(from: &Server, node: &str) -> Vec<String> {
 #[test]
 fn three_nodes_share_pipelines_and_survive_a_leave_and_a_kill() {
     let s = Scratch::new();
-    let c = Cluster::new(&s);
+    let c = Cluster::new(&s.path(""));
     let n1 = c.node("n1");
     let n2 = c.node("n2");
     let n3 = c.node("n3");
 
     // A tenant made on n1 works on n2 and n3: the registry is shared.
-    let token = n1.tenant(
-        "acme",
-        tenant_with_dir(&s.path("acme"), json!({ "max_pipelines": 30 })),
-    );
-    n2.push_plugin(&token, "counter", "counter_stream");
-    n3.push_plugin(&token, "file-sink", "file_sink");
+    let token = c.acme(&n1, 30);
     let names: Vec<String> = (0..30).map(|i| format!("p{i:02}")).collect();
     let nodes = [&n1, &n2, &n3];
     for (i, name) in names.iter().enumerate() {
@@ -277,6 +129,17 @@ fn three_nodes_share_pipelines_and_survive_a_leave_and_a_kill() {
     let (status, view) = n3.call(Some(ADMIN), "GET", "/v1/cluster", None);
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["node"], "n3");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["cluster", "status", "--server", &n1.url, "--token", ADMIN])
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(printed["node"], "n1", "weir cluster status: {printed}");
     assert!(
         n1.metrics().contains("node=\"n1\""),
         "series carry the node"
@@ -297,28 +160,16 @@ fn three_nodes_share_pipelines_and_survive_a_leave_and_a_kill() {
     );
 }
 
-fn signal(pid: u32, sig: &str) {
-    assert!(
-        Command::new("kill")
-            .args([&format!("-{sig}"), &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 /// A node stopped past its session (SIGSTOP: a long pause, a partition) loses its
 /// pipelines to the other; when it wakes (SIGCONT), its late commits are refused and it
 /// stops those pipelines, so the output holds no duplicates beyond the batches in flight.
 #[test]
 fn a_paused_node_is_fenced_out_when_it_wakes() {
     let s = Scratch::new();
-    let c = Cluster::new(&s);
+    let c = Cluster::new(&s.path(""));
     let n1 = c.node("n1");
     let n2 = c.node("n2");
-    let token = n1.tenant("acme", tenant_with_dir(&s.path("acme"), json!({})));
-    n1.push_plugin(&token, "counter", "counter_stream");
-    n1.push_plugin(&token, "file-sink", "file_sink");
+    let token = c.acme(&n1, 20);
     let names: Vec<String> = (0..8).map(|i| format!("f{i}")).collect();
     for name in &names {
         n1.create_ok(&token, &counting(name, &c.out()));
