@@ -38,7 +38,7 @@ fn three_nodes_share_pipelines_and_survive_a_leave_and_a_kill() {
     let names: Vec<String> = (0..30).map(|i| format!("p{i:02}")).collect();
     let nodes = [&n1, &n2, &n3];
     for (i, name) in names.iter().enumerate() {
-        nodes[i % 3].create_ok(&token, &counting(name, &c.out()));
+        nodes[i % 3].create_ok(&token, &slow_counting(name, &c.out()));
     }
     let (status, listed) = n3.call(Some(&token), "GET", "/v1/pipelines", None);
     assert_eq!(status, 200, "{listed}");
@@ -172,7 +172,7 @@ fn a_paused_node_is_fenced_out_when_it_wakes() {
     let token = c.acme(&n1, 20);
     let names: Vec<String> = (0..8).map(|i| format!("f{i}")).collect();
     for name in &names {
-        n1.create_ok(&token, &counting(name, &c.out()));
+        n1.create_ok(&token, &slow_counting(name, &c.out()));
     }
     wait("8 pipelines over n1 and n2", &[&n1, &n2], || {
         spread_over(&n2, &["n1", "n2"], &names)

@@ -72,6 +72,11 @@ pub trait CheckpointStore: Send + Sync {
             epoch: 0,
         })
     }
+    /// Says `owner`'s run of the pipeline has ended (it commits nothing more), so a node
+    /// waiting to take it over need not wait any longer.
+    fn release(&self, _pipeline: &str, _owner: &Owner) -> Result<()> {
+        Ok(())
+    }
     /// Who owns the pipeline now, in a store shared between nodes.
     fn owner(&self, _pipeline: &str) -> Result<Option<Owner>> {
         Ok(None)

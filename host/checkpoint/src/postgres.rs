@@ -127,7 +127,10 @@ impl PgCheckpoints {
                 committed_at BIGINT NOT NULL DEFAULT 0,
                 commits      BIGINT NOT NULL DEFAULT 0,
                 epoch        BIGINT NOT NULL DEFAULT 0,
-                node         TEXT NOT NULL DEFAULT ''
+                node         TEXT NOT NULL DEFAULT '',
+                -- Whether the owner's run is still going: a node taking the pipeline
+                -- over waits for a live owner to let go.
+                held         BOOLEAN NOT NULL DEFAULT false
             )",
         )?;
         Ok(PgCheckpoints { pg })
@@ -193,9 +196,10 @@ impl CheckpointStore for PgCheckpoints {
             .pg
             .run(async |c| {
                 Ok(c.query_one(
-                    "INSERT INTO weir_checkpoints (pipeline, epoch, node) VALUES ($1, 1, $2)
+                    "INSERT INTO weir_checkpoints (pipeline, epoch, node, held)
+                     VALUES ($1, 1, $2, true)
                      ON CONFLICT (pipeline) DO UPDATE
-                     SET epoch = weir_checkpoints.epoch + 1, node = excluded.node
+                     SET epoch = weir_checkpoints.epoch + 1, node = excluded.node, held = true
                      RETURNING epoch",
                     &[&pipeline, &node],
                 )
@@ -207,6 +211,21 @@ impl CheckpointStore for PgCheckpoints {
             node: node.to_string(),
             epoch: epoch as u64,
         })
+    }
+
+    fn release(&self, pipeline: &str, owner: &Owner) -> Result<()> {
+        let epoch = owner.epoch as i64;
+        self.pg
+            .run(async |c| {
+                c.execute(
+                    "UPDATE weir_checkpoints SET held = false
+                     WHERE pipeline = $1 AND epoch = $2 AND node = $3",
+                    &[&pipeline, &epoch, &owner.node],
+                )
+                .await?;
+                Ok(())
+            })
+            .with_context(|| format!("cannot release pipeline `{pipeline}`"))
     }
 
     fn owner(&self, pipeline: &str) -> Result<Option<Owner>> {

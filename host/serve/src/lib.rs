@@ -107,7 +107,7 @@ fn stores(options: &Options, server: &tokio::runtime::Runtime) -> Result<Stores>
     });
     let url = settings.postgres.as_deref().unwrap_or_default();
     let pg = weir_checkpoint::postgres::Pg::connect(url, server.handle().clone())?;
-    let slots = cluster::Slots::new(node, settings.slots);
+    let slots = cluster::Slots::new(node, settings.slots, Some(pg.clone()));
     server.block_on(cluster::ensure_slot_topic(
         &settings,
         supervisor::Placement::node(slots.as_ref()),

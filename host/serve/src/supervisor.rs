@@ -29,6 +29,14 @@ pub trait Placement: Send + Sync {
     fn node(&self) -> &str;
     /// Whether the pipeline with this key (`tenant/name`) runs here now.
     fn runs_here(&self, key: &str) -> bool;
+    /// Resolves once no other live node still runs the pipeline: a node that lost it in a
+    /// rebalance stops it (committing its batch in flight) before it lets go.
+    fn handover<'a>(
+        &'a self,
+        _key: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// One process runs everything.
@@ -53,6 +61,8 @@ pub struct Supervisor {
     workers: Mutex<HashMap<String, Arc<Worker>>>,
     /// One CPU budget per tenant with a CPU quota, shared by its pipelines.
     budgets: Mutex<HashMap<String, Arc<TenantCpu>>>,
+    /// Held by [`Supervisor::sync_all`].
+    syncing: Mutex<()>,
 }
 
 /// What a worker is told to do.
@@ -160,6 +170,7 @@ impl Supervisor {
             registry,
             workers: Mutex::new(HashMap::new()),
             budgets: Mutex::new(HashMap::new()),
+            syncing: Mutex::new(()),
         })
     }
 
@@ -184,6 +195,12 @@ impl Supervisor {
     /// Starts the worker of a pipeline just stored, if it runs here.
     pub fn spawn(self: &Arc<Self>, row: &PipelineRow) -> Result<()> {
         if !self.placement.runs_here(&row.key()) {
+            return Ok(());
+        }
+        // Checked and inserted under one lock: two workers of one pipeline would each
+        // write its batches (the second fencing the first, but only at its commit).
+        let mut workers = lock(&self.workers);
+        if workers.contains_key(&row.key()) {
             return Ok(());
         }
         let command = match row.desired {
@@ -231,7 +248,7 @@ impl Supervisor {
             }
             .instrument(span),
         );
-        lock(&self.workers).insert(row.key(), worker);
+        workers.insert(row.key(), worker);
         Ok(())
     }
 
@@ -301,6 +318,9 @@ impl Supervisor {
     /// what changed (paused, resumed, new versions). What one node changes reaches the
     /// others this way. Blocks until the stopped ones have stopped: call it from a thread.
     pub fn sync_all(self: &Arc<Self>) -> Result<()> {
+        // One at a time (a rebalance and a notification may ask at once): a worker being
+        // stopped by one must not look missing to the other.
+        let _one = lock(&self.syncing);
         let wanted: HashMap<String, PipelineRow> = self
             .registry
             .all_pipelines()?
@@ -528,6 +548,11 @@ impl Supervisor {
             s.run_started_ms = now_ms();
             s.records_out_before_run = w.meter.read().records_out;
         }
+        let key = row.key();
+        tokio::select! {
+            () = self.placement.handover(&key) => {}
+            () = stop.triggered() => return Err("stopped before it started".into()),
+        }
         // A new epoch per run: whatever ran this pipeline before (elsewhere, or here
         // before a pause) can no longer commit.
         let owner = self
@@ -540,7 +565,7 @@ impl Supervisor {
             cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),
             owner,
         };
-        Ok(weir_pipeline::run_one(
+        let summary = weir_pipeline::run_one(
             &self.runtime,
             self.checkpoints.as_ref(),
             &pipeline,
@@ -548,7 +573,11 @@ impl Supervisor {
             stop,
             &w.meter,
         )
-        .await)
+        .await;
+        if let Err(e) = self.checkpoints.release(&key, &options.owner) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot release the pipeline");
+        }
+        Ok(summary)
     }
 
     /// The tenant's CPU budget; a changed quota starts a new one.

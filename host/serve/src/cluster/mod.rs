@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use weir_checkpoint::postgres::Pg;
 
 pub use membership::{Membership, ensure_slot_topic};
 pub use nodes::{NodeStatus, Nodes};
@@ -111,6 +112,8 @@ pub fn slot_of(key: &str, slots: u32) -> i32 {
 pub struct Slots {
     node: String,
     count: u32,
+    /// Where to see whether a pipeline's previous owner has let go (none in unit tests).
+    pg: Option<Arc<Pg>>,
     owned: Mutex<BTreeSet<i32>>,
     /// Set when the node stops: it runs nothing more, whatever it still holds.
     leaving: AtomicBool,
@@ -118,10 +121,11 @@ pub struct Slots {
 }
 
 impl Slots {
-    pub fn new(node: String, count: u32) -> Arc<Slots> {
+    pub fn new(node: String, count: u32, pg: Option<Arc<Pg>>) -> Arc<Slots> {
         Arc::new(Slots {
             node,
             count,
+            pg,
             owned: Mutex::new(BTreeSet::new()),
             leaving: AtomicBool::new(false),
             rebalances: AtomicU64::new(0),
@@ -172,7 +176,56 @@ impl Placement for Slots {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(&slot_of(key, self.count))
     }
+
+    /// Polls the pipeline's row until its holder has released it, is this node, or has
+    /// gone silent (its node row not renewed for [`nodes::SILENT`]). Bounded by
+    /// [`HANDOVER_WAIT`], after which fencing alone keeps the old holder's commits out.
+    fn handover<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(pg) = &self.pg else { return };
+            let started = std::time::Instant::now();
+            loop {
+                let holder = async {
+                    pg.client()
+                        .await?
+                        .query_opt(
+                            "SELECT c.node, COALESCE(n.seen_at, 0) FROM weir_checkpoints c
+                             LEFT JOIN weir_nodes n ON n.node = c.node
+                             WHERE c.pipeline = $1 AND c.held AND c.node <> $2",
+                            &[&key, &self.node],
+                        )
+                        .await
+                        .map_err(anyhow::Error::from)
+                }
+                .await;
+                let (node, seen_at): (String, i64) = match holder {
+                    Ok(Some(row)) => (row.get(0), row.get(1)),
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot see who held the pipeline; taking it over");
+                        return;
+                    }
+                };
+                let silent = weir_checkpoint::now_ms() - seen_at > nodes::SILENT.as_millis() as i64;
+                if silent {
+                    tracing::info!(previous = %node, "the pipeline's previous node is silent; taking it over");
+                    return;
+                }
+                if started.elapsed() > HANDOVER_WAIT {
+                    tracing::warn!(previous = %node, "the pipeline's previous node has not let go; taking it over (its commits are fenced)");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
 }
+
+/// The longest a node waits for a live previous holder to let a pipeline go.
+const HANDOVER_WAIT: Duration = Duration::from_secs(30);
 
 /// What `GET /v1/cluster` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -203,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_leaving_node_runs_nothing() {
-        let slots = Slots::new("a".into(), 4);
+        let slots = Slots::new("a".into(), 4, None);
         slots.change(true, 0..4);
         assert!(slots.runs_here("t/p"));
         slots.leave();

@@ -15,7 +15,9 @@ use weir_checkpoint::postgres::Pg;
 use weir_pipeline::Shutdown;
 
 /// How often a node renews its row and syncs without being told.
-const BEAT: Duration = Duration::from_secs(2);
+const BEAT: Duration = Duration::from_secs(1);
+/// A node whose row is older than this is taken for gone.
+pub const SILENT: Duration = Duration::from_secs(3);
 
 /// One node as the cluster's status shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +120,7 @@ impl Nodes {
                     Ok(NodeStatus {
                         node: r.get(0),
                         api: r.get(1),
-                        health: if seen_ms_ago < 3 * BEAT.as_millis() as u64 {
+                        health: if seen_ms_ago < SILENT.as_millis() as u64 {
                             "up"
                         } else {
                             "silent"

@@ -87,9 +87,11 @@ impl Ops {
             )));
         }
         supervisor::build(registry, &t.grants, &row).map_err(Error::refused)?;
-        self.registry.insert_pipeline(&row)?;
         // A pipeline of this name may have existed before: its position is not this one's.
+        // Forgotten before the row exists, since in a cluster another node may start the
+        // pipeline as soon as it does.
         self.supervisor.checkpoints().reset(&row.key())?;
+        self.registry.insert_pipeline(&row)?;
         if let Err(e) = self.supervisor.spawn(&row) {
             // Out of threads or memory maps: say so, and keep nothing half-made.
             self.registry.delete_pipeline(tenant, &name)?;
