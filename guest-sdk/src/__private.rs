@@ -3,7 +3,7 @@
 use crate::wit::weir::connector::types::{
     Batch as WitBatch, ConnectorSpec, DeadLetter, Error, Records, StreamInfo,
 };
-use crate::{Batch, BatchSource, Connector, Result, Sink, StreamSource};
+use crate::{Batch, BatchSource, Connector, Result, Sink, Stamp, StreamSource, TransactionalSink};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
@@ -114,4 +114,21 @@ pub fn write_sink<C: Sink>(cell: &Cell<C>, records: Records) -> Result<Vec<DeadL
 
 pub fn flush_sink<C: Sink>(cell: &Cell<C>) -> Result<()> {
     cell.0.borrow_mut().flush()
+}
+
+pub fn stored_sink<C: TransactionalSink>(cell: &Cell<C>, pipeline: &str) -> Result<Option<String>> {
+    cell.0.borrow_mut().stored(pipeline)
+}
+
+pub fn commit_sink<C: TransactionalSink>(
+    cell: &Cell<C>,
+    pipeline: String,
+    epoch: u64,
+    checkpoint: String,
+) -> Result<()> {
+    cell.0.borrow_mut().commit(Stamp {
+        pipeline,
+        epoch,
+        checkpoint,
+    })
 }

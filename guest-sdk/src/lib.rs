@@ -133,6 +133,30 @@ pub trait Sink: Connector {
     fn flush(&mut self) -> Result<()>;
 }
 
+/// What a transactional sink stores with a batch's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Whose data this is: the host's name for the pipeline (`tenant/name` in `weir serve`).
+    pub pipeline: String,
+    /// The epoch under which the host's run holds the pipeline. Refuse a commit whose epoch
+    /// is below the one stored for the pipeline: it comes from a node that lost it.
+    pub epoch: u64,
+    /// The source's checkpoint, opaque: store it, give it back from `stored`.
+    pub checkpoint: String,
+}
+
+/// A sink that stores the source's checkpoint in its own store, atomically with the data
+/// (`export_transactional_sink!`): the host then delivers each record into it exactly once.
+/// The host calls `commit` where it would call `flush`, and asks `stored` after `open` to
+/// resume the source from what the sink holds.
+pub trait TransactionalSink: Sink {
+    /// The checkpoint last committed for `pipeline`, if any.
+    fn stored(&mut self, pipeline: &str) -> Result<Option<String>>;
+    /// Makes every record written since the last commit durable together with `stamp`, all
+    /// or nothing: after a crash at any point, `stored` and the data agree.
+    fn commit(&mut self, stamp: Stamp) -> Result<()>;
+}
+
 /// Exports `$ty` as a batch-source component.
 #[macro_export]
 macro_rules! export_batch_source {
@@ -154,6 +178,14 @@ macro_rules! export_stream_source {
 macro_rules! export_sink {
     ($ty:ty) => {
         $crate::__private::export!(sink, $ty);
+    };
+}
+
+/// Exports `$ty` as a sink component that commits checkpoints with its data.
+#[macro_export]
+macro_rules! export_transactional_sink {
+    ($ty:ty) => {
+        $crate::__private::export!(transactional_sink, $ty);
     };
 }
 

@@ -26,9 +26,10 @@ pub fn __export(input: TokenStream) -> TokenStream {
         return error("expected the connector type");
     }
     let glue = match world.as_str() {
-        "batch_source" => BATCH_GLUE,
-        "stream_source" => STREAM_GLUE,
-        "sink" => SINK_GLUE,
+        "batch_source" => BATCH_GLUE.to_string(),
+        "stream_source" => STREAM_GLUE.to_string(),
+        "sink" => SINK_GLUE.to_string(),
+        "transactional_sink" => format!("{SINK_GLUE}{TRANSACTIONAL_GLUE}"),
         other => return error(&format!("unknown world `{other}`")),
     };
     let code = format!(
@@ -124,6 +125,18 @@ const SINK_GLUE: &str = r#"
         }
         fn flush(&self) -> Result<(), Error> {
             rt::flush_sink(self)
+        }
+    }
+"#;
+
+const TRANSACTIONAL_GLUE: &str = r#"
+    use exports::weir::connector::sink_transactional as tx;
+    impl tx::Guest for Export {
+        fn stored(w: tx::WriterBorrow<'_>, pipeline: String) -> Result<Option<String>, Error> {
+            rt::stored_sink(w.get::<rt::Cell<C>>(), &pipeline)
+        }
+        fn commit(w: tx::WriterBorrow<'_>, stamp: tx::Stamp) -> Result<(), Error> {
+            rt::commit_sink(w.get::<rt::Cell<C>>(), stamp.pipeline, stamp.epoch, stamp.checkpoint)
         }
     }
 "#;

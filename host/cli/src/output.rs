@@ -112,6 +112,7 @@ pub fn inspect(runtime: &Runtime, file: &Path, output: Output) -> Result<()> {
             let line = serde_json::json!({
                 "file": file.display().to_string(),
                 "world": plugin.world.name(),
+                "delivery": plugin.delivery(),
                 "name": spec.name,
                 "version": spec.version,
                 "description": spec.description,
@@ -122,7 +123,13 @@ pub fn inspect(runtime: &Runtime, file: &Path, output: Output) -> Result<()> {
             println!("{line}");
         }
         Output::Text => {
-            println!("{} {} ({})", spec.name, spec.version, plugin.world);
+            match plugin.delivery() {
+                Some(delivery) => println!(
+                    "{} {} ({}, {delivery})",
+                    spec.name, spec.version, plugin.world
+                ),
+                None => println!("{} {} ({})", spec.name, spec.version, plugin.world),
+            }
             println!("{}", spec.description);
             println!("file: {} ({how} in {took:.1?})", file.display());
             println!("config schema:\n{}", serde_json::to_string_pretty(&schema)?);

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use weir_checkpoint::{CheckpointStore, Owner};
 use weir_runtime::{
-    Batch, BatchSourceInstance, DeadLetter, GuestError, Records, SinkInstance, StreamSourceInstance,
+    Batch, BatchSourceInstance, DeadLetter, GuestError, Records, SinkInstance, Stamp,
+    StreamSourceInstance,
 };
 
 /// What a delivery run needs to know besides the two instances.
@@ -103,8 +104,9 @@ pub(crate) trait Push: Send {
         &mut self,
         records: &Records,
     ) -> impl Future<Output = Result<Vec<DeadLetter>, GuestError>> + Send;
-    /// Makes everything written so far durable.
-    fn flush(&mut self) -> impl Future<Output = Result<(), GuestError>> + Send;
+    /// Makes everything written so far durable: a transactional sink stores `stamp` with
+    /// it, in the same step; any other flushes.
+    fn commit(&mut self, stamp: &Stamp) -> impl Future<Output = Result<(), GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
 }
 
@@ -112,8 +114,8 @@ impl Push for SinkInstance {
     async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
         SinkInstance::write(self, records).await
     }
-    async fn flush(&mut self) -> Result<(), GuestError> {
-        SinkInstance::flush(self).await
+    async fn commit(&mut self, stamp: &Stamp) -> Result<(), GuestError> {
+        SinkInstance::commit(self, stamp).await
     }
     fn memory_bytes(&self) -> usize {
         SinkInstance::memory_bytes(self)
@@ -332,7 +334,12 @@ async fn flush(
     batch: Batch,
 ) -> Result<(Durable, Rejected)> {
     let by_sink = retry!(sink.write(&batch.records).await)?;
-    retry!(sink.flush().await)?;
+    let stamp = Stamp {
+        pipeline: ctx.pipeline.to_string(),
+        epoch: ctx.owner.epoch,
+        checkpoint: batch.checkpoint.clone(),
+    };
+    retry!(sink.commit(&stamp).await)?;
     dead.store(ctx.source_plugin, &batch.dead_letters).await?;
     dead.store(ctx.sink_plugin, &by_sink).await?;
     let rejected = Rejected {
@@ -483,7 +490,7 @@ mod tests {
                 })
                 .collect())
         }
-        async fn flush(&mut self) -> Result<(), GuestError> {
+        async fn commit(&mut self, _: &Stamp) -> Result<(), GuestError> {
             self.flushes += 1;
             if self.fail_flush == Some(self.flushes) {
                 note(&self.log, "flush failed".into());

@@ -237,6 +237,15 @@ impl Run<'_> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let source_config = p.source.config.to_string();
         sink.open(&p.sink.config.to_string()).await?;
+        // A transactional sink's own checkpoint is the truth: it was committed with the
+        // data, and the host's store is only written after (a crash in between leaves the
+        // host's behind). None from the sink: the host's, if any.
+        if let Some(stored) = sink.stored(&p.name).await? {
+            if summary.checkpoint.as_deref() != Some(stored.as_str()) {
+                tracing::info!(sink = %stored, host = ?summary.checkpoint, "resuming from the checkpoint the sink committed with its data");
+            }
+            summary.checkpoint = Some(stored);
+        }
         let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
         let (source_plugin, sink_plugin) = (summary.source.clone(), summary.sink.clone());
         let ctx = Delivery {

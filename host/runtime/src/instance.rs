@@ -1,6 +1,8 @@
 //! One connector instance: its own store, limits and grants, and the typed calls of its world.
 
-use crate::bindings::exports::weir::connector::{batch_read, connector, sink_write, stream_read};
+use crate::bindings::exports::weir::connector::{
+    batch_read, connector, sink_transactional, sink_write, stream_read,
+};
 use crate::bindings::weir::connector::types::{
     self, Batch, ConnectorSpec, DeadLetter, Records, StreamInfo,
 };
@@ -74,6 +76,12 @@ impl Instance {
             }
             Exports::Sink(ix) => Api::Sink(ix.load(&mut store, &instance).map_err(load_err)?),
         };
+        let transactional = plugin
+            .transactional
+            .as_ref()
+            .map(|ix| ix.load(&mut store, &instance))
+            .transpose()
+            .map_err(load_err)?;
         let core = Core {
             _plugin: plugin.clone(),
             store,
@@ -96,6 +104,7 @@ impl Instance {
             Api::Sink(api) => Instance::Sink(SinkInstance {
                 core,
                 api,
+                transactional,
                 writer: None,
             }),
         })
@@ -522,8 +531,12 @@ impl StreamSourceInstance {
 pub struct SinkInstance {
     core: Core,
     api: sink_write::Guest,
+    transactional: Option<sink_transactional::Guest>,
     writer: Option<ResourceAny>,
 }
+
+/// What a transactional sink stores with a batch's data.
+pub use sink_transactional::Stamp;
 
 impl SinkInstance {
     pub async fn open(&mut self, config: &str) -> Result<(), GuestError> {
@@ -559,6 +572,41 @@ impl SinkInstance {
         self.core
             .call(CALL, Duration::ZERO, async |s| {
                 api.writer().call_flush(s, writer).await
+            })
+            .await
+    }
+
+    /// Whether this sink commits checkpoints with its data.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional.is_some()
+    }
+
+    /// The checkpoint a transactional sink last committed for `pipeline`; none from any
+    /// other sink.
+    pub async fn stored(&mut self, pipeline: &str) -> Result<Option<String>, GuestError> {
+        const CALL: &str = "sink-transactional.stored";
+        let Some(tx) = self.transactional.clone() else {
+            return Ok(None);
+        };
+        let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
+        self.core
+            .call(CALL, Duration::ZERO, async |s| {
+                tx.call_stored(s, writer, pipeline).await
+            })
+            .await
+    }
+
+    /// Makes what was written durable: with `stamp`, in one step, for a transactional
+    /// sink; by `flush` for any other.
+    pub async fn commit(&mut self, stamp: &Stamp) -> Result<(), GuestError> {
+        const CALL: &str = "sink-transactional.commit";
+        let Some(tx) = self.transactional.clone() else {
+            return self.flush().await;
+        };
+        let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
+        self.core
+            .call(CALL, Duration::ZERO, async |s| {
+                tx.call_commit(s, writer, stamp).await
             })
             .await
     }

@@ -30,7 +30,7 @@ pub use bindings::weir::connector::types::{
 pub use confined::HostDir;
 pub use error::{GuestError, GuestErrorKind};
 pub use instance::{
-    BatchSourceInstance, Instance, SinkInstance, SourceInstance, StreamSourceInstance,
+    BatchSourceInstance, Instance, SinkInstance, SourceInstance, Stamp, StreamSourceInstance,
 };
 pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};
 pub use io::kafka::KafkaGrant;

@@ -1,6 +1,8 @@
 //! A plugin file, checked and compiled: which world it targets, ready to instantiate.
 
-use crate::bindings::exports::weir::connector::{batch_read, connector, sink_write, stream_read};
+use crate::bindings::exports::weir::connector::{
+    batch_read, connector, sink_transactional, sink_write, stream_read,
+};
 use crate::runtime::Runtime;
 use crate::sandbox::HostState;
 use anyhow::{Context, Result, anyhow, bail};
@@ -48,6 +50,8 @@ impl std::fmt::Display for World {
 }
 
 const CONNECTOR_EXPORT: &str = "weir:connector/connector@0.1.0";
+/// Exported beside `sink-write` by a sink that stores checkpoints with its data.
+const TRANSACTIONAL_EXPORT: &str = "weir:connector/sink-transactional@0.1.0";
 
 /// How the component's machine code was obtained.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +78,8 @@ pub struct Plugin {
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) connector: connector::GuestIndices,
     pub(crate) exports: Exports,
+    /// A sink's `sink-transactional` export, when it has one: exactly-once delivery.
+    pub(crate) transactional: Option<sink_transactional::GuestIndices>,
 }
 
 impl Plugin {
@@ -132,6 +138,23 @@ impl Plugin {
                     .with_context(mismatch)?,
             ),
         };
+        let exports_transactional = component
+            .component_type()
+            .exports(runtime.engine())
+            .any(|(name, _)| name == TRANSACTIONAL_EXPORT);
+        let transactional = match (world, exports_transactional) {
+            (World::Sink, true) => Some(
+                sink_transactional::GuestIndices::new(&pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!(
+                            "{shown}: export {TRANSACTIONAL_EXPORT} does not match the contract"
+                        )
+                    })?,
+            ),
+            (_, true) => bail!("{shown}: only a sink may export {TRANSACTIONAL_EXPORT}"),
+            (_, false) => None,
+        };
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -144,7 +167,19 @@ impl Plugin {
             pre,
             connector,
             exports,
+            transactional,
         })
+    }
+
+    /// What a sink promises: `exactly-once` when it commits checkpoints with its data,
+    /// `at-least-once` otherwise (the batch in flight at a crash is written again). None
+    /// for a source.
+    pub fn delivery(&self) -> Option<&'static str> {
+        match (self.world, self.transactional.is_some()) {
+            (World::Sink, true) => Some("exactly-once"),
+            (World::Sink, false) => Some("at-least-once"),
+            _ => None,
+        }
     }
 }
 

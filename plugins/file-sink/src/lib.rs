@@ -1,14 +1,18 @@
 //! `file-sink`: appends each record's value as one JSON Lines line to a file in a granted
-//! directory, and fsyncs on flush.
-//!
-//! A host killed mid-write can leave a torn last line; opening the file cuts it back to the
-//! last complete line, so the redelivered batch starts on a clean line.
+//! directory. Exactly once: each commit appends the batch, fsyncs it, then replaces a
+//! sidecar (`<file>.weir`: the committed length, the pipeline, its epoch and the source's
+//! checkpoint) by an fsynced rename. Opening cuts the file back to the committed length, so
+//! whatever a crash left after the last commit (a torn line, a whole uncommitted batch) is
+//! gone before the host resumes the source from the checkpoint beside that length.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use weir_guest::{ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink};
+use weir_guest::{
+    ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink, Stamp, TransactionalSink,
+};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,13 +46,26 @@ pub struct FileSink {
     path: String,
     file: File,
     buffer: Vec<u8>,
+    /// The file's committed length: where the next batch goes.
+    length: u64,
+    /// What the sidecar says, if there is one.
+    committed: Option<Committed>,
+}
+
+/// The sidecar's content: the file is exactly `length` bytes of committed batches, the last
+/// of which ended at `checkpoint` of `pipeline`'s source, under `epoch`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Committed {
+    length: u64,
+    pipeline: String,
+    epoch: u64,
+    checkpoint: String,
 }
 
 impl Connector for FileSink {
     const NAME: &'static str = "file-sink";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "Appends record values as JSON Lines to a file in a granted directory; fsync on flush.";
+    const DESCRIPTION: &'static str = "Appends record values as JSON Lines to a file in a granted directory, exactly once (the checkpoint is committed beside the file).";
     type Config = Config;
 
     fn check(config: &Config) -> Result<()> {
@@ -85,7 +102,14 @@ impl Sink for FileSink {
                     "cannot open `{path}` for writing: {e} (is its directory granted writable?)"
                 ))
             })?;
-        let len = complete_length(&mut file).map_err(err)?;
+        let committed = read_sidecar(&path)?;
+        let len = match &committed {
+            // Written by this sink: whatever follows the committed length was never
+            // committed, and will be delivered again.
+            Some(c) => c.length,
+            // A file from before (or from elsewhere): keep every complete line.
+            None => complete_length(&mut file).map_err(err)?,
+        };
         file.set_len(len).map_err(err)?;
         file.seek(SeekFrom::Start(len)).map_err(err)?;
         Ok(FileSink {
@@ -93,6 +117,8 @@ impl Sink for FileSink {
             path,
             file,
             buffer: Vec::with_capacity(1 << 20),
+            length: len,
+            committed,
         })
     }
 
@@ -122,13 +148,98 @@ impl Sink for FileSink {
         Ok(Vec::new())
     }
 
+    /// Appends and fsyncs, without a checkpoint: what a host that does not commit through
+    /// the sink gets (at least once).
     fn flush(&mut self) -> Result<()> {
-        let err = |e: std::io::Error| Error::Transient(format!("{}: {e}", self.path));
-        self.file.write_all(&self.buffer).map_err(err)?;
-        self.file.sync_data().map_err(err)?;
+        self.append()?;
         self.buffer.clear();
         Ok(())
     }
+}
+
+impl FileSink {
+    /// Appends the buffer at the committed length (cutting what a failed attempt left) and
+    /// fsyncs; returns the new length.
+    fn append(&mut self) -> Result<u64> {
+        let err = |e: std::io::Error| Error::Transient(format!("{}: {e}", self.path));
+        self.file.set_len(self.length).map_err(err)?;
+        self.file.seek(SeekFrom::Start(self.length)).map_err(err)?;
+        self.file.write_all(&self.buffer).map_err(err)?;
+        self.file.sync_data().map_err(err)?;
+        Ok(self.length + self.buffer.len() as u64)
+    }
+}
+
+impl TransactionalSink for FileSink {
+    fn stored(&mut self, pipeline: &str) -> Result<Option<String>> {
+        Ok(self
+            .committed
+            .as_ref()
+            .filter(|c| c.pipeline == pipeline)
+            .map(|c| c.checkpoint.clone()))
+    }
+
+    fn commit(&mut self, stamp: Stamp) -> Result<()> {
+        if let Some(c) = &self.committed
+            && c.pipeline == stamp.pipeline
+            && c.epoch > stamp.epoch
+        {
+            return Err(Error::Fatal(format!(
+                "{}: pipeline `{}` was committed under epoch {}, this run holds epoch {}: another node owns it now",
+                self.path, c.pipeline, c.epoch, stamp.epoch
+            )));
+        }
+        let length = self.append()?;
+        let committed = Committed {
+            length,
+            pipeline: stamp.pipeline,
+            epoch: stamp.epoch,
+            checkpoint: stamp.checkpoint,
+        };
+        write_sidecar(&self.path, &committed)?;
+        self.length = length;
+        self.committed = Some(committed);
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+fn sidecar(path: &str) -> String {
+    format!("{path}.weir")
+}
+
+fn read_sidecar(path: &str) -> Result<Option<Committed>> {
+    let side = sidecar(path);
+    match std::fs::read(&side) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::Fatal(format!(
+                "{side} is not a commit record this sink wrote ({e}): remove it to start the file over"
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Transient(format!("{side}: {e}"))),
+    }
+}
+
+/// Written beside, fsynced, renamed over, then the directory fsynced: after a crash the
+/// sidecar is the old one or the new one, whole.
+fn write_sidecar(path: &str, committed: &Committed) -> Result<()> {
+    let side = sidecar(path);
+    let partial = format!("{side}.partial");
+    let err = |e: std::io::Error| Error::Transient(format!("{side}: {e}"));
+    let bytes = serde_json::to_vec(committed).map_err(|e| Error::Fatal(e.to_string()))?;
+    let mut file = File::create(&partial).map_err(err)?;
+    file.write_all(&bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&partial, &side).map_err(err)?;
+    let dir = std::path::Path::new(&side)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    // Makes the rename durable where the platform lets a directory be synced.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// A record as one JSON object; bytes that are JSON stay JSON, other text stays a string.
@@ -189,7 +300,7 @@ fn complete_length(file: &mut File) -> std::io::Result<u64> {
     Ok(0)
 }
 
-weir_guest::export_sink!(FileSink);
+weir_guest::export_transactional_sink!(FileSink);
 
 #[cfg(test)]
 mod tests {
@@ -258,5 +369,52 @@ mod tests {
             .collect();
         assert_eq!(lines[0]["value"], serde_json::json!({"n": 1}));
         assert_eq!(lines[1]["value"], "plain");
+    }
+
+    fn stamp(epoch: u64, checkpoint: &str) -> Stamp {
+        Stamp {
+            pipeline: "p".into(),
+            epoch,
+            checkpoint: checkpoint.into(),
+        }
+    }
+
+    /// A crash after the data reached the file but before its commit: reopening cuts it,
+    /// and the sink says which checkpoint the rest ends at.
+    #[test]
+    fn what_was_not_committed_is_cut_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        assert_eq!(sink.stored("p").unwrap(), None);
+        sink.write(records(&["1", "2"])).unwrap();
+        sink.commit(stamp(0, "c2")).unwrap();
+        sink.write(records(&["3"])).unwrap();
+        sink.append().unwrap(); // on disk, never committed
+        drop(sink);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n3\n");
+
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n");
+        assert_eq!(sink.stored("p").unwrap().as_deref(), Some("c2"));
+        assert_eq!(sink.stored("another").unwrap(), None);
+        sink.write(records(&["3"])).unwrap();
+        sink.commit(stamp(0, "c3")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n3\n");
+    }
+
+    #[test]
+    fn a_commit_under_an_older_epoch_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        sink.write(records(&["1"])).unwrap();
+        sink.commit(stamp(5, "c1")).unwrap();
+        sink.write(records(&["2"])).unwrap();
+        let refused = sink.commit(stamp(4, "c2")).unwrap_err();
+        assert!(format!("{refused:?}").contains("epoch 5"), "{refused:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
+            "1\n"
+        );
     }
 }
