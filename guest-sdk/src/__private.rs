@@ -125,7 +125,7 @@ pub fn commit_sink<C: TransactionalSink>(
     pipeline: String,
     epoch: u64,
     checkpoint: String,
-) -> Result<()> {
+) -> Result<Vec<DeadLetter>> {
     cell.0.borrow_mut().commit(Stamp {
         pipeline,
         epoch,

@@ -153,8 +153,9 @@ pub trait TransactionalSink: Sink {
     /// The checkpoint last committed for `pipeline`, if any.
     fn stored(&mut self, pipeline: &str) -> Result<Option<String>>;
     /// Makes every record written since the last commit durable together with `stamp`, all
-    /// or nothing: after a crash at any point, `stored` and the data agree.
-    fn commit(&mut self, stamp: Stamp) -> Result<()>;
+    /// or nothing: after a crash at any point, `stored` and the data agree. Returns the
+    /// records the destination refused at commit, with why (most sinks: none).
+    fn commit(&mut self, stamp: Stamp) -> Result<Vec<DeadLetter>>;
 }
 
 /// Exports `$ty` as a batch-source component.

@@ -135,7 +135,7 @@ const TRANSACTIONAL_GLUE: &str = r#"
         fn stored(w: tx::WriterBorrow<'_>, pipeline: String) -> Result<Option<String>, Error> {
             rt::stored_sink(w.get::<rt::Cell<C>>(), &pipeline)
         }
-        fn commit(w: tx::WriterBorrow<'_>, stamp: tx::Stamp) -> Result<(), Error> {
+        fn commit(w: tx::WriterBorrow<'_>, stamp: tx::Stamp) -> Result<Vec<tx::DeadLetter>, Error> {
             rt::commit_sink(w.get::<rt::Cell<C>>(), stamp.pipeline, stamp.epoch, stamp.checkpoint)
         }
     }

@@ -106,7 +106,11 @@ pub(crate) trait Push: Send {
     ) -> impl Future<Output = Result<Vec<DeadLetter>, GuestError>> + Send;
     /// Makes everything written so far durable: a transactional sink stores `stamp` with
     /// it, in the same step; any other flushes.
-    fn commit(&mut self, stamp: &Stamp) -> impl Future<Output = Result<(), GuestError>> + Send;
+    /// Returns the records refused at commit.
+    fn commit(
+        &mut self,
+        stamp: &Stamp,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
 }
 
@@ -114,7 +118,7 @@ impl Push for SinkInstance {
     async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
         SinkInstance::write(self, records).await
     }
-    async fn commit(&mut self, stamp: &Stamp) -> Result<(), GuestError> {
+    async fn commit(&mut self, stamp: &Stamp) -> Result<Vec<DeadLetter>, GuestError> {
         SinkInstance::commit(self, stamp).await
     }
     fn memory_bytes(&self) -> usize {
@@ -333,13 +337,13 @@ async fn flush(
     dead: &mut DeadLetters,
     batch: Batch,
 ) -> Result<(Durable, Rejected)> {
-    let by_sink = retry!(sink.write(&batch.records).await)?;
+    let mut by_sink = retry!(sink.write(&batch.records).await)?;
     let stamp = Stamp {
         pipeline: ctx.pipeline.to_string(),
         epoch: ctx.owner.epoch,
         checkpoint: batch.checkpoint.clone(),
     };
-    retry!(sink.commit(&stamp).await)?;
+    by_sink.extend(retry!(sink.commit(&stamp).await)?);
     dead.store(ctx.source_plugin, &batch.dead_letters).await?;
     dead.store(ctx.sink_plugin, &by_sink).await?;
     let rejected = Rejected {
@@ -490,14 +494,14 @@ mod tests {
                 })
                 .collect())
         }
-        async fn commit(&mut self, _: &Stamp) -> Result<(), GuestError> {
+        async fn commit(&mut self, _: &Stamp) -> Result<Vec<DeadLetter>, GuestError> {
             self.flushes += 1;
             if self.fail_flush == Some(self.flushes) {
                 note(&self.log, "flush failed".into());
                 return Err(error(GuestErrorKind::Fatal));
             }
             note(&self.log, "flush".into());
-            Ok(())
+            Ok(Vec::new())
         }
         fn memory_bytes(&self) -> usize {
             0

@@ -597,11 +597,11 @@ impl SinkInstance {
     }
 
     /// Makes what was written durable: with `stamp`, in one step, for a transactional
-    /// sink; by `flush` for any other.
-    pub async fn commit(&mut self, stamp: &Stamp) -> Result<(), GuestError> {
+    /// sink (returning the records refused at commit); by `flush` for any other.
+    pub async fn commit(&mut self, stamp: &Stamp) -> Result<Vec<DeadLetter>, GuestError> {
         const CALL: &str = "sink-transactional.commit";
         let Some(tx) = self.transactional.clone() else {
-            return self.flush().await;
+            return self.flush().await.map(|()| Vec::new());
         };
         let writer = self.writer.ok_or_else(|| not_open(&self.core, CALL))?;
         self.core

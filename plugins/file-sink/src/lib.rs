@@ -179,7 +179,7 @@ impl TransactionalSink for FileSink {
             .map(|c| c.checkpoint.clone()))
     }
 
-    fn commit(&mut self, stamp: Stamp) -> Result<()> {
+    fn commit(&mut self, stamp: Stamp) -> Result<Vec<DeadLetter>> {
         if let Some(c) = &self.committed
             && c.pipeline == stamp.pipeline
             && c.epoch > stamp.epoch
@@ -200,7 +200,7 @@ impl TransactionalSink for FileSink {
         self.length = length;
         self.committed = Some(committed);
         self.buffer.clear();
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

@@ -1,7 +1,13 @@
-//! postgres-sink: writes each batch into a table in one transaction, so a batch lands whole
-//! or not at all. With `key`, rows are upserted on it (the last record of a key in a batch
-//! wins), which makes redelivery after a crash harmless: the table ends up equal to the
-//! input. Records must be JSON objects; their fields fill the columns of the same name.
+//! postgres-sink: writes each batch into a table in one transaction, together with the
+//! source's checkpoint in `checkpoint_table` (keyed by pipeline): exactly once, for inserts,
+//! upserts and deletes alike. A crash before the commit leaves neither; after it, both, and
+//! the host resumes the source from the checkpoint stored here. With `key`, rows are
+//! upserted on it (the last record of a key in a batch wins). Records must be JSON
+//! objects; their fields fill the columns of the same name.
+//!
+//! A batch the table refuses (a type, a constraint) is applied again row by row, so only
+//! the misfits become dead letters, each with the database's reason; that fallback commits
+//! row by row, and a crash in the middle of it repeats those rows.
 //!
 //! Change records (from postgres-cdc or debezium-source) whose op is `delete` delete the
 //! row with their key instead, so a change stream replicates a table. A batch's runs of
@@ -11,7 +17,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_guest::sql::{Connection, Statement, Value as Param, ident};
-use weir_guest::{ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink, log};
+use weir_guest::{
+    ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink, Stamp, TransactionalSink, log,
+};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +32,14 @@ pub struct Config {
     /// Create the table from the first record's fields when it does not exist.
     #[serde(default)]
     create_table: bool,
+    /// Where the checkpoint of each pipeline writing here is committed with its rows,
+    /// optionally `schema.table`; created when missing.
+    #[serde(default = "default_checkpoint_table")]
+    checkpoint_table: String,
+}
+
+fn default_checkpoint_table() -> String {
+    "weir_checkpoints".into()
 }
 
 pub struct PostgresSink {
@@ -31,13 +47,14 @@ pub struct PostgresSink {
     config: Config,
     /// The table's columns, once known (it may be created by the first write).
     columns: Option<Vec<String>>,
+    /// Written since the last commit: applied by the next, with its checkpoint.
+    pending: Vec<Run>,
 }
 
 impl Connector for PostgresSink {
     const NAME: &'static str = "postgres-sink";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "Upserts JSON records into a PostgreSQL table, one transaction per batch.";
+    const DESCRIPTION: &'static str = "Inserts or upserts JSON records into a PostgreSQL table, exactly once: each batch and its checkpoint in one transaction.";
     type Config = Config;
 
     fn check(config: &Config) -> Result<()> {
@@ -155,16 +172,25 @@ impl Sink for PostgresSink {
         } else {
             Some(columns(&db, &config.table)?)
         };
+        db.execute(
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, epoch bigint NOT NULL, \
+                 checkpoint text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())",
+                ident(&config.checkpoint_table)
+            ),
+            &[],
+        )?;
         Ok(PostgresSink {
             db,
             config,
             columns,
+            pending: Vec::new(),
         })
     }
 
+    /// Checks and keeps the records; `commit` applies them.
     fn write(&mut self, records: Records) -> Result<Vec<DeadLetter>> {
         let mut rejected = Vec::new();
-        let mut runs: Vec<Run<'_>> = Vec::new();
         let mut first: Option<Map<String, Value>> = None;
         for r in records.iter() {
             let Some(value) = r.value() else { continue };
@@ -187,34 +213,124 @@ impl Sink for PostgresSink {
                 ));
                 continue;
             }
-            if !delete && first.is_none() {
+            if !delete && first.is_none() && self.columns.is_none() {
                 first = Some(object);
             }
-            match runs.last_mut() {
-                Some(run) if run.delete == delete => run.rows.push((r.key(), value)),
-                _ => runs.push(Run {
+            let row = (r.key().map(<[u8]>::to_vec), value.to_vec());
+            match self.pending.last_mut() {
+                Some(run) if run.delete == delete => run.rows.push(row),
+                _ => self.pending.push(Run {
                     delete,
-                    rows: vec![(r.key(), value)],
+                    rows: vec![row],
                 }),
             }
         }
-        if self.columns.is_none() {
-            // A table to create needs a row to shape it; deletes alone have nothing to do.
-            let Some(first) = first else {
-                return Ok(rejected);
-            };
+        if self.columns.is_none()
+            && let Some(first) = first
+        {
+            // A table to create needs a row to shape it.
             self.create(&first)?;
             self.columns = Some(columns(&self.db, &self.config.table)?);
         }
-        let upsert = self.statement(self.columns.as_deref().unwrap_or_default());
-        let delete = self.delete_statement();
-        let sql = |run: &Run<'_>| if run.delete { &delete } else { &upsert };
-        let statements: Vec<Statement> = runs
+        Ok(rejected)
+    }
+
+    /// Applies what was written, without a checkpoint: for a host that does not commit
+    /// through the sink (at least once). Rows the table refuses fail the batch here, since
+    /// a flush cannot hand them back.
+    fn flush(&mut self) -> Result<()> {
+        match self.apply(None)?.first() {
+            None => Ok(()),
+            Some(refused) => Err(Error::Fatal(refused.reason.clone())),
+        }
+    }
+}
+
+impl TransactionalSink for PostgresSink {
+    fn stored(&mut self, pipeline: &str) -> Result<Option<String>> {
+        Ok(self
+            .stored_row(pipeline)?
+            .and_then(|row| row.get("checkpoint")?.as_str().map(str::to_string)))
+    }
+
+    fn commit(&mut self, stamp: Stamp) -> Result<Vec<DeadLetter>> {
+        self.apply(Some(&stamp))
+    }
+}
+
+impl PostgresSink {
+    /// The pipeline's row in the checkpoint table, as JSON.
+    fn stored_row(&mut self, pipeline: &str) -> Result<Option<Map<String, Value>>> {
+        self.db.query(
+            &format!(
+                "SELECT epoch, checkpoint FROM {} WHERE pipeline = $1",
+                ident(&self.config.checkpoint_table)
+            ),
+            &[Param::Text(pipeline.to_string())],
+        )?;
+        let rows = self.db.fetch(1)?;
+        Ok(rows
             .iter()
-            .map(|run| Statement {
+            .filter_map(|r| r.value())
+            .next()
+            .map(|v| serde_json::from_slice(v).unwrap_or_default()))
+    }
+
+    /// Refuses a run whose epoch is below the one stored for its pipeline.
+    fn check_epoch(&mut self, stamp: &Stamp) -> Result<()> {
+        let stored = self
+            .stored_row(&stamp.pipeline)?
+            .and_then(|row| row.get("epoch")?.as_u64());
+        match stored {
+            Some(epoch) if epoch > stamp.epoch => Err(Error::Fatal(format!(
+                "pipeline `{}` was committed under epoch {epoch}, this run holds epoch {}: another node owns it now",
+                stamp.pipeline, stamp.epoch
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checkpoint's upsert. Run first in the transaction, it locks the pipeline's
+    /// row; a stored epoch above the run's makes the new epoch NULL, which the column
+    /// refuses, and the whole transaction (rows included) with it.
+    fn checkpoint_statement(&self, stamp: &Stamp) -> Statement {
+        let table = ident(&self.config.checkpoint_table);
+        Statement {
+            sql: format!(
+                "INSERT INTO {table} (pipeline, epoch, checkpoint) VALUES ($1, $2, $3) \
+                 ON CONFLICT (pipeline) DO UPDATE SET \
+                 epoch = CASE WHEN {table}.epoch <= EXCLUDED.epoch THEN EXCLUDED.epoch END, \
+                 checkpoint = EXCLUDED.checkpoint, committed_at = now()"
+            ),
+            params: vec![
+                Param::Text(stamp.pipeline.clone()),
+                Param::Int(stamp.epoch as i64),
+                Param::Text(stamp.checkpoint.clone()),
+            ],
+        }
+    }
+
+    /// Applies the pending runs in order, with the stamp's checkpoint, in one
+    /// transaction; returns the rows the table refused.
+    fn apply(&mut self, stamp: Option<&Stamp>) -> Result<Vec<DeadLetter>> {
+        let checkpoint = stamp.map(|s| self.checkpoint_statement(s));
+        let pending = std::mem::take(&mut self.pending);
+        let (upsert, delete) = match self.columns.as_deref() {
+            Some(columns) => (self.statement(columns), self.delete_statement()),
+            // No table yet (deletes alone before any row shaped one): only the checkpoint.
+            None => (String::new(), String::new()),
+        };
+        let sql = |run: &Run| if run.delete { &delete } else { &upsert };
+        let runs: Vec<&Run> = pending.iter().filter(|_| self.columns.is_some()).collect();
+        let statements: Vec<Statement> = checkpoint
+            .iter()
+            .cloned()
+            .chain(runs.iter().map(|run| Statement {
                 sql: sql(run).clone(),
-                params: vec![Param::Json(json_array(run.rows.iter().map(|(_, v)| *v)))],
-            })
+                params: vec![Param::Json(json_array(
+                    run.rows.iter().map(|(_, v)| v.as_slice()),
+                ))],
+            }))
             .collect();
         let applied = match statements.len() {
             0 => Ok(()),
@@ -224,44 +340,73 @@ impl Sink for PostgresSink {
                 .map(drop),
             _ => self.db.transaction(&statements).map(drop),
         };
-        match applied {
-            Ok(()) => Ok(rejected),
-            // The data does not fit the table (a type, a constraint): the transaction
-            // changed nothing. Apply the rows one by one, in order, so only the misfits
-            // become dead letters, each with the database's reason. Upserts and deletes by
-            // key are safe to repeat.
-            Err(Error::Fatal(reason)) => {
-                log::warn(&format!("batch refused, writing row by row: {reason}"));
-                for run in &runs {
-                    for (key, value) in &run.rows {
-                        let one = json_array([*value]);
-                        match self.db.execute(sql(run), &[Param::Json(one)]) {
-                            Ok(_) => {}
-                            Err(Error::Fatal(reason)) => rejected.push(DeadLetter {
-                                key: key.map(<[u8]>::to_vec),
-                                value: Some(value.to_vec()),
-                                reason,
-                            }),
-                            Err(other) => return Err(other),
-                        }
-                    }
-                }
-                Ok(rejected)
+        let reason = match applied {
+            Ok(()) => return Ok(Vec::new()),
+            Err(Error::Fatal(reason)) => reason,
+            Err(other) => {
+                // Kept for the retry.
+                self.pending = pending;
+                return Err(other);
             }
-            Err(other) => Err(other),
+        };
+        // Fenced, or the data does not fit the table (a type, a constraint): the
+        // transaction changed nothing. A fenced run stops here; otherwise the rows are
+        // applied one by one, in order, so only the misfits become dead letters, and then
+        // the checkpoint (a crash in between repeats rows, never loses them).
+        let fallback = self.row_by_row(
+            stamp,
+            &reason,
+            &runs,
+            [&upsert, &delete],
+            checkpoint.as_ref(),
+        );
+        if fallback.is_err() {
+            // Kept for the retry: a row applied twice, never one lost.
+            self.pending = pending;
         }
+        fallback
     }
 
-    /// Each write committed its own transaction already.
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
+    fn row_by_row(
+        &mut self,
+        stamp: Option<&Stamp>,
+        reason: &str,
+        runs: &[&Run],
+        [upsert, delete]: [&str; 2],
+        checkpoint: Option<&Statement>,
+    ) -> Result<Vec<DeadLetter>> {
+        if let Some(stamp) = stamp {
+            self.check_epoch(stamp)?;
+        }
+        log::warn(&format!("batch refused, writing row by row: {reason}"));
+        let mut rejected = Vec::new();
+        for run in runs {
+            let sql = if run.delete { delete } else { upsert };
+            for (key, value) in &run.rows {
+                let one = json_array([value.as_slice()]);
+                match self.db.execute(sql, &[Param::Json(one)]) {
+                    Ok(_) => {}
+                    Err(Error::Fatal(reason)) => rejected.push(DeadLetter {
+                        key: key.clone(),
+                        value: Some(value.clone()),
+                        reason,
+                    }),
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        if let Some(c) = checkpoint {
+            self.db.execute(&c.sql, &c.params)?;
+        }
+        Ok(rejected)
     }
 }
 
-/// Consecutive records of one kind (upserts or deletes), applied by one statement.
-struct Run<'a> {
+/// Consecutive records of one kind (upserts or deletes), applied by one statement: their
+/// keys and values.
+struct Run {
     delete: bool,
-    rows: Vec<(Option<&'a [u8]>, &'a [u8])>,
+    rows: Vec<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
 /// `[v1,v2,...]` from JSON object texts, without parsing them again.
@@ -278,4 +423,4 @@ fn json_array<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> String {
     out
 }
 
-weir_guest::export_sink!(PostgresSink);
+weir_guest::export_transactional_sink!(PostgresSink);
