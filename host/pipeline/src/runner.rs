@@ -242,7 +242,7 @@ impl Run<'_> {
         // host's behind). None from the sink: the host's, if any.
         if let Some(stored) = sink.stored(&p.name).await? {
             if summary.checkpoint.as_deref() != Some(stored.as_str()) {
-                tracing::info!(sink = %stored, host = ?summary.checkpoint, "resuming from the checkpoint the sink committed with its data");
+                tracing::warn!(sink = %stored, host = ?summary.checkpoint, "resuming from the checkpoint the sink committed with its data");
             }
             summary.checkpoint = Some(stored);
         }
