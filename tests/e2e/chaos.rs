@@ -6,6 +6,7 @@
 //!   from files and from Kafka): every record exactly once.
 //! - Not in CI (minutes long): `scripts/chaos.sh` runs file → PostgreSQL, Kafka → Kafka and
 //!   postgres-cdc → PostgreSQL 100 times each and prints the table README quotes.
+//!
 //! `WEIR_CHAOS_KILLS` (default 100 per pipeline), `WEIR_CHAOS_SEED` and `WEIR_CHAOS_ONLY`
 //! (`file`, `kafka` or `cdc`) steer it.
 
