@@ -1,9 +1,11 @@
 //! `file-sink`: appends each record's value as one JSON Lines line to a file in a granted
-//! directory. Exactly once: each commit appends the batch, fsyncs it, then replaces a
-//! sidecar (`<file>.weir`: the committed length, the pipeline, its epoch and the source's
-//! checkpoint) by an fsynced rename. Opening cuts the file back to the committed length, so
-//! whatever a crash left after the last commit (a torn line, a whole uncommitted batch) is
-//! gone before the host resumes the source from the checkpoint beside that length.
+//! directory. Exactly once: each commit appends the batch and fsyncs it, then appends one
+//! line to a commit log (`<file>.weir`: the committed length, the pipeline, its epoch and
+//! the source's checkpoint) and fsyncs that. Opening takes the log's last whole line and
+//! cuts the file back to its length, so whatever a crash left after the last commit (a torn
+//! line, a whole uncommitted batch) is gone before the host resumes the source from the
+//! checkpoint beside that length. The log is rewritten (by an fsynced rename) when it grows
+//! long.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -48,11 +50,16 @@ pub struct FileSink {
     buffer: Vec<u8>,
     /// The file's committed length: where the next batch goes.
     length: u64,
-    /// What the sidecar says, if there is one.
+    /// The commit log's last entry, if there is one.
     committed: Option<Committed>,
+    /// The commit log, open for appending, and how many entries it holds.
+    log: Option<(File, usize)>,
 }
 
-/// The sidecar's content: the file is exactly `length` bytes of committed batches, the last
+/// Entries the commit log holds before it is rewritten with only the last.
+const LOG_ENTRIES: usize = 4096;
+
+/// One commit log entry: the file is exactly `length` bytes of committed batches, the last
 /// of which ended at `checkpoint` of `pipeline`'s source, under `epoch`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Committed {
@@ -102,7 +109,7 @@ impl Sink for FileSink {
                     "cannot open `{path}` for writing: {e} (is its directory granted writable?)"
                 ))
             })?;
-        let committed = read_sidecar(&path)?;
+        let committed = read_log(&path)?;
         let len = match &committed {
             // Written by this sink: whatever follows the committed length was never
             // committed, and will be delivered again.
@@ -119,6 +126,8 @@ impl Sink for FileSink {
             buffer: Vec::with_capacity(1 << 20),
             length: len,
             committed,
+            // Opened by the first commit, which starts the log over with one entry.
+            log: None,
         })
     }
 
@@ -196,7 +205,7 @@ impl TransactionalSink for FileSink {
             epoch: stamp.epoch,
             checkpoint: stamp.checkpoint,
         };
-        write_sidecar(&self.path, &committed)?;
+        self.append_log(&committed)?;
         self.length = length;
         self.committed = Some(committed);
         self.buffer.clear();
@@ -204,42 +213,68 @@ impl TransactionalSink for FileSink {
     }
 }
 
-fn sidecar(path: &str) -> String {
+fn log_path(path: &str) -> String {
     format!("{path}.weir")
 }
 
-fn read_sidecar(path: &str) -> Result<Option<Committed>> {
-    let side = sidecar(path);
-    match std::fs::read(&side) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::Fatal(format!(
-                "{side} is not a commit record this sink wrote ({e}): remove it to start the file over"
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Transient(format!("{side}: {e}"))),
+/// The log's last whole entry. A torn last line (a crash inside an append) is not an
+/// entry; a log with no readable entry at all is refused.
+fn read_log(path: &str) -> Result<Option<Committed>> {
+    let log = log_path(path);
+    let text = match std::fs::read(&log) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Transient(format!("{log}: {e}"))),
+    };
+    let last = text
+        .split_inclusive(|&b| b == b'\n')
+        .rfind(|l| l.ends_with(b"\n"));
+    match last {
+        Some(last) => serde_json::from_slice(last)
+            .map(Some)
+            .map_err(|e| damaged(&log, &e.to_string())),
+        None if text.is_empty() => Ok(None),
+        None => Err(damaged(&log, "no whole entry")),
     }
 }
 
-/// Written beside, fsynced, renamed over, then the directory fsynced: after a crash the
-/// sidecar is the old one or the new one, whole.
-fn write_sidecar(path: &str, committed: &Committed) -> Result<()> {
-    let side = sidecar(path);
-    let partial = format!("{side}.partial");
-    let err = |e: std::io::Error| Error::Transient(format!("{side}: {e}"));
-    let bytes = serde_json::to_vec(committed).map_err(|e| Error::Fatal(e.to_string()))?;
-    let mut file = File::create(&partial).map_err(err)?;
-    file.write_all(&bytes).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    std::fs::rename(&partial, &side).map_err(err)?;
-    let dir = std::path::Path::new(&side)
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
-    // Makes the rename durable where the platform lets a directory be synced.
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
+fn damaged(log: &str, why: &str) -> Error {
+    Error::Fatal(format!(
+        "{log} is not a commit record this sink wrote ({why}): remove it to start the file over"
+    ))
+}
+
+impl FileSink {
+    /// Appends `committed` to the log and fsyncs it; rewrites the log with only this entry
+    /// (beside it, fsynced, renamed over, the directory fsynced) once it is long.
+    fn append_log(&mut self, committed: &Committed) -> Result<()> {
+        let log = log_path(&self.path);
+        let err = |e: std::io::Error| Error::Transient(format!("{log}: {e}"));
+        let mut line = serde_json::to_vec(committed).map_err(|e| Error::Fatal(e.to_string()))?;
+        line.push(b'\n');
+        if self.log.as_ref().is_none_or(|(_, n)| *n >= LOG_ENTRIES) {
+            let partial = format!("{log}.partial");
+            let mut file = File::create(&partial).map_err(err)?;
+            file.write_all(&line).map_err(err)?;
+            file.sync_all().map_err(err)?;
+            std::fs::rename(&partial, &log).map_err(err)?;
+            let dir = std::path::Path::new(&log)
+                .parent()
+                .unwrap_or(std::path::Path::new("."));
+            // Makes the rename durable where the platform lets a directory be synced.
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+            let file = OpenOptions::new().append(true).open(&log).map_err(err)?;
+            self.log = Some((file, 1));
+            return Ok(());
+        }
+        let (file, entries) = self.log.as_mut().expect("opened above");
+        file.write_all(&line).map_err(err)?;
+        file.sync_data().map_err(err)?;
+        *entries += 1;
+        Ok(())
     }
-    Ok(())
 }
 
 /// A record as one JSON object; bytes that are JSON stay JSON, other text stays a string.
@@ -416,5 +451,29 @@ mod tests {
             std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
             "1\n"
         );
+    }
+
+    /// A crash inside a log append leaves a torn line: the entry before it holds, and the
+    /// file is cut back to that entry's length.
+    #[test]
+    fn a_torn_log_entry_falls_back_to_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        for (n, checkpoint) in [("1", "c1"), ("2", "c2")] {
+            sink.write(records(&[n])).unwrap();
+            sink.commit(stamp(0, checkpoint)).unwrap();
+        }
+        sink.write(records(&["3"])).unwrap();
+        sink.append().unwrap();
+        drop(sink);
+        let log = dir.path().join("out.jsonl.weir");
+        let mut torn = std::fs::read(&log).unwrap();
+        torn.extend_from_slice(br#"{"length":6,"pipel"#);
+        std::fs::write(&log, torn).unwrap();
+
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        assert_eq!(sink.stored("p").unwrap().as_deref(), Some("c2"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n");
     }
 }
