@@ -4,8 +4,9 @@
 //!
 //! - In the test command: 20 kills into each transactional sink (file-sink, postgres-sink
 //!   from files and from Kafka): every record exactly once.
-//! - Not in CI (minutes long): `scripts/chaos.sh` runs file → PostgreSQL, Kafka → Kafka and
-//!   postgres-cdc → PostgreSQL 100 times each and prints the table README quotes.
+//! - Not in CI (minutes long): `scripts/chaos.sh` runs file → PostgreSQL, file → file-sink,
+//!   file → object-sink, Kafka → Kafka and postgres-cdc → PostgreSQL 100 times each and
+//!   prints the table README quotes.
 //!
 //! `WEIR_CHAOS_KILLS` (default 100 per pipeline), `WEIR_CHAOS_SEED` and `WEIR_CHAOS_ONLY`
 //! (`file`, `kafka` or `cdc`) steer it.
@@ -99,6 +100,66 @@ fn numbers(db: &mut postgres::Client, table: &str) -> Vec<u64> {
     db.query(&format!("SELECT n::bigint FROM {table}"), &[])
         .map(|rows| rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
         .unwrap_or_default()
+}
+
+/// file → file-sink (`sink` = "file") or → object-sink on a directory (`sink` = "objects").
+fn file_to_files(sink: &str, rng: &mut Rng, kills: usize) -> Outcome {
+    let s = Scratch::new();
+    let table = match sink {
+        "file" => file_pipeline("file-file", BATCH as u32, "out.jsonl"),
+        _ => {
+            std::fs::create_dir_all(s.path("objects")).unwrap();
+            format!(
+                r#"
+[[pipeline]]
+name = "file-objects"
+batch_size = {BATCH}
+{source}[pipeline.sink]
+plugin = "{sink}"
+config = {{ prefix = "chaos/" }}
+grants.objects = {{ dir = "objects" }}
+"#,
+                source = file_source(),
+                sink = plugin("object_sink").display(),
+            )
+        }
+    };
+    s.pipelines(&[table]);
+    let (runs, killed) = kill_loop(&s, rng, kills, 250, feed_files(&s, FILE_FEED));
+    let total = kills as u64 * FILE_FEED;
+    let last = s.run_once();
+    assert!(last.ok, "{}", last.stderr);
+    let delivered = match sink {
+        "file" => numbers_in(&s.read("out/out.jsonl")),
+        _ => objects_in(&s.path("objects/chaos")),
+    };
+    let (lost, duplicated) = tally(&delivered, total);
+    Outcome {
+        pipeline: if sink == "file" {
+            "file → file-sink"
+        } else {
+            "file → object-sink (directory)"
+        },
+        runs: runs + 1,
+        kills: killed,
+        records: total,
+        lost,
+        duplicated,
+        exactly_once: true,
+    }
+}
+
+/// The numbers in every object a listing shows under `dir` (not the host's temporary
+/// `.weir-tmp-*` files a kill inside a write leaves).
+fn objects_in(dir: &std::path::Path) -> Vec<u64> {
+    let mut delivered = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            delivered.extend(numbers_in(&std::fs::read_to_string(entry.path()).unwrap()));
+        }
+    }
+    delivered
 }
 
 fn file_to_postgres(pg: &Postgres, rng: &mut Rng, kills: usize) -> Outcome {
@@ -303,6 +364,8 @@ fn sigkill_at_random_moments_loses_nothing() {
     let mut outcomes = Vec::new();
     if only.is_empty() || only == "file" {
         outcomes.push(file_to_postgres(&pg, &mut rng, kills));
+        outcomes.push(file_to_files("file", &mut rng, kills));
+        outcomes.push(file_to_files("objects", &mut rng, kills));
     }
     if only.is_empty() || only == "kafka" {
         outcomes.push(kafka_to_kafka(&mut rng, kills));
@@ -569,15 +632,7 @@ grants.objects = {{ dir = "objects" }}
     let (_, killed) = kill_loop(&s, &mut seeded(), EXACT_KILLS, 250, feed_files(&s, FEED));
     let last = s.run_once();
     assert!(last.ok, "{}", last.stderr);
-    let mut delivered = Vec::new();
-    for entry in std::fs::read_dir(s.path("objects/exact")).unwrap() {
-        let entry = entry.unwrap();
-        // The objects themselves: a kill inside the host's write leaves its temporary file
-        // (`.weir-tmp-*`), which no listing shows.
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            delivered.extend(numbers_in(&std::fs::read_to_string(entry.path()).unwrap()));
-        }
-    }
+    let delivered = objects_in(&s.path("objects/exact"));
     exactly_once(
         "file → object-sink",
         killed,
