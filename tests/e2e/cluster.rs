@@ -233,3 +233,48 @@ fn a_paused_node_is_fenced_out_when_it_wakes() {
         paused.len()
     );
 }
+
+/// Epochs only grow, even across a delete: a pipeline deleted and created again under its
+/// name commits into the exactly-once file sink that still holds the old one's higher
+/// epoch, and resumes from the checkpoint the sink holds.
+#[test]
+fn a_pipeline_created_again_commits_into_its_exactly_once_sink() {
+    let s = Scratch::new();
+    let c = Cluster::new(&s.path(""));
+    let n1 = c.node("n1");
+    let token = c.acme(&n1, 5);
+    let grown = |at_least: usize| {
+        wait("the pipeline delivering", &[&n1], || {
+            delivered(&c.out(), "again").len() >= at_least
+        })
+    };
+    n1.create_ok(&token, &counting("again", &c.out()));
+    grown(20);
+    // A swap is a second run: epoch 2 in the sink.
+    let (status, pushed) = n1.push(
+        &token,
+        "counter",
+        new_version(read_plugin("counter_stream"), "v2"),
+    );
+    assert_eq!(status, 201, "{pushed}");
+    n1.wait_for(&token, "again", LONG, |p| p["source"]["version"] == 2);
+    let before = delivered(&c.out(), "again").len();
+    grown(before + 20);
+    let (status, reply) = n1.call(Some(&token), "DELETE", "/v1/pipelines/again", None);
+    assert!(status < 300, "{status}: {reply}");
+    let at_delete = delivered(&c.out(), "again").len();
+    n1.create_ok(&token, &counting("again", &c.out()));
+    grown(at_delete + 30);
+    let status = n1.status(&token, "again");
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(
+        status["errors"], 0,
+        "no commit refused on the way: {status}"
+    );
+    n1.stop();
+    assert_eq!(
+        nothing_lost(&c.out(), "again"),
+        0,
+        "exactly once across the delete"
+    );
+}

@@ -179,8 +179,8 @@ impl CheckpointStore for PgCheckpoints {
             return Ok(());
         }
         let current = match self.owner(pipeline) {
-            Ok(Some(o)) => format!("node `{}` (epoch {})", o.node, o.epoch),
-            Ok(None) => "no one (the pipeline was reset)".to_string(),
+            Ok(Some(o)) if !o.node.is_empty() => format!("node `{}` (epoch {})", o.node, o.epoch),
+            Ok(_) => "no one (the pipeline was reset)".to_string(),
             Err(e) => format!("another owner ({e:#})"),
         };
         Err(Fenced {
@@ -243,15 +243,25 @@ impl CheckpointStore for PgCheckpoints {
         })
     }
 
+    /// Forgets the position but keeps the row and moves its epoch on: epochs only grow,
+    /// so whoever still runs the old pipeline is fenced out, and a transactional sink that
+    /// stored an epoch of the old one accepts the new one's commits.
     fn reset(&self, pipeline: &str) -> Result<bool> {
         self.pg
             .run(async |c| {
-                Ok(c.execute(
-                    "DELETE FROM weir_checkpoints WHERE pipeline = $1",
-                    &[&pipeline],
-                )
-                .await?
-                    > 0)
+                let row = c
+                    .query_opt(
+                        "WITH old AS (SELECT checkpoint FROM weir_checkpoints
+                                      WHERE pipeline = $1 FOR UPDATE)
+                         UPDATE weir_checkpoints
+                         SET checkpoint = NULL, committed_at = 0, commits = 0,
+                             epoch = epoch + 1, node = '', held = false
+                         WHERE pipeline = $1
+                         RETURNING (SELECT checkpoint IS NOT NULL FROM old)",
+                        &[&pipeline],
+                    )
+                    .await?;
+                Ok(row.is_some_and(|r| r.get::<_, Option<bool>>(0) == Some(true)))
             })
             .with_context(|| format!("cannot reset pipeline `{pipeline}`"))
     }

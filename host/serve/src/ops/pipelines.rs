@@ -210,7 +210,7 @@ impl Ops {
             .flatten();
         PipelineStatus {
             live: self.supervisor.snapshot(&row.tenant, &row.name),
-            node: owner.map(|o| o.node),
+            node: owner.map(|o| o.node).filter(|n| !n.is_empty()),
             name: row.name,
             desired: row.desired,
             pinned: Pinned {
