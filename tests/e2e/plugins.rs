@@ -159,6 +159,25 @@ fn inspect_prints_world_metadata_and_schema_and_caches_the_compile() {
         .unwrap();
     let sink: Value = serde_json::from_slice(&sink.stdout).unwrap();
     assert_eq!(sink["world"], "sink");
+    // What each sink promises: file-sink commits its checkpoint with its data.
+    assert_eq!(sink["delivery"], "exactly-once");
+    assert_eq!(
+        first["delivery"],
+        Value::Null,
+        "a source promises no delivery"
+    );
+    let plain = s
+        .weir(&[
+            "plugin",
+            "inspect",
+            plugin("transform").to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let plain: Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(plain["delivery"], "at-least-once");
 }
 
 #[test]

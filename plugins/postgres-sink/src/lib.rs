@@ -247,7 +247,15 @@ impl Sink for PostgresSink {
 }
 
 impl TransactionalSink for PostgresSink {
+    /// Waits first for every other session writing this pipeline to end: a run killed
+    /// after sending its last commit leaves a server session that may still apply it, and
+    /// reading the checkpoint before that would resume from the one before, and write the
+    /// batch twice. The lock is the session's, held until this sink's connection closes.
     fn stored(&mut self, pipeline: &str) -> Result<Option<String>> {
+        self.db.execute(
+            "SELECT pg_advisory_lock(hashtext('weir-sink:' || $1))",
+            &[Param::Text(pipeline.to_string())],
+        )?;
         Ok(self
             .stored_row(pipeline)?
             .and_then(|row| row.get("checkpoint")?.as_str().map(str::to_string)))
