@@ -200,6 +200,21 @@ config = {{ table = "chaos_file", create_table = true }}
     }
 }
 
+/// The `[pipeline.source]` table of a kafka-source reading `topic` from the start, in a
+/// group whose session (6 s) outlives a kill.
+fn kafka_source(broker: &Broker, topic: &str) -> String {
+    format!(
+        r#"[pipeline.source]
+plugin = "{}"
+config = {{ topics = ["{topic}"] }}
+poll_wait = "100ms"
+grants.kafka = {{ brokers = "{}", topics = ["{topic}"], properties = {{ "auto.offset.reset" = "earliest", "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }} }}
+"#,
+        plugin("kafka_source").display(),
+        broker.brokers()
+    )
+}
+
 fn kafka_to_kafka(rng: &mut Rng, kills: usize) -> Outcome {
     let broker = Broker::start();
     broker.create_topic("chaos-in", 3);
@@ -210,17 +225,12 @@ fn kafka_to_kafka(rng: &mut Rng, kills: usize) -> Outcome {
 [[pipeline]]
 name = "kafka-kafka"
 batch_size = {BATCH}
-[pipeline.source]
-plugin = "{source}"
-config = {{ topics = ["chaos-in"] }}
-poll_wait = "100ms"
-grants.kafka = {{ brokers = "{b}", topics = ["chaos-in"], properties = {{ "auto.offset.reset" = "earliest", "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }} }}
-[pipeline.sink]
+{source}[pipeline.sink]
 plugin = "{sink}"
 config = {{ topic = "chaos-out" }}
 grants.kafka = {{ brokers = "{b}", topics = ["chaos-out"] }}
 "#,
-        source = plugin("kafka_source").display(),
+        source = kafka_source(&broker, "chaos-in"),
         sink = plugin("kafka_sink").display(),
         b = broker.brokers(),
     )]);
@@ -525,19 +535,13 @@ fn kafka_to_postgres_sink_is_exactly_once_through_kills() {
 [[pipeline]]
 name = "exact-kafka"
 batch_size = {BATCH}
-[pipeline.source]
-plugin = "{source}"
-config = {{ topics = ["exact-in"] }}
-poll_wait = "100ms"
-grants.kafka = {{ brokers = "{b}", topics = ["exact-in"], properties = {{ "auto.offset.reset" = "earliest", "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }} }}
-[pipeline.sink]
+{source}[pipeline.sink]
 plugin = "{sink}"
 config = {{ table = "exact_kafka", create_table = true }}
 {grant}
 "#,
-        source = plugin("kafka_source").display(),
+        source = kafka_source(&broker, "exact-in"),
         sink = plugin("postgres_sink").display(),
-        b = broker.brokers(),
         grant = pg.grant("pg-password"),
     )]);
     let feed = |round: u64| {
