@@ -9,7 +9,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # Guest crates' own unit tests (compiled natively), then the host crates and the
 # end-to-end tests, which run the built weir binary and plugins.
-cargo test --release --locked -p weir-file-source -p weir-file-sink -p weir-debezium-source -p weir-guest 2>&1 | tee -a "$log"
+cargo test --release --locked -p weir-file-source -p weir-file-sink -p weir-debezium-source -p weir-jq -p weir-mask -p weir-guest 2>&1 | tee -a "$log"
 # The Python and JavaScript SDKs' own unit tests, under plain CPython and Node.js; their
 # counts join the closing line.
 python="$(python3 -m unittest discover -s guest-sdk/python/tests 2>&1)" || { echo "$python"; exit 1; }

@@ -3,7 +3,10 @@
 use crate::wit::weir::connector::types::{
     Batch as WitBatch, ConnectorSpec, DeadLetter, Error, Records, StreamInfo,
 };
-use crate::{Batch, BatchSource, Connector, Result, Sink, Stamp, StreamSource, TransactionalSink};
+use crate::{
+    Batch, BatchSource, Connector, Result, Sink, Stamp, StreamSource, TransactionalSink, Transform,
+    Transformed,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
@@ -131,4 +134,12 @@ pub fn commit_sink<C: TransactionalSink>(
         epoch,
         checkpoint,
     })
+}
+
+pub fn open_transform<C: Transform>(json: &str) -> Result<Cell<C>> {
+    C::open(config::<C>(json)?).map(Cell::new)
+}
+
+pub fn process_transform<C: Transform>(cell: &Cell<C>, records: Records) -> Result<Transformed> {
+    cell.0.borrow_mut().process(records)
 }

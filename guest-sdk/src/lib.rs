@@ -1,7 +1,7 @@
 //! Write weir connectors in Rust.
 //!
-//! Implement [`Connector`] plus one of [`BatchSource`], [`StreamSource`] or [`Sink`] on a
-//! type, then call the matching export macro once:
+//! Implement [`Connector`] plus one of [`BatchSource`], [`StreamSource`], [`Sink`] or
+//! [`Transform`] on a type, then call the matching export macro once:
 //!
 //! ```ignore
 //! use weir_guest::{BatchSource, Batch, Connector, Result};
@@ -158,6 +158,24 @@ pub trait TransactionalSink: Sink {
     fn commit(&mut self, stamp: Stamp) -> Result<Vec<DeadLetter>>;
 }
 
+/// What a transform passes on from one batch.
+#[derive(Debug, Default)]
+pub struct Transformed {
+    /// Any number of records: one per input (a map), fewer (a filter), more (an
+    /// expansion). [`Records::push_like`] keeps an input's key, headers, timestamp and op.
+    pub records: Records,
+    /// Input rejected, with why; the host stores them like a source's.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// A step between a pipeline's source and its sink, called once per batch. It keeps no
+/// durable state: the host may open a new one (a new version) at any checkpoint.
+pub trait Transform: Connector {
+    fn open(config: Self::Config) -> Result<Self>;
+    /// The records to pass on for `records`, and those rejected.
+    fn process(&mut self, records: Records) -> Result<Transformed>;
+}
+
 /// Exports `$ty` as a batch-source component.
 #[macro_export]
 macro_rules! export_batch_source {
@@ -190,6 +208,14 @@ macro_rules! export_transactional_sink {
     };
 }
 
+/// Exports `$ty` as a transform component.
+#[macro_export]
+macro_rules! export_transform {
+    ($ty:ty) => {
+        $crate::__private::export!(transform, $ty);
+    };
+}
+
 /// JSON Lines and CSV, for sources that read files or objects.
 pub mod formats;
 /// Outgoing HTTP through the host (`weir:connector/http`), to the hosts the pipeline grants.
@@ -197,6 +223,11 @@ pub mod http;
 /// Kafka through the host (`weir:connector/kafka`): brokers and group come from the
 /// pipeline's grant; a plugin names only the topics, and only granted ones.
 pub mod kafka;
+/// Keyed hashes through the host (`weir:connector/keys`): the key is the pipeline's
+/// secret, named in `grants.keys`, and never enters the plugin.
+pub mod keys {
+    pub use crate::wit::weir::connector::keys::hmac_sha256;
+}
 pub mod log;
 pub mod metrics;
 /// Object storage through the host (`weir:connector/objects`), under the granted prefix.

@@ -95,6 +95,41 @@ impl Records {
         });
     }
 
+    /// Appends a record that is `like` (its key, headers, timestamp and op) with another
+    /// value: what a transform that rewrites values emits.
+    pub fn push_like(&mut self, like: &RecordView<'_>, value: Option<&[u8]>) {
+        self.push_from(like, like.key(), value)
+    }
+
+    /// As [`Records::push_like`], with another key too.
+    pub fn push_keyed_like(&mut self, like: &RecordView<'_>, key: &[u8], value: &[u8]) {
+        self.push_from(like, Some(key), Some(value))
+    }
+
+    fn push_from(&mut self, like: &RecordView<'_>, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let key = key.map(|k| self.put(k));
+        let value = value.map(|v| self.put(v));
+        let first = self.headers.len();
+        let Span { offset, len } = like.record.headers;
+        for h in &like.records.headers[offset as usize..(offset + len) as usize] {
+            let header = Header {
+                key: self.put(like.records.bytes(h.key)),
+                value: self.put(like.records.bytes(h.value)),
+            };
+            self.headers.push(header);
+        }
+        self.items.push(Record {
+            key,
+            value,
+            headers: Span {
+                offset: index(first),
+                len,
+            },
+            timestamp_ms: like.record.timestamp_ms,
+            op: like.record.op,
+        });
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Span {
         let span = Span {
             offset: index(self.data.len()),
@@ -200,5 +235,19 @@ mod tests {
             ]
         );
         assert_eq!(all[2].value(), Some(&b""[..]));
+
+        // A transform's output keeps everything but the value it replaces.
+        let mut out = Records::new();
+        out.push_like(&all[1], Some(b"new"));
+        out.push_like(&all[0], None);
+        let again: Vec<RecordView<'_>> = out.iter().collect();
+        assert_eq!(again[0].key(), Some(&b"k"[..]));
+        assert_eq!(again[0].value(), Some(&b"new"[..]));
+        assert_eq!(again[0].timestamp_ms(), Some(42));
+        assert_eq!(again[0].op(), Some(ChangeOp::Delete));
+        assert_eq!(again[0].headers().count(), 2);
+        assert_eq!(again[0].headers().nth(1).unwrap().1, b"1");
+        assert_eq!(again[1].value(), None);
+        assert_eq!(again[1].headers().count(), 0);
     }
 }

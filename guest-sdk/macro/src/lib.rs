@@ -30,6 +30,7 @@ pub fn __export(input: TokenStream) -> TokenStream {
         "stream_source" => STREAM_GLUE.to_string(),
         "sink" => SINK_GLUE.to_string(),
         "transactional_sink" => format!("{SINK_GLUE}{TRANSACTIONAL_GLUE}"),
+        "transform" => TRANSFORM_GLUE.to_string(),
         other => return error(&format!("unknown world `{other}`")),
     };
     let code = format!(
@@ -50,6 +51,7 @@ pub fn __export(input: TokenStream) -> TokenStream {
                     "weir:connector/http@0.1.0": ::weir_guest::wit::weir::connector::http,
                     "weir:connector/sql@0.1.0": ::weir_guest::wit::weir::connector::sql,
                     "weir:connector/objects@0.1.0": ::weir_guest::wit::weir::connector::objects,
+                    "weir:connector/keys@0.1.0": ::weir_guest::wit::weir::connector::keys,
                 }},
             }});
             use ::weir_guest::__private as rt;
@@ -137,6 +139,24 @@ const TRANSACTIONAL_GLUE: &str = r#"
         }
         fn commit(w: tx::WriterBorrow<'_>, stamp: tx::Stamp) -> Result<Vec<tx::DeadLetter>, Error> {
             rt::commit_sink(w.get::<rt::Cell<C>>(), stamp.pipeline, stamp.epoch, stamp.checkpoint)
+        }
+    }
+"#;
+
+const TRANSFORM_GLUE: &str = r#"
+    use exports::weir::connector::transform_records as api;
+    impl api::Guest for Export {
+        type Transformer = rt::Cell<C>;
+    }
+    impl api::GuestTransformer for rt::Cell<C> {
+        fn open(config: String) -> Result<api::Transformer, Error> {
+            rt::open_transform::<C>(&config).map(api::Transformer::new)
+        }
+        fn process(&self, records: api::Records) -> Result<api::Transformed, Error> {
+            rt::process_transform(self, records).map(|t| api::Transformed {
+                records: t.records,
+                dead_letters: t.dead_letters,
+            })
         }
     }
 "#;

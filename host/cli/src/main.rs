@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use weir_pipeline::{PipelineFile, RunOptions, Shutdown, Side, Status};
+use weir_pipeline::{PipelineFile, RunOptions, Shutdown, Status};
 use weir_runtime::io::ClientPolicy;
 use weir_runtime::{Runtime, RuntimeConfig};
 
@@ -358,11 +358,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let runtime = runtime(cli.cache_dir)?;
             let mut results = Vec::new();
             for pipeline in &file.pipelines {
-                for side in [Side::Source, Side::Sink] {
+                for side in pipeline.sides() {
                     let checked = weir_runtime::block_on(async {
                         let (mut instance, spec) =
                             weir_pipeline::prepare(&runtime, pipeline, side).await?;
-                        let config = side_config(pipeline, side);
+                        let config = pipeline.endpoint(side).config.to_string();
                         instance.check(&config).await.with_context(|| {
                             format!("pipeline `{}` {}", pipeline.name, side.name())
                         })?;
@@ -608,13 +608,6 @@ fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
                 Some(("application/json", serde_json::to_vec(&body)?)),
             )
         }
-    }
-}
-
-fn side_config(p: &weir_pipeline::Pipeline, side: Side) -> String {
-    match side {
-        Side::Source => p.source.config.to_string(),
-        Side::Sink => p.sink.config.to_string(),
     }
 }
 

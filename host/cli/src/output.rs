@@ -40,7 +40,7 @@ fn text(s: &Summary) -> String {
 
 pub struct Checked {
     pub pipeline: String,
-    pub side: &'static str,
+    pub side: String,
     /// The plugin's name, or why the side is not usable.
     pub result: Result<String, String>,
 }

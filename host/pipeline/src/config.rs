@@ -13,8 +13,8 @@ use std::time::Duration;
 use weir_runtime::confined::{normalize, overlap};
 use weir_runtime::io::ClientPolicy;
 use weir_runtime::{
-    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant, Limits, ObjectLocation,
-    ObjectsGrant, Sandbox, SqlGrant,
+    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant, Key, Limits,
+    ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
 };
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +46,8 @@ pub struct Pipeline {
     pub batch_size: u32,
     pub buffer_batches: usize,
     pub source: Endpoint,
+    /// Between source and sink, in order.
+    pub transforms: Vec<Endpoint>,
     pub sink: Endpoint,
     pub schedule: Option<croner::Cron>,
     pub poll_wait: Duration,
@@ -211,11 +213,29 @@ pub fn refuse_overlaps(host_owned: &[(PathBuf, String)], pipelines: &[Pipeline])
 }
 
 impl Pipeline {
+    /// Every side in delivery order: the source, each transform, the sink.
+    pub fn sides(&self) -> Vec<Side> {
+        let mut sides = vec![Side::Source];
+        sides.extend((0..self.transforms.len()).map(Side::Transform));
+        sides.push(Side::Sink);
+        sides
+    }
+
+    /// Panics for a transform the pipeline does not have: sides come from [`Self::sides`].
+    pub fn endpoint(&self, side: Side) -> &Endpoint {
+        match side {
+            Side::Source => &self.source,
+            Side::Transform(i) => &self.transforms[i],
+            Side::Sink => &self.sink,
+        }
+    }
+
     /// Directories a plugin of this pipeline may write (through WASI or the objects
     /// interface), each with the field that grants it.
     pub fn writable(&self) -> Vec<(PathBuf, String)> {
         let mut found = Vec::new();
-        for (side, e) in [("source", &self.source), ("sink", &self.sink)] {
+        for side in self.sides() {
+            let (e, side) = (self.endpoint(side), side.field());
             for (i, d) in e.sandbox.dirs.iter().enumerate() {
                 if d.writable {
                     found.push((d.host.path(), format!("{side}.grants.dirs[{i}]")));
@@ -235,10 +255,14 @@ impl Pipeline {
     /// Paths the host reads or writes for this pipeline that no plugin may touch.
     fn host_owned(&self) -> Vec<(PathBuf, String)> {
         let at = |field: &str| format!("pipeline `{}`: {field}", self.name);
-        let mut owned = vec![
-            (self.source.plugin.clone(), at("source.plugin")),
-            (self.sink.plugin.clone(), at("sink.plugin")),
-        ];
+        let mut owned: Vec<(PathBuf, String)> = self
+            .sides()
+            .into_iter()
+            .map(|side| {
+                let field = at(&format!("{}.plugin", side.field()));
+                (self.endpoint(side).plugin.clone(), field)
+            })
+            .collect();
         if let Some(DeadLetterTarget::Dir(dir)) = &self.dead_letter {
             owned.push((dir.path(), at("dead_letter.dir")));
         }
@@ -259,18 +283,21 @@ pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
             )))
         })?),
     };
-    let limits = spec.limits.or(&Limits::default());
     let endpoint = |side: Side| -> Result<Endpoint> {
-        let field = |f: &str| at(&format!("{}.{f}", side.name()));
+        let field = |f: &str| at(&format!("{}.{f}", side.field()));
+        let limits = spec.limits(side).or(&Limits::default());
         Ok(Endpoint {
             plugin: r
                 .plugin(spec.plugin(side))
                 .with_context(|| field("plugin"))?,
             config: spec.config(side).clone(),
-            sandbox: sandbox(r, spec, side, limits.clone(), &field("grants"))?,
+            sandbox: sandbox(r, spec, side, limits, &field("grants"))?,
         })
     };
     let (source, sink) = (endpoint(Side::Source)?, endpoint(Side::Sink)?);
+    let transforms = (0..spec.transforms.len())
+        .map(|i| endpoint(Side::Transform(i)))
+        .collect::<Result<Vec<_>>>()?;
     let dead_letter = match &spec.dead_letter {
         None => None,
         Some(DeadLetterSpec::Dir(dir)) => Some(DeadLetterTarget::Dir(
@@ -297,6 +324,7 @@ pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
         batch_size: spec.batch_size,
         buffer_batches: spec.buffer_batches,
         source,
+        transforms,
         sink,
         schedule,
         poll_wait: spec.source.poll_wait,
@@ -415,12 +443,22 @@ fn sandbox(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let keys = grants
+        .keys
+        .iter()
+        .map(|(name, s)| {
+            let value = secret(r, s, &format!("{at}.keys.{name}"))?;
+            ensure!(!value.is_empty(), "{at}.keys.{name}: the secret is empty");
+            Ok((name.clone(), Key::new(value)))
+        })
+        .collect::<Result<_>>()?;
     Ok(Sandbox {
         dirs,
         kafka,
         http,
         sql,
         objects,
+        keys,
         limits,
     })
 }

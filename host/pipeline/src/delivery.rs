@@ -1,11 +1,13 @@
-//! Source → bounded channel → sink write → flush → commit → acknowledge.
+//! Source → transforms → bounded channel → sink write → flush → commit → acknowledge.
 //!
 //! At-least-once: a checkpoint is committed only after the sink flushed every record up to
 //! it, so a crash anywhere redelivers at most the batches that were in flight. The channel
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
 //!
 //! Each side is a task: the source's runs beside the sink's (on another core when there
-//! is one), and neither holds a thread while it waits.
+//! is one), and neither holds a thread while it waits. Transforms run in the source's
+//! task, each batch right after it is pulled: the channel then holds what the sink will
+//! write, so `buffer` bounds the memory of the batches after their transforms.
 
 use crate::cpu_budget::{CpuBudget, CpuClock};
 use crate::dead_letter::DeadLetters;
@@ -20,7 +22,7 @@ use tokio::sync::mpsc;
 use weir_checkpoint::{CheckpointStore, Owner};
 use weir_runtime::{
     Batch, BatchSourceInstance, DeadLetter, GuestError, Records, SinkInstance, Stamp,
-    StreamSourceInstance,
+    StreamSourceInstance, TransformInstance, Transformed,
 };
 
 /// What a delivery run needs to know besides the two instances.
@@ -126,6 +128,61 @@ impl Push for SinkInstance {
     }
 }
 
+/// A transform, seen by the delivery loop.
+pub(crate) trait Process: Send + 'static {
+    fn process(
+        &mut self,
+        records: &Records,
+    ) -> impl Future<Output = Result<Transformed, GuestError>> + Send;
+}
+
+impl Process for TransformInstance {
+    async fn process(&mut self, records: &Records) -> Result<Transformed, GuestError> {
+        TransformInstance::process(self, records).await
+    }
+}
+
+/// One transform of a pipeline, with how errors and dead letters name it.
+pub(crate) struct Step<T> {
+    /// `transform #2 (jq)`.
+    pub name: String,
+    pub plugin: String,
+    pub transform: T,
+}
+
+/// A batch on its way to the sink: its records after every transform, the source's
+/// checkpoint, and what each step rejected, by plugin.
+pub(crate) struct Delivered {
+    records: Records,
+    checkpoint: String,
+    rejected: Vec<(String, Vec<DeadLetter>)>,
+}
+
+/// Runs `batch` through the steps in order. A step that rejects every record ends the
+/// chain: the rest are not called for nothing, and the checkpoint still moves.
+async fn transform<T: Process>(
+    steps: &mut [Step<T>],
+    source_plugin: &str,
+    batch: Batch,
+) -> Result<Delivered> {
+    let mut out = Delivered {
+        records: batch.records,
+        checkpoint: batch.checkpoint,
+        rejected: vec![(source_plugin.to_string(), batch.dead_letters)],
+    };
+    for step in steps {
+        if out.records.is_empty() {
+            break;
+        }
+        let transformed = retry!(step.transform.process(&out.records).await)
+            .with_context(|| step.name.clone())?;
+        out.records = transformed.records;
+        out.rejected
+            .push((step.plugin.clone(), transformed.dead_letters));
+    }
+    Ok(out)
+}
+
 /// A stream source polled with a wait bound; with `until_idle`, an empty poll ends the run
 /// (`--once`: read what is there now, then stop).
 pub(crate) struct StreamPull {
@@ -169,15 +226,16 @@ struct Durable {
 /// `committed` is the checkpoint the source was opened at, and follows each commit (also
 /// when the run fails half-way); the counts go to the meter. The source comes back for
 /// the caller to close (unless its task panicked).
-pub(crate) async fn run<P: Pull>(
+pub(crate) async fn run<P: Pull, T: Process>(
     ctx: &Delivery<'_>,
     source: P,
+    steps: Vec<Step<T>>,
     sink: &mut impl Push,
     dead: &mut DeadLetters,
     committed: &mut Option<String>,
-) -> (Option<P>, Result<()>) {
+) -> (Option<(P, Vec<Step<T>>)>, Result<()>) {
     let from = committed.clone();
-    let (batches, inbox) = mpsc::channel::<Batch>(ctx.buffer.max(1));
+    let (batches, inbox) = mpsc::channel::<Delivered>(ctx.buffer.max(1));
     let (acks, acked) = mpsc::unbounded_channel::<String>();
     let sink_failed = Arc::new(AtomicBool::new(false));
     let charge = |clock| Charge {
@@ -190,9 +248,11 @@ pub(crate) async fn run<P: Pull>(
         charge: charge(CpuClock::default()),
         batch_size: ctx.batch_size,
         sink_failed: sink_failed.clone(),
+        source_plugin: ctx.source_plugin.to_string(),
     };
     let reader_clock = reading.charge.clock.clone();
-    let reader = tokio::spawn(reader_clock.meter(reading.read(source, batches, acked, from)));
+    let reader =
+        tokio::spawn(reader_clock.meter(reading.read(source, steps, batches, acked, from)));
     // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
     // send; the flag stops one that is polling an idle stream.
     let writer = charge(CpuClock::default());
@@ -205,7 +265,7 @@ pub(crate) async fn run<P: Pull>(
         sink_failed.store(true, Ordering::Relaxed);
     }
     let (source, pulled) = match reader.await {
-        Ok((source, pulled)) => (Some(source), pulled),
+        Ok((source, steps, pulled)) => (Some((source, steps)), pulled),
         Err(_) => (None, Err(anyhow!("the source task panicked"))),
     };
     // The sink's error is the cause when both failed: the reader only saw it go.
@@ -217,16 +277,18 @@ struct Reading {
     charge: Charge,
     batch_size: u32,
     sink_failed: Arc<AtomicBool>,
+    source_plugin: String,
 }
 
 impl Reading {
-    async fn read<P: Pull>(
+    async fn read<P: Pull, T: Process>(
         self,
         mut source: P,
-        batches: mpsc::Sender<Batch>,
+        mut steps: Vec<Step<T>>,
+        batches: mpsc::Sender<Delivered>,
         mut acked: mpsc::UnboundedReceiver<String>,
         from: Option<String>,
-    ) -> (P, Result<()>) {
+    ) -> (P, Vec<Step<T>>, Result<()>) {
         let mut last = from;
         let mut cpu = 0;
         let stop = self.charge.stop.clone();
@@ -250,7 +312,9 @@ impl Reading {
                 let n = batch.records.len() as u64;
                 let bytes = batch.records.data.len() as u64;
                 last = Some(batch.checkpoint.clone());
-                if batches.send(batch).await.is_err() {
+                let delivered = transform(&mut steps, &self.source_plugin, batch).await;
+                self.charge.charge(&mut cpu).await;
+                if batches.send(delivered?).await.is_err() {
                     break; // the sink stopped; its error is reported by the writer
                 }
                 self.charge.meter.pulled(n, bytes, source.memory_bytes());
@@ -268,7 +332,7 @@ impl Reading {
             Some(latest) => acknowledge(&mut source, &latest).await,
             None => Ok(()),
         };
-        (source, pulled.and(acknowledged))
+        (source, steps, pulled.and(acknowledged))
     }
 }
 
@@ -299,7 +363,7 @@ async fn write(
     charge: &Charge,
     sink: &mut impl Push,
     dead: &mut DeadLetters,
-    mut inbox: mpsc::Receiver<Batch>,
+    mut inbox: mpsc::Receiver<Delivered>,
     acks: mpsc::UnboundedSender<String>,
     committed: &mut Option<String>,
 ) -> Result<()> {
@@ -313,7 +377,7 @@ async fn write(
         tracing::debug!(checkpoint = %durable.checkpoint, "checkpoint committed");
         ctx.meter.committed(
             n - rejected.by_sink,
-            rejected.by_source + rejected.by_sink,
+            rejected.upstream + rejected.by_sink,
             sink.memory_bytes(),
         );
         *committed = Some(durable.checkpoint.clone());
@@ -325,7 +389,8 @@ async fn write(
 }
 
 struct Rejected {
-    by_source: u64,
+    /// By the source and the transforms.
+    upstream: u64,
     by_sink: u64,
 }
 
@@ -335,19 +400,29 @@ async fn flush(
     ctx: &Delivery<'_>,
     sink: &mut impl Push,
     dead: &mut DeadLetters,
-    batch: Batch,
+    batch: Delivered,
 ) -> Result<(Durable, Rejected)> {
-    let mut by_sink = retry!(sink.write(&batch.records).await)?;
+    // A batch its transforms emptied is not written, but it is committed: its input was
+    // handled, and the source must not read it again.
+    let mut by_sink = if batch.records.is_empty() {
+        Vec::new()
+    } else {
+        retry!(sink.write(&batch.records).await)?
+    };
     let stamp = Stamp {
         pipeline: ctx.pipeline.to_string(),
         epoch: ctx.owner.epoch,
         checkpoint: batch.checkpoint.clone(),
     };
     by_sink.extend(retry!(sink.commit(&stamp).await)?);
-    dead.store(ctx.source_plugin, &batch.dead_letters).await?;
+    let mut upstream = 0;
+    for (plugin, letters) in &batch.rejected {
+        dead.store(plugin, letters).await?;
+        upstream += letters.len() as u64;
+    }
     dead.store(ctx.sink_plugin, &by_sink).await?;
     let rejected = Rejected {
-        by_source: batch.dead_letters.len() as u64,
+        upstream,
         by_sink: by_sink.len() as u64,
     };
     let durable = Durable {
@@ -528,8 +603,55 @@ mod tests {
         }
     }
 
+    /// Keeps the records not valued `drop`, doubles those valued `twice`, rejects those
+    /// valued `reject`, and fails on `fail`.
+    struct Filter {
+        log: Log,
+    }
+
+    impl Process for Filter {
+        async fn process(&mut self, records: &Records) -> Result<Transformed, GuestError> {
+            let mut out = Records::new();
+            let mut dead_letters = Vec::new();
+            for r in &records.items {
+                let v = r.value.expect("a value");
+                let (at, len) = (v.offset as usize, v.len as usize);
+                let value = &records.data[at..at + len];
+                match value {
+                    b"drop" => {}
+                    b"twice" => {
+                        out.push(None, Some(value), &[], None);
+                        out.push(None, Some(value), &[], None);
+                    }
+                    b"reject" => dead_letters.push(DeadLetter {
+                        key: None,
+                        value: Some(value.to_vec()),
+                        reason: "rejected".into(),
+                    }),
+                    b"fail" => return Err(error(GuestErrorKind::Fatal)),
+                    _ => out.push(None, Some(value), &[], None),
+                }
+            }
+            note(&self.log, format!("transform {}", records.len()));
+            Ok(Transformed {
+                records: out,
+                dead_letters,
+            })
+        }
+    }
+
     /// Runs `batches` into `sink`; what happened, the last commit and the outcome.
-    fn deliver(batches: Vec<Batch>, mut sink: Sink) -> (Vec<String>, Option<String>, Result<()>) {
+    fn deliver(batches: Vec<Batch>, sink: Sink) -> (Vec<String>, Option<String>, Result<()>) {
+        deliver_through(batches, false, sink, None)
+    }
+
+    /// As [`deliver`], through a [`Filter`] when `filtered`, dead letters into `dead_dir`.
+    fn deliver_through(
+        batches: Vec<Batch>,
+        filtered: bool,
+        mut sink: Sink,
+        dead_dir: Option<&std::path::Path>,
+    ) -> (Vec<String>, Option<String>, Result<()>) {
         let log = sink.log.clone();
         let store = Store { log: log.clone() };
         let (stop, meter, owner) = (Shutdown::default(), Arc::default(), Owner::default());
@@ -550,14 +672,31 @@ mod tests {
             batches: batches.into(),
             log: log.clone(),
         };
-        let mut dead = DeadLetters::open("p", None).unwrap();
+        let target = dead_dir.map(|d| {
+            crate::config::DeadLetterTarget::Dir(weir_runtime::HostDir::place(d, &[d.into()]))
+        });
+        let mut dead = DeadLetters::open("p", target.as_ref()).unwrap();
         let mut committed = Some("0".to_string());
+        let steps: Vec<Step<Filter>> = filtered
+            .then(|| Step {
+                name: "transform #1 (filter)".into(),
+                plugin: "filter".into(),
+                transform: Filter { log: log.clone() },
+            })
+            .into_iter()
+            .collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        let (_, outcome) =
-            runtime.block_on(run(&ctx, source, &mut sink, &mut dead, &mut committed));
+        let (_, outcome) = runtime.block_on(run(
+            &ctx,
+            source,
+            steps,
+            &mut sink,
+            &mut dead,
+            &mut committed,
+        ));
         let events = log.lock().unwrap().clone();
         (events, committed, outcome)
     }
@@ -647,5 +786,55 @@ mod tests {
         outcome.unwrap();
         assert_eq!(commits(&events), ["1"], "{events:?}");
         assert_eq!(events.iter().filter(|e| e.starts_with("write")).count(), 1);
+    }
+
+    #[test]
+    fn a_transform_maps_filters_and_expands_and_an_emptied_batch_still_commits() {
+        let batches = vec![
+            batch("1", &["a", "drop", "twice"]),
+            batch("2", &["drop", "drop"]),
+            batch("3", &["b"]),
+        ];
+        let (events, committed, outcome) = deliver_through(batches, true, Sink::default(), None);
+        outcome.unwrap();
+        let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
+        assert_eq!(writes, ["write a,twice,twice", "write b"], "{events:?}");
+        assert_eq!(commits(&events), ["1", "2", "3"]);
+        assert_eq!(committed.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn a_transforms_dead_letters_are_stored_under_its_name_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = vec![batch("1", &["a", "reject"])];
+        let (events, _, outcome) =
+            deliver_through(batches, true, Sink::default(), Some(dir.path()));
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1"]);
+        let stored = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).unwrap();
+        let letter: serde_json::Value = serde_json::from_str(stored.trim()).unwrap();
+        assert_eq!(letter["plugin"], "filter", "{stored}");
+        assert_eq!(letter["reason"], "rejected", "{stored}");
+
+        // Without a destination the pipeline stops before that batch's commit.
+        let batches = vec![batch("1", &["a"]), batch("2", &["reject"])];
+        let (events, committed, outcome) = deliver_through(batches, true, Sink::default(), None);
+        assert!(outcome.is_err());
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_failing_transform_names_its_step_and_commits_nothing_after_it() {
+        let batches = vec![
+            batch("1", &["a"]),
+            batch("2", &["fail"]),
+            batch("3", &["b"]),
+        ];
+        let (events, committed, outcome) = deliver_through(batches, true, Sink::default(), None);
+        let err = format!("{:#}", outcome.unwrap_err());
+        assert!(err.contains("transform #1 (filter)"), "{err}");
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
     }
 }

@@ -8,16 +8,37 @@ use std::path::Path;
 use std::sync::Arc;
 use weir_runtime::{ConnectorSpec, Labels, Limits, Plugin, Runtime, Sandbox, World};
 
+/// A place in a pipeline a plugin fills: the source, a transform (by index, from 0), the
+/// sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     Source,
+    Transform(usize),
     Sink,
 }
 
 impl Side {
-    pub fn name(self) -> &'static str {
+    /// How messages name it: `source`, `transform #2` (counted from 1), `sink`.
+    pub fn name(self) -> String {
+        match self {
+            Side::Transform(i) => format!("transform #{}", i + 1),
+            other => other.role().to_string(),
+        }
+    }
+
+    /// Where its settings are in a spec: `source`, `transforms[1]`, `sink`.
+    pub fn field(self) -> String {
+        match self {
+            Side::Transform(i) => format!("transforms[{i}]"),
+            other => other.role().to_string(),
+        }
+    }
+
+    /// Its kind, for logs and metrics labels.
+    pub fn role(self) -> &'static str {
         match self {
             Side::Source => "source",
+            Side::Transform(_) => "transform",
             Side::Sink => "sink",
         }
     }
@@ -26,6 +47,7 @@ impl Side {
     pub fn wanted(self) -> &'static str {
         match self {
             Side::Source => "a batch-source or stream-source",
+            Side::Transform(_) => "a transform",
             Side::Sink => "a sink",
         }
     }
@@ -34,6 +56,7 @@ impl Side {
     pub fn accepts(self, world: World) -> bool {
         match self {
             Side::Source => world.is_source(),
+            Side::Transform(_) => world == World::Transform,
             Side::Sink => world == World::Sink,
         }
     }
@@ -133,10 +156,14 @@ mod tests {
         assert!(fit(Side::Source, World::BatchSource, SCHEMA, &ok).is_ok());
         assert!(fit(Side::Source, World::StreamSource, SCHEMA, &ok).is_ok());
         assert!(fit(Side::Sink, World::Sink, SCHEMA, &ok).is_ok());
+        assert!(fit(Side::Transform(1), World::Transform, SCHEMA, &ok).is_ok());
         for (side, world) in [
             (Side::Source, World::Sink),
             (Side::Sink, World::BatchSource),
             (Side::Sink, World::StreamSource),
+            (Side::Sink, World::Transform),
+            (Side::Transform(0), World::Sink),
+            (Side::Source, World::Transform),
         ] {
             let misfit = fit(side, world, SCHEMA, &ok).unwrap_err();
             assert!(matches!(misfit, Misfit::World { .. }), "{misfit}");

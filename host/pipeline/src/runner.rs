@@ -2,7 +2,7 @@
 
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
-use crate::delivery::{self, Delivery, StreamPull};
+use crate::delivery::{self, Delivery, Step, StreamPull};
 use crate::fit::{Misfit, Side, fit};
 use crate::meter::{Meter, MeterReading};
 use crate::shutdown::Shutdown;
@@ -16,8 +16,11 @@ use tracing::Instrument;
 use weir_checkpoint::{CheckpointStore, Owner, SqliteCheckpoints};
 use weir_runtime::{
     BatchSourceInstance, ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime,
-    SinkInstance, SourceInstance,
+    SinkInstance, SourceInstance, TransformInstance,
 };
+
+/// A pipeline's transforms, each with its name for errors and dead letters.
+type Steps = Vec<Step<TransformInstance>>;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -50,10 +53,14 @@ pub struct Summary {
     /// The last committed checkpoint, after this invocation.
     pub checkpoint: Option<String>,
     pub source: String,
+    /// The transforms' plugins, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<String>,
     pub sink: String,
     /// Host directories the sink may write to: where the records went.
     pub sink_dirs: Vec<String>,
-    /// The connectors' own counters, `source.*` and `sink.*`.
+    /// The connectors' own counters, `source.*`, `transform1.*` (counted from 1) and
+    /// `sink.*`.
     pub metrics: BTreeMap<String, u64>,
     /// Guest log lines dropped over the instances' log budgets.
     pub log_dropped: u64,
@@ -101,12 +108,7 @@ pub async fn run(
 
 impl Summary {
     fn new(p: &Pipeline) -> Summary {
-        let name = |e: &Endpoint| {
-            e.plugin
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let name = plugin_name;
         Summary {
             pipeline: p.name.clone(),
             status: Status::Ok,
@@ -117,6 +119,7 @@ impl Summary {
             runs: 0,
             checkpoint: None,
             source: name(&p.source),
+            transforms: p.transforms.iter().map(name).collect(),
             sink: name(&p.sink),
             sink_dirs: p
                 .sink
@@ -205,19 +208,30 @@ impl Run<'_> {
         // the previous one committed, which the summary follows.
         summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
         let mut source = Some(prepare_source(runtime, self.p).await?);
+        let mut steps = Some(prepare_transforms(runtime, self.p).await?);
         let mut sink = prepare_sink(runtime, self.p).await?;
         if let Some(source) = &mut source {
             self.meter
                 .instantiated(source.memory_bytes(), sink.memory_bytes());
             source.count_dropped_logs_in(self.meter.log_dropped.clone());
         }
+        for step in steps.iter_mut().flatten() {
+            step.transform
+                .count_dropped_logs_in(self.meter.log_dropped.clone());
+        }
         sink.count_dropped_logs_in(self.meter.log_dropped.clone());
-        let result = self.deliver(summary, &mut source, &mut sink).await;
+        let result = self
+            .deliver(summary, &mut source, &mut steps, &mut sink)
+            .await;
         let source_counters = source.as_ref().map(|s| s.counters().clone());
-        let counters = [
-            ("source", source_counters.unwrap_or_default()),
-            ("sink", sink.counters().clone()),
-        ];
+        let mut counters = vec![("source".to_string(), source_counters.unwrap_or_default())];
+        for (i, step) in steps.iter().flatten().enumerate() {
+            counters.push((
+                format!("transform{}", i + 1),
+                step.transform.counters().clone(),
+            ));
+        }
+        counters.push(("sink".to_string(), sink.counters().clone()));
         for (role, counters) in counters {
             for (name, value) in counters {
                 summary.metrics.insert(format!("{role}.{name}"), value);
@@ -226,16 +240,23 @@ impl Run<'_> {
         result
     }
 
-    /// `source` is lent to each run's source task and comes back after it (not if that
-    /// task panicked).
+    /// `source` and `steps` are lent to each run's source task and come back after it
+    /// (not if that task panicked).
     async fn deliver(
         &self,
         summary: &mut Summary,
         source: &mut Option<SourceInstance>,
+        steps: &mut Option<Steps>,
         sink: &mut SinkInstance,
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let source_config = p.source.config.to_string();
+        for (step, endpoint) in steps.iter_mut().flatten().zip(&p.transforms) {
+            step.transform
+                .open(&endpoint.config.to_string())
+                .await
+                .with_context(|| format!("pipeline `{}` {}", p.name, step.name))?;
+        }
         sink.open(&p.sink.config.to_string()).await?;
         // A transactional sink's own checkpoint is the truth: it was committed with the
         // data, and the host's store is only written after (a crash in between leaves the
@@ -264,11 +285,14 @@ impl Run<'_> {
         };
         match source.take().ok_or_else(lost)? {
             SourceInstance::Batch(batch) => {
-                let mut slot = Some(batch);
+                let mut slot = Some((batch, steps.take().ok_or_else(lost)?));
                 let runs = self
                     .batch_runs(&ctx, summary, &mut slot, sink, &mut dead)
                     .await;
-                *source = slot.map(SourceInstance::Batch);
+                if let Some((batch, back)) = slot {
+                    *source = Some(SourceInstance::Batch(batch));
+                    *steps = Some(back);
+                }
                 runs?;
             }
             SourceInstance::Stream(mut stream) => {
@@ -282,10 +306,14 @@ impl Run<'_> {
                     until_idle: options.once,
                     stop: stop.clone(),
                 };
+                let chain = steps.take().ok_or_else(lost)?;
                 let (back, outcome) =
-                    delivery::run(&ctx, pull, sink, &mut dead, &mut summary.checkpoint).await;
+                    delivery::run(&ctx, pull, chain, sink, &mut dead, &mut summary.checkpoint)
+                        .await;
                 summary.count(&before, &self.meter.read());
-                let mut stream = back.ok_or_else(lost)?.source;
+                let (pull, back) = back.ok_or_else(lost)?;
+                *steps = Some(back);
+                let mut stream = pull.source;
                 let closed = match outcome {
                     Ok(()) => stream.close().await.map_err(Into::into),
                     Err(e) => Err(e),
@@ -293,6 +321,9 @@ impl Run<'_> {
                 *source = Some(SourceInstance::Stream(stream));
                 closed?;
             }
+        }
+        for step in steps.iter_mut().flatten() {
+            step.transform.close().await?;
         }
         sink.close().await?;
         Ok(())
@@ -305,7 +336,7 @@ impl Run<'_> {
         &self,
         ctx: &Delivery<'_>,
         summary: &mut Summary,
-        slot: &mut Option<BatchSourceInstance>,
+        slot: &mut Option<(BatchSourceInstance, Steps)>,
         sink: &mut SinkInstance,
         dead: &mut DeadLetters,
     ) -> Result<()> {
@@ -319,19 +350,20 @@ impl Run<'_> {
             }
             slot.as_mut()
                 .ok_or_else(lost)?
+                .0
                 .open(&config, summary.checkpoint.as_deref())
                 .await?;
             let before = self.meter.read();
-            let batch = slot.take().ok_or_else(lost)?;
+            let (batch, chain) = slot.take().ok_or_else(lost)?;
             let (back, outcome) =
-                delivery::run(ctx, batch, sink, dead, &mut summary.checkpoint).await;
+                delivery::run(ctx, batch, chain, sink, dead, &mut summary.checkpoint).await;
             *slot = back;
             let after = self.meter.read();
             summary.count(&before, &after);
             let records = after.records_out - before.records_out;
             tracing::info!(records, "run finished");
             outcome?;
-            slot.as_mut().ok_or_else(lost)?.close().await?;
+            slot.as_mut().ok_or_else(lost)?.0.close().await?;
             if options.once || p.schedule.is_none() || stop.is_triggered() {
                 return Ok(());
             }
@@ -354,13 +386,6 @@ async fn wait_for_schedule(cron: &croner::Cron, stop: &Shutdown) -> Result<bool>
     Ok(!stop.sleep(wait).await)
 }
 
-fn endpoint(p: &Pipeline, side: Side) -> &Endpoint {
-    match side {
-        Side::Source => &p.source,
-        Side::Sink => &p.sink,
-    }
-}
-
 /// Loads and instantiates one side, checks its world, and validates its config against
 /// the plugin's JSON Schema; errors name the pipeline, the side and the field.
 pub async fn prepare(
@@ -369,12 +394,12 @@ pub async fn prepare(
     side: Side,
 ) -> Result<(Instance, ConnectorSpec)> {
     let at = || format!("pipeline `{}` {}", p.name, side.name());
-    let endpoint = endpoint(p, side);
+    let endpoint = p.endpoint(side);
     let plugin = runtime.load(&endpoint.plugin).with_context(at)?;
     let labels = Labels {
         pipeline: p.name.clone(),
         plugin: plugin.name.clone(),
-        role: side.name(),
+        role: side.role(),
     };
     let mut instance = runtime
         .instantiate(&plugin, &endpoint.sandbox, labels)
@@ -401,6 +426,33 @@ pub async fn prepare_source(runtime: &Runtime, p: &Pipeline) -> Result<SourceIns
     instance
         .into_source()
         .with_context(|| format!("pipeline `{}`: the source is a sink", p.name))
+}
+
+/// The transforms, prepared, in order.
+pub async fn prepare_transforms(runtime: &Runtime, p: &Pipeline) -> Result<Steps> {
+    let mut steps = Vec::with_capacity(p.transforms.len());
+    for i in 0..p.transforms.len() {
+        let side = Side::Transform(i);
+        let (instance, _) = prepare(runtime, p, side).await?;
+        let transform = instance.into_transform().with_context(|| {
+            format!("pipeline `{}`: {} is not a transform", p.name, side.name())
+        })?;
+        let plugin = plugin_name(&p.transforms[i]);
+        steps.push(Step {
+            name: format!("{} ({plugin})", side.name()),
+            plugin,
+            transform,
+        });
+    }
+    Ok(steps)
+}
+
+/// A side's plugin as logs and dead letters name it: its file's name.
+fn plugin_name(e: &Endpoint) -> String {
+    e.plugin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The sink side, prepared.

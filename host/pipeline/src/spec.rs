@@ -22,6 +22,9 @@ pub struct PipelineSpec {
     #[serde(default = "default_buffer")]
     pub buffer_batches: usize,
     pub source: SourceSpec,
+    /// Steps between source and sink, in order: `[[pipeline.transforms]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformSpec>,
     pub sink: SinkSpec,
     #[serde(default, skip_serializing_if = "LimitsSpec::is_empty")]
     pub limits: LimitsSpec,
@@ -63,6 +66,21 @@ pub struct SinkSpec {
     pub grants: GrantsSpec,
 }
 
+/// One transform: a plugin of the `transform` world, its config, what it may reach, and
+/// limits of its own over the pipeline's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSpec {
+    pub plugin: String,
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    #[serde(default, skip_serializing_if = "GrantsSpec::is_empty")]
+    pub grants: GrantsSpec,
+    /// Over the pipeline's `limits`: what is left out is the pipeline's.
+    #[serde(default, skip_serializing_if = "LimitsSpec::is_empty")]
+    pub limits: LimitsSpec,
+}
+
 fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
@@ -84,6 +102,10 @@ pub struct GrantsSpec {
     pub sql: Option<SqlSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<ObjectsSpec>,
+    /// Secrets the plugin may hash under (`weir:connector/keys`), by the name it uses.
+    /// The plugin never sees them: it gets digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, SecretSpec>,
 }
 
 impl GrantsSpec {
@@ -332,6 +354,19 @@ impl LimitsSpec {
         *self == LimitsSpec::default()
     }
 
+    /// These limits, `base`'s where one is left out.
+    pub fn over(&self, base: &LimitsSpec) -> LimitsSpec {
+        LimitsSpec {
+            memory: self.memory.or(base.memory),
+            call_timeout: self.call_timeout.or(base.call_timeout),
+            max_batch_bytes: self.max_batch_bytes.or(base.max_batch_bytes),
+            log_lines_per_second: self.log_lines_per_second.or(base.log_lines_per_second),
+            log_bytes_per_second: self.log_bytes_per_second.or(base.log_bytes_per_second),
+            sql_connections: self.sql_connections.or(base.sql_connections),
+            kafka_clients: self.kafka_clients.or(base.kafka_clients),
+        }
+    }
+
     /// These limits, `defaults` where one is left out.
     pub fn or(&self, defaults: &Limits) -> Limits {
         Limits {
@@ -490,16 +525,20 @@ impl PipelineSpec {
                     )))
                 })?;
         }
-        if let Some(memory) = self.limits.memory {
-            ensure!(
-                memory.as_u64() >= 1 << 20,
-                "{}",
-                at("limits.memory must be at least 1 MiB")
-            );
-        }
-        for side in [Side::Source, Side::Sink] {
+        for side in self.sides() {
+            if let Some(memory) = self.limits(side).memory {
+                let field = match side {
+                    Side::Transform(_) => format!("{}.limits.memory", side.field()),
+                    _ => "limits.memory".to_string(),
+                };
+                ensure!(
+                    memory.as_u64() >= 1 << 20,
+                    "{}",
+                    at(&format!("{field} must be at least 1 MiB"))
+                );
+            }
             let g = self.grants(side);
-            let at = |field: &str| at(&format!("{}.grants.{field}", side.name()));
+            let at = |field: &str| at(&format!("{}.grants.{field}", side.field()));
             if let Some(k) = &g.kafka {
                 ensure!(!k.topics.is_empty(), "{}", at("kafka: no topics granted"));
             }
@@ -525,9 +564,19 @@ impl PipelineSpec {
         Ok(())
     }
 
+    /// Every side in delivery order: the source, each transform, the sink.
+    pub fn sides(&self) -> Vec<Side> {
+        let mut sides = vec![Side::Source];
+        sides.extend((0..self.transforms.len()).map(Side::Transform));
+        sides.push(Side::Sink);
+        sides
+    }
+
+    /// Panics for a transform the spec does not have: sides come from [`Self::sides`].
     pub fn plugin(&self, side: Side) -> &str {
         match side {
             Side::Source => &self.source.plugin,
+            Side::Transform(i) => &self.transforms[i].plugin,
             Side::Sink => &self.sink.plugin,
         }
     }
@@ -535,6 +584,7 @@ impl PipelineSpec {
     pub fn config(&self, side: Side) -> &serde_json::Value {
         match side {
             Side::Source => &self.source.config,
+            Side::Transform(i) => &self.transforms[i].config,
             Side::Sink => &self.sink.config,
         }
     }
@@ -542,7 +592,16 @@ impl PipelineSpec {
     pub fn grants(&self, side: Side) -> &GrantsSpec {
         match side {
             Side::Source => &self.source.grants,
+            Side::Transform(i) => &self.transforms[i].grants,
             Side::Sink => &self.sink.grants,
+        }
+    }
+
+    /// The limits a side runs under, as written: a transform's own over the pipeline's.
+    pub fn limits(&self, side: Side) -> LimitsSpec {
+        match side {
+            Side::Transform(i) => self.transforms[i].limits.over(&self.limits),
+            _ => self.limits.clone(),
         }
     }
 
@@ -550,9 +609,9 @@ impl PipelineSpec {
     /// field is seen by every check that walks paths.
     pub fn host_paths(&self) -> Vec<HostPath<'_>> {
         let mut found = Vec::new();
-        for side in [Side::Source, Side::Sink] {
+        for side in self.sides() {
             let g = self.grants(side);
-            let at = |field: &str| format!("{}.grants.{field}", side.name());
+            let at = |field: &str| format!("{}.grants.{field}", side.field());
             for (i, d) in g.dirs.iter().enumerate() {
                 let access = if d.write { Access::Write } else { Access::Read };
                 found.push(HostPath {
@@ -577,6 +636,14 @@ impl PipelineSpec {
                         .and_then(|o| o.secret_access_key.as_ref()),
                 ),
             ];
+            let keys = g
+                .keys
+                .iter()
+                .map(|(name, secret)| (format!("keys.{name}"), Some(secret)));
+            let secrets = secrets
+                .into_iter()
+                .map(|(field, secret)| (field.to_string(), secret))
+                .chain(keys);
             for (field, secret) in secrets {
                 if let Some(SecretSpec::File(file)) = secret {
                     found.push(HostPath {

@@ -1,7 +1,7 @@
 //! One connector instance: its own store, limits and grants, and the typed calls of its world.
 
 use crate::bindings::exports::weir::connector::{
-    batch_read, connector, sink_transactional, sink_write, stream_read,
+    batch_read, connector, sink_transactional, sink_write, stream_read, transform_records,
 };
 use crate::bindings::weir::connector::types::{
     self, Batch, ConnectorSpec, DeadLetter, Records, StreamInfo,
@@ -26,6 +26,7 @@ pub enum Instance {
     BatchSource(BatchSourceInstance),
     StreamSource(StreamSourceInstance),
     Sink(SinkInstance),
+    Transform(TransformInstance),
 }
 
 impl Instance {
@@ -66,6 +67,7 @@ impl Instance {
             Batch(batch_read::Guest),
             Stream(stream_read::Guest),
             Sink(sink_write::Guest),
+            Transform(transform_records::Guest),
         }
         let api = match &plugin.exports {
             Exports::BatchSource(ix) => {
@@ -75,6 +77,9 @@ impl Instance {
                 Api::Stream(ix.load(&mut store, &instance).map_err(load_err)?)
             }
             Exports::Sink(ix) => Api::Sink(ix.load(&mut store, &instance).map_err(load_err)?),
+            Exports::Transform(ix) => {
+                Api::Transform(ix.load(&mut store, &instance).map_err(load_err)?)
+            }
         };
         let transactional = plugin
             .transactional
@@ -107,6 +112,11 @@ impl Instance {
                 transactional,
                 writer: None,
             }),
+            Api::Transform(api) => Instance::Transform(TransformInstance {
+                core,
+                api,
+                transformer: None,
+            }),
         })
     }
 
@@ -115,6 +125,7 @@ impl Instance {
             Instance::BatchSource(i) => &mut i.core,
             Instance::StreamSource(i) => &mut i.core,
             Instance::Sink(i) => &mut i.core,
+            Instance::Transform(i) => &mut i.core,
         }
     }
 
@@ -123,6 +134,7 @@ impl Instance {
             Instance::BatchSource(i) => &i.core,
             Instance::StreamSource(i) => &i.core,
             Instance::Sink(i) => &i.core,
+            Instance::Transform(i) => &i.core,
         }
     }
 
@@ -150,7 +162,7 @@ impl Instance {
         .await
     }
 
-    /// The streams a source can read; a sink has none.
+    /// The streams a source can read; a sink or a transform has none.
     pub async fn discover(&mut self, config: &str) -> Result<Vec<StreamInfo>, GuestError> {
         let config = config.to_owned();
         match self {
@@ -170,7 +182,7 @@ impl Instance {
                     })
                     .await
             }
-            Instance::Sink(_) => Ok(Vec::new()),
+            Instance::Sink(_) | Instance::Transform(_) => Ok(Vec::new()),
         }
     }
 }
@@ -209,7 +221,12 @@ macro_rules! shared {
         }
     )*};
 }
-shared!(BatchSourceInstance, StreamSourceInstance, SinkInstance);
+shared!(
+    BatchSourceInstance,
+    StreamSourceInstance,
+    SinkInstance,
+    TransformInstance
+);
 
 /// A source of either world: what a pipeline's source side runs.
 pub enum SourceInstance {
@@ -246,7 +263,7 @@ impl Instance {
         match self {
             Instance::BatchSource(i) => Some(SourceInstance::Batch(i)),
             Instance::StreamSource(i) => Some(SourceInstance::Stream(i)),
-            Instance::Sink(_) => None,
+            Instance::Sink(_) | Instance::Transform(_) => None,
         }
     }
 
@@ -254,6 +271,14 @@ impl Instance {
     pub fn into_sink(self) -> Option<SinkInstance> {
         match self {
             Instance::Sink(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The instance as a transform, if it is one.
+    pub fn into_transform(self) -> Option<TransformInstance> {
+        match self {
+            Instance::Transform(i) => Some(i),
             _ => None,
         }
     }
@@ -370,20 +395,24 @@ impl Core {
     /// that reads it, and one past the batch-bytes limit would make the host buffer what
     /// the operator capped: either is the source's fault and stops here.
     fn checked(&self, call: &'static str, batch: Batch) -> Result<Batch, GuestError> {
-        let bytes = batch.records.data.len() as u64;
+        self.check_records(call, &batch.records)?;
+        Ok(batch)
+    }
+
+    fn check_records(&self, call: &'static str, records: &Records) -> Result<(), GuestError> {
+        let bytes = records.data.len() as u64;
         let checked = if bytes > self.max_batch_bytes {
             Err(format!(
                 "returned a batch of {bytes} bytes; the limit is {}",
                 self.max_batch_bytes
             ))
         } else {
-            batch
-                .records
+            records
                 .check()
                 .map_err(|problem| format!("returned a malformed batch: {problem}"))
         };
         match checked {
-            Ok(()) => Ok(batch),
+            Ok(()) => Ok(()),
             Err(problem) => Err(GuestError {
                 kind: GuestErrorKind::Fatal,
                 plugin: self.store.data().log.labels.plugin.clone(),
@@ -616,6 +645,62 @@ impl SinkInstance {
             Some(writer) => {
                 self.core
                     .drop_resource("sink-write.writer.drop", writer)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+pub struct TransformInstance {
+    core: Core,
+    api: transform_records::Guest,
+    transformer: Option<ResourceAny>,
+}
+
+/// What a transform passes on from one batch.
+pub use transform_records::Transformed;
+
+impl TransformInstance {
+    pub async fn open(&mut self, config: &str) -> Result<(), GuestError> {
+        self.close().await?;
+        let api = self.api.clone();
+        let config = config.to_owned();
+        let transformer = self
+            .core
+            .call(
+                "transform-records.transformer.open",
+                Duration::ZERO,
+                async |s| api.transformer().call_open(s, &config).await,
+            )
+            .await?;
+        self.transformer = Some(transformer);
+        Ok(())
+    }
+
+    /// The records to pass on for `records`, and those the transform rejects. What it
+    /// returns is held to the same checks as a source's batch.
+    pub async fn process(&mut self, records: &Records) -> Result<Transformed, GuestError> {
+        const CALL: &str = "transform-records.transformer.process";
+        let transformer = self.transformer.ok_or_else(|| not_open(&self.core, CALL))?;
+        let api = self.api.clone();
+        let out = self
+            .core
+            .call(CALL, Duration::ZERO, async |s| {
+                api.transformer()
+                    .call_process(s, transformer, records)
+                    .await
+            })
+            .await?;
+        self.core.check_records(CALL, &out.records)?;
+        Ok(out)
+    }
+
+    pub async fn close(&mut self) -> Result<(), GuestError> {
+        match self.transformer.take() {
+            Some(transformer) => {
+                self.core
+                    .drop_resource("transform-records.transformer.drop", transformer)
                     .await
             }
             None => Ok(()),

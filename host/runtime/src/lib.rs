@@ -29,8 +29,10 @@ pub use bindings::weir::connector::types::{
 };
 pub use confined::HostDir;
 pub use error::{GuestError, GuestErrorKind};
+pub use host::Key;
 pub use instance::{
     BatchSourceInstance, Instance, SinkInstance, SourceInstance, Stamp, StreamSourceInstance,
+    TransformInstance, Transformed,
 };
 pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};
 pub use io::kafka::KafkaGrant;

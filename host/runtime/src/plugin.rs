@@ -1,7 +1,7 @@
 //! A plugin file, checked and compiled: which world it targets, ready to instantiate.
 
 use crate::bindings::exports::weir::connector::{
-    batch_read, connector, sink_transactional, sink_write, stream_read,
+    batch_read, connector, sink_transactional, sink_write, stream_read, transform_records,
 };
 use crate::runtime::Runtime;
 use crate::sandbox::HostState;
@@ -10,22 +10,30 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, InstancePre};
 
-/// The three kinds of connector, one WIT world each.
+/// The kinds of plugin, one WIT world each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum World {
     BatchSource,
     StreamSource,
     Sink,
+    /// A step between source and sink.
+    Transform,
 }
 
 impl World {
-    pub const ALL: [World; 3] = [World::BatchSource, World::StreamSource, World::Sink];
+    pub const ALL: [World; 4] = [
+        World::BatchSource,
+        World::StreamSource,
+        World::Sink,
+        World::Transform,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             World::BatchSource => "batch-source",
             World::StreamSource => "stream-source",
             World::Sink => "sink",
+            World::Transform => "transform",
         }
     }
 
@@ -35,11 +43,12 @@ impl World {
             World::BatchSource => "weir:connector/batch-read@0.1.0",
             World::StreamSource => "weir:connector/stream-read@0.1.0",
             World::Sink => "weir:connector/sink-write@0.1.0",
+            World::Transform => "weir:connector/transform-records@0.1.0",
         }
     }
 
     pub fn is_source(self) -> bool {
-        self != World::Sink
+        matches!(self, World::BatchSource | World::StreamSource)
     }
 }
 
@@ -67,6 +76,7 @@ pub(crate) enum Exports {
     BatchSource(batch_read::GuestIndices),
     StreamSource(stream_read::GuestIndices),
     Sink(sink_write::GuestIndices),
+    Transform(transform_records::GuestIndices),
 }
 
 pub struct Plugin {
@@ -134,6 +144,11 @@ impl Plugin {
             ),
             World::Sink => Exports::Sink(
                 sink_write::GuestIndices::new(&pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(mismatch)?,
+            ),
+            World::Transform => Exports::Transform(
+                transform_records::GuestIndices::new(&pre)
                     .map_err(anyhow::Error::from)
                     .with_context(mismatch)?,
             ),
@@ -219,10 +234,11 @@ fn world_of(runtime: &Runtime, component: &Component) -> Result<World> {
     };
     match found.as_slice() {
         [] => bail!(
-            "it exports none of {}, {} or {} (it exports {})",
+            "it exports none of {}, {}, {} or {} (it exports {})",
             World::BatchSource.export(),
             World::StreamSource.export(),
             World::Sink.export(),
+            World::Transform.export(),
             listed()
         ),
         [world] if exports.iter().any(|e| e == CONNECTOR_EXPORT) => Ok(*world),

@@ -5,9 +5,9 @@
 use crate::bindings::weir::connector::kafka;
 #[cfg(feature = "sql")]
 use crate::bindings::weir::connector::sql;
-use crate::bindings::weir::connector::{http, log, metrics, objects, types};
+use crate::bindings::weir::connector::{http, keys, log, metrics, objects, types};
 use crate::cache::CompileCache;
-use crate::host::{LogCtx, MetricsCtx};
+use crate::host::{KeysCtx, LogCtx, MetricsCtx};
 use crate::instance::Instance;
 use crate::io::http::HttpCtx;
 #[cfg(feature = "kafka")]
@@ -121,6 +121,7 @@ impl Runtime {
         #[cfg(feature = "sql")]
         sql::add_to_linker::<_, HasSelf<SqlCtx>>(&mut linker, |s| &mut s.sql)?;
         objects::add_to_linker::<_, HasSelf<ObjectsCtx>>(&mut linker, |s| &mut s.objects)?;
+        keys::add_to_linker::<_, HasSelf<KeysCtx>>(&mut linker, |s| &mut s.keys)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let (running, ticking) = (ticker.clone(), engine.clone());

@@ -3,7 +3,7 @@
 
 use crate::confined::{HostDir, fd_path};
 use crate::console::ConsoleTail;
-use crate::host::{LogBudget, LogCtx, MetricsCtx};
+use crate::host::{Key, KeysCtx, LogBudget, LogCtx, MetricsCtx};
 use crate::io::http::{HttpCtx, HttpGrant};
 #[cfg(feature = "kafka")]
 use crate::io::kafka::KafkaCtx;
@@ -66,6 +66,8 @@ pub struct Sandbox {
     pub http: Option<HttpGrant>,
     pub sql: Option<SqlGrant>,
     pub objects: Option<ObjectsGrant>,
+    /// Secrets the plugin may hash under (`weir:connector/keys`), by the name it uses.
+    pub keys: std::collections::BTreeMap<String, Key>,
     pub limits: Limits,
 }
 
@@ -115,7 +117,7 @@ impl CallDeadline {
 pub struct Labels {
     pub pipeline: String,
     pub plugin: String,
-    /// `source` or `sink`.
+    /// `source`, `transform` or `sink`.
     pub role: &'static str,
 }
 
@@ -130,6 +132,7 @@ pub(crate) struct HostState {
     #[cfg(feature = "sql")]
     pub(crate) sql: SqlCtx,
     pub(crate) objects: ObjectsCtx,
+    pub(crate) keys: KeysCtx,
     pub(crate) log: LogCtx,
     pub(crate) metrics: MetricsCtx,
     pub(crate) limiter: MemoryLimiter,
@@ -208,6 +211,9 @@ impl HostState {
             objects: ObjectsCtx {
                 grant: sandbox.objects.clone(),
                 store: None,
+            },
+            keys: KeysCtx {
+                keys: sandbox.keys.clone(),
             },
             log: LogCtx {
                 budget: LogBudget::new(limits),
