@@ -5,24 +5,29 @@
 import { log as witLog } from 'weir:connector/log@0.1.0';
 import { counterAdd } from 'weir:connector/metrics@0.1.0';
 import { send } from 'weir:connector/http@0.1.0';
+import { hmacSha256 } from 'weir:connector/keys@0.1.0';
 import { ConfigError, TransientError, FatalError, host } from './index.js';
-import { batch, deadLetter, guarded, position, streamInfo, unpack } from './glue.js';
+import { batch, deadLetter, guarded, position, streamInfo, transformed, unpack } from './glue.js';
+
+/** Calls a host import, turning its typed error into the SDK's error classes. */
+function typed(call) {
+  try {
+    return call();
+  } catch (e) {
+    // The host's typed error arrives as the thrown value's payload.
+    const err = e?.payload ?? e;
+    const message = err?.val ?? String(e);
+    if (err?.tag === 'config') throw new ConfigError(message);
+    if (err?.tag === 'transient') throw new TransientError(message);
+    throw new FatalError(message);
+  }
+}
 
 host.impl = {
   log: witLog,
   counterAdd,
-  send(request) {
-    try {
-      return send(request);
-    } catch (e) {
-      // The host's typed error arrives as the thrown value's payload.
-      const err = e?.payload ?? e;
-      const message = err?.val ?? String(e);
-      if (err?.tag === 'config') throw new ConfigError(message);
-      if (err?.tag === 'transient') throw new TransientError(message);
-      throw new FatalError(message);
-    }
-  },
+  send: (request) => typed(() => send(request)),
+  hmacSha256: (name, messages) => typed(() => hmacSha256(name, messages)),
 };
 
 /** The component's exports for `Connector`, named as the world `world` expects them. */
@@ -93,6 +98,20 @@ export function exportsFor(world, Connector) {
         }
       }
       return { connector, sinkWrite: { Writer } };
+    }
+    case 'transform': {
+      class Transformer {
+        constructor(inner) {
+          this.inner = inner;
+        }
+        static open(config) {
+          return new Transformer(guarded(() => new Connector(JSON.parse(config))));
+        }
+        process(records) {
+          return guarded(() => transformed(this.inner.process(unpack(records))));
+        }
+      }
+      return { connector, transformRecords: { Transformer } };
     }
     default:
       throw new Error(`unknown world ${world}`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds a JavaScript connector into a component:
 //   componentize.mjs WORLD CONNECTOR.js OUT.wasm
-// WORLD is batch-source, stream-source or sink; CONNECTOR.js default-exports the class.
+// WORLD is batch-source, stream-source, sink or transform; CONNECTOR.js default-exports
+// the class.
 // The connector and its imports are bundled (esbuild) with the SDK's glue, then
 // componentize-js embeds them in SpiderMonkey. Rebuilds only when a source is newer.
 import { componentize } from '@bytecodealliance/componentize-js';
@@ -12,9 +13,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const [world, source, out] = process.argv.slice(2);
-const names = { 'batch-source': 'batchRead', 'stream-source': 'streamRead', sink: 'sinkWrite' };
+const names = {
+  'batch-source': 'batchRead',
+  'stream-source': 'streamRead',
+  sink: 'sinkWrite',
+  transform: 'transformRecords',
+};
 if (!names[world] || !source || !out) {
-  console.error('usage: componentize.mjs batch-source|stream-source|sink CONNECTOR.js OUT.wasm');
+  console.error('usage: componentize.mjs batch-source|stream-source|sink|transform CONNECTOR.js OUT.wasm');
   process.exit(2);
 }
 const sdk = dirname(fileURLToPath(import.meta.url));

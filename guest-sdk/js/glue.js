@@ -2,7 +2,7 @@
 // turned into the contract's typed errors, checkpoints as JSON. component.js wires it to
 // the bindings; test/glue.test.js runs it under plain Node.js.
 
-import { Batch, ConfigError, TransientError, Record, bytes } from './index.js';
+import { Batch, ConfigError, DeadLetter, TransientError, Record, bytes } from './index.js';
 
 /** Runs `call`, turning a throw into the contract's typed error, with the stack. */
 export function guarded(call) {
@@ -90,3 +90,12 @@ export function batch(b) {
 
 export const streamInfo = (s) => ({ name: s.name, schema: s.schema === undefined ? undefined : JSON.stringify(s.schema) });
 
+
+/** A transform's outputs as the contract's `transformed`: dead letters apart, the rest
+ * packed. */
+export function transformed(outputs) {
+  const records = [];
+  const rejected = [];
+  for (const o of outputs ?? []) (o instanceof DeadLetter ? rejected : records).push(o);
+  return { records: pack(records), deadLetters: rejected.map(deadLetter) };
+}

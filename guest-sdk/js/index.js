@@ -1,6 +1,7 @@
 // Write weir connectors in JavaScript.
 //
-// Extend one of BatchSource, StreamSource or Sink and make it the module's default export;
+// Extend one of BatchSource, StreamSource, Sink or Transform and make it the module's
+// default export;
 // `weir-componentize WORLD connector.js out.wasm` builds the component. The semantics are
 // the Rust SDK's: the host validates `config` against `spec.configSchema` before the class
 // sees it, commits a batch's cursor only after the sink flushed it, and retries
@@ -102,6 +103,13 @@ export class StreamSource extends Connector {
  * (or nothing), and `flush()`: when it returns, every record written before is durable. */
 export class Sink extends Connector {}
 
+/** A step between a pipeline's source and its sink, called once per batch:
+ * `constructor(config)` and `process(records)` returning what to pass on, any number of
+ * outputs, each a Record (return an input, changed, to keep its key and headers) or a
+ * value as a source may hand one, with a DeadLetter among them for each record rejected.
+ * It keeps no durable state: the host may open a new one at any checkpoint. */
+export class Transform extends Connector {}
+
 /** The host's imports; set by the component glue, absent under plain Node.js. */
 export const host = { impl: undefined };
 
@@ -129,6 +137,15 @@ export const metrics = {
   counterAdd(name, value = 1) {
     if (host.impl) host.impl.counterAdd(name, BigInt(value));
     else metrics.counters[name] = (metrics.counters[name] ?? 0) + value;
+  },
+};
+
+/** Keyed hashes through the host: the key is a secret the pipeline grants by name
+ * (`grants.keys`) and never enters the plugin. */
+export const keys = {
+  hmacSha256(name, messages) {
+    if (!host.impl) throw new Error('weir keys needs the weir host; it is not available under plain Node.js');
+    return host.impl.hmacSha256(name, messages.map(bytes));
   },
 };
 

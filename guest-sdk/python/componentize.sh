@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a Python connector into a component: componentize.sh WORLD SRC_DIR OUT.wasm
-# WORLD is batch-source, stream-source or sink; SRC_DIR holds app.py (the app module).
+# WORLD is batch-source, stream-source, sink or transform; SRC_DIR holds app.py (the app module).
 # Rebuilds only when a source, the SDK or the contract is newer than OUT.
 set -euo pipefail
 world="$1" src="$(cd "$2" && pwd)" out="$3"

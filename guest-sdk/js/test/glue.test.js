@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Batch, ConfigError, DeadLetter, FatalError, Record, TransientError } from '../index.js';
-import { batch, deadLetter, guarded, pack, position, unpack } from '../glue.js';
+import { batch, deadLetter, guarded, pack, position, transformed, unpack } from '../glue.js';
 
 const text = (b) => new TextDecoder().decode(b);
 
@@ -73,4 +73,33 @@ test('cursors and checkpoints travel as JSON', () => {
   assert.equal(b.deadLetters[0].reason, 'no');
   assert.equal(deadLetter({ reason: 7 }).reason, '7');
   assert.throws(() => batch({ records: [] }), TypeError, 'only a weir Batch');
+});
+
+test('a transform maps, expands and rejects, keeping what it returns', () => {
+  const given = unpack(
+    pack([
+      new Record({ key: 'k', value: '{"parts":[1,2]}', headers: [['h', 'v']], timestampMs: 5, op: 'create' }),
+      { bad: 1 },
+    ]),
+  );
+  const outputs = [];
+  for (const r of given) {
+    const v = r.json();
+    if (v.bad) {
+      outputs.push(DeadLetter.of(r, 'bad'));
+      continue;
+    }
+    for (const part of v.parts) outputs.push(new Record({ ...r, value: JSON.stringify(part) }));
+  }
+  const out = transformed(outputs);
+  const back = unpack(out.records);
+  assert.deepEqual(back.map((r) => r.text()), ['1', '2']);
+  assert.equal(text(back[1].key), 'k');
+  assert.deepEqual(back[1].headers.map(([k, v]) => [k, text(v)]), [['h', 'v']]);
+  assert.equal(back[1].timestampMs, 5);
+  assert.equal(back[1].op, 'create');
+  assert.equal(out.deadLetters.length, 1);
+  assert.equal(out.deadLetters[0].reason, 'bad');
+  assert.equal(text(out.deadLetters[0].value), '{"bad":1}');
+  assert.deepEqual(transformed(undefined).records.items, [], 'nothing returned passes nothing on');
 });

@@ -36,10 +36,15 @@ def _bindings():
     t.Error_Fatal = _record("Error_Fatal", "value")
     imports = types.ModuleType("wit_world.imports")
     imports.types = t
-    for name in ("http", "log", "metrics"):
+    for name in ("http", "keys", "log", "metrics"):
         setattr(imports, name, types.ModuleType(f"wit_world.imports.{name}"))
     world = types.ModuleType("wit_world")
     world.imports = imports
+    exports = types.ModuleType("wit_world.exports")
+    transform = types.ModuleType("wit_world.exports.transform_records")
+    transform.Transformed = _record("Transformed", "records", "dead_letters")
+    exports.transform_records = transform
+    world.exports = exports
     cpt = types.ModuleType("componentize_py_types")
 
     class Err(Exception):
@@ -53,6 +58,8 @@ def _bindings():
             "wit_world": world,
             "wit_world.imports": imports,
             "wit_world.imports.types": t,
+            "wit_world.exports": exports,
+            "wit_world.exports.transform_records": transform,
             "componentize_py_types": cpt,
         }
     )
@@ -140,6 +147,50 @@ class Positions(unittest.TestCase):
         self.assertEqual(polled.checkpoint, "42")
         stream.ack(polled.checkpoint)
         self.assertEqual(acked, [42])
+
+
+class Transforms(unittest.TestCase):
+    def test_a_transform_maps_filters_expands_and_rejects_keeping_what_it_returns(self):
+        class Split(weir.Transform):
+            def process(self, records):
+                out = []
+                for r in records:
+                    v = r.json()
+                    if v.get("skip"):
+                        continue
+                    if "bad" in v:
+                        out.append(weir.DeadLetter.of(r, "bad"))
+                        continue
+                    for part in v.get("parts", [v]):
+                        r.value = json.dumps(part).encode()
+                        out.append(weir.Record(r.value, r.key, r.headers, r.timestamp_ms, r.op))
+                return out
+
+        weir.export(Split)
+        t = _glue.Transformer.open("{}")
+        given = _glue.pack(
+            [
+                weir.Record(b'{"parts":[1,2]}', b"k", [("h", b"v")], 5, "create"),
+                {"skip": True},
+                {"bad": 1},
+                {"n": 3},
+            ]
+        )
+        out = t.process(given)
+        back = _glue.unpack(out.records)
+        self.assertEqual([r.value for r in back], [b"1", b"2", b'{"n": 3}'])
+        self.assertEqual(back[0], weir.Record(b"1", b"k", [("h", b"v")], 5, "create"))
+        self.assertEqual(out.dead_letters, [wit.DeadLetter(None, b'{"bad":1}', "bad")])
+
+    def test_an_exception_in_process_is_a_typed_error(self):
+        class Boom(weir.Transform):
+            def process(self, records):
+                raise weir.TransientError("later")
+
+        weir.export(Boom)
+        with self.assertRaises(Err) as caught:
+            _glue.Transformer.open("{}").process(_glue.pack([b"x"]))
+        self.assertEqual(caught.exception.value, wit.Error_Transient("later"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Write weir connectors in Python.
 
-Subclass one of `BatchSource`, `StreamSource` or `Sink`, then export it from your app
+Subclass one of `BatchSource`, `StreamSource`, `Sink` or `Transform`, then export it from your app
 module (the one componentize-py is pointed at):
 
     import weir
@@ -42,11 +42,12 @@ from weir._api import (
     Sink,
     StreamInfo,
     StreamSource,
+    Transform,
     TransientError,
     WeirError,
 )
 from weir._export import export
-from weir import http, log, metrics
+from weir import http, keys, log, metrics
 
 __all__ = [
     "Batch",
@@ -58,6 +59,7 @@ __all__ = [
     "Sink",
     "StreamInfo",
     "StreamSource",
+    "Transform",
     "TransientError",
     "WeirError",
     "export",

@@ -151,3 +151,17 @@ class Sink(_Connector):
 
     def flush(self) -> None:
         """When this returns, every record written before must be durable."""
+
+
+class Transform(_Connector):
+    """A step between a pipeline's source and its sink, called once per batch. It keeps no
+    durable state: the host may open a new one (a new version) at any checkpoint."""
+
+    def __init__(self, config: dict) -> None:
+        pass
+
+    def process(self, records: list[Record]) -> list:
+        """What to pass on for `records`: any number of outputs, each a `Record` (keep an
+        input's key and headers by returning it, changed), or a value as a source may hand
+        one; and a `DeadLetter` for each record rejected, among them."""
+        raise NotImplementedError

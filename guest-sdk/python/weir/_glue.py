@@ -12,6 +12,7 @@ from weir._api import (
     OPS,
     Batch,
     ConfigError,
+    DeadLetter,
     Record,
     TransientError,
 )
@@ -214,3 +215,30 @@ class Writer:
 
     def flush(self) -> None:
         guarded(self.inner.flush)
+
+
+class TransformRecords:
+    pass
+
+
+def transformed(outputs):
+    """A transform's outputs as the contract's `transformed`: dead letters apart, the rest
+    packed."""
+    from wit_world.exports.transform_records import Transformed
+
+    records, rejected = [], []
+    for o in outputs or []:
+        (rejected if isinstance(o, DeadLetter) else records).append(o)
+    return Transformed(pack(records), [dead_letter(d) for d in rejected])
+
+
+class Transformer:
+    def __init__(self, inner):
+        self.inner = inner
+
+    @classmethod
+    def open(cls, text: str):
+        return cls(guarded(lambda: connector()(config(text))))
+
+    def process(self, records: types.Records):
+        return guarded(lambda: transformed(self.inner.process(unpack(records))))

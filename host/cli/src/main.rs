@@ -271,11 +271,24 @@ enum PipelineCommand {
         name: String,
         #[arg(long)]
         source_version: Option<i64>,
+        /// One per transform, in order; `latest` for the newest.
+        #[arg(long = "transform-version", value_parser = transform_version)]
+        transform_versions: Vec<Option<i64>>,
         #[arg(long)]
         sink_version: Option<i64>,
         #[command(flatten)]
         server: Server,
     },
+}
+
+fn transform_version(text: &str) -> Result<Option<i64>, String> {
+    match text {
+        "latest" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("`{n}` is neither a version number nor `latest`")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -595,11 +608,13 @@ fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
         PipelineCommand::Upgrade {
             name,
             source_version,
+            transform_versions,
             sink_version,
             server,
         } => {
             let body = serde_json::json!({
                 "source_version": source_version,
+                "transform_versions": transform_versions,
                 "sink_version": sink_version,
             });
             server.client()?.call(

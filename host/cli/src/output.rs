@@ -27,10 +27,17 @@ fn text(s: &Summary) -> String {
         (0, 0) if s.status == Status::Ok => {
             "0 new records (nothing past the last checkpoint)".to_string()
         }
-        (read, written) => format!(
-            "{read} records read, {written} written by {}{into} in {seconds:.2}s ({} batches)",
-            s.sink, s.batches
-        ),
+        (read, written) => {
+            let through = if s.transforms.is_empty() {
+                String::new()
+            } else {
+                format!(" through {}", s.transforms.join(" → "))
+            };
+            format!(
+                "{read} records read, {written} written{through} by {}{into} in {seconds:.2}s ({} batches)",
+                s.sink, s.batches
+            )
+        }
     };
     match &s.error {
         None => format!("{}: {moved}", s.pipeline),

@@ -78,8 +78,8 @@ pub trait Resolver {
     fn dir(&self, path: &Path, access: Access) -> Result<HostDir>;
     /// The value of the environment variable a secret names.
     fn env(&self, var: &str) -> Result<String>;
-    /// The file of the plugin a side references.
-    fn plugin(&self, reference: &str) -> Result<PathBuf>;
+    /// The file of the plugin `side` references.
+    fn plugin(&self, side: Side, reference: &str) -> Result<PathBuf>;
     /// Which client settings the operator allows beyond those any pipeline may set.
     fn policy(&self) -> &ClientPolicy;
 }
@@ -105,7 +105,7 @@ impl Resolver for FileResolver<'_> {
         std::env::var(var).with_context(|| format!("environment variable `{var}` is not set"))
     }
 
-    fn plugin(&self, reference: &str) -> Result<PathBuf> {
+    fn plugin(&self, _: Side, reference: &str) -> Result<PathBuf> {
         Ok(normalize(&self.base.join(reference)))
     }
 
@@ -288,7 +288,7 @@ pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
         let limits = spec.limits(side).or(&Limits::default());
         Ok(Endpoint {
             plugin: r
-                .plugin(spec.plugin(side))
+                .plugin(side, spec.plugin(side))
                 .with_context(|| field("plugin"))?,
             config: spec.config(side).clone(),
             sandbox: sandbox(r, spec, side, limits, &field("grants"))?,

@@ -176,7 +176,7 @@ impl Resolver for AnchorsOnly {
     fn env(&self, _: &str) -> anyhow::Result<String> {
         anyhow::bail!("no env here")
     }
-    fn plugin(&self, reference: &str) -> anyhow::Result<PathBuf> {
+    fn plugin(&self, _: weir_pipeline::Side, reference: &str) -> anyhow::Result<PathBuf> {
         Ok(reference.into())
     }
     fn policy(&self) -> &ClientPolicy {
@@ -187,7 +187,7 @@ impl Resolver for AnchorsOnly {
 /// What starting `p` creates: its writable directories, where the runtime and the dead
 /// letter store make them.
 fn start(p: &Pipeline) {
-    for e in [&p.source, &p.sink] {
+    for e in p.sides().into_iter().map(|side| p.endpoint(side)) {
         for d in e.sandbox.dirs.iter().filter(|d| d.writable) {
             let _ = d.host.create();
         }
@@ -231,7 +231,7 @@ fn definitions_never_reach_outside_the_tenant() {
                 && let Ok(limits) = spec.limits.within(&Quotas::default().limits())
             {
                 spec.limits = limits;
-                if let Ok(p) = w.grants.resolve(&spec, &|p| Ok(PathBuf::from(p))) {
+                if let Ok(p) = w.grants.resolve(&spec, &|_, p| Ok(PathBuf::from(p))) {
                     start(&p);
                 }
                 let anchors_only = AnchorsOnly {

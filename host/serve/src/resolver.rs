@@ -6,20 +6,20 @@
 use crate::tenant::Grants;
 use anyhow::{Result, bail};
 use std::path::{Component, Path, PathBuf};
-use weir_pipeline::{Access, Resolver};
+use weir_pipeline::{Access, Resolver, Side};
 use weir_runtime::HostDir;
 use weir_runtime::io::ClientPolicy;
 
 pub struct TenantResolver<'a> {
     grants: &'a Grants,
     roots: Vec<PathBuf>,
-    plugin: &'a dyn Fn(&str) -> Result<PathBuf>,
+    plugin: &'a dyn Fn(Side, &str) -> Result<PathBuf>,
     policy: ClientPolicy,
 }
 
 impl<'a> TenantResolver<'a> {
-    /// `plugin` turns a side's `name[@version]` into the pinned file.
-    pub fn new(grants: &'a Grants, plugin: &'a dyn Fn(&str) -> Result<PathBuf>) -> Self {
+    /// `plugin` turns a side's `name[@version]` into the file pinned for that side.
+    pub fn new(grants: &'a Grants, plugin: &'a dyn Fn(Side, &str) -> Result<PathBuf>) -> Self {
         TenantResolver {
             grants,
             roots: grants.roots(),
@@ -54,8 +54,8 @@ impl Resolver for TenantResolver<'_> {
         bail!("`env` secrets are not available in weir serve; use `file` in a tenant directory")
     }
 
-    fn plugin(&self, reference: &str) -> Result<PathBuf> {
-        (self.plugin)(reference)
+    fn plugin(&self, side: Side, reference: &str) -> Result<PathBuf> {
+        (self.plugin)(side, reference)
     }
 
     fn policy(&self) -> &ClientPolicy {
@@ -79,7 +79,7 @@ mod tests {
     }
 
     fn resolve(grants: &Grants, spec: &PipelineSpec) -> anyhow::Result<weir_pipeline::Pipeline> {
-        grants.resolve(spec, &|p| Ok(p.into()))
+        grants.resolve(spec, &|_, p| Ok(p.into()))
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! the batch in flight, so the new instance opens at exactly the checkpoint the old one
 //! left, and nothing is delivered twice.
 
-use crate::registry::{Desired, PipelineRow, PluginRef, Registry, key};
+use crate::registry::{Desired, PipelineRow, Pins, Registry, key};
 use crate::restart::{self, Next};
 use crate::tenant::Grants;
 use crate::tenant_cpu::TenantCpu;
@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use weir_checkpoint::CheckpointStore;
 use weir_pipeline::{
-    CpuBudget, Meter, MeterReading, Pipeline, RunOptions, Shutdown, Status, now_ms,
+    CpuBudget, Meter, MeterReading, Pipeline, RunOptions, Shutdown, Side, Status, now_ms,
 };
 use weir_runtime::{GuestErrorKind, Runtime};
 
@@ -78,7 +78,7 @@ enum Command {
 struct Control {
     command: Command,
     /// The plugin versions last asked for: a registry change that moves them swaps.
-    versions: (PluginRef, PluginRef),
+    versions: Pins,
     /// Bumped to restart the current run (a new plugin version, a resume).
     generation: u64,
     /// Stops the run in progress, between batches.
@@ -113,9 +113,9 @@ pub struct Stats {
     pub traps: u64,
     pub deadline_stops: u64,
     pub memory_stops: u64,
-    /// The versions the current run uses.
-    pub source: Option<PluginRef>,
-    pub sink: Option<PluginRef>,
+    /// The versions the current run uses: `source`, `transforms`, `sink`.
+    #[serde(flatten)]
+    pub running: Option<Pins>,
     /// When the current run started, ms since the Unix epoch.
     pub run_started_ms: u64,
     /// Records written before the current run started (so a run's own count is the
@@ -217,7 +217,7 @@ impl Supervisor {
             name: row.name.clone(),
             control: Mutex::new(Control {
                 command,
-                versions: (row.source.clone(), row.sink.clone()),
+                versions: row.pins.clone(),
                 generation: 0,
                 run_stop: None,
             }),
@@ -232,8 +232,7 @@ impl Supervisor {
                 traps: 0,
                 deadline_stops: 0,
                 memory_stops: 0,
-                source: None,
-                sink: None,
+                running: None,
                 run_started_ms: 0,
                 records_out_before_run: 0,
             }),
@@ -265,7 +264,7 @@ impl Supervisor {
     fn tell(&self, tenant: &str, name: &str, command: Command, restart: bool) {
         if let Some(w) = self.worker(tenant, name) {
             if restart && let Ok(Some(row)) = self.registry.pipeline(tenant, name) {
-                lock(&w.control).versions = (row.source, row.sink);
+                lock(&w.control).versions = row.pins;
             }
             w.tell(command, restart);
         }
@@ -543,8 +542,7 @@ impl Supervisor {
         {
             let mut s = lock(&w.stats);
             s.state = State::Running;
-            s.source = Some(row.source.clone());
-            s.sink = Some(row.sink.clone());
+            s.running = Some(row.pins.clone());
             s.run_started_ms = now_ms();
             s.records_out_before_run = w.meter.read().records_out;
         }
@@ -559,7 +557,7 @@ impl Supervisor {
             .checkpoints
             .acquire(&row.key(), self.placement.node())
             .map_err(|e| format!("{e:#}"))?;
-        tracing::info!(source = ?row.source, sink = ?row.sink, epoch = owner.epoch, "pipeline starting");
+        tracing::info!(pins = ?row.pins, epoch = owner.epoch, "pipeline starting");
         let options = RunOptions {
             once: false,
             cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),
@@ -614,7 +612,7 @@ impl Worker {
 
     /// Tells the worker what the stored row asks that it was not told yet.
     fn align(&self, row: &PipelineRow) {
-        let versions = (row.source.clone(), row.sink.clone());
+        let versions = row.pins.clone();
         let wanted = match row.desired {
             Desired::Running => Command::Run,
             Desired::Paused | Desired::Failed => Command::Hold,
@@ -641,14 +639,9 @@ impl Worker {
 pub fn build(registry: &dyn Registry, grants: &Grants, row: &PipelineRow) -> Result<Pipeline> {
     let mut spec = row.spec.clone();
     spec.name = row.key();
-    let plugin = |reference: &str| {
-        let name = reference.split('@').next().unwrap_or(reference);
-        let pinned = if name == row.source.name {
-            &row.source
-        } else if name == row.sink.name {
-            &row.sink
-        } else {
-            bail!("plugin `{name}` is not pinned for this pipeline");
+    let plugin = |side: Side, _: &str| {
+        let Some(pinned) = row.pins.sides().contains(&side).then(|| row.pins.get(side)) else {
+            bail!("{} has no pinned plugin", side.name());
         };
         let v = registry
             .plugin(&row.tenant, &pinned.name, pinned.version)?

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_pipeline::{DeadLetterTarget, Pipeline, PipelineSpec};
+use weir_pipeline::{Side, DeadLetterTarget, Pipeline, PipelineSpec};
 use weir_runtime::confined::{normalize, overlap};
 use weir_runtime::patterns::{dir_covers, host_covers, location_covers, topic_covers};
 use weir_runtime::{KafkaGrant, ObjectLocation, Sandbox};
@@ -193,7 +193,7 @@ impl Grants {
     pub fn resolve(
         &self,
         spec: &PipelineSpec,
-        plugin: &dyn Fn(&str) -> Result<PathBuf>,
+        plugin: &dyn Fn(Side, &str) -> Result<PathBuf>,
     ) -> Result<Pipeline> {
         let mut pipeline = weir_pipeline::resolve(spec, &TenantResolver::new(self, plugin))?;
         let excess = self.excess(&pipeline);
@@ -210,9 +210,10 @@ impl Grants {
     /// Adds the tenant's own client properties to every Kafka grant of `p`.
     fn apply_client_properties(&self, p: &mut Pipeline) {
         let Some(tenant) = &self.kafka else { return };
-        let grants = [&mut p.source.sandbox.kafka, &mut p.sink.sandbox.kafka]
-            .into_iter()
-            .flatten()
+        let grants = std::iter::once(&mut p.source)
+            .chain(&mut p.transforms)
+            .chain(std::iter::once(&mut p.sink))
+            .filter_map(|e| e.sandbox.kafka.as_mut())
             .chain(match &mut p.dead_letter {
                 Some(DeadLetterTarget::Kafka { grant, .. }) => Some(grant),
                 _ => None,
@@ -226,8 +227,10 @@ impl Grants {
     /// each naming the field. (Directories are held by the resolver, path by path.)
     pub fn excess(&self, p: &Pipeline) -> Vec<String> {
         let mut found = Vec::new();
-        self.sandbox_excess("source.grants", &p.source.sandbox, &mut found);
-        self.sandbox_excess("sink.grants", &p.sink.sandbox, &mut found);
+        for side in p.sides() {
+            let at = format!("{}.grants", side.field());
+            self.sandbox_excess(&at, &p.endpoint(side).sandbox, &mut found);
+        }
         if let Some(DeadLetterTarget::Kafka { grant, .. }) = &p.dead_letter {
             self.kafka_excess("dead_letter.kafka", grant, &mut found)
         }

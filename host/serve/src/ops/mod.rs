@@ -113,7 +113,7 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Desired, PipelineRow, PluginRef, SqliteRegistry, Tenant};
+    use crate::registry::{Desired, PipelineRow, Pins, PluginRef, SqliteRegistry, Tenant};
     use crate::tenant::{Grants, Quotas, TenantDir};
     use serde_json::json;
     use weir_checkpoint::SqliteCheckpoints;
@@ -173,13 +173,16 @@ mod tests {
             tenant: tenant.into(),
             name: name.into(),
             spec: spec(name, json!({})),
-            source: PluginRef {
-                name: "src".into(),
-                version,
-            },
-            sink: PluginRef {
-                name: "out".into(),
-                version: 1,
+            pins: Pins {
+                source: PluginRef {
+                    name: "src".into(),
+                    version,
+                },
+                transforms: Vec::new(),
+                sink: PluginRef {
+                    name: "out".into(),
+                    version: 1,
+                },
             },
             desired: Desired::Paused,
             last_error: None,

@@ -3,7 +3,7 @@
 
 use super::plugins::{fits, pin};
 use super::{Error, Ops, Result, check_name};
-use crate::registry::{Desired, PipelineRow, PluginRef, key};
+use crate::registry::{Desired, PipelineRow, Pins, key};
 use crate::supervisor::{self, Snapshot};
 use serde::Serialize;
 use weir_pipeline::{PipelineSpec, Side, Stream};
@@ -20,14 +20,8 @@ pub struct PipelineStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub desired: Desired,
-    pub pinned: Pinned,
+    pub pinned: Pins,
     pub definition: PipelineSpec,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Pinned {
-    pub source: PluginRef,
-    pub sink: PluginRef,
 }
 
 /// The versions to move to; none is the latest.
@@ -35,7 +29,27 @@ pub struct Pinned {
 #[serde(deny_unknown_fields)]
 pub struct Upgrade {
     pub source_version: Option<i64>,
+    /// One per transform, in order (null: the latest); left out, all move to the latest.
+    #[serde(default)]
+    pub transform_versions: Vec<Option<i64>>,
     pub sink_version: Option<i64>,
+}
+
+impl Upgrade {
+    fn version(&self, side: Side) -> Option<i64> {
+        match side {
+            Side::Source => self.source_version,
+            Side::Transform(i) => self.transform_versions.get(i).copied().flatten(),
+            Side::Sink => self.sink_version,
+        }
+    }
+
+    fn field(side: Side) -> String {
+        match side {
+            Side::Transform(i) => format!("transform_versions[{i}]"),
+            other => format!("{}_version", other.role()),
+        }
+    }
 }
 
 impl Ops {
@@ -59,26 +73,49 @@ impl Ops {
             .limits
             .within(&t.quotas.limits())
             .map_err(Error::refused)?;
+        // A transform's own limits are held to the quotas too (what it leaves out is
+        // the pipeline's, now filled).
+        let quota = t.quotas.limits();
+        for (i, step) in spec.transforms.iter_mut().enumerate() {
+            step.limits = step
+                .limits
+                .over(&spec.limits)
+                .within(&quota)
+                .map_err(|e| Error::Refused(format!("transforms[{i}].{e:#}")))?;
+        }
         let registry = self.registry.as_ref();
-        let (source, source_world, source_spec) =
-            pin(registry, tenant, spec.plugin(Side::Source), "source.plugin")?;
-        let (sink, sink_world, sink_spec) =
-            pin(registry, tenant, spec.plugin(Side::Sink), "sink.plugin")?;
+        let mut pinned = Vec::new();
+        for side in spec.sides() {
+            let field = format!("{}.plugin", side.field());
+            pinned.push((side, pin(registry, tenant, spec.plugin(side), &field)?));
+        }
+        let pin_of = |side: Side| {
+            pinned
+                .iter()
+                .find(|(s, _)| *s == side)
+                .map(|(_, (r, _, _))| r.clone())
+                .expect("every side was pinned")
+        };
+        let pins = Pins {
+            source: pin_of(Side::Source),
+            transforms: (0..spec.transforms.len())
+                .map(|i| pin_of(Side::Transform(i)))
+                .collect(),
+            sink: pin_of(Side::Sink),
+        };
         let row = PipelineRow {
             tenant: tenant.to_string(),
             name: name.clone(),
             spec,
-            source,
-            sink,
+            pins,
             desired: Desired::Running,
             last_error: None,
         };
         let mut problems = Vec::new();
-        if let Err(e) = fits(&row, &row.source.name, source_world, &source_spec) {
-            problems.push(format!("source.plugin `{}`: {e}", row.source.name));
-        }
-        if let Err(e) = fits(&row, &row.sink.name, sink_world, &sink_spec) {
-            problems.push(format!("sink.plugin `{}`: {e}", row.sink.name));
+        for (side, (r, world, plugin_spec)) in &pinned {
+            if let Err(e) = fits(&row, *side, *world, plugin_spec) {
+                problems.push(format!("{}.plugin `{}`: {e}", side.field(), r.name));
+            }
         }
         if !problems.is_empty() {
             return Err(Error::Refused(format!(
@@ -138,38 +175,32 @@ impl Ops {
     ) -> Result<(PipelineStatus, bool)> {
         let _one = self.one_change();
         let row = self.existing(tenant, name)?;
-        let target = |r: &PluginRef, v: Option<i64>| match v {
-            Some(v) => format!("{}@{v}", r.name),
-            None => r.name.clone(),
-        };
+        if asked.transform_versions.len() > row.pins.transforms.len() {
+            return Err(Error::Refused(format!(
+                "transform_versions: pipeline `{name}` has {} transform(s)",
+                row.pins.transforms.len()
+            )));
+        }
         let registry = self.registry.as_ref();
-        let (source, source_world, source_spec) = pin(
-            registry,
-            tenant,
-            &target(&row.source, asked.source_version),
-            "source_version",
-        )?;
-        let (sink, sink_world, sink_spec) = pin(
-            registry,
-            tenant,
-            &target(&row.sink, asked.sink_version),
-            "sink_version",
-        )?;
-        for (r, world, spec) in [
-            (&source, source_world, &source_spec),
-            (&sink, sink_world, &sink_spec),
-        ] {
-            fits(&row, &r.name, world, spec).map_err(|e| {
+        let mut pins = row.pins.clone();
+        for side in row.pins.sides() {
+            let current = row.pins.get(side);
+            let target = match asked.version(side) {
+                Some(v) => format!("{}@{v}", current.name),
+                None => current.name.clone(),
+            };
+            let (r, world, spec) = pin(registry, tenant, &target, &Upgrade::field(side))?;
+            fits(&row, side, world, &spec).map_err(|e| {
                 Error::Refused(format!(
                     "pipeline `{name}` stays on its current versions: `{}` version {}: {e}",
                     r.name, r.version
                 ))
             })?;
+            *pins.get_mut(side) = r;
         }
-        let changed = source != row.source || sink != row.sink;
+        let changed = pins != row.pins;
         if changed {
-            self.registry
-                .set_versions(tenant, name, source.version, sink.version)?;
+            self.registry.set_pins(tenant, name, &pins)?;
             self.supervisor.swap(tenant, name);
         }
         Ok((self.pipeline(tenant, name)?, changed))
@@ -213,10 +244,7 @@ impl Ops {
             node: owner.map(|o| o.node).filter(|n| !n.is_empty()),
             name: row.name,
             desired: row.desired,
-            pinned: Pinned {
-                source: row.source,
-                sink: row.sink,
-            },
+            pinned: row.pins,
             definition: row.spec,
         }
     }

@@ -56,19 +56,23 @@ impl Ops {
         };
 
         // Every pipeline following this plugin must accept the new version, or none moves.
-        // One created with `name@version` is pinned: a push leaves it where it is.
+        // A side created with `name@version` is pinned: a push leaves it where it is.
         let users: Vec<PipelineRow> = self
             .registry
             .pipelines_using(tenant, name)?
             .into_iter()
-            .filter(|p| !pinned(p, name))
+            .filter(|p| !following(p, name).is_empty())
             .collect();
         let refusals: Vec<String> = users
             .iter()
-            .filter_map(|p| {
-                fits(p, name, world, &spec)
-                    .err()
-                    .map(|e| format!("pipeline `{}`: {e}", p.name))
+            .flat_map(|p| {
+                following(p, name)
+                    .into_iter()
+                    .filter_map(|side| {
+                        fits(p, side, world, &spec)
+                            .err()
+                            .map(|e| format!("pipeline `{}`: {e}", p.name))
+                    })
             })
             .collect();
         if !refusals.is_empty() {
@@ -101,12 +105,11 @@ impl Ops {
 
         let mut upgraded = Vec::new();
         for p in users {
-            let (source, sink) = if p.source.name == name {
-                (version.version, p.sink.version)
-            } else {
-                (p.source.version, version.version)
-            };
-            self.registry.set_versions(tenant, &p.name, source, sink)?;
+            let mut pins = p.pins.clone();
+            for side in following(&p, name) {
+                pins.get_mut(side).version = version.version;
+            }
+            self.registry.set_pins(tenant, &p.name, &pins)?;
             self.supervisor.swap(tenant, &p.name);
             upgraded.push(p.name);
         }
@@ -173,7 +176,7 @@ impl Ops {
             .registry
             .pipelines_using(tenant, name)?
             .into_iter()
-            .filter(|p| p.source == pinned || p.sink == pinned)
+            .filter(|p| p.pins.sides().iter().any(|side| *p.pins.get(*side) == pinned))
             .map(|p| p.name)
             .collect();
         if !users.is_empty() {
@@ -227,19 +230,14 @@ pub(super) fn pin(
     ))
 }
 
-/// Whether a plugin version (its world and spec) can serve as pipeline `p`'s side that
-/// uses plugin `name`: the world must fit and the pipeline's config must pass the schema.
+/// Whether a plugin version (its world and spec) can serve as pipeline `p`'s `side`: the
+/// world must fit and the pipeline's config must pass the schema.
 pub(super) fn fits(
     p: &PipelineRow,
-    name: &str,
+    side: Side,
     world: World,
     spec: &PluginSpec,
 ) -> Result<(), Misfit> {
-    let side = if p.source.name == name {
-        Side::Source
-    } else {
-        Side::Sink
-    };
     fit(
         side,
         world,
@@ -248,14 +246,14 @@ pub(super) fn fits(
     )
 }
 
-/// Whether the pipeline names plugin `name` with an explicit `@version`.
-fn pinned(p: &PipelineRow, name: &str) -> bool {
-    [Side::Source, Side::Sink].into_iter().any(|side| {
-        p.spec
-            .plugin(side)
-            .split_once('@')
-            .is_some_and(|(n, _)| n == name)
-    })
+/// The sides of `p` that run plugin `name` and follow its latest version: those its
+/// spec names without an explicit `@version`.
+fn following(p: &PipelineRow, name: &str) -> Vec<Side> {
+    p.pins
+        .sides()
+        .into_iter()
+        .filter(|side| p.pins.get(*side).name == name && !p.spec.plugin(*side).contains('@'))
+        .collect()
 }
 
 fn world_named(name: &str) -> Option<World> {

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use weir_pipeline::PipelineSpec;
+use weir_pipeline::{PipelineSpec, Side};
 
 #[cfg(feature = "cluster")]
 mod postgres;
@@ -76,10 +76,51 @@ impl Desired {
 }
 
 /// A plugin reference pinned to a version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRef {
     pub name: String,
     pub version: i64,
+}
+
+/// The plugin version each side of a pipeline runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pins {
+    pub source: PluginRef,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<PluginRef>,
+    pub sink: PluginRef,
+}
+
+impl Pins {
+    /// Panics for a transform the pipeline does not have: sides come from [`Pins::sides`].
+    pub fn get(&self, side: Side) -> &PluginRef {
+        match side {
+            Side::Source => &self.source,
+            Side::Transform(i) => &self.transforms[i],
+            Side::Sink => &self.sink,
+        }
+    }
+
+    pub fn get_mut(&mut self, side: Side) -> &mut PluginRef {
+        match side {
+            Side::Source => &mut self.source,
+            Side::Transform(i) => &mut self.transforms[i],
+            Side::Sink => &mut self.sink,
+        }
+    }
+
+    /// Every side, in delivery order.
+    pub fn sides(&self) -> Vec<Side> {
+        let mut sides = vec![Side::Source];
+        sides.extend((0..self.transforms.len()).map(Side::Transform));
+        sides.push(Side::Sink);
+        sides
+    }
+
+    /// Whether any side runs plugin `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.sides().into_iter().any(|side| self.get(side).name == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,8 +129,7 @@ pub struct PipelineRow {
     pub name: String,
     /// What the tenant wrote, every limit filled in from its quotas at creation.
     pub spec: PipelineSpec,
-    pub source: PluginRef,
-    pub sink: PluginRef,
+    pub pins: Pins,
     pub desired: Desired,
     pub last_error: Option<String>,
 }
@@ -103,6 +143,15 @@ impl PipelineRow {
 
 pub fn key(tenant: &str, name: &str) -> String {
     format!("{tenant}/{name}")
+}
+
+/// The transforms' pins as a registry column stores them: JSON, `[]` for none.
+fn transforms_column(pins: &Pins) -> String {
+    serde_json::to_string(&pins.transforms).expect("plugin refs serialise")
+}
+
+fn transforms_from_column(text: &str) -> Result<Vec<PluginRef>, serde_json::Error> {
+    serde_json::from_str(text)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -173,8 +222,12 @@ pub trait Registry: Send + Sync {
     fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRow>>;
     fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>>;
     fn all_pipelines(&self) -> Result<Vec<PipelineRow>>;
-    /// The tenant's pipelines that use plugin `name` on either side.
-    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>>;
+    /// The tenant's pipelines that use plugin `name` on any side.
+    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>> {
+        let mut rows = self.pipelines(tenant)?;
+        rows.retain(|p| p.pins.uses(name));
+        Ok(rows)
+    }
     fn set_desired(
         &self,
         tenant: &str,
@@ -182,7 +235,8 @@ pub trait Registry: Send + Sync {
         desired: Desired,
         error: Option<&str>,
     ) -> Result<()>;
-    fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()>;
+    /// Moves the pipeline's sides to the versions `pins` names (its plugins stay).
+    fn set_pins(&self, tenant: &str, name: &str, pins: &Pins) -> Result<()>;
     fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool>;
     fn count_pipelines(&self, tenant: &str) -> Result<u32>;
 }

@@ -58,6 +58,7 @@ impl PgRegistry {
                 created_at     BIGINT NOT NULL,
                 PRIMARY KEY (tenant, name)
             );
+            ALTER TABLE weir_pipelines ADD COLUMN IF NOT EXISTS transforms TEXT NOT NULL DEFAULT '[]';
             CREATE OR REPLACE FUNCTION weir_registry_changed() RETURNS trigger AS $$
             BEGIN
                 PERFORM pg_notify('weir_registry', TG_TABLE_NAME);
@@ -103,7 +104,7 @@ impl PgRegistry {
         let rows = self.query(
             &format!(
                 "SELECT tenant, name, definition, source_plugin, source_version, sink_plugin,
-                        sink_version, desired, last_error
+                        sink_version, desired, last_error, transforms
                  FROM weir_pipelines WHERE {filter} ORDER BY tenant, name"
             ),
             args,
@@ -114,13 +115,17 @@ impl PgRegistry {
                     tenant: r.get(0),
                     name: r.get(1),
                     spec: serde_json::from_str(r.get(2)).context("a stored definition")?,
-                    source: PluginRef {
-                        name: r.get(3),
-                        version: r.get(4),
-                    },
-                    sink: PluginRef {
-                        name: r.get(5),
-                        version: r.get(6),
+                    pins: Pins {
+                        source: PluginRef {
+                            name: r.get(3),
+                            version: r.get(4),
+                        },
+                        transforms: transforms_from_column(r.get(9))
+                            .context("a stored pipeline's transforms")?,
+                        sink: PluginRef {
+                            name: r.get(5),
+                            version: r.get(6),
+                        },
                     },
                     desired: Desired::parse(r.get(7)),
                     last_error: r.get(8),
@@ -328,18 +333,19 @@ impl Registry for PgRegistry {
     fn insert_pipeline(&self, p: &PipelineRow) -> Result<()> {
         self.execute(
             "INSERT INTO weir_pipelines (tenant, name, definition, source_plugin, source_version,
-                sink_plugin, sink_version, desired, last_error, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
+                sink_plugin, sink_version, desired, last_error, created_at, transforms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)",
             &[
                 &p.tenant,
                 &p.name,
                 &serde_json::to_string(&p.spec)?,
-                &p.source.name,
-                &p.source.version,
-                &p.sink.name,
-                &p.sink.version,
+                &p.pins.source.name,
+                &p.pins.source.version,
+                &p.pins.sink.name,
+                &p.pins.sink.version,
                 &p.desired.as_str(),
                 &(now_ms() as i64),
+                &transforms_column(&p.pins),
             ],
         )
         .with_context(|| format!("cannot store pipeline `{}`", p.name))?;
@@ -360,13 +366,6 @@ impl Registry for PgRegistry {
         self.pipelines_where("TRUE", &[])
     }
 
-    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>> {
-        self.pipelines_where(
-            "tenant = $1 AND (source_plugin = $2 OR sink_plugin = $2)",
-            &[&tenant, &name],
-        )
-    }
-
     fn set_desired(
         &self,
         tenant: &str,
@@ -382,11 +381,17 @@ impl Registry for PgRegistry {
         Ok(())
     }
 
-    fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()> {
+    fn set_pins(&self, tenant: &str, name: &str, pins: &Pins) -> Result<()> {
         self.execute(
-            "UPDATE weir_pipelines SET source_version = $3, sink_version = $4
+            "UPDATE weir_pipelines SET source_version = $3, sink_version = $4, transforms = $5
              WHERE tenant = $1 AND name = $2",
-            &[&tenant, &name, &source, &sink],
+            &[
+                &tenant,
+                &name,
+                &pins.source.version,
+                &pins.sink.version,
+                &transforms_column(pins),
+            ],
         )?;
         Ok(())
     }

@@ -43,6 +43,7 @@ impl SqliteRegistry {
                 source_version INTEGER NOT NULL,
                 sink_plugin    TEXT NOT NULL,
                 sink_version   INTEGER NOT NULL,
+                transforms     TEXT NOT NULL DEFAULT '[]',
                 desired        TEXT NOT NULL,
                 last_error     TEXT,
                 created_at     INTEGER NOT NULL,
@@ -50,6 +51,20 @@ impl SqliteRegistry {
             );",
         )
         .with_context(|| format!("cannot set up the registry {}", path.display()))?;
+        // A registry from before transforms: the column arrives empty.
+        let has_transforms: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info('pipelines') WHERE name = 'transforms'",
+                [],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("cannot read the registry {}", path.display()))?;
+        if !has_transforms {
+            conn.execute_batch(
+                "ALTER TABLE pipelines ADD COLUMN transforms TEXT NOT NULL DEFAULT '[]'",
+            )
+            .with_context(|| format!("cannot upgrade the registry {}", path.display()))?;
+        }
         let plugins_dir = dir.join("plugins");
         std::fs::create_dir_all(&plugins_dir)
             .with_context(|| format!("cannot create {}", plugins_dir.display()))?;
@@ -71,29 +86,30 @@ impl SqliteRegistry {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT tenant, name, definition, source_plugin, source_version, sink_plugin,
-                    sink_version, desired, last_error
+                    sink_version, desired, last_error, transforms
              FROM pipelines WHERE {filter} ORDER BY tenant, name"
         ))?;
         let rows = stmt.query_map(args, |r| {
+            let json = |i: usize, e: serde_json::Error| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+            };
             let definition: String = r.get(2)?;
             let desired: String = r.get(7)?;
+            let transforms: String = r.get(9)?;
             Ok(PipelineRow {
                 tenant: r.get(0)?,
                 name: r.get(1)?,
-                spec: serde_json::from_str(&definition).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        2,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?,
-                source: PluginRef {
-                    name: r.get(3)?,
-                    version: r.get(4)?,
-                },
-                sink: PluginRef {
-                    name: r.get(5)?,
-                    version: r.get(6)?,
+                spec: serde_json::from_str(&definition).map_err(|e| json(2, e))?,
+                pins: Pins {
+                    source: PluginRef {
+                        name: r.get(3)?,
+                        version: r.get(4)?,
+                    },
+                    transforms: transforms_from_column(&transforms).map_err(|e| json(9, e))?,
+                    sink: PluginRef {
+                        name: r.get(5)?,
+                        version: r.get(6)?,
+                    },
                 },
                 desired: Desired::parse(&desired),
                 last_error: r.get(8)?,
@@ -288,18 +304,19 @@ impl Registry for SqliteRegistry {
         self.conn()
             .execute(
                 "INSERT INTO pipelines (tenant, name, definition, source_plugin, source_version,
-                    sink_plugin, sink_version, desired, last_error, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
+                    sink_plugin, sink_version, desired, last_error, created_at, transforms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10)",
                 params![
                     p.tenant,
                     p.name,
                     serde_json::to_string(&p.spec)?,
-                    p.source.name,
-                    p.source.version,
-                    p.sink.name,
-                    p.sink.version,
+                    p.pins.source.name,
+                    p.pins.source.version,
+                    p.pins.sink.name,
+                    p.pins.sink.version,
                     p.desired.as_str(),
-                    now_ms() as i64
+                    now_ms() as i64,
+                    transforms_column(&p.pins),
                 ],
             )
             .with_context(|| format!("cannot store pipeline `{}`", p.name))?;
@@ -320,14 +337,6 @@ impl Registry for SqliteRegistry {
         self.pipelines_where("1 = 1", params![])
     }
 
-    /// The tenant's pipelines that use plugin `name` on either side.
-    fn pipelines_using(&self, tenant: &str, name: &str) -> Result<Vec<PipelineRow>> {
-        self.pipelines_where(
-            "tenant = ?1 AND (source_plugin = ?2 OR sink_plugin = ?2)",
-            params![tenant, name],
-        )
-    }
-
     fn set_desired(
         &self,
         tenant: &str,
@@ -342,11 +351,17 @@ impl Registry for SqliteRegistry {
         Ok(())
     }
 
-    fn set_versions(&self, tenant: &str, name: &str, source: i64, sink: i64) -> Result<()> {
+    fn set_pins(&self, tenant: &str, name: &str, pins: &Pins) -> Result<()> {
         self.conn().execute(
-            "UPDATE pipelines SET source_version = ?3, sink_version = ?4
+            "UPDATE pipelines SET source_version = ?3, sink_version = ?4, transforms = ?5
              WHERE tenant = ?1 AND name = ?2",
-            params![tenant, name, source, sink],
+            params![
+                tenant,
+                name,
+                pins.source.version,
+                pins.sink.version,
+                transforms_column(pins)
+            ],
         )?;
         Ok(())
     }
@@ -402,16 +417,23 @@ mod tests {
             spec: PipelineSpec::from_json(json!({
                 "name": name,
                 "source": { "plugin": "src" },
+                "transforms": [{ "plugin": "jq" }],
                 "sink": { "plugin": "sink" },
             }))
             .unwrap(),
-            source: PluginRef {
-                name: "src".into(),
-                version,
-            },
-            sink: PluginRef {
-                name: "sink".into(),
-                version: 1,
+            pins: Pins {
+                source: PluginRef {
+                    name: "src".into(),
+                    version,
+                },
+                transforms: vec![PluginRef {
+                    name: "jq".into(),
+                    version: 1,
+                }],
+                sink: PluginRef {
+                    name: "sink".into(),
+                    version: 1,
+                },
             },
             desired: Desired::Running,
             last_error: None,
@@ -463,7 +485,9 @@ mod tests {
             r.insert_pipeline(&pipeline("beta", "orders", 1)).unwrap();
             r.set_desired("acme", "orders", Desired::Paused, Some("stopped by a test"))
                 .unwrap();
-            r.set_versions("acme", "orders", 2, 1).unwrap();
+            let mut pins = pipeline("acme", "orders", 2).pins;
+            pins.transforms[0].version = 3;
+            r.set_pins("acme", "orders", &pins).unwrap();
         }
         let r: Box<dyn Registry> = Box::new(SqliteRegistry::open(dir.path()).unwrap());
         assert_eq!(
@@ -478,13 +502,16 @@ mod tests {
         let orders = r.pipeline("acme", "orders").unwrap().unwrap();
         assert_eq!(orders.desired, Desired::Paused);
         assert_eq!(orders.last_error.as_deref(), Some("stopped by a test"));
-        assert_eq!(orders.source.version, 2);
+        assert_eq!(orders.pins.source.version, 2);
+        assert_eq!(orders.pins.transforms[0].version, 3);
         assert_eq!(
             r.pipelines("acme").unwrap().len(),
             1,
             "only the tenant's own"
         );
         assert_eq!(r.pipelines_using("beta", "src").unwrap().len(), 1);
+        assert_eq!(r.pipelines_using("beta", "jq").unwrap().len(), 1);
+        assert_eq!(r.pipelines_using("beta", "other").unwrap().len(), 0);
         assert_eq!(r.count_pipelines("acme").unwrap(), 1);
         assert!(r.delete_pipeline("acme", "orders").unwrap());
         assert_eq!(r.all_pipelines().unwrap().len(), 1);
