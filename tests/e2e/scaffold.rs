@@ -98,3 +98,25 @@ fn a_js_stream_source_scaffold_builds_tests_and_runs() {
     let out = std::fs::read_to_string(dir.join("out/ticks.jsonl")).unwrap();
     assert_eq!(numbers_in(&out), (0..100).collect::<Vec<_>>());
 }
+
+/// A transform in each language: its own test passes natively, and in the generated
+/// pipeline it runs between the file plugins.
+#[test]
+fn a_transform_scaffold_in_each_language_builds_tests_and_runs() {
+    for lang in ["rust", "python", "js"] {
+        let s = Scratch::new();
+        let dir = scaffold(&s, "upper", lang, "transform");
+        let summary = run_in(&s, &dir);
+        assert_eq!(summary["records_read"], 3, "{lang}: {summary}");
+        assert_eq!(summary["records_written"], 2, "{lang}: {summary}");
+        assert_eq!(summary["dead_letters"], 1, "{lang}: {summary}");
+        let out = std::fs::read_to_string(dir.join("out/out.jsonl")).unwrap();
+        assert_eq!(
+            out, "{\"id\":1,\"name\":\"ADA\"}\n{\"id\":2,\"name\":\"GRACE\"}\n",
+            "{lang}"
+        );
+        let dead = std::fs::read_to_string(dir.join("dead-letters/dead-letters.jsonl")).unwrap();
+        assert!(dead.contains("not a JSON object"), "{lang}: {dead}");
+        assert_eq!(run_in(&s, &dir)["records_written"], 0, "{lang}: the checkpoint held");
+    }
+}

@@ -17,6 +17,7 @@ pub enum Kind {
     BatchSource,
     StreamSource,
     Sink,
+    Transform,
 }
 
 impl Kind {
@@ -26,6 +27,7 @@ impl Kind {
             Kind::BatchSource => "batch-source",
             Kind::StreamSource => "stream-source",
             Kind::Sink => "sink",
+            Kind::Transform => "transform",
         }
     }
 }
@@ -41,6 +43,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "gitignore",
     "source.pipeline.toml",
     "sink.pipeline.toml",
+    "transform.pipeline.toml",
     "data/sample.jsonl",
     "rust/Cargo.toml",
     "rust/build.sh",
@@ -48,6 +51,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "rust/batch-source.rs",
     "rust/stream-source.rs",
     "rust/sink.rs",
+    "rust/transform.rs",
     "python/build.sh",
     "python/test.sh",
     "python/batch-source.py",
@@ -56,6 +60,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "python/stream-source.test.py",
     "python/sink.py",
     "python/sink.test.py",
+    "python/transform.py",
+    "python/transform.test.py",
     "js/package.json",
     "js/build.sh",
     "js/test.sh",
@@ -65,6 +71,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "js/stream-source.test.js",
     "js/sink.js",
     "js/sink.test.js",
+    "js/transform.js",
+    "js/transform.test.js",
 );
 
 fn template(path: &str) -> &'static str {
@@ -172,6 +180,12 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
             "grants.http = { hosts = [\"127.0.0.1:8080\"] }",
             "it posts `data/sample.jsonl` to the URL in its config (start a server there first); the value that is not a JSON object goes to `dead-letters/`.",
         ),
+        (Kind::Transform, _) => (
+            "transform.pipeline.toml",
+            "{ field = \"name\" }",
+            "",
+            "it upper-cases `name` in `data/sample.jsonl` into `out/out.jsonl`; the value that is not a JSON object goes to `dead-letters/`.",
+        ),
         (Kind::Sink, _) => (
             "sink.pipeline.toml",
             "{ dir = \"/out\" }",
@@ -196,7 +210,7 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
     all.push(("README.md".into(), template("README.md")));
     all.push((".gitignore".into(), template("gitignore")));
     all.push(("pipeline.toml".into(), template(pipeline)));
-    if new.kind == Kind::Sink {
+    if matches!(new.kind, Kind::Sink | Kind::Transform) {
         all.push(("data/sample.jsonl".into(), template("data/sample.jsonl")));
     }
     let mut written = Vec::new();
@@ -225,7 +239,12 @@ mod tests {
     #[test]
     fn every_template_renders_completely() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js] {
-            for kind in [Kind::BatchSource, Kind::StreamSource, Kind::Sink] {
+            for kind in [
+                Kind::BatchSource,
+                Kind::StreamSource,
+                Kind::Sink,
+                Kind::Transform,
+            ] {
                 let dir = tempfile::tempdir().unwrap();
                 let new = New {
                     lang,
