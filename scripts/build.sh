@@ -5,7 +5,7 @@ source "$(dirname "$0")/env.sh"
 "$WEIR_ROOT/scripts/setup.sh"
 cd "$WEIR_ROOT"
 
-guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-postgres-source weir-postgres-sink weir-postgres-cdc weir-object-source weir-object-sink weir-jq weir-mask weir-hostile weir-counter-stream weir-transform)
+guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-postgres-source weir-postgres-sink weir-postgres-cdc weir-object-source weir-object-sink weir-jq weir-mask weir-hostile weir-counter-stream weir-transform weir-rogue-transform)
 
 # Cargo records files outside a package's own folder (wit/, tests/e2e/) by absolute path.
 # After a build from another checkout into this shared target dir, it would check *that*
@@ -25,6 +25,8 @@ mkdir -p "$WEIR_PLUGINS"
 # Built first: cargo leaves the last build of a crate at its output path.
 cargo build --release --locked --target wasm32-wasip2 -p weir-counter-stream --features marked
 cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_counter_stream.wasm" "$WEIR_PLUGINS/counter_stream_marked.wasm"
+cargo build --release --locked --target wasm32-wasip2 -p weir-rogue-transform --features v2
+cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_rogue_transform.wasm" "$WEIR_PLUGINS/rogue_transform_v2.wasm"
 # Guests: same workspace and target dir, their own target triple.
 cargo build --release --locked --target wasm32-wasip2 "${guests[@]/#/-p}"
 

@@ -17,3 +17,4 @@ mod scaffold;
 mod serve;
 mod sql;
 mod tenants;
+mod transforms;

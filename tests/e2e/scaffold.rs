@@ -117,6 +117,10 @@ fn a_transform_scaffold_in_each_language_builds_tests_and_runs() {
         );
         let dead = std::fs::read_to_string(dir.join("dead-letters/dead-letters.jsonl")).unwrap();
         assert!(dead.contains("not a JSON object"), "{lang}: {dead}");
-        assert_eq!(run_in(&s, &dir)["records_written"], 0, "{lang}: the checkpoint held");
+        assert_eq!(
+            run_in(&s, &dir)["records_written"],
+            0,
+            "{lang}: the checkpoint held"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! the batch in flight, so the new instance opens at exactly the checkpoint the old one
 //! left, and nothing is delivered twice.
 
-use crate::registry::{Desired, PipelineRow, Pins, Registry, key};
+use crate::registry::{Desired, Pins, PipelineRow, Registry, key};
 use crate::restart::{self, Next};
 use crate::tenant::Grants;
 use crate::tenant_cpu::TenantCpu;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_pipeline::{Side, DeadLetterTarget, Pipeline, PipelineSpec};
+use weir_pipeline::{DeadLetterTarget, Pipeline, PipelineSpec, Side};
 use weir_runtime::confined::{normalize, overlap};
 use weir_runtime::patterns::{dir_covers, host_covers, location_covers, topic_covers};
 use weir_runtime::{KafkaGrant, ObjectLocation, Sandbox};

@@ -113,7 +113,7 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Desired, PipelineRow, Pins, PluginRef, SqliteRegistry, Tenant};
+    use crate::registry::{Desired, Pins, PipelineRow, PluginRef, SqliteRegistry, Tenant};
     use crate::tenant::{Grants, Quotas, TenantDir};
     use serde_json::json;
     use weir_checkpoint::SqliteCheckpoints;

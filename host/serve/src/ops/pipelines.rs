@@ -3,7 +3,7 @@
 
 use super::plugins::{fits, pin};
 use super::{Error, Ops, Result, check_name};
-use crate::registry::{Desired, PipelineRow, Pins, key};
+use crate::registry::{Desired, Pins, PipelineRow, key};
 use crate::supervisor::{self, Snapshot};
 use serde::Serialize;
 use weir_pipeline::{PipelineSpec, Side, Stream};

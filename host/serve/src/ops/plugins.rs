@@ -66,13 +66,11 @@ impl Ops {
         let refusals: Vec<String> = users
             .iter()
             .flat_map(|p| {
-                following(p, name)
-                    .into_iter()
-                    .filter_map(|side| {
-                        fits(p, side, world, &spec)
-                            .err()
-                            .map(|e| format!("pipeline `{}`: {e}", p.name))
-                    })
+                following(p, name).into_iter().filter_map(|side| {
+                    fits(p, side, world, &spec)
+                        .err()
+                        .map(|e| format!("pipeline `{}`: {e}", p.name))
+                })
             })
             .collect();
         if !refusals.is_empty() {
@@ -176,7 +174,12 @@ impl Ops {
             .registry
             .pipelines_using(tenant, name)?
             .into_iter()
-            .filter(|p| p.pins.sides().iter().any(|side| *p.pins.get(*side) == pinned))
+            .filter(|p| {
+                p.pins
+                    .sides()
+                    .iter()
+                    .any(|side| *p.pins.get(*side) == pinned)
+            })
             .map(|p| p.name)
             .collect();
         if !users.is_empty() {

@@ -119,7 +119,9 @@ impl Pins {
 
     /// Whether any side runs plugin `name`.
     pub fn uses(&self, name: &str) -> bool {
-        self.sides().into_iter().any(|side| self.get(side).name == name)
+        self.sides()
+            .into_iter()
+            .any(|side| self.get(side).name == name)
     }
 }
 
