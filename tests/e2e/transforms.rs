@@ -334,7 +334,7 @@ fn a_granted_key_hashes_in_the_host_and_never_reaches_the_plugin_or_the_logs() {
     let hashed = lines(&s.read("out/hashed.jsonl"));
     assert_eq!(
         hashed[0]["digest"],
-        hmac_sha256_hex(SECRET, &s.read("data/a.jsonl").trim())
+        hmac_sha256_hex(SECRET, s.read("data/a.jsonl").trim())
     );
     let error = run.error("ungranted");
     assert_contains_all(&error, &["transform #1", "no key `other` is granted"]);
@@ -400,7 +400,7 @@ fn a_new_transform_version_swaps_in_at_a_checkpoint_and_a_misfit_is_refused() {
     assert_eq!(status, 422, "{refused}");
     let error = refused["error"].as_str().unwrap();
     assert_contains_all(
-        &error,
+        error,
         &["pipeline `count`", "rejects its transform #1 config"],
     );
     assert_eq!(
