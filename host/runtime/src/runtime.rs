@@ -87,6 +87,11 @@ impl Runtime {
         // Deadlines by epoch: far cheaper than fuel. Each tick also yields to tokio, so a
         // busy guest cannot keep other pipelines off a worker thread for longer than one.
         wasm.epoch_interruption(true);
+        // `WEIR_PERF_MAP=1`: guest code named in /tmp/perf-PID.map, so `perf report` shows
+        // a plugin's own functions (for profiling hot paths, not for production).
+        if std::env::var_os("WEIR_PERF_MAP").is_some_and(|v| v == "1") {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // A 4 GiB reservation per memory lets compiled code skip bounds checks; a host
         // that caps memory lower reserves that much instead and packs more instances.
         if config.max_memory < 4 << 30 {
