@@ -29,14 +29,24 @@ fn pipeline(name: &str, batch_size: u32, steps: &[String], tail: &str) -> String
     )
 }
 
+/// `table` with its transforms run in `n` workers.
+fn in_workers(n: usize, table: String) -> String {
+    table.replacen(
+        "\nbatch_size",
+        &format!("\ntransform_parallelism = {n}\nbatch_size"),
+        1,
+    )
+}
+
 fn lines(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 
-/// jq (Rust) → py-step (Python) → js-step (JavaScript) over the quickstart's orders: the
-/// output is exactly what the three programs make of each order, and a rerun moves nothing.
+/// jq (Rust) → py-step (Python) → js-step (JavaScript) over the quickstart's orders, in
+/// two workers: the output is exactly what the three programs make of each order, in the
+/// input's order, and a rerun moves nothing.
 #[test]
 fn a_chain_of_jq_python_and_js_gives_the_exact_output_and_a_rerun_moves_nothing() {
     let s = Scratch::new();
@@ -46,19 +56,22 @@ fn a_chain_of_jq_python_and_js_gives_the_exact_output_and_a_rerun_moves_nothing(
     )
     .unwrap();
     s.write("data/orders.jsonl", &orders);
-    s.pipelines(&[pipeline(
-        "chain",
-        25,
-        &[
-            step(
-                "jq",
-                "{ program = 'select(.amount > 300) | {order_id, customer, amount}' }",
-                "",
-            ),
-            step("py_step", "{}", ""),
-            step("js_step", "{}", ""),
-        ],
-        "",
+    s.pipelines(&[in_workers(
+        2,
+        pipeline(
+            "chain",
+            25,
+            &[
+                step(
+                    "jq",
+                    "{ program = 'select(.amount > 300) | {order_id, customer, amount}' }",
+                    "",
+                ),
+                step("py_step", "{}", ""),
+                step("js_step", "{}", ""),
+            ],
+            "",
+        ),
     )]);
     let run = s.run_once();
     assert!(run.ok, "{}", run.stderr);
@@ -174,6 +187,19 @@ fn jq_filters_expands_and_sends_what_it_fails_on_to_the_dead_letters() {
         "nothing of the failed batch"
     );
 
+    let inspected = s.weir_json(
+        &[
+            "plugin",
+            "inspect",
+            plugin("jq").to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        true,
+    );
+    assert_eq!(inspected[0]["world"], "transform");
+    assert_eq!(inspected[0]["name"], "jq");
+
     // A program that does not compile is a config error at the start, with its position.
     let s = Scratch::new();
     s.write("data/a.jsonl", "{\"n\":1}\n");
@@ -238,22 +264,26 @@ fn a_misbehaving_transform_is_contained_and_named() {
     );
 }
 
-/// SIGKILL in the middle of a run through two transforms, then a rerun: every record that
-/// passes the filter arrives, duplicates at most the one batch in flight.
+/// SIGKILL in the middle of a run through two transforms in three workers, then a rerun:
+/// every record that passes the filter arrives, and what repeats is at most the one batch
+/// the sink was writing (batches still in the workers or the channel were never written).
 #[test]
 fn kill_9_mid_run_with_transforms_loses_nothing() {
     const N: u64 = 200_000;
     const BATCH: u32 = 500;
     let s = Scratch::new();
     s.write("data/big.jsonl", &numbered(0..N));
-    s.pipelines(&[pipeline(
-        "crash",
-        BATCH,
-        &[
-            step("jq", "{ program = 'select(.n % 3 != 0)' }", ""),
-            step("rogue_transform", "{ do = \"tag\" }", ""),
-        ],
-        "",
+    s.pipelines(&[in_workers(
+        3,
+        pipeline(
+            "crash",
+            BATCH,
+            &[
+                step("jq", "{ program = 'select(.n % 3 != 0)' }", ""),
+                step("rogue_transform", "{ do = \"tag\" }", ""),
+            ],
+            "",
+        ),
     )]);
     let mut child = s.spawn_run(&["--once"]);
     let started = Instant::now();

@@ -48,6 +48,8 @@ pub struct Pipeline {
     pub source: Endpoint,
     /// Between source and sink, in order.
     pub transforms: Vec<Endpoint>,
+    /// Workers, each with an instance of every transform.
+    pub transform_parallelism: usize,
     pub sink: Endpoint,
     pub schedule: Option<croner::Cron>,
     pub poll_wait: Duration,
@@ -325,6 +327,7 @@ pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
         buffer_batches: spec.buffer_batches,
         source,
         transforms,
+        transform_parallelism: spec.transform_parallelism,
         sink,
         schedule,
         poll_wait: spec.source.poll_wait,

@@ -5,9 +5,11 @@
 //! is bounded, so a slow sink slows the source and memory stays at `buffer` batches.
 //!
 //! Each side is a task: the source's runs beside the sink's (on another core when there
-//! is one), and neither holds a thread while it waits. Transforms run in the source's
-//! task, each batch right after it is pulled: the channel then holds what the sink will
-//! write, so `buffer` bounds the memory of the batches after their transforms.
+//! is one), and neither holds a thread while it waits. A pipeline with transforms has a
+//! stage between them: `parallelism` workers, each with its own instance of every
+//! transform, take batches in turn, and a collector hands their output to the sink in the
+//! order the source read it. Memory stays bounded: `buffer` batches to the sink, and two
+//! per worker.
 
 use crate::cpu_budget::{CpuBudget, CpuClock};
 use crate::dead_letter::DeadLetters;
@@ -150,12 +152,26 @@ pub(crate) struct Step<T> {
     pub transform: T,
 }
 
+/// One instance of each of a pipeline's transforms, in order: what one worker runs.
+pub(crate) type Chain<T> = Vec<Step<T>>;
+
 /// A batch on its way to the sink: its records after every transform, the source's
 /// checkpoint, and what each step rejected, by plugin.
 pub(crate) struct Delivered {
     records: Records,
     checkpoint: String,
     rejected: Vec<(String, Vec<DeadLetter>)>,
+}
+
+impl Delivered {
+    /// A batch as the source returned it.
+    fn pulled(batch: Batch, source_plugin: &str) -> Delivered {
+        Delivered {
+            records: batch.records,
+            checkpoint: batch.checkpoint,
+            rejected: vec![(source_plugin.to_string(), batch.dead_letters)],
+        }
+    }
 }
 
 /// Runs `batch` through the steps in order. A step that rejects every record ends the
@@ -165,11 +181,7 @@ async fn transform<T: Process>(
     source_plugin: &str,
     batch: Batch,
 ) -> Result<Delivered> {
-    let mut out = Delivered {
-        records: batch.records,
-        checkpoint: batch.checkpoint,
-        rejected: vec![(source_plugin.to_string(), batch.dead_letters)],
-    };
+    let mut out = Delivered::pulled(batch, source_plugin);
     for step in steps {
         if out.records.is_empty() {
             break;
@@ -222,39 +234,53 @@ struct Durable {
     checkpoint: String,
 }
 
-/// Runs until the source ends the run, the shutdown is triggered, or either side fails.
+/// Runs until the source ends the run, the shutdown is triggered, or any side fails.
 /// `committed` is the checkpoint the source was opened at, and follows each commit (also
-/// when the run fails half-way); the counts go to the meter. The source comes back for
-/// the caller to close (unless its task panicked).
+/// when the run fails half-way); the counts go to the meter. `chains` holds one chain of
+/// transforms per worker (none: no transforms). The source and the chains come back for
+/// the caller to close (unless a task panicked).
 pub(crate) async fn run<P: Pull, T: Process>(
     ctx: &Delivery<'_>,
     source: P,
-    steps: Vec<Step<T>>,
+    chains: Vec<Chain<T>>,
     sink: &mut impl Push,
     dead: &mut DeadLetters,
     committed: &mut Option<String>,
-) -> (Option<(P, Vec<Step<T>>)>, Result<()>) {
+) -> (Option<(P, Vec<Chain<T>>)>, Result<()>) {
     let from = committed.clone();
     let (batches, inbox) = mpsc::channel::<Delivered>(ctx.buffer.max(1));
     let (acks, acked) = mpsc::unbounded_channel::<String>();
-    let sink_failed = Arc::new(AtomicBool::new(false));
+    // Set when the sink or a transform failed: stops a reader polling an idle stream.
+    let downstream_failed = Arc::new(AtomicBool::new(false));
     let charge = |clock| Charge {
         meter: ctx.meter.clone(),
         cpu: ctx.cpu.cloned(),
         stop: ctx.stop.clone(),
         clock,
     };
+    let (feed, stage) = if chains.iter().all(Vec::is_empty) {
+        let feed = Feed::Direct {
+            to: batches,
+            source_plugin: ctx.source_plugin.to_string(),
+        };
+        (feed, Stage::Empty(chains))
+    } else {
+        Stage::start(
+            chains,
+            batches,
+            &charge,
+            ctx.source_plugin,
+            &downstream_failed,
+        )
+    };
     let reading = Reading {
         charge: charge(CpuClock::default()),
         batch_size: ctx.batch_size,
-        sink_failed: sink_failed.clone(),
-        source_plugin: ctx.source_plugin.to_string(),
+        downstream_failed: downstream_failed.clone(),
     };
     let reader_clock = reading.charge.clock.clone();
-    let reader =
-        tokio::spawn(reader_clock.meter(reading.read(source, steps, batches, acked, from)));
-    // On a sink failure `inbox` is dropped here, which unblocks a reader blocked in
-    // send; the flag stops one that is polling an idle stream.
+    let reader = tokio::spawn(reader_clock.meter(reading.read(source, feed, acked, from)));
+    // On a sink failure `inbox` is dropped here, which unblocks a task blocked in send.
     let writer = charge(CpuClock::default());
     let written = writer
         .clock
@@ -262,38 +288,184 @@ pub(crate) async fn run<P: Pull, T: Process>(
         .meter(write(ctx, &writer, sink, dead, inbox, acks, committed))
         .await;
     if written.is_err() {
-        sink_failed.store(true, Ordering::Relaxed);
+        downstream_failed.store(true, Ordering::Relaxed);
     }
+    let (chains, transformed) = stage.finish().await;
     let (source, pulled) = match reader.await {
-        Ok((source, steps, pulled)) => (Some((source, steps)), pulled),
+        Ok((source, pulled)) => (Some(source), pulled),
         Err(_) => (None, Err(anyhow!("the source task panicked"))),
     };
-    // The sink's error is the cause when both failed: the reader only saw it go.
-    (source, written.and(pulled))
+    // The sink's error is the cause when several failed: the others only saw it go. A
+    // transform's comes before the source's for the same reason.
+    let back = source.zip(chains);
+    (back, written.and(transformed).and(pulled))
+}
+
+/// Where the reader sends what it pulled: to the sink, or to the transform workers in turn.
+enum Feed {
+    Direct {
+        to: mpsc::Sender<Delivered>,
+        source_plugin: String,
+    },
+    Stage {
+        workers: Vec<mpsc::Sender<Batch>>,
+        next: usize,
+    },
+}
+
+impl Feed {
+    /// False once what it feeds has stopped (its error is reported there).
+    async fn send(&mut self, batch: Batch) -> bool {
+        match self {
+            Feed::Direct { to, source_plugin } => to
+                .send(Delivered::pulled(batch, source_plugin))
+                .await
+                .is_ok(),
+            Feed::Stage { workers, next } => {
+                let worker = &workers[*next];
+                *next = (*next + 1) % workers.len();
+                worker.send(batch).await.is_ok()
+            }
+        }
+    }
+}
+
+/// The transform workers and their collector, between the reader and the sink.
+enum Stage<T: Process> {
+    /// No transforms: the reader feeds the sink.
+    Empty(Vec<Chain<T>>),
+    Running {
+        workers: Vec<tokio::task::JoinHandle<Chain<T>>>,
+        collector: tokio::task::JoinHandle<Result<()>>,
+    },
+}
+
+impl<T: Process> Stage<T> {
+    /// One worker per chain; batch `k` goes to worker `k mod n`, and the collector takes
+    /// the outputs in the same turn, so the sink gets them in the order they were read.
+    fn start(
+        chains: Vec<Chain<T>>,
+        to_sink: mpsc::Sender<Delivered>,
+        charge: &impl Fn(CpuClock) -> Charge,
+        source_plugin: &str,
+        failed: &Arc<AtomicBool>,
+    ) -> (Feed, Stage<T>) {
+        let mut feeds = Vec::new();
+        let mut outputs = Vec::new();
+        let mut workers = Vec::new();
+        for chain in chains {
+            let (feed, inbox) = mpsc::channel::<Batch>(1);
+            let (output, results) = mpsc::channel::<Result<Delivered>>(1);
+            let worker = charge(CpuClock::default());
+            let clock = worker.clock.clone();
+            let plugin = source_plugin.to_string();
+            workers.push(tokio::spawn(
+                clock.meter(work(chain, inbox, output, worker, plugin)),
+            ));
+            feeds.push(feed);
+            outputs.push(results);
+        }
+        let collector = tokio::spawn(collect(outputs, to_sink, failed.clone()));
+        let feed = Feed::Stage {
+            workers: feeds,
+            next: 0,
+        };
+        (feed, Stage::Running { workers, collector })
+    }
+
+    /// Waits for the stage to end; its chains come back (none if a worker panicked).
+    async fn finish(self) -> (Option<Vec<Chain<T>>>, Result<()>) {
+        match self {
+            Stage::Empty(chains) => (Some(chains), Ok(())),
+            Stage::Running { workers, collector } => {
+                let collected = collector
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow!("the transform stage panicked")));
+                let mut chains = Some(Vec::with_capacity(workers.len()));
+                for worker in workers {
+                    match (worker.await, &mut chains) {
+                        (Ok(chain), Some(all)) => all.push(chain),
+                        (Err(_), _) => chains = None,
+                        _ => {}
+                    }
+                }
+                match chains {
+                    Some(chains) => (Some(chains), collected),
+                    None => (
+                        None,
+                        collected.and(Err(anyhow!("a transform task panicked"))),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// One transform worker: each batch through its chain, in the order they come.
+async fn work<T: Process>(
+    mut chain: Chain<T>,
+    mut inbox: mpsc::Receiver<Batch>,
+    output: mpsc::Sender<Result<Delivered>>,
+    charge: Charge,
+    source_plugin: String,
+) -> Chain<T> {
+    let mut cpu = 0;
+    while let Some(batch) = inbox.recv().await {
+        let done = transform(&mut chain, &source_plugin, batch).await;
+        charge.charge(&mut cpu).await;
+        let failed = done.is_err();
+        if output.send(done).await.is_err() || failed {
+            break;
+        }
+    }
+    chain
+}
+
+/// Takes the workers' outputs in turn and passes them to the sink, until one fails (then
+/// nothing after it in the source's order reaches the sink) or they all end.
+async fn collect(
+    mut outputs: Vec<mpsc::Receiver<Result<Delivered>>>,
+    to_sink: mpsc::Sender<Delivered>,
+    failed: Arc<AtomicBool>,
+) -> Result<()> {
+    for turn in (0..outputs.len()).cycle() {
+        match outputs[turn].recv().await {
+            // The reader stopped feeding after the batch before this one.
+            None => return Ok(()),
+            Some(Err(e)) => {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            Some(Ok(delivered)) => {
+                if to_sink.send(delivered).await.is_err() {
+                    return Ok(()); // the sink stopped; its error is reported by the writer
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source's side of a run.
 struct Reading {
     charge: Charge,
     batch_size: u32,
-    sink_failed: Arc<AtomicBool>,
-    source_plugin: String,
+    downstream_failed: Arc<AtomicBool>,
 }
 
 impl Reading {
-    async fn read<P: Pull, T: Process>(
+    async fn read<P: Pull>(
         self,
         mut source: P,
-        mut steps: Vec<Step<T>>,
-        batches: mpsc::Sender<Delivered>,
+        mut feed: Feed,
         mut acked: mpsc::UnboundedReceiver<String>,
         from: Option<String>,
-    ) -> (P, Vec<Step<T>>, Result<()>) {
+    ) -> (P, Result<()>) {
         let mut last = from;
         let mut cpu = 0;
         let stop = self.charge.stop.clone();
         let pulled: Result<()> = async {
-            while !stop.is_triggered() && !self.sink_failed.load(Ordering::Relaxed) {
+            while !stop.is_triggered() && !self.downstream_failed.load(Ordering::Relaxed) {
                 if let Some(latest) = latest(&mut acked) {
                     acknowledge(&mut source, &latest).await?;
                 }
@@ -312,17 +484,15 @@ impl Reading {
                 let n = batch.records.len() as u64;
                 let bytes = batch.records.data.len() as u64;
                 last = Some(batch.checkpoint.clone());
-                let delivered = transform(&mut steps, &self.source_plugin, batch).await;
-                self.charge.charge(&mut cpu).await;
-                if batches.send(delivered?).await.is_err() {
-                    break; // the sink stopped; its error is reported by the writer
+                if !feed.send(batch).await {
+                    break; // the stage or the sink stopped, and reports why
                 }
                 self.charge.meter.pulled(n, bytes, source.memory_bytes());
             }
             Ok(())
         }
         .await;
-        drop(batches);
+        drop(feed);
         // Acknowledge what the sink commits after the last pull, until the sink is done.
         let mut latest_ack = None;
         while let Some(checkpoint) = acked.recv().await {
@@ -332,7 +502,7 @@ impl Reading {
             Some(latest) => acknowledge(&mut source, &latest).await,
             None => Ok(()),
         };
-        (source, steps, pulled.and(acknowledged))
+        (source, pulled.and(acknowledged))
     }
 }
 
@@ -642,13 +812,13 @@ mod tests {
 
     /// Runs `batches` into `sink`; what happened, the last commit and the outcome.
     fn deliver(batches: Vec<Batch>, sink: Sink) -> (Vec<String>, Option<String>, Result<()>) {
-        deliver_through(batches, false, sink, None)
+        deliver_through(batches, 0, sink, None)
     }
 
-    /// As [`deliver`], through a [`Filter`] when `filtered`, dead letters into `dead_dir`.
+    /// As [`deliver`], through `workers` [`Filter`]s, dead letters into `dead_dir`.
     fn deliver_through(
         batches: Vec<Batch>,
-        filtered: bool,
+        workers: usize,
         mut sink: Sink,
         dead_dir: Option<&std::path::Path>,
     ) -> (Vec<String>, Option<String>, Result<()>) {
@@ -677,13 +847,14 @@ mod tests {
         });
         let mut dead = DeadLetters::open("p", target.as_ref()).unwrap();
         let mut committed = Some("0".to_string());
-        let steps: Vec<Step<Filter>> = filtered
-            .then(|| Step {
-                name: "transform #1 (filter)".into(),
-                plugin: "filter".into(),
-                transform: Filter { log: log.clone() },
+        let chains: Vec<Chain<Filter>> = (0..workers)
+            .map(|_| {
+                vec![Step {
+                    name: "transform #1 (filter)".into(),
+                    plugin: "filter".into(),
+                    transform: Filter { log: log.clone() },
+                }]
             })
-            .into_iter()
             .collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -692,7 +863,7 @@ mod tests {
         let (_, outcome) = runtime.block_on(run(
             &ctx,
             source,
-            steps,
+            chains,
             &mut sink,
             &mut dead,
             &mut committed,
@@ -795,7 +966,7 @@ mod tests {
             batch("2", &["drop", "drop"]),
             batch("3", &["b"]),
         ];
-        let (events, committed, outcome) = deliver_through(batches, true, Sink::default(), None);
+        let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         outcome.unwrap();
         let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
         assert_eq!(writes, ["write a,twice,twice", "write b"], "{events:?}");
@@ -807,8 +978,7 @@ mod tests {
     fn a_transforms_dead_letters_are_stored_under_its_name_before_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let batches = vec![batch("1", &["a", "reject"])];
-        let (events, _, outcome) =
-            deliver_through(batches, true, Sink::default(), Some(dir.path()));
+        let (events, _, outcome) = deliver_through(batches, 1, Sink::default(), Some(dir.path()));
         outcome.unwrap();
         assert_eq!(commits(&events), ["1"]);
         let stored = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).unwrap();
@@ -818,7 +988,7 @@ mod tests {
 
         // Without a destination the pipeline stops before that batch's commit.
         let batches = vec![batch("1", &["a"]), batch("2", &["reject"])];
-        let (events, committed, outcome) = deliver_through(batches, true, Sink::default(), None);
+        let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         assert!(outcome.is_err());
         assert_eq!(commits(&events), ["1"]);
         assert_eq!(committed.as_deref(), Some("1"));
@@ -831,10 +1001,34 @@ mod tests {
             batch("2", &["fail"]),
             batch("3", &["b"]),
         ];
-        let (events, committed, outcome) = deliver_through(batches, true, Sink::default(), None);
+        let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("transform #1 (filter)"), "{err}");
         assert_eq!(commits(&events), ["1"]);
         assert_eq!(committed.as_deref(), Some("1"));
+    }
+
+    /// With several workers the sink still gets every batch in the source's order, and a
+    /// failing transform stops delivery at its batch: nothing after it is committed, even
+    /// what other workers finished.
+    #[test]
+    fn parallel_workers_keep_the_order_and_stop_at_the_first_failure() {
+        let batches: Vec<Batch> = (1..=12)
+            .map(|i| batch(&i.to_string(), &[&format!("v{i}"), "drop"]))
+            .collect();
+        let (events, committed, outcome) = deliver_through(batches, 3, Sink::default(), None);
+        outcome.unwrap();
+        let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
+        let expected: Vec<String> = (1..=12).map(|i| format!("write v{i}")).collect();
+        assert_eq!(writes, expected.iter().collect::<Vec<_>>());
+        assert_eq!(committed.as_deref(), Some("12"));
+
+        let mut batches: Vec<Batch> = (1..=12).map(|i| batch(&i.to_string(), &["a"])).collect();
+        batches[6] = batch("7", &["fail"]);
+        let (events, committed, outcome) = deliver_through(batches, 3, Sink::default(), None);
+        let err = format!("{:#}", outcome.unwrap_err());
+        assert!(err.contains("transform #1 (filter)"), "{err}");
+        assert_eq!(commits(&events), ["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(committed.as_deref(), Some("6"));
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
-use crate::delivery::{self, Delivery, Step, StreamPull};
+use crate::delivery::{self, Chain, Delivery, Step, StreamPull};
 use crate::fit::{Misfit, Side, fit};
 use crate::meter::{Meter, MeterReading};
 use crate::shutdown::Shutdown;
@@ -19,8 +19,8 @@ use weir_runtime::{
     SinkInstance, SourceInstance, TransformInstance,
 };
 
-/// A pipeline's transforms, each with its name for errors and dead letters.
-type Steps = Vec<Step<TransformInstance>>;
+/// A pipeline's transforms: one chain (an instance of each, in order) per worker.
+type Chains = Vec<Chain<TransformInstance>>;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -208,28 +208,32 @@ impl Run<'_> {
         // the previous one committed, which the summary follows.
         summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
         let mut source = Some(prepare_source(runtime, self.p).await?);
-        let mut steps = Some(prepare_transforms(runtime, self.p).await?);
+        let mut chains = Some(prepare_transforms(runtime, self.p).await?);
         let mut sink = prepare_sink(runtime, self.p).await?;
         if let Some(source) = &mut source {
             self.meter
                 .instantiated(source.memory_bytes(), sink.memory_bytes());
             source.count_dropped_logs_in(self.meter.log_dropped.clone());
         }
-        for step in steps.iter_mut().flatten() {
+        for step in chains.iter_mut().flatten().flatten() {
             step.transform
                 .count_dropped_logs_in(self.meter.log_dropped.clone());
         }
         sink.count_dropped_logs_in(self.meter.log_dropped.clone());
         let result = self
-            .deliver(summary, &mut source, &mut steps, &mut sink)
+            .deliver(summary, &mut source, &mut chains, &mut sink)
             .await;
         let source_counters = source.as_ref().map(|s| s.counters().clone());
         let mut counters = vec![("source".to_string(), source_counters.unwrap_or_default())];
-        for (i, step) in steps.iter().flatten().enumerate() {
-            counters.push((
-                format!("transform{}", i + 1),
-                step.transform.counters().clone(),
-            ));
+        // A transform's counters, summed over its instances in the workers.
+        for i in 0..self.p.transforms.len() {
+            let mut sum = BTreeMap::<String, u64>::new();
+            for chain in chains.iter().flatten() {
+                for (name, value) in chain[i].transform.counters() {
+                    *sum.entry(name.clone()).or_default() += value;
+                }
+            }
+            counters.push((format!("transform{}", i + 1), sum));
         }
         counters.push(("sink".to_string(), sink.counters().clone()));
         for (role, counters) in counters {
@@ -240,18 +244,22 @@ impl Run<'_> {
         result
     }
 
-    /// `source` and `steps` are lent to each run's source task and come back after it
-    /// (not if that task panicked).
+    /// `source` and `chains` are lent to each run's tasks and come back after them (not
+    /// if one panicked).
     async fn deliver(
         &self,
         summary: &mut Summary,
         source: &mut Option<SourceInstance>,
-        steps: &mut Option<Steps>,
+        chains: &mut Option<Chains>,
         sink: &mut SinkInstance,
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let source_config = p.source.config.to_string();
-        for (step, endpoint) in steps.iter_mut().flatten().zip(&p.transforms) {
+        let steps = chains
+            .iter_mut()
+            .flatten()
+            .flat_map(|c| c.iter_mut().zip(&p.transforms));
+        for (step, endpoint) in steps {
             step.transform
                 .open(&endpoint.config.to_string())
                 .await
@@ -285,13 +293,13 @@ impl Run<'_> {
         };
         match source.take().ok_or_else(lost)? {
             SourceInstance::Batch(batch) => {
-                let mut slot = Some((batch, steps.take().ok_or_else(lost)?));
+                let mut slot = Some((batch, chains.take().ok_or_else(lost)?));
                 let runs = self
                     .batch_runs(&ctx, summary, &mut slot, sink, &mut dead)
                     .await;
                 if let Some((batch, back)) = slot {
                     *source = Some(SourceInstance::Batch(batch));
-                    *steps = Some(back);
+                    *chains = Some(back);
                 }
                 runs?;
             }
@@ -306,13 +314,12 @@ impl Run<'_> {
                     until_idle: options.once,
                     stop: stop.clone(),
                 };
-                let chain = steps.take().ok_or_else(lost)?;
+                let lent = chains.take().ok_or_else(lost)?;
                 let (back, outcome) =
-                    delivery::run(&ctx, pull, chain, sink, &mut dead, &mut summary.checkpoint)
-                        .await;
+                    delivery::run(&ctx, pull, lent, sink, &mut dead, &mut summary.checkpoint).await;
                 summary.count(&before, &self.meter.read());
                 let (pull, back) = back.ok_or_else(lost)?;
-                *steps = Some(back);
+                *chains = Some(back);
                 let mut stream = pull.source;
                 let closed = match outcome {
                     Ok(()) => stream.close().await.map_err(Into::into),
@@ -322,7 +329,7 @@ impl Run<'_> {
                 closed?;
             }
         }
-        for step in steps.iter_mut().flatten() {
+        for step in chains.iter_mut().flatten().flatten() {
             step.transform.close().await?;
         }
         sink.close().await?;
@@ -336,7 +343,7 @@ impl Run<'_> {
         &self,
         ctx: &Delivery<'_>,
         summary: &mut Summary,
-        slot: &mut Option<(BatchSourceInstance, Steps)>,
+        slot: &mut Option<(BatchSourceInstance, Chains)>,
         sink: &mut SinkInstance,
         dead: &mut DeadLetters,
     ) -> Result<()> {
@@ -354,9 +361,9 @@ impl Run<'_> {
                 .open(&config, summary.checkpoint.as_deref())
                 .await?;
             let before = self.meter.read();
-            let (batch, chain) = slot.take().ok_or_else(lost)?;
+            let (batch, lent) = slot.take().ok_or_else(lost)?;
             let (back, outcome) =
-                delivery::run(ctx, batch, chain, sink, dead, &mut summary.checkpoint).await;
+                delivery::run(ctx, batch, lent, sink, dead, &mut summary.checkpoint).await;
             *slot = back;
             let after = self.meter.read();
             summary.count(&before, &after);
@@ -428,23 +435,31 @@ pub async fn prepare_source(runtime: &Runtime, p: &Pipeline) -> Result<SourceIns
         .with_context(|| format!("pipeline `{}`: the source is a sink", p.name))
 }
 
-/// The transforms, prepared, in order.
-pub async fn prepare_transforms(runtime: &Runtime, p: &Pipeline) -> Result<Steps> {
-    let mut steps = Vec::with_capacity(p.transforms.len());
-    for i in 0..p.transforms.len() {
-        let side = Side::Transform(i);
-        let (instance, _) = prepare(runtime, p, side).await?;
-        let transform = instance.into_transform().with_context(|| {
-            format!("pipeline `{}`: {} is not a transform", p.name, side.name())
-        })?;
-        let plugin = plugin_name(&p.transforms[i]);
-        steps.push(Step {
-            name: format!("{} ({plugin})", side.name()),
-            plugin,
-            transform,
-        });
+/// The transforms, prepared: a chain of them in order for each of the pipeline's
+/// `transform_parallelism` workers; none without transforms.
+pub async fn prepare_transforms(runtime: &Runtime, p: &Pipeline) -> Result<Chains> {
+    if p.transforms.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(steps)
+    let mut chains = Vec::with_capacity(p.transform_parallelism);
+    for _ in 0..p.transform_parallelism {
+        let mut chain = Vec::with_capacity(p.transforms.len());
+        for i in 0..p.transforms.len() {
+            let side = Side::Transform(i);
+            let (instance, _) = prepare(runtime, p, side).await?;
+            let transform = instance.into_transform().with_context(|| {
+                format!("pipeline `{}`: {} is not a transform", p.name, side.name())
+            })?;
+            let plugin = plugin_name(&p.transforms[i]);
+            chain.push(Step {
+                name: format!("{} ({plugin})", side.name()),
+                plugin,
+                transform,
+            });
+        }
+        chains.push(chain);
+    }
+    Ok(chains)
 }
 
 /// A side's plugin as logs and dead letters name it: its file's name.

@@ -25,12 +25,26 @@ pub struct PipelineSpec {
     /// Steps between source and sink, in order: `[[pipeline.transforms]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transforms: Vec<TransformSpec>,
+    /// Batches that go through the transforms at once, each in its own instance of every
+    /// transform; the sink still gets them in the source's order.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub transform_parallelism: usize,
     pub sink: SinkSpec,
     #[serde(default, skip_serializing_if = "LimitsSpec::is_empty")]
     pub limits: LimitsSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<DeadLetterSpec>,
 }
+
+fn one() -> usize {
+    1
+}
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// Each worker holds an instance of every transform: more than this is a mistake.
+pub const MAX_TRANSFORM_PARALLELISM: usize = 16;
 
 fn default_batch_size() -> u32 {
     1000
@@ -516,6 +530,13 @@ impl PipelineSpec {
             "{}",
             at("buffer_batches must be at least 1")
         );
+        ensure!(
+            (1..=MAX_TRANSFORM_PARALLELISM).contains(&self.transform_parallelism),
+            "{}",
+            at(&format!(
+                "transform_parallelism must be from 1 to {MAX_TRANSFORM_PARALLELISM}"
+            ))
+        );
         if let Some(s) = &self.source.schedule {
             s.parse::<croner::Cron>()
                 .map_err(|e| anyhow::anyhow!("{e}"))
@@ -767,6 +788,14 @@ mod tests {
             ),
             (json!({ "dead_letter": {} }), "exactly one"),
             (json!({ "batch_size": 0 }), "batch_size"),
+            (
+                json!({ "transform_parallelism": 0 }),
+                "transform_parallelism",
+            ),
+            (
+                json!({ "transform_parallelism": 17 }),
+                "transform_parallelism",
+            ),
             (json!({ "limits": { "memory": "1 KiB" } }), "limits.memory"),
             (
                 json!({ "source": { "plugin": "s", "schedule": "every day" } }),
