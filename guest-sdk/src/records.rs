@@ -73,26 +73,14 @@ impl Records {
 
     /// Appends a record, copying its bytes into the batch's buffer.
     pub fn push(&mut self, record: RecordRef<'_>) {
-        let key = record.key.map(|k| self.put(k));
-        let value = record.value.map(|v| self.put(v));
-        let first = self.headers.len();
-        for (k, v) in record.headers {
-            let header = Header {
-                key: self.put(k.as_bytes()),
-                value: self.put(v),
-            };
-            self.headers.push(header);
-        }
-        self.items.push(Record {
-            key,
-            value,
-            headers: Span {
-                offset: index(first),
-                len: index(record.headers.len()),
-            },
-            timestamp_ms: record.timestamp_ms,
-            op: record.op,
-        });
+        let headers = record.headers.iter().map(|(k, v)| (k.as_bytes(), *v));
+        self.append(
+            record.key,
+            record.value,
+            headers,
+            record.timestamp_ms,
+            record.op,
+        );
     }
 
     /// Appends a record that is `like` (its key, headers, timestamp and op) with another
@@ -107,14 +95,36 @@ impl Records {
     }
 
     fn push_from(&mut self, like: &RecordView<'_>, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let from = like.records;
+        let Span { offset, len } = like.record.headers;
+        let headers = from.headers[offset as usize..(offset + len) as usize]
+            .iter()
+            .map(|h| (from.bytes(h.key), from.bytes(h.value)));
+        self.append(
+            key,
+            value,
+            headers,
+            like.record.timestamp_ms,
+            like.record.op,
+        );
+    }
+
+    fn append<'h>(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl ExactSizeIterator<Item = (&'h [u8], &'h [u8])>,
+        timestamp_ms: Option<i64>,
+        op: Option<ChangeOp>,
+    ) {
         let key = key.map(|k| self.put(k));
         let value = value.map(|v| self.put(v));
         let first = self.headers.len();
-        let Span { offset, len } = like.record.headers;
-        for h in &like.records.headers[offset as usize..(offset + len) as usize] {
+        let count = headers.len();
+        for (k, v) in headers {
             let header = Header {
-                key: self.put(like.records.bytes(h.key)),
-                value: self.put(like.records.bytes(h.value)),
+                key: self.put(k),
+                value: self.put(v),
             };
             self.headers.push(header);
         }
@@ -123,10 +133,10 @@ impl Records {
             value,
             headers: Span {
                 offset: index(first),
-                len,
+                len: index(count),
             },
-            timestamp_ms: like.record.timestamp_ms,
-            op: like.record.op,
+            timestamp_ms,
+            op,
         });
     }
 

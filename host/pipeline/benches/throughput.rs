@@ -8,18 +8,16 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use weir_pipeline::{PipelineFile, RunOptions, Shutdown};
 use weir_runtime::{Instance, Labels, Runtime, RuntimeConfig, Sandbox};
+
+mod common;
 
 const BATCH: usize = 5000;
 const ROUNDS: usize = 3;
 
 fn main() {
-    let records: usize = std::env::var("WEIR_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins");
+    let records = common::records();
+    let plugins = common::plugins();
     assert!(
         plugins.join("file_source.wasm").exists(),
         "build the plugins first: scripts/build.sh"
@@ -201,48 +199,9 @@ fn weir_copy(
     records: usize,
 ) -> Duration {
     let out = dir.join(format!("weir-{round}"));
-    let pipeline = dir.join(format!("bench-{round}.toml"));
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"
-state_dir = "state-{round}"
-[[pipeline]]
-name = "bench"
-batch_size = {BATCH}
-[pipeline.source]
-plugin = "{source}"
-config = {{ dir = "/data" }}
-grants.dirs = [{{ host = "{data}", guest = "/data" }}]
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "out.jsonl" }}
-grants.dirs = [{{ host = "{out}", guest = "/out", write = true }}]
-"#,
-            source = plugins.join("file_source.wasm").display(),
-            sink = plugins.join("file_sink.wasm").display(),
-            out = out.display(),
-        ),
-    )
-    .unwrap();
-    let file = PipelineFile::load(&pipeline).unwrap();
-    let started = Instant::now();
-    let summaries = weir_runtime::block_on(weir_pipeline::run(
-        runtime,
-        &file,
-        &RunOptions {
-            once: true,
-            ..RunOptions::default()
-        },
-        &Shutdown::default(),
-    ))
-    .unwrap();
-    let took = started.elapsed();
-    assert_eq!(
-        summaries[0].records_written as usize, records,
-        "{:?}",
-        summaries[0].error
-    );
+    let text = common::file_pipeline(plugins, round, BATCH, "", data, "", &out);
+    let (took, summary) = common::run_once(runtime, dir, round, &text, records);
+    assert_eq!(summary.records_written as usize, records);
     took
 }
 

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir_pipeline::{PipelineFile, RunOptions, Shutdown};
 use weir_runtime::{Runtime, RuntimeConfig};
+
+mod common;
 
 const BATCH: usize = 5000;
 const ROUNDS: usize = 3;
@@ -65,11 +66,8 @@ impl Step {
 }
 
 fn main() {
-    let records: usize = std::env::var("WEIR_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins");
+    let records = common::records();
+    let plugins = common::plugins();
     for p in ["file_source", "jq", "py_evens", "js_evens"] {
         assert!(
             plugins.join(format!("{p}.wasm")).exists(),
@@ -190,52 +188,17 @@ fn weir_run(
 ) -> (Duration, PathBuf) {
     let tag = format!("{}-{round}", step.name());
     let out = dir.join(format!("weir-{tag}"));
-    let pipeline = dir.join(format!("bench-{tag}.toml"));
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"
-state_dir = "state-{tag}"
-[[pipeline]]
-name = "bench"
-batch_size = {BATCH}
-transform_parallelism = {parallelism}
-[pipeline.source]
-plugin = "{source}"
-config = {{ dir = "/data" }}
-grants.dirs = [{{ host = "data", guest = "/data" }}]
-{transform}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ dir = "/out", file = "out.jsonl" }}
-grants.dirs = [{{ host = "{out}", guest = "/out", write = true }}]
-"#,
-            source = plugins.join("file_source.wasm").display(),
-            sink = plugins.join("file_sink.wasm").display(),
-            transform = step.table(plugins),
-            parallelism = step.parallelism(),
-            out = out.display(),
-        ),
-    )
-    .unwrap();
-    let file = PipelineFile::load(&pipeline).unwrap();
-    let started = Instant::now();
-    let summaries = weir_runtime::block_on(weir_pipeline::run(
-        runtime,
-        &file,
-        &RunOptions {
-            once: true,
-            ..RunOptions::default()
-        },
-        &Shutdown::default(),
-    ))
-    .unwrap();
-    let took = started.elapsed();
-    assert_eq!(
-        summaries[0].records_read as usize, records,
-        "{:?}",
-        summaries[0].error
+    let settings = format!("transform_parallelism = {}", step.parallelism());
+    let text = common::file_pipeline(
+        plugins,
+        &tag,
+        BATCH,
+        &settings,
+        "data",
+        &step.table(plugins),
+        &out,
     );
+    let (took, _) = common::run_once(runtime, dir, &tag, &text, records);
     (took, out.join("out.jsonl"))
 }
 
