@@ -393,7 +393,8 @@ fn hmac_sha256_hex(key: &str, message: &str) -> String {
 
 /// `weir serve`: pushing a new version of a transform swaps it in at a checkpoint boundary
 /// (the first record of the new code right after the last of the old, none lost or
-/// repeated), and a version whose schema rejects the pipeline's config is refused.
+/// repeated), a version whose schema rejects the pipeline's config is refused, and an
+/// upgrade by command moves it back.
 #[test]
 fn a_new_transform_version_swaps_in_at_a_checkpoint_and_a_misfit_is_refused() {
     let s = Scratch::new();
@@ -438,6 +439,33 @@ fn a_new_transform_version_swaps_in_at_a_checkpoint_and_a_misfit_is_refused() {
         2
     );
 
+    // Back to version 1 by command; a version list longer than the transforms is refused.
+    let (status, reply) = server.call(
+        Some(&token),
+        "POST",
+        "/v1/pipelines/count/upgrade",
+        Some((
+            "application/json",
+            br#"{"transform_versions": [1]}"#.to_vec(),
+        )),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["pinned"]["transforms"][0]["version"], 1);
+    server.wait_for(&token, "count", LONG, |st| {
+        st["transforms"][0]["version"] == 1
+            && st["records_out"].as_u64() > st["records_out_before_run"].as_u64().map(|n| n + 300)
+    });
+    let (status, reply) = server.call(
+        Some(&token),
+        "POST",
+        "/v1/pipelines/count/upgrade",
+        Some((
+            "application/json",
+            br#"{"transform_versions": [1, 1]}"#.to_vec(),
+        )),
+    );
+    assert_eq!(status, 422, "{reply}");
+
     server.action(&token, "count", "pause");
     let end = server.wait_for(&token, "count", LONG, |st| st["state"] == "paused");
     let out = lines(&s.read("acme/out/count.jsonl"));
@@ -455,7 +483,7 @@ fn a_new_transform_version_swaps_in_at_a_checkpoint_and_a_misfit_is_refused() {
         .collect();
     assert_eq!(
         runs.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ["v1", "v2"],
+        ["v1", "v2", "v1"],
         "runs of (tag, length): {runs:?}"
     );
 }
