@@ -341,6 +341,26 @@ fn a_granted_key_hashes_in_the_host_and_never_reaches_the_plugin_or_the_logs() {
             "",
         ),
         pipeline(
+            "python",
+            10,
+            &[step(
+                "py_step",
+                "{ hash = { key = \"pii\", field = \"email\" } }",
+                keys,
+            )],
+            "",
+        ),
+        pipeline(
+            "javascript",
+            10,
+            &[step(
+                "js_step",
+                "{ hash = { key = \"pii\", field = \"email\" } }",
+                keys,
+            )],
+            "",
+        ),
+        pipeline(
             "ungranted",
             10,
             &[step(
@@ -366,6 +386,15 @@ fn a_granted_key_hashes_in_the_host_and_never_reaches_the_plugin_or_the_logs() {
         hashed[0]["digest"],
         hmac_sha256_hex(SECRET, s.read("data/a.jsonl").trim())
     );
+    // The Python and JavaScript SDKs reach the same host function.
+    for (name, step) in [("python", "py"), ("javascript", "js")] {
+        let out = lines(&s.read(&format!("out/{name}.jsonl")));
+        assert_eq!(
+            out,
+            [json!({"email": digest, "n": 1, "steps": [step]})],
+            "{name}"
+        );
+    }
     let error = run.error("ungranted");
     assert_contains_all(&error, &["transform #1", "no key `other` is granted"]);
     let everything = format!("{}{:?}", run.stderr, run.summaries);
@@ -440,30 +469,22 @@ fn a_new_transform_version_swaps_in_at_a_checkpoint_and_a_misfit_is_refused() {
     );
 
     // Back to version 1 by command; a version list longer than the transforms is refused.
-    let (status, reply) = server.call(
-        Some(&token),
-        "POST",
-        "/v1/pipelines/count/upgrade",
-        Some((
-            "application/json",
-            br#"{"transform_versions": [1]}"#.to_vec(),
-        )),
-    );
+    let upgrade = |body: &[u8]| {
+        server.call(
+            Some(&token),
+            "POST",
+            "/v1/pipelines/count/upgrade",
+            Some(("application/json", body.to_vec())),
+        )
+    };
+    let (status, reply) = upgrade(br#"{"transform_versions": [1]}"#);
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["pinned"]["transforms"][0]["version"], 1);
     server.wait_for(&token, "count", LONG, |st| {
         st["transforms"][0]["version"] == 1
             && st["records_out"].as_u64() > st["records_out_before_run"].as_u64().map(|n| n + 300)
     });
-    let (status, reply) = server.call(
-        Some(&token),
-        "POST",
-        "/v1/pipelines/count/upgrade",
-        Some((
-            "application/json",
-            br#"{"transform_versions": [1, 1]}"#.to_vec(),
-        )),
-    );
+    let (status, reply) = upgrade(br#"{"transform_versions": [1, 1]}"#);
     assert_eq!(status, 422, "{reply}");
 
     server.action(&token, "count", "pause");

@@ -1,7 +1,9 @@
 // A transform in JavaScript for the tests: appends "js" to each JSON value's `steps` and
 // upper-cases its `customer`. With `{ "throw_on": S }` a value containing S throws
 // (uncaught), with `{ "spin_on": S }` it loops forever: the tests' contained failures.
-import { Transform, Record } from '@weir/guest';
+// With `{ "hash": { "key": K, "field": F } }` it replaces field F by its HMAC under the
+// granted key K, computed by the host (`keys`).
+import { Transform, Record, keys } from '@weir/guest';
 
 export default class Step extends Transform {
   static spec = {
@@ -9,7 +11,15 @@ export default class Step extends Transform {
     description: 'Marks records as seen by JavaScript (tests only).',
     configSchema: {
       type: 'object',
-      properties: { throw_on: { type: 'string' }, spin_on: { type: 'string' } },
+      properties: {
+        throw_on: { type: 'string' },
+        spin_on: { type: 'string' },
+        hash: {
+          type: 'object',
+          properties: { key: { type: 'string' }, field: { type: 'string' } },
+          required: ['key', 'field'],
+        },
+      },
       additionalProperties: false,
     },
   };
@@ -27,6 +37,11 @@ export default class Step extends Transform {
       const v = JSON.parse(text);
       v.steps = [...(v.steps ?? []), 'js'];
       if (typeof v.customer === 'string') v.customer = v.customer.toUpperCase();
+      const hash = this.config.hash;
+      if (hash && hash.field in v) {
+        const [digest] = keys.hmacSha256(hash.key, [String(v[hash.field])]);
+        v[hash.field] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+      }
       return new Record({ ...r, value: JSON.stringify(v) });
     });
   }

@@ -1,6 +1,8 @@
 """A transform in Python for the tests: appends "py" to each JSON value's `steps`, and
 turns each value's `amount` into integer `cents`. A value with `"split": n` becomes n
-records (an expansion); one that is not a JSON object is rejected."""
+records (an expansion); one that is not a JSON object is rejected. With config
+`{"hash": {"key": K, "field": F}}` it replaces field F by its HMAC under the granted key K,
+computed by the host (`weir.keys`)."""
 
 import json
 
@@ -10,6 +12,9 @@ import weir
 class Step(weir.Transform):
     name = "py-step"
     description = "Marks records as seen by Python (tests only)."
+
+    def __init__(self, config):
+        self.hash = config.get("hash")
 
     def process(self, records):
         out = []
@@ -23,6 +28,10 @@ class Step(weir.Transform):
                 out.append(weir.DeadLetter.of(r, "not a JSON object"))
                 continue
             v["steps"] = v.get("steps", []) + ["py"]
+            if self.hash and self.hash["field"] in v:
+                field = self.hash["field"]
+                [digest] = weir.keys.hmac_sha256(self.hash["key"], [str(v[field]).encode()])
+                v[field] = bytes(digest).hex()
             if "amount" in v:
                 v["cents"] = round(v.pop("amount") * 100)
             for i in range(v.pop("split", 1)):
