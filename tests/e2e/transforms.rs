@@ -454,6 +454,7 @@ fn a_new_transform_version_swaps_in_at_a_checkpoint_and_a_misfit_is_refused() {
             && st["records_out"].as_u64() > st["records_out_before_run"].as_u64().map(|n| n + 500)
     });
     assert_eq!(v2["state"], "running");
+    assert!(v2["transform_memory"].as_u64() > Some(0), "{v2}");
 
     // js-step's schema has no `do`: refused, and the pipeline stays on version 2.
     let (status, refused) = server.push(&token, "tagger", read_plugin("js_step"));

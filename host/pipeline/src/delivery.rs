@@ -136,12 +136,21 @@ pub(crate) trait Process: Send + 'static {
         &mut self,
         records: &Records,
     ) -> impl Future<Output = Result<Transformed, GuestError>> + Send;
+    fn memory_bytes(&self) -> usize;
 }
 
 impl Process for TransformInstance {
     async fn process(&mut self, records: &Records) -> Result<Transformed, GuestError> {
         TransformInstance::process(self, records).await
     }
+    fn memory_bytes(&self) -> usize {
+        TransformInstance::memory_bytes(self)
+    }
+}
+
+/// What a chain's instances hold in linear memory.
+pub(crate) fn chain_memory<T: Process>(chain: &[Step<T>]) -> usize {
+    chain.iter().map(|s| s.transform.memory_bytes()).sum()
 }
 
 /// One transform of a pipeline, with how errors and dead letters name it.
@@ -410,8 +419,10 @@ async fn work<T: Process>(
     source_plugin: String,
 ) -> Chain<T> {
     let mut cpu = 0;
+    let mut memory = chain_memory(&chain);
     while let Some(batch) = inbox.recv().await {
         let done = transform(&mut chain, &source_plugin, batch).await;
+        charge.meter.transformed(&mut memory, chain_memory(&chain));
         charge.charge(&mut cpu).await;
         let failed = done.is_err();
         if output.send(done).await.is_err() || failed {
@@ -807,6 +818,9 @@ mod tests {
                 records: out,
                 dead_letters,
             })
+        }
+        fn memory_bytes(&self) -> usize {
+            0
         }
     }
 

@@ -15,6 +15,8 @@ pub struct Meter {
     /// Linear memory of the current source and sink instances, in bytes.
     pub source_memory: AtomicU64,
     pub sink_memory: AtomicU64,
+    /// Linear memory of the transform instances, every worker's together.
+    pub transform_memory: AtomicU64,
     /// When the last checkpoint was committed, in ms since the Unix epoch; 0 for never.
     pub last_commit_ms: AtomicU64,
     /// CPU the source's and sink's calls used, and time spent waiting for the CPU budget.
@@ -34,6 +36,7 @@ pub struct MeterReading {
     pub dead_letters: u64,
     pub source_memory: u64,
     pub sink_memory: u64,
+    pub transform_memory: u64,
     pub last_commit_ms: u64,
     pub cpu_ns: u64,
     pub throttled_ns: u64,
@@ -51,6 +54,7 @@ impl Meter {
             dead_letters: get(&self.dead_letters),
             source_memory: get(&self.source_memory),
             sink_memory: get(&self.sink_memory),
+            transform_memory: get(&self.transform_memory),
             last_commit_ms: get(&self.last_commit_ms),
             cpu_ns: get(&self.cpu_ns),
             throttled_ns: get(&self.throttled_ns),
@@ -59,9 +63,23 @@ impl Meter {
     }
 
     /// The instances' memory right after they were made, before any batch.
-    pub(crate) fn instantiated(&self, source: usize, sink: usize) {
+    pub(crate) fn instantiated(&self, source: usize, transforms: usize, sink: usize) {
         self.source_memory.store(source as u64, Ordering::Relaxed);
+        self.transform_memory
+            .store(transforms as u64, Ordering::Relaxed);
         self.sink_memory.store(sink as u64, Ordering::Relaxed);
+    }
+
+    /// One worker's transforms now hold `memory`; they held `*last` when it last said.
+    pub(crate) fn transformed(&self, last: &mut usize, memory: usize) {
+        if memory >= *last {
+            let grown = (memory - *last) as u64;
+            self.transform_memory.fetch_add(grown, Ordering::Relaxed);
+        } else {
+            let shrunk = (*last - memory) as u64;
+            self.transform_memory.fetch_sub(shrunk, Ordering::Relaxed);
+        }
+        *last = memory;
     }
 
     pub(crate) fn pulled(&self, records: u64, bytes: u64, memory: usize) {

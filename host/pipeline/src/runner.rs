@@ -2,7 +2,7 @@
 
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
-use crate::delivery::{self, Chain, Delivery, Step, StreamPull};
+use crate::delivery::{self, Chain, Delivery, Step, StreamPull, chain_memory};
 use crate::fit::{Misfit, Side, fit};
 use crate::meter::{Meter, MeterReading};
 use crate::shutdown::Shutdown;
@@ -211,8 +211,9 @@ impl Run<'_> {
         let mut chains = Some(prepare_transforms(runtime, self.p).await?);
         let mut sink = prepare_sink(runtime, self.p).await?;
         if let Some(source) = &mut source {
+            let transforms = chains.iter().flatten().map(|c| chain_memory(c)).sum();
             self.meter
-                .instantiated(source.memory_bytes(), sink.memory_bytes());
+                .instantiated(source.memory_bytes(), transforms, sink.memory_bytes());
             source.count_dropped_logs_in(self.meter.log_dropped.clone());
         }
         for step in chains.iter_mut().flatten().flatten() {

@@ -124,6 +124,12 @@ pub fn render(supervisor: &Supervisor) -> String {
         &|s| n(s.counters.sink_memory),
     );
     family(
+        "weir_transform_memory_bytes",
+        "gauge",
+        "Linear memory of the transform instances, every worker's together.",
+        &|s| n(s.counters.transform_memory),
+    );
+    family(
         "weir_checkpoint_age_seconds",
         "gauge",
         "Seconds since the last committed checkpoint.",
