@@ -188,3 +188,51 @@ grants.objects = {{ dir = "landing" }}
         "the cursor held"
     );
 }
+
+/// CSV options on object-source: `;` between fields, `NA` as null, numbers and booleans
+/// inferred, a column typed; a row whose value does not fit its column's type becomes a
+/// dead letter with why, and the rows around it arrive.
+#[test]
+fn object_source_reads_csv_with_its_options() {
+    let s = scratch();
+    std::fs::create_dir_all(s.path("landing")).unwrap();
+    s.write(
+        "landing/flights.csv",
+        "year;carrier;dep_delay;late;tailnum\n2013;UA;2;false;N14228\n2013;AA;NA;true;NA\n2013;B6;soon;false;N3\n2013;DL;-4.5;false;'N;1'\n",
+    );
+    s.pipelines(&[format!(
+        r#"
+[[pipeline]]
+name = "csv"
+[pipeline.source]
+plugin = "{source}"
+config = {{ csv = {{ delimiter = ";", quote = "'", null_values = ["NA"], infer_types = true, types = {{ dep_delay = "number" }} }} }}
+grants.objects = {{ dir = "landing" }}
+{sink}
+[pipeline.dead_letter]
+dir = "dlq"
+"#,
+        source = plugin("object_source").display(),
+        sink = file_sink("csv.jsonl", ""),
+    )]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    let out: Vec<serde_json::Value> = s
+        .read("out/csv.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        out,
+        [
+            serde_json::json!({"year": 2013, "carrier": "UA", "dep_delay": 2, "late": false, "tailnum": "N14228"}),
+            serde_json::json!({"year": 2013, "carrier": "AA", "dep_delay": null, "late": true, "tailnum": null}),
+            serde_json::json!({"year": 2013, "carrier": "DL", "dep_delay": -4.5, "late": false, "tailnum": "N;1"}),
+        ]
+    );
+    let dead = s.read("dlq/dead-letters.jsonl");
+    assert!(
+        dead.contains("column `dep_delay`: `soon` is not a number"),
+        "{dead}"
+    );
+}

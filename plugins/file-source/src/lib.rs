@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
-use weir_guest::formats::{Header, read_record, trim_newline};
+use weir_guest::formats::{CsvOptions, Header, read_record, trim_newline};
 use weir_guest::{Batch, BatchSource, Connector, Error, Records, Result, StreamInfo};
 
 #[derive(Deserialize, JsonSchema)]
@@ -23,6 +23,9 @@ pub struct Config {
     /// How to parse the files; `auto` chooses by extension (`.csv`, else JSON Lines).
     #[serde(default)]
     format: Format,
+    /// How CSV files are read: delimiter, quote, null values, types.
+    #[serde(default)]
+    csv: CsvOptions,
 }
 
 fn default_pattern() -> String {
@@ -48,6 +51,9 @@ pub struct FileSource {
     current: Option<OpenFile>,
     cursor: Cursor,
     format: Format,
+    csv: CsvOptions,
+    /// `csv.quote`, checked.
+    quote: u8,
 }
 
 struct OpenFile {
@@ -65,6 +71,7 @@ impl Connector for FileSource {
     type Config = Config;
 
     fn check(config: &Config) -> Result<()> {
+        config.csv.quote_byte().map_err(Error::Config)?;
         list(&config.dir, &config.pattern).map(|_| ())
     }
 }
@@ -80,6 +87,7 @@ impl BatchSource for FileSource {
     }
 
     fn open(config: Config, cursor: Option<Cursor>) -> Result<Self> {
+        let quote = config.csv.quote_byte().map_err(Error::Config)?;
         let cursor = cursor.unwrap_or_default();
         let files = list(&config.dir, &config.pattern)?
             .into_iter()
@@ -96,6 +104,8 @@ impl BatchSource for FileSource {
             current: None,
             cursor,
             format: config.format,
+            csv: config.csv,
+            quote,
         })
     }
 
@@ -111,7 +121,8 @@ impl BatchSource for FileSource {
                 continue;
             };
             line.clear();
-            let read = read_record(&mut file.reader, &mut line, file.csv.is_some())
+            let quote = file.csv.as_ref().map(|_| self.quote);
+            let read = read_record(&mut file.reader, &mut line, quote)
                 .map_err(|e| io_error(&file.name, e))?;
             if read == 0 || line.last() != Some(&b'\n') {
                 // End of file, or a line still being written: leave it for the next run.
@@ -161,12 +172,12 @@ impl FileSource {
         if is_csv {
             // Every read needs the header, wherever it resumes.
             let mut first = Vec::new();
-            let read = read_record(&mut reader, &mut first, true).map_err(err)?;
+            let read = read_record(&mut reader, &mut first, Some(self.quote)).map_err(err)?;
             if first.last() != Some(&b'\n') {
                 return Ok(None);
             }
             offset = offset.max(read as u64);
-            let header = Header::parse(trim_newline(&first))
+            let header = Header::parse(trim_newline(&first), &self.csv)
                 .map_err(|e| Error::Fatal(format!("{name} header: {e}")))?;
             csv = Some(header);
         }
@@ -222,6 +233,7 @@ mod tests {
             dir: dir.display().to_string(),
             pattern: "*".into(),
             format: Format::Auto,
+            csv: CsvOptions::default(),
         }
     }
 
@@ -285,5 +297,34 @@ mod tests {
             matches!(&err, Error::Fatal(m) if m.starts_with("a.jsonl at byte 8")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn csv_options_type_the_values_and_bad_ones_are_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("flights.csv"),
+            "year;carrier;dep_delay;tailnum\n2013;UA;2;N14228\n2013;AA;NA;NA\n",
+        )
+        .unwrap();
+        let mut config = config(dir.path());
+        config.csv = serde_json::from_value(serde_json::json!({
+            "delimiter": ";", "null_values": ["NA"], "infer_types": true,
+        }))
+        .unwrap();
+        let (records, _) = read_all(&mut FileSource::open(config, None).unwrap());
+        assert_eq!(
+            records,
+            [
+                r#"{"year":2013,"carrier":"UA","dep_delay":2,"tailnum":"N14228"}"#,
+                r#"{"year":2013,"carrier":"AA","dep_delay":null,"tailnum":null}"#,
+            ]
+        );
+        let mut bad = self::config(dir.path());
+        bad.csv.delimiter = '→';
+        assert!(matches!(
+            FileSource::open(bad, None),
+            Err(Error::Config(m)) if m.contains("csv.delimiter")
+        ));
     }
 }

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use weir_guest::formats::{Header, read_record, trim_newline};
+use weir_guest::formats::{CsvOptions, Header, read_record, trim_newline};
 use weir_guest::objects::{self, ObjectInfo};
 use weir_guest::{Batch, BatchSource, Connector, DeadLetter, Error, Records, Result};
 
@@ -34,6 +34,9 @@ pub struct Config {
     prefix: String,
     #[serde(default)]
     format: Format,
+    /// How CSV objects are read: delimiter, quote, null values, types.
+    #[serde(default)]
+    csv: CsvOptions,
 }
 
 #[derive(Serialize, Deserialize, Default, Clone)]
@@ -84,7 +87,8 @@ struct Open {
     etag: String,
     lines: Box<dyn BufRead>,
     csv: Option<Header>,
-    is_csv: bool,
+    /// For a CSV object, how to read it.
+    csv_options: Option<CsvOptions>,
     /// Records of this object delivered so far (including skipped ones on resume).
     records: u64,
 }
@@ -108,6 +112,7 @@ impl Connector for ObjectSource {
     type Config = Config;
 
     fn check(config: &Config) -> Result<()> {
+        config.csv.quote_byte().map_err(Error::Config)?;
         objects::list(&config.prefix, None, 1).map(|_| ())
     }
 }
@@ -161,7 +166,7 @@ impl ObjectSource {
             etag,
             lines,
             csv: None,
-            is_csv,
+            csv_options: is_csv.then(|| self.config.csv.clone()),
             records: 0,
         };
         // Resuming inside an object: read past what was delivered.
@@ -181,7 +186,8 @@ impl ObjectSource {
 fn next_line(open: &mut Open, line: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
     loop {
         line.clear();
-        let read = read_record(&mut open.lines, line, open.is_csv)
+        let quote = open.csv_options.as_ref().map(|o| o.quote as u8);
+        let read = read_record(&mut open.lines, line, quote)
             .map_err(|e| Error::Transient(format!("{}: {e}", open.info.key)))?;
         if read == 0 {
             return Ok(None);
@@ -190,8 +196,8 @@ fn next_line(open: &mut Open, line: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
         if content.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if open.is_csv && open.csv.is_none() {
-            let header = Header::parse(content)
+        if let (Some(options), None) = (&open.csv_options, &open.csv) {
+            let header = Header::parse(content, options)
                 .map_err(|e| Error::Fatal(format!("{}: CSV header: {e}", open.info.key)))?;
             open.csv = Some(header);
             continue;
@@ -210,6 +216,8 @@ impl BatchSource for ObjectSource {
     type Cursor = Cursor;
 
     fn open(config: Config, cursor: Option<Cursor>) -> Result<Self> {
+        // Checked here, so the quote is one ASCII byte wherever it is used.
+        config.csv.quote_byte().map_err(Error::Config)?;
         let cursor = cursor.unwrap_or_default();
         let mut todo: Vec<ObjectInfo> = list_all(&config.prefix)?
             .into_iter()
