@@ -4,8 +4,8 @@
 //! the source's checkpoint) and fsyncs that. Opening takes the log's last whole line and
 //! cuts the file back to its length, so whatever a crash left after the last commit (a torn
 //! line, a whole uncommitted batch) is gone before the host resumes the source from the
-//! checkpoint beside that length. The log is rewritten (by an fsynced rename) when it grows
-//! long.
+//! checkpoint beside that length. A file with no log gets one at open, before any batch,
+//! holding its length then. The log is rewritten (by an fsynced rename) when it grows long.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -50,8 +50,8 @@ pub struct FileSink {
     buffer: Vec<u8>,
     /// The file's committed length: where the next batch goes.
     length: u64,
-    /// The commit log's last entry, if there is one.
-    committed: Option<Committed>,
+    /// The commit log's last entry.
+    committed: Committed,
     /// The commit log, open for appending, and how many entries it holds.
     log: Option<(File, usize)>,
 }
@@ -109,14 +109,25 @@ impl Sink for FileSink {
                     "cannot open `{path}` for writing: {e} (is its directory granted writable?)"
                 ))
             })?;
-        let committed = read_log(&path)?;
-        let len = match &committed {
-            // Written by this sink: whatever follows the committed length was never
-            // committed, and will be delivered again.
-            Some(c) => c.length,
-            // A file from before (or from elsewhere): keep every complete line.
-            None => complete_length(&mut file).map_err(err)?,
+        let (committed, log) = match read_log(&path)? {
+            // Whatever follows the committed length was never committed, and will be
+            // delivered again.
+            Some(committed) => (committed, None),
+            // No commit yet: a file from before (or from elsewhere) keeps every complete
+            // line, and the log records that length before any batch is appended, so a
+            // crash inside the first commit cannot leave a batch the log does not cover.
+            None => {
+                let committed = Committed {
+                    length: complete_length(&mut file).map_err(err)?,
+                    pipeline: String::new(),
+                    epoch: 0,
+                    checkpoint: String::new(),
+                };
+                let log = start_log(&log_path(&path), &committed)?;
+                (committed, Some((log, 1)))
+            }
         };
+        let len = committed.length;
         file.set_len(len).map_err(err)?;
         file.seek(SeekFrom::Start(len)).map_err(err)?;
         Ok(FileSink {
@@ -126,8 +137,9 @@ impl Sink for FileSink {
             buffer: Vec::with_capacity(1 << 20),
             length: len,
             committed,
-            // Opened by the first commit, which starts the log over with one entry.
-            log: None,
+            // Opened by the first commit (unless just started), which starts the log over
+            // with one entry.
+            log,
         })
     }
 
@@ -181,18 +193,13 @@ impl FileSink {
 
 impl TransactionalSink for FileSink {
     fn stored(&mut self, pipeline: &str) -> Result<Option<String>> {
-        Ok(self
-            .committed
-            .as_ref()
-            .filter(|c| c.pipeline == pipeline)
-            .map(|c| c.checkpoint.clone()))
+        let c = &self.committed;
+        Ok((c.pipeline == pipeline).then(|| c.checkpoint.clone()))
     }
 
     fn commit(&mut self, stamp: Stamp) -> Result<Vec<DeadLetter>> {
-        if let Some(c) = &self.committed
-            && c.pipeline == stamp.pipeline
-            && c.epoch > stamp.epoch
-        {
+        let c = &self.committed;
+        if c.pipeline == stamp.pipeline && c.epoch > stamp.epoch {
             return Err(Error::Fatal(format!(
                 "{}: pipeline `{}` was committed under epoch {}, this run holds epoch {}: another node owns it now",
                 self.path, c.pipeline, c.epoch, stamp.epoch
@@ -207,7 +214,7 @@ impl TransactionalSink for FileSink {
         };
         self.append_log(&committed)?;
         self.length = length;
-        self.committed = Some(committed);
+        self.committed = committed;
         self.buffer.clear();
         Ok(Vec::new())
     }
@@ -238,6 +245,27 @@ fn read_log(path: &str) -> Result<Option<Committed>> {
     }
 }
 
+/// Replaces the log at `log` with one entry, `committed`: written beside it, fsynced,
+/// renamed over, the directory fsynced. Returns it open for appending.
+fn start_log(log: &str, committed: &Committed) -> Result<File> {
+    let err = |e: std::io::Error| Error::Transient(format!("{log}: {e}"));
+    let mut line = serde_json::to_vec(committed).map_err(|e| Error::Fatal(e.to_string()))?;
+    line.push(b'\n');
+    let partial = format!("{log}.partial");
+    let mut file = File::create(&partial).map_err(err)?;
+    file.write_all(&line).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&partial, log).map_err(err)?;
+    let dir = std::path::Path::new(log)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    // Makes the rename durable where the platform lets a directory be synced.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    OpenOptions::new().append(true).open(log).map_err(err)
+}
+
 fn damaged(log: &str, why: &str) -> Error {
     Error::Fatal(format!(
         "{log} is not a commit record this sink wrote ({why}): remove it to start the file over"
@@ -253,20 +281,7 @@ impl FileSink {
         let mut line = serde_json::to_vec(committed).map_err(|e| Error::Fatal(e.to_string()))?;
         line.push(b'\n');
         if self.log.as_ref().is_none_or(|(_, n)| *n >= LOG_ENTRIES) {
-            let partial = format!("{log}.partial");
-            let mut file = File::create(&partial).map_err(err)?;
-            file.write_all(&line).map_err(err)?;
-            file.sync_all().map_err(err)?;
-            std::fs::rename(&partial, &log).map_err(err)?;
-            let dir = std::path::Path::new(&log)
-                .parent()
-                .unwrap_or(std::path::Path::new("."));
-            // Makes the rename durable where the platform lets a directory be synced.
-            if let Ok(dir) = File::open(dir) {
-                let _ = dir.sync_all();
-            }
-            let file = OpenOptions::new().append(true).open(&log).map_err(err)?;
-            self.log = Some((file, 1));
+            self.log = Some((start_log(&log, committed)?, 1));
             return Ok(());
         }
         let (file, entries) = self.log.as_mut().expect("opened above");
@@ -412,6 +427,28 @@ mod tests {
             epoch,
             checkpoint: checkpoint.into(),
         }
+    }
+
+    /// A crash inside the very first commit (its batch on disk, no log entry for it yet):
+    /// reopening cuts the batch and keeps the lines the file had before. This once let a
+    /// first batch through twice (the chaos test caught it under load).
+    #[test]
+    fn a_first_batch_never_committed_is_cut_and_a_file_from_before_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "old\n").unwrap();
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        sink.write(records(&["1", "2"])).unwrap();
+        sink.append().unwrap(); // on disk, never committed
+        drop(sink);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n1\n2\n");
+
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        assert_eq!(sink.stored("p").unwrap(), None);
+        sink.write(records(&["1", "2"])).unwrap();
+        sink.commit(stamp(0, "c2")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n1\n2\n");
     }
 
     /// A crash after the data reached the file but before its commit: reopening cuts it,
