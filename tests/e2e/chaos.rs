@@ -109,19 +109,7 @@ fn file_to_files(sink: &str, rng: &mut Rng, kills: usize) -> Outcome {
         "file" => file_pipeline("file-file", BATCH as u32, "out.jsonl"),
         _ => {
             std::fs::create_dir_all(s.path("objects")).unwrap();
-            format!(
-                r#"
-[[pipeline]]
-name = "file-objects"
-batch_size = {BATCH}
-{source}[pipeline.sink]
-plugin = "{sink}"
-config = {{ prefix = "chaos/" }}
-grants.objects = {{ dir = "objects" }}
-"#,
-                source = file_source(),
-                sink = plugin("object_sink").display(),
-            )
+            file_to_object_sink("file-objects", "chaos")
         }
     };
     s.pipelines(&[table]);
@@ -162,29 +150,51 @@ fn objects_in(dir: &std::path::Path) -> Vec<u64> {
     delivered
 }
 
-fn file_to_postgres(pg: &Postgres, rng: &mut Rng, kills: usize) -> Outcome {
-    let s = Scratch::new();
-    s.write("pg-password", PASSWORD);
-    s.pipelines(&[format!(
+/// Pipeline `name`: the `source` table(s) → postgres-sink with `config` (TOML inline
+/// table fields), logged in with the password in `pg-password`.
+fn to_postgres_sink(name: &str, source: &str, config: &str, pg: &Postgres) -> String {
+    format!(
         r#"
 [[pipeline]]
-name = "file-pg"
+name = "{name}"
 batch_size = {BATCH}
 {source}[pipeline.sink]
 plugin = "{sink}"
-config = {{ table = "chaos_file", create_table = true }}
+config = {{ {config} }}
 {grant}
 "#,
-        source = file_source(),
         sink = plugin("postgres_sink").display(),
         grant = pg.grant("pg-password"),
+    )
+}
+
+/// Pipeline `name`: file-source → object-sink on the directory `objects`, under `prefix`.
+fn file_to_object_sink(name: &str, prefix: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+batch_size = {BATCH}
+{source}[pipeline.sink]
+plugin = "{sink}"
+config = {{ prefix = "{prefix}/" }}
+grants.objects = {{ dir = "objects" }}
+"#,
+        source = file_source(),
+        sink = plugin("object_sink").display(),
+    )
+}
+
+fn file_to_postgres(pg: &Postgres, rng: &mut Rng, kills: usize) -> Outcome {
+    let s = Scratch::new();
+    s.write("pg-password", PASSWORD);
+    s.pipelines(&[to_postgres_sink(
+        "file-pg",
+        &file_source(),
+        r#"table = "chaos_file", create_table = true"#,
+        pg,
     )]);
-    let (runs, killed) = kill_loop(&s, rng, kills, 250, |round| {
-        s.write(
-            &format!("data/{round:05}.jsonl"),
-            &numbered(round * FILE_FEED..(round + 1) * FILE_FEED),
-        );
-    });
+    let (runs, killed) = kill_loop(&s, rng, kills, 250, feed_files(&s, FILE_FEED));
     let total = kills as u64 * FILE_FEED;
     let last = s.run_once();
     assert!(last.ok, "{}", last.stderr);
@@ -481,19 +491,11 @@ fn postgres_sink_inserts_every_record_exactly_once_through_kills() {
     let pg = Postgres::start();
     let s = Scratch::new();
     s.write("pg-password", PASSWORD);
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "exact-pg"
-batch_size = {BATCH}
-{source}[pipeline.sink]
-plugin = "{sink}"
-config = {{ table = "exact_file", create_table = true, checkpoint_table = "weir.commits" }}
-{grant}
-"#,
-        source = file_source(),
-        sink = plugin("postgres_sink").display(),
-        grant = pg.grant("pg-password"),
+    s.pipelines(&[to_postgres_sink(
+        "exact-pg",
+        &file_source(),
+        r#"table = "exact_file", create_table = true, checkpoint_table = "weir.commits""#,
+        &pg,
     )]);
     pg.client().batch_execute("CREATE SCHEMA weir").unwrap();
     let (_, killed) = kill_loop(&s, &mut seeded(), EXACT_KILLS, 250, feed_files(&s, FEED));
@@ -530,19 +532,11 @@ fn kafka_to_postgres_sink_is_exactly_once_through_kills() {
     broker.create_topic("exact-in", 2);
     let s = Scratch::new();
     s.write("pg-password", PASSWORD);
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "exact-kafka"
-batch_size = {BATCH}
-{source}[pipeline.sink]
-plugin = "{sink}"
-config = {{ table = "exact_kafka", create_table = true }}
-{grant}
-"#,
-        source = kafka_source(&broker, "exact-in"),
-        sink = plugin("postgres_sink").display(),
-        grant = pg.grant("pg-password"),
+    s.pipelines(&[to_postgres_sink(
+        "exact-kafka",
+        &kafka_source(&broker, "exact-in"),
+        r#"table = "exact_kafka", create_table = true"#,
+        &pg,
     )]);
     let feed = |round: u64| {
         let records: Vec<_> = (round * FEED..(round + 1) * FEED)
@@ -621,19 +615,7 @@ fn object_sink_holds_every_record_exactly_once_through_kills() {
     const FEED: u64 = 20_000;
     let s = Scratch::new();
     std::fs::create_dir_all(s.path("objects")).unwrap();
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "exact-objects"
-batch_size = {BATCH}
-{source}[pipeline.sink]
-plugin = "{sink}"
-config = {{ prefix = "exact/" }}
-grants.objects = {{ dir = "objects" }}
-"#,
-        source = file_source(),
-        sink = plugin("object_sink").display(),
-    )]);
+    s.pipelines(&[file_to_object_sink("exact-objects", "exact")]);
     let (_, killed) = kill_loop(&s, &mut seeded(), EXACT_KILLS, 250, feed_files(&s, FEED));
     let last = s.run_once();
     assert!(last.ok, "{}", last.stderr);

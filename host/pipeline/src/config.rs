@@ -217,10 +217,7 @@ pub fn refuse_overlaps(host_owned: &[(PathBuf, String)], pipelines: &[Pipeline])
 impl Pipeline {
     /// Every side in delivery order: the source, each transform, the sink.
     pub fn sides(&self) -> Vec<Side> {
-        let mut sides = vec![Side::Source];
-        sides.extend((0..self.transforms.len()).map(Side::Transform));
-        sides.push(Side::Sink);
-        sides
+        Side::all(self.transforms.len())
     }
 
     /// Panics for a transform the pipeline does not have: sides come from [`Self::sides`].

@@ -178,7 +178,7 @@ impl Delivered {
         Delivered {
             records: batch.records,
             checkpoint: batch.checkpoint,
-            rejected: vec![(source_plugin.to_string(), batch.dead_letters)],
+            rejected: rejected_by(source_plugin, batch.dead_letters),
         }
     }
 }
@@ -199,9 +199,19 @@ async fn transform<T: Process>(
             .with_context(|| step.name.clone())?;
         out.records = transformed.records;
         out.rejected
-            .push((step.plugin.clone(), transformed.dead_letters));
+            .extend(rejected_by(&step.plugin, transformed.dead_letters));
     }
     Ok(out)
+}
+
+/// `letters` under `plugin`'s name; nothing (and no copy of the name) when there are none,
+/// as in most batches.
+fn rejected_by(plugin: &str, letters: Vec<DeadLetter>) -> Vec<(String, Vec<DeadLetter>)> {
+    if letters.is_empty() {
+        Vec::new()
+    } else {
+        vec![(plugin.to_string(), letters)]
+    }
 }
 
 /// A stream source polled with a wait bound; with `until_idle`, an empty poll ends the run

@@ -18,6 +18,15 @@ pub enum Side {
 }
 
 impl Side {
+    /// Every side of a pipeline with `transforms` transforms, in delivery order: the
+    /// source, each transform, the sink.
+    pub fn all(transforms: usize) -> Vec<Side> {
+        let mut sides = vec![Side::Source];
+        sides.extend((0..transforms).map(Side::Transform));
+        sides.push(Side::Sink);
+        sides
+    }
+
     /// How messages name it: `source`, `transform #2` (counted from 1), `sink`.
     pub fn name(self) -> String {
         match self {

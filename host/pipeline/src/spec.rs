@@ -587,10 +587,7 @@ impl PipelineSpec {
 
     /// Every side in delivery order: the source, each transform, the sink.
     pub fn sides(&self) -> Vec<Side> {
-        let mut sides = vec![Side::Source];
-        sides.extend((0..self.transforms.len()).map(Side::Transform));
-        sides.push(Side::Sink);
-        sides
+        Side::all(self.transforms.len())
     }
 
     /// Panics for a transform the spec does not have: sides come from [`Self::sides`].

@@ -111,10 +111,7 @@ impl Pins {
 
     /// Every side, in delivery order.
     pub fn sides(&self) -> Vec<Side> {
-        let mut sides = vec![Side::Source];
-        sides.extend((0..self.transforms.len()).map(Side::Transform));
-        sides.push(Side::Sink);
-        sides
+        Side::all(self.transforms.len())
     }
 
     /// Whether any side runs plugin `name`.
