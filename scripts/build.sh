@@ -5,7 +5,7 @@ source "$(dirname "$0")/env.sh"
 "$WEIR_ROOT/scripts/setup.sh"
 cd "$WEIR_ROOT"
 
-guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-postgres-source weir-postgres-sink weir-postgres-cdc weir-object-source weir-object-sink weir-jq weir-mask weir-hostile weir-counter-stream weir-transform weir-rogue-transform)
+guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-postgres-source weir-postgres-sink weir-postgres-cdc weir-object-source weir-object-sink weir-jq weir-mask weir-kinesis-source weir-kinesis-sink weir-hostile weir-counter-stream weir-transform weir-rogue-transform)
 
 # Cargo records files outside a package's own folder (wit/, tests/e2e/) by absolute path.
 # After a build from another checkout into this shared target dir, it would check *that*

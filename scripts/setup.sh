@@ -44,3 +44,12 @@ if ! command -v moto_server >/dev/null; then
     echo "setup: installing moto[server]"
     python3 -m pip install -q 'moto[server]==5.2.1'
 fi
+
+# The Kinesis tests run kinesis-mock (compiled to JavaScript: the npm package kinesis-local)
+# on loopback, under scripts/kinesis-loopback.js.
+kinesis="$HOME/.cache/weir/tools/kinesis-local-0.6.2"
+if [ ! -f "$kinesis/node_modules/kinesis-local/main.js" ]; then
+    echo "setup: installing kinesis-local 0.6.2"
+    mkdir -p "$kinesis"
+    (cd "$kinesis" && npm install --no-audit --no-fund --loglevel=error --no-save kinesis-local@0.6.2)
+fi

@@ -3,7 +3,7 @@
 // imported under plain Node.js.
 
 import { log as witLog } from 'weir:connector/log@0.1.0';
-import { counterAdd } from 'weir:connector/metrics@0.1.0';
+import { counterAdd, gaugeSet } from 'weir:connector/metrics@0.1.0';
 import { send } from 'weir:connector/http@0.1.0';
 import { hmacSha256 } from 'weir:connector/keys@0.1.0';
 import { ConfigError, TransientError, FatalError, host } from './index.js';
@@ -26,6 +26,7 @@ function typed(call) {
 host.impl = {
   log: witLog,
   counterAdd,
+  gaugeSet,
   send: (request) => typed(() => send(request)),
   hmacSha256: (name, messages) => typed(() => hmacSha256(name, messages)),
 };

@@ -138,6 +138,11 @@ export const metrics = {
     if (host.impl) host.impl.counterAdd(name, BigInt(value));
     else metrics.counters[name] = (metrics.counters[name] ?? 0) + value;
   },
+  /** A value that goes up and down (a lag): the last one set is reported. */
+  gaugeSet(name, value) {
+    if (host.impl) host.impl.gaugeSet(name, BigInt(value));
+    else metrics.counters[name] = value;
+  },
 };
 
 /** Keyed hashes through the host: the key is a secret the pipeline grants by name

@@ -228,6 +228,14 @@ pub mod kafka;
 pub mod keys {
     pub use crate::wit::weir::connector::keys::hmac_sha256;
 }
+/// Kinesis Data Streams through the host (`weir:connector/kinesis`): region, endpoint and
+/// credentials come from the pipeline's grant; a plugin names only streams, granted ones.
+pub mod kinesis {
+    pub mod kpl;
+    pub use crate::wit::weir::connector::kinesis::{
+        Got, PutFailure, ReadError, Shard, ShardReader, StartAt, list_shards, put_records,
+    };
+}
 pub mod log;
 pub mod metrics;
 /// Object storage through the host (`weir:connector/objects`), under the granted prefix.

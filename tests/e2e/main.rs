@@ -9,6 +9,7 @@ mod cluster;
 mod delivery;
 mod http;
 mod kafka;
+mod kinesis;
 mod languages;
 mod objects;
 mod plugins;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use weir_runtime::confined::{normalize, overlap};
 use weir_runtime::io::ClientPolicy;
 use weir_runtime::{
-    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant, Key, Limits,
-    ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
+    DEFAULT_MAX_RESPONSE_BYTES, DirGrant, HostDir, HttpGrant, KafkaGrant, Key, KinesisGrant,
+    Limits, ObjectLocation, ObjectsGrant, Sandbox, SqlGrant,
 };
 
 #[derive(Debug, Deserialize)]
@@ -422,6 +422,30 @@ fn sandbox(
             Ok(ObjectsGrant { location, describe })
         })
         .transpose()?;
+    let kinesis = grants
+        .kinesis
+        .as_ref()
+        .map(|k| -> Result<KinesisGrant> {
+            let at = format!("{at}.kinesis");
+            let secret = |s: &SecretSpec, field: &str| secret(r, s, &format!("{at}.{field}"));
+            ensure!(
+                !k.streams.is_empty(),
+                "{at}.streams: name at least one stream"
+            );
+            Ok(KinesisGrant {
+                region: k.region.clone(),
+                endpoint: k.endpoint.clone(),
+                streams: k.streams.clone(),
+                access_key_id: secret(&k.access_key_id, "access_key_id")?,
+                secret_access_key: secret(&k.secret_access_key, "secret_access_key")?,
+                session_token: k
+                    .session_token
+                    .as_ref()
+                    .map(|s| secret(s, "session_token"))
+                    .transpose()?,
+            })
+        })
+        .transpose()?;
     let dirs = grants
         .dirs
         .iter()
@@ -458,6 +482,7 @@ fn sandbox(
         http,
         sql,
         objects,
+        kinesis,
         keys,
         limits,
     })

@@ -116,6 +116,8 @@ pub struct GrantsSpec {
     pub sql: Option<SqlSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<ObjectsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<KinesisSpec>,
     /// Secrets the plugin may hash under (`weir:connector/keys`), by the name it uses.
     /// The plugin never sees them: it gets digests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -170,6 +172,22 @@ pub struct SqlSpec {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretSpec>,
+}
+
+/// Kinesis streams in one region, and the credentials to sign with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisSpec {
+    pub region: String,
+    /// Another endpoint than AWS's: an emulator, a VPC endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Stream names (or `*` patterns) the plugin may read or write.
+    pub streams: Vec<String>,
+    pub access_key_id: SecretSpec,
+    pub secret_access_key: SecretSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<SecretSpec>,
 }
 
 /// A secret is never written in a pipeline: it names an environment variable or a file
@@ -652,6 +670,18 @@ impl PipelineSpec {
                     g.objects
                         .as_ref()
                         .and_then(|o| o.secret_access_key.as_ref()),
+                ),
+                (
+                    "kinesis.access_key_id",
+                    g.kinesis.as_ref().map(|k| &k.access_key_id),
+                ),
+                (
+                    "kinesis.secret_access_key",
+                    g.kinesis.as_ref().map(|k| &k.secret_access_key),
+                ),
+                (
+                    "kinesis.session_token",
+                    g.kinesis.as_ref().and_then(|k| k.session_token.as_ref()),
                 ),
             ];
             let keys = g

@@ -13,11 +13,13 @@ wasmtime::component::bindgen!({
         "weir:connector/http": async,
         "weir:connector/sql": async,
         "weir:connector/objects": async,
+        "weir:connector/kinesis": async,
     },
     exports: { default: async },
     with: {
         "weir:connector/kafka.consumer": crate::io::kafka::Consumer,
         "weir:connector/kafka.producer": crate::io::kafka::Producer,
         "weir:connector/sql.connection": crate::io::sql::Connection,
+        "weir:connector/kinesis.shard-reader": crate::io::kinesis::ShardReader,
     },
 });

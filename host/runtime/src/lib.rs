@@ -36,6 +36,7 @@ pub use instance::{
 };
 pub use io::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpGrant};
 pub use io::kafka::KafkaGrant;
+pub use io::kinesis::KinesisGrant;
 pub use io::objects::{ObjectLocation, ObjectsGrant};
 pub use io::sql::SqlGrant;
 pub use plugin::{Compilation, Plugin, World};

@@ -5,13 +5,14 @@
 use crate::bindings::weir::connector::kafka;
 #[cfg(feature = "sql")]
 use crate::bindings::weir::connector::sql;
-use crate::bindings::weir::connector::{http, keys, log, metrics, objects, types};
+use crate::bindings::weir::connector::{http, keys, kinesis, log, metrics, objects, types};
 use crate::cache::CompileCache;
 use crate::host::{KeysCtx, LogCtx, MetricsCtx};
 use crate::instance::Instance;
 use crate::io::http::HttpCtx;
 #[cfg(feature = "kafka")]
 use crate::io::kafka::KafkaCtx;
+use crate::io::kinesis::KinesisCtx;
 use crate::io::objects::ObjectsCtx;
 #[cfg(feature = "sql")]
 use crate::io::sql::SqlCtx;
@@ -126,6 +127,7 @@ impl Runtime {
         #[cfg(feature = "sql")]
         sql::add_to_linker::<_, HasSelf<SqlCtx>>(&mut linker, |s| &mut s.sql)?;
         objects::add_to_linker::<_, HasSelf<ObjectsCtx>>(&mut linker, |s| &mut s.objects)?;
+        kinesis::add_to_linker::<_, HasSelf<KinesisCtx>>(&mut linker, |s| &mut s.kinesis)?;
         keys::add_to_linker::<_, HasSelf<KeysCtx>>(&mut linker, |s| &mut s.keys)?;
 
         let ticker = Arc::new(AtomicBool::new(true));

@@ -8,6 +8,7 @@ use crate::io::http::{HttpCtx, HttpGrant};
 #[cfg(feature = "kafka")]
 use crate::io::kafka::KafkaCtx;
 use crate::io::kafka::KafkaGrant;
+use crate::io::kinesis::{KinesisCtx, KinesisGrant};
 use crate::io::objects::{ObjectsCtx, ObjectsGrant};
 #[cfg(feature = "sql")]
 use crate::io::sql::SqlCtx;
@@ -66,6 +67,7 @@ pub struct Sandbox {
     pub http: Option<HttpGrant>,
     pub sql: Option<SqlGrant>,
     pub objects: Option<ObjectsGrant>,
+    pub kinesis: Option<KinesisGrant>,
     /// Secrets the plugin may hash under (`weir:connector/keys`), by the name it uses.
     pub keys: std::collections::BTreeMap<String, Key>,
     pub limits: Limits,
@@ -132,6 +134,7 @@ pub(crate) struct HostState {
     #[cfg(feature = "sql")]
     pub(crate) sql: SqlCtx,
     pub(crate) objects: ObjectsCtx,
+    pub(crate) kinesis: KinesisCtx,
     pub(crate) keys: KeysCtx,
     pub(crate) log: LogCtx,
     pub(crate) metrics: MetricsCtx,
@@ -212,6 +215,7 @@ impl HostState {
                 grant: sandbox.objects.clone(),
                 store: None,
             },
+            kinesis: KinesisCtx::new(sandbox.kinesis.clone(), deadline.clone()),
             keys: KeysCtx {
                 keys: sandbox.keys.clone(),
             },

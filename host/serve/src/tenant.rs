@@ -11,7 +11,7 @@ use std::time::Duration;
 use weir_pipeline::{DeadLetterTarget, Pipeline, PipelineSpec, Side};
 use weir_runtime::confined::{normalize, overlap};
 use weir_runtime::patterns::{dir_covers, host_covers, location_covers, topic_covers};
-use weir_runtime::{KafkaGrant, ObjectLocation, Sandbox};
+use weir_runtime::{KafkaGrant, KinesisGrant, ObjectLocation, Sandbox};
 
 /// Limits on a tenant's pipelines. Every pipeline's own limits default to these and may
 /// not exceed them.
@@ -74,6 +74,19 @@ pub struct Grants {
     pub sql: Vec<String>,
     /// `s3://bucket/prefix` or absolute directories; pipelines may use these or below.
     pub objects: Vec<ObjectsTenantGrant>,
+    pub kinesis: Option<KinesisTenantGrant>,
+}
+
+/// Kinesis streams a tenant's pipelines may use: one region and endpoint (the host signs
+/// with the pipeline's credentials and sends wherever the endpoint says), and the streams.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisTenantGrant {
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Stream names or `*` patterns.
+    pub streams: Vec<String>,
 }
 
 /// A store a tenant may use: `"s3://bucket/prefix"` (AWS) or a directory, or
@@ -248,6 +261,9 @@ impl Grants {
         if let Some(kafka) = &s.kafka {
             self.kafka_excess(&format!("{at}.kafka"), kafka, found);
         }
+        if let Some(kinesis) = &s.kinesis {
+            self.kinesis_excess(&format!("{at}.kinesis"), kinesis, found);
+        }
         if let Some(sql) = &s.sql
             && !self.sql.contains(&sql.url)
         {
@@ -281,6 +297,29 @@ impl Grants {
                     }
                 }
             }
+        }
+    }
+
+    fn kinesis_excess(&self, at: &str, k: &KinesisGrant, found: &mut Vec<String>) {
+        let Some(tenant) = &self.kinesis else {
+            found.push(format!("{at}: the tenant has no Kinesis grant"));
+            return;
+        };
+        if (&tenant.region, &tenant.endpoint) != (&k.region, &k.endpoint) {
+            found.push(format!(
+                "{at}: region `{}` at `{}` is not the tenant's",
+                k.region,
+                k.endpoint.as_deref().unwrap_or("(AWS)")
+            ));
+        }
+        for stream in k
+            .streams
+            .iter()
+            .filter(|s| !topic_covers(&tenant.streams, s))
+        {
+            found.push(format!(
+                "{at}.streams: `{stream}` is not granted to the tenant"
+            ));
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod kafka;
+pub mod kinesis;
 pub mod objects;
 mod policy;
 pub mod sql;

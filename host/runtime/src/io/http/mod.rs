@@ -40,7 +40,7 @@ impl HttpGrant {
     }
 }
 
-fn client() -> &'static reqwest::Client {
+pub(crate) fn client() -> &'static reqwest::Client {
     // One client per process: its connection pool is shared, its settings are the same for
     // every plugin, and grants are checked per request before it is used.
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
