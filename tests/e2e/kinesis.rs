@@ -383,3 +383,69 @@ fn kpl_aggregated_records_arrive_as_their_user_records() {
     assert_eq!(assert_complete_and_ordered(&out, 30), 0);
     assert!(out.iter().all(|(key, n, _)| *key == format!("k{}", n % 4)));
 }
+
+/// A plugin opening shard reader after shard reader is stopped at its cap with a `config`
+/// error naming the limit, while another pipeline carries on.
+#[test]
+fn a_plugin_cannot_hoard_shard_readers() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("orders", 1);
+    let s = scratch();
+    s.write("data/a.jsonl", &numbered(0..300));
+    let hoard = hostile_pipeline(
+        "hoard",
+        "hoard-kinesis",
+        r#", target = "orders""#,
+        &Kinesis::grant_at(&kinesis.endpoint, &["orders"]),
+        "[pipeline.limits]\nkinesis_readers = 3\n",
+    );
+    s.pipelines(&[hoard, file_pipeline("healthy", 100, "healthy.jsonl")]);
+    let run = s.run_once();
+    assert_contains_all(
+        &run.error("hoard"),
+        &[
+            "held 3, then: this plugin already holds 3 Kinesis shard readers",
+            "limits.kinesis_readers",
+        ],
+    );
+    assert_eq!(run.summary("healthy")["records_written"], 300);
+}
+
+/// A resume whose checkpointed record has aged out of the stream reads on from the oldest
+/// record kept, and says so: a warning and a counter, never silently.
+#[test]
+fn a_resume_past_the_streams_retention_is_reported() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("aging", 1);
+    kinesis.put("aging", &numbered_records(0..500, 5));
+    let s = scratch();
+    s.pipelines(&[kinesis_to_file(&kinesis.endpoint, "aging", "", 100)]);
+    let mut weir = s.spawn_run(&[]);
+    wait_for(&s, 500, &mut weir);
+    assert!(terminate(weir).ok);
+
+    kinesis.put("aging", &numbered_records(500..600, 5));
+    let proxy = Proxy::start(&kinesis.endpoint);
+    proxy.faults.trimmed_resumes.store(1, Ordering::Relaxed);
+    s.pipelines(&[kinesis_to_file(&proxy.endpoint, "aging", "", 100)]);
+    let mut weir = s.spawn_run(&[]);
+    wait_for(&s, 598, &mut weir);
+    let run = terminate(weir);
+    assert!(run.ok, "{}", run.stderr);
+    let got: BTreeSet<u64> = delivered(&s).iter().map(|(_, n, _)| *n).collect();
+    let lost: Vec<u64> = (0..600).filter(|n| !got.contains(n)).collect();
+    assert_eq!(
+        lost,
+        [500, 501],
+        "what the retention took, and nothing else"
+    );
+    assert_eq!(
+        run.summary("k2f")["metrics"]["source.kinesis_resumed_at_trim_horizon"],
+        1
+    );
+    assert!(
+        run.stderr.contains("past the stream's retention"),
+        "{}",
+        run.stderr
+    );
+}

@@ -379,6 +379,8 @@ pub struct LimitsSpec {
     pub sql_connections: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_clients: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis_readers: Option<u32>,
 }
 
 impl LimitsSpec {
@@ -396,6 +398,7 @@ impl LimitsSpec {
             log_bytes_per_second: self.log_bytes_per_second.or(base.log_bytes_per_second),
             sql_connections: self.sql_connections.or(base.sql_connections),
             kafka_clients: self.kafka_clients.or(base.kafka_clients),
+            kinesis_readers: self.kinesis_readers.or(base.kinesis_readers),
         }
     }
 
@@ -415,6 +418,7 @@ impl LimitsSpec {
                 .map_or(defaults.log_bytes_per_second, |b| b.as_u64()),
             sql_connections: self.sql_connections.unwrap_or(defaults.sql_connections),
             kafka_clients: self.kafka_clients.unwrap_or(defaults.kafka_clients),
+            kinesis_readers: self.kinesis_readers.unwrap_or(defaults.kinesis_readers),
         }
     }
 
@@ -452,6 +456,11 @@ impl LimitsSpec {
                 most.sql_connections,
             ),
             ("kafka_clients", asked.kafka_clients, most.kafka_clients),
+            (
+                "kinesis_readers",
+                asked.kinesis_readers,
+                most.kinesis_readers,
+            ),
         ] {
             if asked > quota {
                 above.push((field, asked.to_string(), quota.to_string()));
@@ -482,6 +491,7 @@ impl From<&Limits> for LimitsSpec {
             log_bytes_per_second: Some(ByteSize::b(l.log_bytes_per_second)),
             sql_connections: Some(l.sql_connections),
             kafka_clients: Some(l.kafka_clients),
+            kinesis_readers: Some(l.kinesis_readers),
         }
     }
 }

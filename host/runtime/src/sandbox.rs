@@ -41,9 +41,11 @@ pub struct Limits {
     pub log_lines_per_second: u32,
     pub log_bytes_per_second: u64,
     /// Host resources the instance may hold at once: SQL connections, Kafka consumers and
-    /// producers together. Past them an open fails with a `config` error.
+    /// producers together, Kinesis shard readers. Past them an open fails with a `config`
+    /// error.
     pub sql_connections: u32,
     pub kafka_clients: u32,
+    pub kinesis_readers: u32,
 }
 
 impl Default for Limits {
@@ -56,6 +58,8 @@ impl Default for Limits {
             log_bytes_per_second: 64 << 10,
             sql_connections: 4,
             kafka_clients: 4,
+            // A reader is a token and a little state in the host, one per shard read.
+            kinesis_readers: 1024,
         }
     }
 }
@@ -215,7 +219,11 @@ impl HostState {
                 grant: sandbox.objects.clone(),
                 store: None,
             },
-            kinesis: KinesisCtx::new(sandbox.kinesis.clone(), deadline.clone()),
+            kinesis: KinesisCtx::new(
+                sandbox.kinesis.clone(),
+                limits.kinesis_readers,
+                deadline.clone(),
+            ),
             keys: KeysCtx {
                 keys: sandbox.keys.clone(),
             },

@@ -40,6 +40,7 @@ pub struct Quotas {
     /// Host resources each instance may hold at once.
     pub sql_connections: u32,
     pub kafka_clients: u32,
+    pub kinesis_readers: u32,
 }
 
 impl Default for Quotas {
@@ -57,6 +58,7 @@ impl Default for Quotas {
             log_bytes_per_second: ByteSize::b(limits.log_bytes_per_second),
             sql_connections: limits.sql_connections,
             kafka_clients: limits.kafka_clients,
+            kinesis_readers: limits.kinesis_readers,
         }
     }
 }
@@ -148,6 +150,7 @@ impl Quotas {
             log_bytes_per_second: self.log_bytes_per_second.as_u64(),
             sql_connections: self.sql_connections,
             kafka_clients: self.kafka_clients,
+            kinesis_readers: self.kinesis_readers,
         }
     }
 
@@ -405,6 +408,43 @@ mod tests {
             policy: &ClientPolicy::default(),
         };
         weir_pipeline::resolve(&spec, &r).unwrap()
+    }
+
+    #[test]
+    fn kinesis_grants_must_be_the_tenants_region_endpoint_and_streams() {
+        let tenant = Grants {
+            kinesis: Some(KinesisTenantGrant {
+                region: "eu-west-1".into(),
+                endpoint: None,
+                streams: vec!["acme-*".into()],
+            }),
+            ..Grants::default()
+        };
+        // Any variable that is set stands in for the keys here.
+        let kinesis = |region: &str, endpoint: Option<&str>, streams: &[&str]| {
+            asking(json!({ "kinesis": {
+                "region": region, "endpoint": endpoint, "streams": streams,
+                "access_key_id": { "env": "PATH" }, "secret_access_key": { "env": "PATH" },
+            }}))
+        };
+        let fits = kinesis("eu-west-1", None, &["acme-orders", "acme-*"]);
+        assert_eq!(tenant.excess(&fits), Vec::<String>::new());
+        let excess = tenant
+            .excess(&kinesis(
+                "eu-west-1",
+                Some("http://10.0.0.1:4568"),
+                &["billing", "*"],
+            ))
+            .join("\n");
+        for expected in [
+            "source.grants.kinesis: region `eu-west-1` at `http://10.0.0.1:4568` is not the tenant's",
+            "source.grants.kinesis.streams: `billing` is not granted to the tenant",
+            "source.grants.kinesis.streams: `*` is not granted to the tenant",
+        ] {
+            assert!(excess.contains(expected), "{expected} not in {excess}");
+        }
+        let none = Grants::default().excess(&fits).join("\n");
+        assert!(none.contains("the tenant has no Kinesis grant"), "{none}");
     }
 
     #[test]

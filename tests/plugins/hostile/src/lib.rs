@@ -48,6 +48,9 @@ enum Mode {
     SqlSleep,
     /// Opens Kafka producers and keeps them until the host refuses one.
     HoardKafka,
+    /// Opens readers of Kinesis stream `target`'s first shard and keeps them until the
+    /// host refuses one.
+    HoardKinesis,
     /// Writes the file `target` (in a grant that may be read-only).
     WritePath,
     /// Emits what it can see of the host process: environment variables and arguments.
@@ -191,6 +194,18 @@ impl BatchSource for Hostile {
                     match weir_guest::kafka::Producer::open() {
                         Ok(p) => held.push(p),
                         Err(e) => return Err(refused(held.len(), e)),
+                    }
+                }
+            }
+            Mode::HoardKinesis => {
+                use weir_guest::kinesis::{ReadError, ShardReader, StartAt, list_shards};
+                let shard = list_shards(&self.target)?.remove(0).id;
+                let mut held = Vec::new();
+                loop {
+                    match ShardReader::open(&self.target, &shard, &StartAt::TrimHorizon) {
+                        Ok(r) => held.push(r),
+                        Err(ReadError::Other(e)) => return Err(refused(held.len(), e)),
+                        Err(ReadError::Throttled(why)) => return Err(Error::Transient(why)),
                     }
                 }
             }

@@ -58,9 +58,6 @@ impl KinesisGrant {
     }
 }
 
-/// Shard readers an instance may hold at once: each is only a token in the host, but a
-/// plugin must not grow the host's table without end.
-const MAX_READERS: u32 = 4096;
 /// The service allows five GetRecords a second per shard.
 const READ_INTERVAL: Duration = Duration::from_millis(200);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,16 +74,23 @@ pub(crate) struct KinesisCtx {
     pub(crate) client: Option<Arc<Client>>,
     pub(crate) table: ResourceTable,
     pub(crate) held: u32,
+    /// Shard readers it may hold at once (`limits.kinesis_readers`).
+    pub(crate) limit: u32,
     pub(crate) deadline: CallDeadline,
 }
 
 impl KinesisCtx {
-    pub(crate) fn new(grant: Option<KinesisGrant>, deadline: CallDeadline) -> KinesisCtx {
+    pub(crate) fn new(
+        grant: Option<KinesisGrant>,
+        limit: u32,
+        deadline: CallDeadline,
+    ) -> KinesisCtx {
         KinesisCtx {
             grant,
             client: None,
             table: ResourceTable::new(),
             held: 0,
+            limit,
             deadline,
         }
     }
@@ -196,9 +200,11 @@ impl HostShardReader for KinesisCtx {
         shard: String,
         start: StartAt,
     ) -> Result<Resource<ShardReader>, ReadError> {
-        if self.held >= MAX_READERS {
+        if self.held >= self.limit {
             return Err(ReadError::Other(Error::Config(format!(
-                "this plugin already holds {MAX_READERS} shard readers, the most it may"
+                "this plugin already holds {} Kinesis shard readers, its limit \
+                 (limits.kinesis_readers); drop one before opening another",
+                self.limit
             ))));
         }
         let client = self.client(&stream).map_err(ReadError::Other)?;
@@ -444,5 +450,96 @@ impl Host for KinesisCtx {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_shows_no_credentials_and_names_streams_by_pattern() {
+        let grant = KinesisGrant {
+            region: "eu-west-1".into(),
+            endpoint: None,
+            streams: vec!["orders".into(), "acme-*".into()],
+            access_key_id: "AKIDSECRETID".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: Some("FwoGZXIvYXdzTOKEN".into()),
+        };
+        let shown = format!("{grant:?}");
+        for secret in ["AKIDSECRETID", "wJalrXUtnFEMI", "FwoGZXIvYXdzTOKEN"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(grant.allows("orders") && grant.allows("acme-clicks"));
+        assert!(!grant.allows("billing") && !grant.allows("order"));
+        assert!(grant.covers("acme-*") && !grant.covers("*"));
+    }
+
+    #[test]
+    fn get_records_answers_become_records_with_keys_and_arrival_times() {
+        let answer = json!({
+            "Records": [
+                { "SequenceNumber": "4959", "PartitionKey": "k1", "Data": "eyJuIjoxfQ==",
+                  "ApproximateArrivalTimestamp": 1764540000.123 },
+                { "SequenceNumber": "4960", "PartitionKey": "k2", "Data": "" },
+            ],
+            "MillisBehindLatest": 1500,
+        });
+        let got = parse_records(&answer).unwrap();
+        assert_eq!(got.sequence_numbers, ["4959", "4960"]);
+        assert_eq!(got.millis_behind_latest, Some(1500));
+        let records: Vec<_> = got.records.iter().collect();
+        assert_eq!(records[0].key(), Some(&b"k1"[..]));
+        assert_eq!(records[0].value(), Some(&b"{\"n\":1}"[..]));
+        assert_eq!(records[0].timestamp_ms(), Some(1_764_540_000_123));
+        assert_eq!(
+            (records[1].value(), records[1].timestamp_ms()),
+            (Some(&b""[..]), None)
+        );
+        let bad =
+            json!({ "Records": [{ "SequenceNumber": "1", "PartitionKey": "k", "Data": "%%" }] });
+        assert!(parse_records(&bad).unwrap_err().contains("not base64"));
+    }
+
+    #[test]
+    fn service_errors_are_typed_for_retry_or_stop() {
+        let failure = |kind: &str, status| Failure::Service {
+            status,
+            kind: kind.into(),
+            message: "m".into(),
+        };
+        for kind in [
+            "UnrecognizedClientException",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+        ] {
+            assert!(
+                matches!(failure(kind, 400).error("at"), Error::Config(_)),
+                "{kind}"
+            );
+        }
+        for kind in [
+            "ProvisionedThroughputExceededException",
+            "KMSThrottlingException",
+        ] {
+            assert!(failure(kind, 400).is_throttled());
+            assert!(matches!(
+                failure(kind, 400).error("at"),
+                Error::Transient(_)
+            ));
+        }
+        assert!(matches!(
+            failure("InternalFailure", 500).error("at"),
+            Error::Transient(_)
+        ));
+        assert!(matches!(
+            Failure::Network("refused".into()).error("at"),
+            Error::Transient(_)
+        ));
+        assert!(matches!(
+            failure("SomethingNew", 400).error("at"),
+            Error::Fatal(_)
+        ));
     }
 }
