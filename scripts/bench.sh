@@ -35,4 +35,7 @@ fi
     echo
     echo "== cargo bench -p weir-cli --bench cluster"
     cargo bench --locked --quiet -p weir-cli --bench cluster 2>/dev/null
+    echo
+    echo "== cargo bench -p weir-cli --bench kinesis"
+    cargo bench --locked --quiet -p weir-cli --bench kinesis 2>/dev/null
 } | tee "$out"
