@@ -58,7 +58,6 @@ impl Records {
     }
 
     /// The records in place; only for records that passed [`Records::check`].
-    #[cfg(any(feature = "kafka", test))]
     pub(crate) fn iter(&self) -> impl Iterator<Item = View<'_>> {
         self.items.iter().map(move |record| View {
             records: self,
@@ -66,7 +65,6 @@ impl Records {
         })
     }
 
-    #[cfg(any(feature = "kafka", test))]
     fn bytes(&self, span: Span) -> &[u8] {
         &self.data[span.offset as usize..(span.offset + span.len) as usize]
     }
@@ -109,13 +107,11 @@ impl Records {
     }
 }
 
-#[cfg(any(feature = "kafka", test))]
 pub(crate) struct View<'a> {
     records: &'a Records,
     record: &'a Record,
 }
 
-#[cfg(any(feature = "kafka", test))]
 impl<'a> View<'a> {
     pub(crate) fn key(&self) -> Option<&'a [u8]> {
         self.record.key.map(|s| self.records.bytes(s))
@@ -125,12 +121,13 @@ impl<'a> View<'a> {
         self.record.value.map(|s| self.records.bytes(s))
     }
 
-    #[cfg(feature = "kafka")]
+    #[cfg(any(feature = "kafka", test))]
     pub(crate) fn timestamp_ms(&self) -> Option<i64> {
         self.record.timestamp_ms
     }
 
     /// Header keys (lossy UTF-8) and values.
+    #[cfg(any(feature = "kafka", test))]
     pub(crate) fn headers(&self) -> impl Iterator<Item = (String, &'a [u8])> + 'a {
         let records = self.records;
         let Span { offset, len } = self.record.headers;

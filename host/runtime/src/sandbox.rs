@@ -97,6 +97,7 @@ impl CallDeadline {
         deadline.is_some_and(|at| Instant::now() >= at)
     }
 
+    #[cfg(feature = "sql")]
     /// When a blocking host call must be cancelled: the call's deadline less the guest's
     /// margin; none outside a call.
     pub(crate) fn cancel_at(&self) -> Option<Instant> {

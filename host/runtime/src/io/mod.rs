@@ -12,6 +12,7 @@ pub use policy::ClientPolicy;
 /// Runs a call into a client that only blocks (librdkafka's commit, send and flush) on
 /// tokio's bounded pool of blocking threads: the runtime's workers go on serving other
 /// pipelines meanwhile, and a thread is held only while the call lasts.
+#[cfg(feature = "kafka")]
 pub(crate) async fn blocking<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(call).await {
         Ok(value) => value,
