@@ -8,10 +8,17 @@
 //! record like the Debezium source's: the row as a JSON object (the old key for a
 //! delete), its primary key as the key, create / update / delete as the op, and the
 //! transaction's commit time as the timestamp. Changes arrive in commit order.
+//!
+//! wal2json hands every value over as its text (a jsonb document as a JSON string, an array
+//! as `{1,2}`, a timestamp in PostgreSQL's own format). Each batch is turned back into typed
+//! rows by the database itself (`jsonb_populate_record` into the table's row type, then
+//! `row_to_json`), so a change maps every type exactly as postgres-source does. A column an
+//! update did not carry (an unchanged TOASTed value) is left out, not sent as null.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::time::Duration;
 use weir_guest::sql::{Connection, Value as Param};
 use weir_guest::{
@@ -28,10 +35,11 @@ pub struct Config {
     tables: Vec<String>,
 }
 
-/// The LSN of the last change delivered.
+/// The LSN of the last change delivered; none before the first.
 #[derive(Serialize, Deserialize, Clone)]
 pub struct Checkpoint {
-    lsn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lsn: Option<String>,
 }
 
 pub struct PostgresCdc {
@@ -106,7 +114,10 @@ struct Change {
 #[derive(Deserialize)]
 struct Column {
     name: String,
-    value: Value,
+    /// The column's type as wal2json names it (`jsonb`, `integer[]`).
+    #[serde(rename = "type", default)]
+    kind: String,
+    value: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -130,11 +141,51 @@ struct Peeked {
     peeked: u64,
 }
 
-fn object(columns: &[Column]) -> Map<String, Value> {
-    columns
-        .iter()
-        .map(|c| (c.name.clone(), c.value.clone()))
-        .collect()
+/// The columns as one JSON object for `json_populate_record`: each value as wal2json gave
+/// it, except json and jsonb, which wal2json gives as a string holding the document, and
+/// bytea, which it gives as hex without its prefix.
+fn object(columns: &[Column]) -> Result<String> {
+    let mut out = String::from("{");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(&c.name).expect("a string serialises"));
+        out.push(':');
+        match (
+            c.kind.as_str(),
+            serde_json::from_str::<String>(c.value.get()),
+        ) {
+            ("json" | "jsonb", Ok(document)) => {
+                let document = RawValue::from_string(document).map_err(|e| {
+                    Error::Fatal(format!("column `{}`: not a JSON document: {e}", c.name))
+                })?;
+                out.push_str(document.get());
+            }
+            // wal2json gives bytea as bare hex; bytea's input wants its `\x`.
+            ("bytea", Ok(hex)) if !hex.starts_with("\\x") => {
+                out.push_str(&serde_json::to_string(&format!("\\x{hex}")).expect("a string"));
+            }
+            _ => out.push_str(c.value.get()),
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// `"schema"."table"`, quoted for SQL.
+fn qualified(schema: &str, table: &str) -> String {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    format!("{}.{}", quote(schema), quote(table))
+}
+
+/// A change on its way to a record: which table, and the columns it carried.
+struct Pending {
+    table: (String, String),
+    op: ChangeOp,
+    columns: String,
+    pk: Vec<String>,
+    ts_ms: Option<i64>,
 }
 
 impl PostgresCdc {
@@ -192,6 +243,57 @@ impl PostgresCdc {
     }
 }
 
+impl PostgresCdc {
+    /// Each change's row as `row_to_json` of its table's row type gives it, with only the
+    /// columns the change carried, in the changes' order: one query per table.
+    fn typed(&self, changes: &[Pending]) -> Result<Vec<String>> {
+        let mut typed = vec![String::new(); changes.len()];
+        let mut tables: Vec<&(String, String)> = changes.iter().map(|c| &c.table).collect();
+        tables.sort();
+        tables.dedup();
+        for table in tables {
+            let at: Vec<usize> = (0..changes.len())
+                .filter(|&i| changes[i].table == *table)
+                .collect();
+            let rows: Vec<&str> = at.iter().map(|&i| changes[i].columns.as_str()).collect();
+            self.db.query(
+                &format!(
+                    // json, not jsonb, all the way: a json column's text is kept as
+                    // written, and every value as the row type's input reads it.
+                    "SELECT coalesce('{{' || (SELECT string_agg(to_json(e.key)::text || ':' || \
+                       e.value::text, ',' ORDER BY e.n) \
+                       FROM json_each(row_to_json(json_populate_record(NULL::{}, c))) \
+                         WITH ORDINALITY AS e(key, value, n) \
+                       WHERE e.key IN (SELECT json_object_keys(c))) || '}}', '{{}}') AS r \
+                     FROM json_array_elements($1::json) WITH ORDINALITY AS t(c, i) ORDER BY i",
+                    qualified(&table.0, &table.1)
+                ),
+                &[Param::Text(format!("[{}]", rows.join(",")))],
+            )?;
+            let fetched = self.db.fetch(at.len() as u32 + 1)?;
+            if fetched.len() != at.len() {
+                return Err(Error::Fatal(format!(
+                    "{} changes of {}.{} came back as {} rows",
+                    at.len(),
+                    table.0,
+                    table.1,
+                    fetched.len()
+                )));
+            }
+            #[derive(Deserialize)]
+            struct Typed {
+                r: String,
+            }
+            for (&i, row) in at.iter().zip(fetched.iter()) {
+                let row: Typed = serde_json::from_slice(row.value().unwrap_or_default())
+                    .map_err(|e| Error::Fatal(format!("unexpected typed row: {e}")))?;
+                typed[i] = row.r;
+            }
+        }
+        Ok(typed)
+    }
+}
+
 impl StreamSource for PostgresCdc {
     type Checkpoint = Checkpoint;
 
@@ -201,7 +303,7 @@ impl StreamSource for PostgresCdc {
         Ok(PostgresCdc {
             db,
             config,
-            emitted: checkpoint.map(|c| c.lsn),
+            emitted: checkpoint.and_then(|c| c.lsn),
             pending: 0,
         })
     }
@@ -218,8 +320,8 @@ impl StreamSource for PostgresCdc {
             }
             self.pending = peeked;
         };
-        let mut records = Records::new();
         let mut dead = Vec::new();
+        let mut changes = Vec::new();
         let mut last = None;
         for row in &rows {
             last = Some(row.lsn.clone());
@@ -241,30 +343,44 @@ impl StreamSource for PostgresCdc {
                 // Truncates and messages carry no row.
                 _ => continue,
             };
-            let row_value = if op == ChangeOp::Delete {
-                object(&change.identity)
+            let columns = if op == ChangeOp::Delete {
+                &change.identity
             } else {
-                object(&change.columns)
+                &change.columns
             };
-            let key: Map<String, Value> = change
+            changes.push(Pending {
+                op,
+                columns: object(columns)?,
+                pk: change.pk.into_iter().map(|pk| pk.name).collect(),
+                table: (change.schema, change.table),
+                ts_ms: row.ts_ms,
+            });
+        }
+        let typed = self.typed(&changes)?;
+        let mut records = Records::new();
+        for (change, row) in changes.iter().zip(&typed) {
+            let fields: HashMap<String, &RawValue> = serde_json::from_str(row)
+                .map_err(|e| Error::Fatal(format!("a typed row is not a JSON object: {e}")))?;
+            let key: Vec<String> = change
                 .pk
                 .iter()
-                .filter_map(|pk| {
-                    row_value
-                        .get(&pk.name)
-                        .map(|v| (pk.name.clone(), v.clone()))
+                .filter_map(|name| {
+                    let value = fields.get(name.as_str())?;
+                    Some(format!(
+                        "{}:{}",
+                        serde_json::to_string(name).expect("a string serialises"),
+                        value.get()
+                    ))
                 })
                 .collect();
-            let table = format!("{}.{}", change.schema, change.table);
-            let value = serde_json::to_vec(&row_value).expect("a map serialises");
-            let key =
-                (!key.is_empty()).then(|| serde_json::to_vec(&key).expect("a map serialises"));
+            let key = (!key.is_empty()).then(|| format!("{{{}}}", key.join(",")));
+            let table = format!("{}.{}", change.table.0, change.table.1);
             records.push(RecordRef {
-                key: key.as_deref(),
-                value: Some(&value),
+                key: key.as_deref().map(str::as_bytes),
+                value: Some(row.as_bytes()),
                 headers: &[("table", table.as_bytes())],
-                timestamp_ms: row.ts_ms,
-                op: Some(op),
+                timestamp_ms: change.ts_ms,
+                op: Some(change.op),
             });
         }
         if let Some(lsn) = &last {
@@ -272,23 +388,29 @@ impl StreamSource for PostgresCdc {
             self.emitted = Some(lsn.clone());
         }
         let checkpoint = Checkpoint {
-            lsn: self.emitted.clone().unwrap_or_else(|| "0/0".into()),
+            lsn: self.emitted.clone(),
         };
         let mut batch = Batch::new(records, checkpoint);
         batch.dead_letters = dead;
         Ok(batch)
     }
 
-    /// The host committed `checkpoint`: the slot may forget everything up to it.
+    /// The host committed `checkpoint`: the slot may forget everything up to it. A
+    /// checkpoint from before the first change (an idle slot) moves nothing.
     fn ack(&mut self, checkpoint: Checkpoint) -> Result<()> {
+        let Some(lsn) = checkpoint.lsn else {
+            return Ok(());
+        };
+        // Only ever forward: the slot may be past it already (acknowledged before a restart).
         self.db.execute(
-            "SELECT pg_replication_slot_advance($1, $2::pg_lsn)",
+            "SELECT pg_replication_slot_advance(slot_name, $2::pg_lsn) FROM pg_replication_slots \
+             WHERE slot_name = $1 AND confirmed_flush_lsn < $2::pg_lsn",
             &[
                 Param::Text(self.config.slot.clone()),
-                Param::Text(checkpoint.lsn.clone()),
+                Param::Text(lsn.clone()),
             ],
         )?;
-        if self.emitted.as_deref() == Some(checkpoint.lsn.as_str()) {
+        if self.emitted.as_deref() == Some(lsn.as_str()) {
             self.pending = 0;
         }
         Ok(())
