@@ -221,15 +221,23 @@ pub(crate) struct StreamPull {
     pub wait: Duration,
     pub until_idle: bool,
     pub stop: Shutdown,
+    /// `until_idle` met an empty poll: the next pull ends the run.
+    pub idle: bool,
 }
 
 impl Pull for StreamPull {
     async fn pull(&mut self, max_records: u32) -> Result<Option<Batch>, GuestError> {
+        if self.idle {
+            return Ok(None);
+        }
         let started = Instant::now();
         let batch = self.source.poll(max_records, self.wait).await?;
         if batch.records.is_empty() {
             if self.until_idle {
-                return Ok(None);
+                // Its checkpoint may still have moved (a shard read to its end, a snapshot
+                // of empty tables): it is delivered, and the run ends at the next pull.
+                self.idle = true;
+                return Ok(Some(batch));
             }
             // A guest that answers "nothing" at once instead of waiting must not make the
             // host spin: the rest of the wait is slept here.

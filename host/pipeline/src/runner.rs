@@ -314,6 +314,7 @@ impl Run<'_> {
                     wait: p.poll_wait,
                     until_idle: options.once,
                     stop: stop.clone(),
+                    idle: false,
                 };
                 let lent = chains.take().ok_or_else(lost)?;
                 let (back, outcome) =
