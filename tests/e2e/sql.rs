@@ -713,6 +713,29 @@ poll_wait = "100ms"
     );
 }
 
+/// postgres-cdc on `slot` (with more `config`) → postgres-sink upserting `replica` by `id`.
+fn cdc_to_replica(pg: &Postgres, name: &str, slot: &str, batch: u32, config: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+batch_size = {batch}
+[pipeline.source]
+plugin = "{source}"
+config = {{ slot = "{slot}", tables = ["public.accounts"]{config} }}
+poll_wait = "100ms"
+{grant}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ table = "replica", key = ["id"] }}
+{grant}
+"#,
+        source = plugin("postgres_cdc").display(),
+        sink = plugin("postgres_sink").display(),
+        grant = pg.grant("pg-password"),
+    )
+}
+
 /// How many rows of `a` and `b` differ (both ways).
 fn differing(db: &mut postgres::Client, a: &str, b: &str) -> i64 {
     db.query_one(
@@ -738,25 +761,7 @@ fn postgres_cdc_snapshot_then_stream_survives_concurrent_writes_and_kill_9() {
     ))
     .unwrap();
     let s = scratch();
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "snap"
-batch_size = 500
-[pipeline.source]
-plugin = "{source}"
-config = {{ slot = "weir_snap", tables = ["public.accounts"] }}
-poll_wait = "100ms"
-{grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ table = "replica", key = ["id"] }}
-{grant}
-"#,
-        source = plugin("postgres_cdc").display(),
-        sink = plugin("postgres_sink").display(),
-        grant = pg.grant("pg-password"),
-    )]);
+    s.pipelines(&[cdc_to_replica(&pg, "snap", "weir_snap", 500, "")]);
     let count = |db: &mut postgres::Client| -> i64 {
         db.query_one("SELECT count(*) FROM replica", &[])
             .unwrap()
@@ -851,23 +856,12 @@ fn a_dropped_slot_is_a_clear_error_unless_snapshot_is_when_needed() {
     let s = scratch();
     let pipelines = |mode: &str| {
         vec![
-            format!(
-                r#"
-[[pipeline]]
-name = "gone"
-[pipeline.source]
-plugin = "{source}"
-config = {{ slot = "weir_gone", tables = ["public.accounts"], snapshot = "{mode}" }}
-poll_wait = "100ms"
-{grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ table = "replica", key = ["id"] }}
-{grant}
-"#,
-                source = plugin("postgres_cdc").display(),
-                sink = plugin("postgres_sink").display(),
-                grant = pg.grant("pg-password"),
+            cdc_to_replica(
+                &pg,
+                "gone",
+                "weir_gone",
+                100,
+                &format!(r#", snapshot = "{mode}""#),
             ),
             format!(
                 r#"
@@ -940,25 +934,7 @@ fn cdc_into_postgres_sink_replicates_a_table() {
     )
     .unwrap();
     let s = scratch();
-    s.pipelines(&[format!(
-        r#"
-[[pipeline]]
-name = "replicate"
-batch_size = 7
-[pipeline.source]
-plugin = "{source}"
-config = {{ slot = "weir_replica", tables = ["public.accounts"] }}
-poll_wait = "100ms"
-{grant}
-[pipeline.sink]
-plugin = "{sink}"
-config = {{ table = "replica", key = ["id"] }}
-{grant}
-"#,
-        source = plugin("postgres_cdc").display(),
-        sink = plugin("postgres_sink").display(),
-        grant = pg.grant("pg-password"),
-    )]);
+    s.pipelines(&[cdc_to_replica(&pg, "replicate", "weir_replica", 7, "")]);
     assert!(s.run_once().ok, "creates the slot");
     db.batch_execute(
         "INSERT INTO accounts SELECT i, 'o' || i, i * 1.5 FROM generate_series(1, 40) i;
@@ -974,15 +950,11 @@ config = {{ table = "replica", key = ["id"] }}
     .unwrap();
     let run = s.run_once();
     assert!(run.ok, "{}", run.stderr);
-    let differ: i64 = db
-        .query_one(
-            "SELECT count(*) FROM ((TABLE accounts EXCEPT TABLE replica) UNION ALL \
-             (TABLE replica EXCEPT TABLE accounts)) d",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(differ, 0, "the replica equals the original");
+    assert_eq!(
+        differing(&mut db, "accounts", "replica"),
+        0,
+        "the replica equals the original"
+    );
     let rows: i64 = db
         .query_one("SELECT count(*) FROM replica", &[])
         .unwrap()
