@@ -840,6 +840,36 @@ fn postgres_cdc_snapshot_then_stream_survives_concurrent_writes_and_kill_9() {
     assert_eq!(differing(&mut db, "accounts", "replica"), 0);
 }
 
+/// An update that leaves a TOASTed column alone carries no value for it (logical decoding
+/// has none to give): the replica keeps the one it has, rather than a NULL.
+#[test]
+fn an_unchanged_toasted_column_is_kept_in_the_replica() {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, big text);
+         CREATE TABLE replica (id int PRIMARY KEY, owner text, big text);
+         INSERT INTO accounts SELECT i, 'o' || i, (SELECT string_agg(md5(i::text || j::text), '') \
+           FROM generate_series(1, 4000) j) FROM generate_series(1, 20) i;",
+    )
+    .unwrap();
+    let s = scratch();
+    s.pipelines(&[cdc_to_replica(&pg, "toast", "weir_toast", 100, "")]);
+    assert!(s.run_once().ok);
+    assert_eq!(differing(&mut db, "accounts", "replica"), 0, "the snapshot");
+    db.batch_execute("UPDATE accounts SET owner = 'changed' WHERE id <= 10")
+        .unwrap();
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("toast")["records_written"], 10);
+    let nulls: i64 = db
+        .query_one("SELECT count(*) FROM replica WHERE big IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(nulls, 0, "no TOASTed value overwritten with NULL");
+    assert_eq!(differing(&mut db, "accounts", "replica"), 0);
+}
+
 /// A slot dropped under a running pipeline: with `snapshot = "initial"` a clear error
 /// naming what was lost and what to do; with `when_needed` a new slot and a new snapshot.
 /// And `never` reads no existing row.

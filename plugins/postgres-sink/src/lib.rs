@@ -119,6 +119,21 @@ impl PostgresSink {
         Ok(())
     }
 
+    /// The statement for `run`: a delete, or an upsert of the table's columns its records
+    /// carry (all of them if they carry none).
+    fn run_statement(&self, run: &Run) -> String {
+        if run.delete {
+            return self.delete_statement();
+        }
+        let table = self.columns.as_deref().unwrap_or_default();
+        let carried: Vec<String> = table
+            .iter()
+            .filter(|c| run.fields.binary_search(c).is_ok())
+            .cloned()
+            .collect();
+        self.statement(if carried.is_empty() { table } else { &carried })
+    }
+
     /// Deletes the rows whose key the records carry (their other fields are ignored).
     fn delete_statement(&self) -> String {
         let table = ident(&self.config.table);
@@ -213,14 +228,21 @@ impl Sink for PostgresSink {
                 ));
                 continue;
             }
+            let mut fields: Vec<String> = if delete {
+                Vec::new()
+            } else {
+                object.keys().cloned().collect()
+            };
+            fields.sort();
             if !delete && first.is_none() && self.columns.is_none() {
                 first = Some(object);
             }
             let row = (r.key().map(<[u8]>::to_vec), value.to_vec());
             match self.pending.last_mut() {
-                Some(run) if run.delete == delete => run.rows.push(row),
+                Some(run) if run.delete == delete && run.fields == fields => run.rows.push(row),
                 _ => self.pending.push(Run {
                     delete,
+                    fields,
                     rows: vec![row],
                 }),
             }
@@ -323,18 +345,14 @@ impl PostgresSink {
     fn apply(&mut self, stamp: Option<&Stamp>) -> Result<Vec<DeadLetter>> {
         let checkpoint = stamp.map(|s| self.checkpoint_statement(s));
         let pending = std::mem::take(&mut self.pending);
-        let (upsert, delete) = match self.columns.as_deref() {
-            Some(columns) => (self.statement(columns), self.delete_statement()),
-            // No table yet (deletes alone before any row shaped one): only the checkpoint.
-            None => (String::new(), String::new()),
-        };
-        let sql = |run: &Run| if run.delete { &delete } else { &upsert };
+        // No table yet (deletes alone before any row shaped one): only the checkpoint.
         let runs: Vec<&Run> = pending.iter().filter(|_| self.columns.is_some()).collect();
+        let sql: Vec<String> = runs.iter().map(|run| self.run_statement(run)).collect();
         let statements: Vec<Statement> = checkpoint
             .iter()
             .cloned()
-            .chain(runs.iter().map(|run| Statement {
-                sql: sql(run).clone(),
+            .chain(runs.iter().zip(&sql).map(|(run, sql)| Statement {
+                sql: sql.clone(),
                 params: vec![Param::Json(json_array(
                     run.rows.iter().map(|(_, v)| v.as_slice()),
                 ))],
@@ -361,13 +379,7 @@ impl PostgresSink {
         // transaction changed nothing. A fenced run stops here; otherwise the rows are
         // applied one by one, in order, so only the misfits become dead letters, and then
         // the checkpoint (a crash in between repeats rows, never loses them).
-        let fallback = self.row_by_row(
-            stamp,
-            &reason,
-            &runs,
-            [&upsert, &delete],
-            checkpoint.as_ref(),
-        );
+        let fallback = self.row_by_row(stamp, &reason, &runs, &sql, checkpoint.as_ref());
         if fallback.is_err() {
             // Kept for the retry: a row applied twice, never one lost.
             self.pending = pending;
@@ -380,7 +392,7 @@ impl PostgresSink {
         stamp: Option<&Stamp>,
         reason: &str,
         runs: &[&Run],
-        [upsert, delete]: [&str; 2],
+        sql: &[String],
         checkpoint: Option<&Statement>,
     ) -> Result<Vec<DeadLetter>> {
         if let Some(stamp) = stamp {
@@ -388,8 +400,7 @@ impl PostgresSink {
         }
         log::warn(&format!("batch refused, writing row by row: {reason}"));
         let mut rejected = Vec::new();
-        for run in runs {
-            let sql = if run.delete { delete } else { upsert };
+        for (run, sql) in runs.iter().zip(sql) {
             for (key, value) in &run.rows {
                 let one = json_array([value.as_slice()]);
                 match self.db.execute(sql, &[Param::Json(one)]) {
@@ -414,6 +425,9 @@ impl PostgresSink {
 /// keys and values.
 struct Run {
     delete: bool,
+    /// The fields its records carry (sorted): only those columns are written, so a column
+    /// a record leaves out keeps its value (an unchanged TOASTed column of a CDC update).
+    fields: Vec<String>,
     rows: Vec<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
