@@ -870,6 +870,59 @@ fn an_unchanged_toasted_column_is_kept_in_the_replica() {
     assert_eq!(differing(&mut db, "accounts", "replica"), 0);
 }
 
+/// A watched table that stays quiet next to a busy one does not make the server keep the
+/// busy one's WAL: the slot moves past it (the heartbeat), and no record comes of it.
+#[test]
+fn an_idle_watched_table_does_not_pin_a_busy_neighbours_wal() {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text);
+         CREATE TABLE replica (id int PRIMARY KEY, owner text);
+         CREATE TABLE busy (id int PRIMARY KEY, payload text);",
+    )
+    .unwrap();
+    let s = scratch();
+    s.pipelines(&[cdc_to_replica(
+        &pg,
+        "beat",
+        "weir_beat",
+        100,
+        ", heartbeat_ms = 200",
+    )]);
+    assert!(s.run_once().ok, "creates the slot");
+    db.batch_execute(
+        "INSERT INTO busy SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i;",
+    )
+    .unwrap();
+    let tip: String = db
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    let confirmed = |db: &mut postgres::Client| -> bool {
+        db.query_one(
+            "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots \
+             WHERE slot_name = 'weir_beat'",
+            &[&tip],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let mut weir = s.spawn_run(&[]);
+    let started = Instant::now();
+    while !confirmed(&mut db) {
+        weir.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the slot stayed behind"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = terminate(weir);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("beat")["records_written"], 0);
+}
+
 /// A slot dropped under a running pipeline: with `snapshot = "initial"` a clear error
 /// naming what was lost and what to do; with `when_needed` a new slot and a new snapshot.
 /// And `never` reads no existing row.

@@ -48,6 +48,15 @@ pub struct Config {
     /// held), where the others stop with an error.
     #[serde(default)]
     snapshot: SnapshotMode,
+    /// While the watched tables are idle, move the slot past the WAL other tables wrote,
+    /// at most this often (milliseconds; 0: never), so a quiet table next to a busy one
+    /// does not make the server keep all of that WAL.
+    #[serde(default = "default_heartbeat_ms")]
+    heartbeat_ms: u64,
+}
+
+fn default_heartbeat_ms() -> u64 {
+    10_000
 }
 
 #[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
@@ -128,6 +137,8 @@ pub struct PostgresCdc {
     snapshot: Option<Snapshot>,
     /// Each table's primary key columns, once asked.
     keys: HashMap<String, Vec<String>>,
+    /// When the slot was last moved past an idle stretch.
+    last_heartbeat: std::time::Instant,
     /// Changes emitted but not yet acknowledged: the slot replays them on every peek.
     pending: u64,
 }
@@ -247,13 +258,22 @@ struct Row {
     change: String,
 }
 
-/// A peek's answer: the undelivered changes found (if any), and how many it decoded.
+/// A peek's answer row: an undelivered change found (if any), how many it decoded, and the
+/// server's WAL position it decoded up to.
 #[derive(Deserialize)]
 struct Peeked {
     lsn: Option<String>,
     ts_ms: Option<i64>,
     change: Option<String>,
     peeked: u64,
+    tip: Option<String>,
+}
+
+#[derive(Default)]
+struct Peek {
+    rows: Vec<Row>,
+    peeked: u64,
+    tip: Option<String>,
 }
 
 /// The columns as one JSON object for `json_populate_record`: each value as wal2json gave
@@ -300,7 +320,7 @@ struct Pending {
 impl PostgresCdc {
     /// Up to `max` changes after the last one emitted, decoding at most about `upto`
     /// changes from the slot's confirmed position; and how many it decoded.
-    fn peek(&self, upto: u64, max: u32) -> Result<(Vec<Row>, u64)> {
+    fn peek(&self, upto: u64, max: u32) -> Result<Peek> {
         let mut options = String::from(
             "'format-version', '2', 'include-timestamp', '1', 'include-pk', '1', \
              'include-transaction', '0', 'include-xids', '1'",
@@ -322,33 +342,47 @@ impl PostgresCdc {
         // The LEFT JOIN keeps one row when nothing is new, to carry the count.
         self.db.query(
             &format!(
-                "WITH peek AS MATERIALIZED ( \
-                   SELECT lsn, data FROM pg_logical_slot_peek_changes($1, NULL, $2::int, {options})), \
-                 total AS (SELECT count(*) AS peeked FROM peek) \
+                "WITH tip AS MATERIALIZED (SELECT pg_current_wal_lsn() AS tip), \
+                 peek AS MATERIALIZED ( \
+                   SELECT lsn, data FROM tip, \
+                     pg_logical_slot_peek_changes($1, tip.tip, $2::int, {options})), \
+                 total AS (SELECT count(*) AS peeked, (SELECT tip::text FROM tip) AS tip FROM peek) \
                  SELECT p.lsn::text AS lsn, \
                    (extract(epoch FROM (p.data::jsonb->>'timestamp')::timestamptz) * 1000)::bigint AS ts_ms, \
-                   p.data AS change, total.peeked \
+                   p.data AS change, total.peeked, total.tip \
                  FROM total LEFT JOIN LATERAL ( \
                    SELECT lsn, data FROM peek WHERE lsn > $3::pg_lsn ORDER BY lsn LIMIT $4) p ON true"
             ),
             &params,
         )?;
         let fetched = self.db.fetch(max.saturating_add(1))?;
-        let mut rows = Vec::new();
-        let mut peeked = 0;
+        let mut peek = Peek::default();
         for r in fetched.iter() {
             let p: Peeked = serde_json::from_slice(r.value().unwrap_or_default())
                 .map_err(|e| Error::Fatal(format!("unexpected row from the slot: {e}")))?;
-            peeked = p.peeked;
+            (peek.peeked, peek.tip) = (p.peeked, p.tip);
             if let (Some(lsn), Some(change)) = (p.lsn, p.change) {
-                rows.push(Row {
+                peek.rows.push(Row {
                     lsn,
                     ts_ms: p.ts_ms,
                     change,
                 });
             }
         }
-        Ok((rows, peeked))
+        Ok(peek)
+    }
+
+    /// Moves the slot to `lsn`, never back.
+    fn advance(&self, lsn: &str) -> Result<()> {
+        self.db.execute(
+            "SELECT pg_replication_slot_advance(slot_name, $2::pg_lsn) FROM pg_replication_slots \
+             WHERE slot_name = $1 AND confirmed_flush_lsn < $2::pg_lsn",
+            &[
+                Param::Text(self.config.slot.clone()),
+                Param::Text(lsn.to_string()),
+            ],
+        )?;
+        Ok(())
     }
 }
 
@@ -562,6 +596,7 @@ impl StreamSource for PostgresCdc {
             emitted: checkpoint.as_ref().and_then(|c| c.lsn.clone()),
             snapshot: checkpoint.and_then(|c| c.snapshot),
             keys: HashMap::new(),
+            last_heartbeat: std::time::Instant::now(),
             pending: 0,
             config,
         };
@@ -581,12 +616,30 @@ impl StreamSource for PostgresCdc {
             // more. After a restart `pending` is unknown; a peek that comes back full of
             // delivered changes says how many there are, and the next one asks past them.
             let upto = self.pending + u64::from(max_records);
-            let (rows, peeked) = self.peek(upto, max_records)?;
-            if !rows.is_empty() || peeked < upto {
-                break rows;
+            let peek = self.peek(upto, max_records)?;
+            if peek.peeked == 0 {
+                // Nothing for these tables up to the server's tip: the slot may pass it.
+                metrics::gauge_set("cdc_lag_ms", 0);
+                let beat = Duration::from_millis(self.config.heartbeat_ms);
+                if let Some(tip) = &peek.tip
+                    && self.config.heartbeat_ms > 0
+                    && self.last_heartbeat.elapsed() >= beat
+                {
+                    self.advance(tip)?;
+                    self.last_heartbeat = std::time::Instant::now();
+                }
             }
-            self.pending = peeked;
+            if !peek.rows.is_empty() || peek.peeked < upto {
+                break peek.rows;
+            }
+            self.pending = peek.peeked;
         };
+        if let Some(ts) = rows.last().and_then(|r| r.ts_ms) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            metrics::gauge_set("cdc_lag_ms", (now - ts).max(0) as u64);
+        }
         let mut dead = Vec::new();
         let mut changes = Vec::new();
         let mut last = None;
@@ -660,14 +713,7 @@ impl StreamSource for PostgresCdc {
             return Ok(());
         };
         // Only ever forward: the slot may be past it already (acknowledged before a restart).
-        self.db.execute(
-            "SELECT pg_replication_slot_advance(slot_name, $2::pg_lsn) FROM pg_replication_slots \
-             WHERE slot_name = $1 AND confirmed_flush_lsn < $2::pg_lsn",
-            &[
-                Param::Text(self.config.slot.clone()),
-                Param::Text(lsn.clone()),
-            ],
-        )?;
+        self.advance(&lsn)?;
         if self.emitted.as_deref() == Some(lsn.as_str()) {
             self.pending = 0;
         }

@@ -279,6 +279,11 @@ fn classify(database: &str, what: &str, e: tokio_postgres::Error) -> Error {
     if e.is_closed() || code.is_empty() && e.as_db_error().is_none() {
         return Error::Transient(message);
     }
+    // Object in use (a replication slot still held by the session of a killed run), lock
+    // not available: someone else's, for now.
+    if code == "55006" || code == "55P03" {
+        return Error::Transient(message);
+    }
     match &code[..2.min(code.len())] {
         // connection exception, transaction rollback, insufficient resources, operator
         // intervention (e.g. the server shutting down)
