@@ -561,16 +561,9 @@ fn postgres_cdc_started_on_an_idle_table_streams_the_changes_that_follow() {
     s.pipelines(&[cdc_to_file(&pg, 100)]);
     let mut weir = s.spawn_run_with(&[], &[("RUST_LOG", "info,weir_pipeline=debug")]);
     // The idle slot's first checkpoint is committed, and then acknowledged, before a write.
-    let started = Instant::now();
-    while !weir.stderr().contains("checkpoint committed") {
-        weir.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            weir.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    weir.wait_until("an idle checkpoint", Duration::from_secs(60), |weir| {
+        weir.stderr().contains("checkpoint committed")
+    });
     db.batch_execute(
         "INSERT INTO accounts SELECT i, 'o' || i, i FROM generate_series(1, 50) i;
          UPDATE accounts SET balance = 0 WHERE id <= 10;",
@@ -584,15 +577,7 @@ fn postgres_cdc_started_on_an_idle_table_streams_the_changes_that_follow() {
             0
         }
     };
-    while lines(&s) < 60 {
-        weir.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{}",
-            weir.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    weir.wait_until("60 changes", Duration::from_secs(90), |_| lines(&s) >= 60);
     let run = terminate(weir);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(lines(&s), 60, "50 inserts and 10 updates, once each");
@@ -767,21 +752,6 @@ fn postgres_cdc_snapshot_then_stream_survives_concurrent_writes_and_kill_9() {
             .unwrap()
             .get(0)
     };
-    let wait = |db: &mut postgres::Client,
-                what: &str,
-                done: &dyn Fn(&mut postgres::Client) -> bool,
-                weir: &mut Running| {
-        let started = Instant::now();
-        while !done(db) {
-            weir.assert_running();
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "{what}: {}",
-                weir.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
 
     // Writes while the snapshot is read: updates, inserts and deletes, each its own
     // transaction, some on rows already read and some on rows still to come.
@@ -802,38 +772,30 @@ fn postgres_cdc_snapshot_then_stream_survives_concurrent_writes_and_kill_9() {
             }
         })
     };
-    wait(
-        &mut db,
-        "a third of the snapshot",
-        &|db| count(db) >= N / 3,
-        &mut weir,
-    );
+    weir.wait_until("a third of the snapshot", Duration::from_secs(180), |_| {
+        count(&mut db) >= N / 3
+    });
     weir.kill_9();
     let mut weir = s.spawn_run(&[]);
     writer.join().unwrap();
-    wait(
-        &mut db,
+    weir.wait_until(
         "the replica after the snapshot",
-        &|db| differing(db, "accounts", "replica") == 0,
-        &mut weir,
+        Duration::from_secs(180),
+        |_| differing(&mut db, "accounts", "replica") == 0,
     );
 
     // A kill inside the stream: one transaction of 10,000 updates, killed part way in.
     db.batch_execute("UPDATE accounts SET balance = balance * 2 WHERE id <= 10000")
         .unwrap();
-    wait(
-        &mut db,
-        "some of the updates",
-        &|db| differing(db, "accounts", "replica") < 20_000,
-        &mut weir,
-    );
+    weir.wait_until("some of the updates", Duration::from_secs(180), |_| {
+        differing(&mut db, "accounts", "replica") < 20_000
+    });
     weir.kill_9();
     let mut weir = s.spawn_run(&[]);
-    wait(
-        &mut db,
+    weir.wait_until(
         "the replica after the stream",
-        &|db| differing(db, "accounts", "replica") == 0,
-        &mut weir,
+        Duration::from_secs(180),
+        |_| differing(&mut db, "accounts", "replica") == 0,
     );
     let run = terminate(weir);
     assert!(run.ok, "{}", run.stderr);
@@ -909,15 +871,11 @@ fn an_idle_watched_table_does_not_pin_a_busy_neighbours_wal() {
         .get(0)
     };
     let mut weir = s.spawn_run(&[]);
-    let started = Instant::now();
-    while !confirmed(&mut db) {
-        weir.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the slot stayed behind"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    weir.wait_until(
+        "the slot moves past the busy table's WAL",
+        Duration::from_secs(60),
+        |_| confirmed(&mut db),
+    );
     let run = terminate(weir);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(run.summary("beat")["records_written"], 0);

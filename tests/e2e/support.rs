@@ -157,6 +157,26 @@ impl Running {
         }
     }
 
+    /// Waits until `done` (which may read weir's log), polling; panics with the log if weir
+    /// exits first, or if `what` did not happen within `limit`.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        limit: std::time::Duration,
+        mut done: impl FnMut(&Running) -> bool,
+    ) {
+        let started = std::time::Instant::now();
+        while !done(self) {
+            self.assert_running();
+            assert!(
+                started.elapsed() < limit,
+                "{what}, within {limit:?}: {}",
+                self.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().unwrap().try_wait().unwrap().is_none()
     }
