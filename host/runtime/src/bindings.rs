@@ -20,6 +20,7 @@ wasmtime::component::bindgen!({
         "weir:connector/kafka.consumer": crate::io::kafka::Consumer,
         "weir:connector/kafka.producer": crate::io::kafka::Producer,
         "weir:connector/sql.connection": crate::io::sql::Connection,
+        "weir:connector/sql.replication": crate::io::sql::Replication,
         "weir:connector/kinesis.shard-reader": crate::io::kinesis::ShardReader,
     },
 });

@@ -1,19 +1,23 @@
-//! postgres-cdc: change data capture from PostgreSQL's logical replication, via a
-//! replication slot decoded by wal2json.
+//! postgres-cdc: change data capture from PostgreSQL's logical replication: a replication
+//! slot decoded by wal2json, streamed over the replication protocol.
 //!
-//! Changes are peeked, not consumed: the slot's confirmed position moves only in `ack`,
-//! which the host calls after the sink flushed and the checkpoint (the last change's LSN)
-//! is committed. After a crash the slot still holds everything after the last ack, and the
-//! committed LSN filters out what was already delivered. Each change becomes a flat change
-//! record like the Debezium source's: the row as a JSON object (the old key for a
-//! delete), its primary key as the key, create / update / delete as the op, and the
-//! transaction's commit time as the timestamp. Changes arrive in commit order.
+//! The server decodes each change once and sends it as its transaction commits, in commit
+//! order. The slot's confirmed position moves only in `ack`, which the host calls after the
+//! sink flushed and the checkpoint is committed, so after a crash the server sends again
+//! everything after the last ack. A checkpoint names a place between two transactions (the
+//! end of the last one delivered whole) and, when a batch ended inside a transaction, how
+//! many of that transaction's changes were delivered: those are skipped when it comes again.
+//! (A change's own WAL position cannot serve: positions interleave across transactions that
+//! ran at once.) Each change becomes a flat change record like the Debezium source's: the
+//! row as a JSON object (the old key for a delete), its primary key as the key, create /
+//! update / delete as the op, and the transaction's commit time as the timestamp.
 //!
 //! wal2json hands every value over as its text (a jsonb document as a JSON string, an array
-//! as `{1,2}`, a timestamp in PostgreSQL's own format). Each batch is turned back into typed
-//! rows by the database itself (`jsonb_populate_record` into the table's row type, then
-//! `row_to_json`), so a change maps every type exactly as postgres-source does. A column an
-//! update did not carry (an unchanged TOASTed value) is left out, not sent as null.
+//! as `{1,2}`). Each batch is turned back into typed rows by the database itself
+//! (`json_populate_record` into the table's row type, then `row_to_json`), so a change maps
+//! every type exactly as postgres-source does. A column an update did not carry (an
+//! unchanged TOASTed value) is left out, not sent as null. A column added mid-stream is
+//! carried from the first change that has it.
 //!
 //! A new pipeline first reads the tables' existing rows (`snapshot`), in key order and in
 //! chunks, each chunk's last key in the checkpoint, so a crash resumes the snapshot where it
@@ -27,8 +31,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::time::Duration;
-use weir_guest::sql::{Connection, Value as Param, ident};
+use std::time::{Duration, Instant};
+use weir_guest::sql::{Connection, Replication, Value as Param, ident, lsn_parse, lsn_text};
 use weir_guest::{
     Batch, ChangeOp, Connector, DeadLetter, Error, RecordRef, Records, Result, StreamSource, log,
     metrics,
@@ -70,13 +74,29 @@ enum SnapshotMode {
 
 /// The LSN of the last change delivered (none before the first), and the initial snapshot
 /// while it is read and until the stream is past it.
+/// Where the stream stands: after the last transaction delivered whole, and inside the next
+/// one when a batch ended there; and the initial snapshot while it is read and until the
+/// stream is past it.
 #[derive(Serialize, Deserialize, Clone, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
+    /// The end of the last transaction delivered whole (none before the first): the slot
+    /// may move here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lsn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    within: Option<Within>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     snapshot: Option<Snapshot>,
+}
+
+/// The transaction after `lsn`, delivered in part: where it commits, and how many of its
+/// changes were delivered.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[serde(deny_unknown_fields)]
+struct Within {
+    commit: String,
+    done: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -131,17 +151,49 @@ impl Seen {
 pub struct PostgresCdc {
     db: Connection,
     config: Config,
-    /// The last change handed to the host; later polls skip up to here.
-    emitted: Option<String>,
+    /// The replication stream, opened when the snapshot is read; dropped when it fails,
+    /// and opened again from where delivery stands.
+    stream: Option<Replication>,
+    /// Where the changes handed to the host end: the last transaction delivered whole.
+    lsn: Option<u64>,
+    /// The transaction being read.
+    txn: Option<Txn>,
+    /// Set when the stream (re)opens inside a transaction: its commit position and how
+    /// many of its changes were delivered already.
+    resume: Option<(u64, u64)>,
     /// The initial snapshot, as the next checkpoint will say.
     snapshot: Option<Snapshot>,
     /// Each table's primary key columns, once asked.
     keys: HashMap<String, Vec<String>>,
+    /// The slot's confirmed position as far as this instance knows: never confirm behind.
+    confirmed: u64,
+    /// The furthest position the host acknowledged.
+    acked: u64,
+    /// The last checkpoint handed out and the last one acknowledged: a heartbeat may move
+    /// the slot only when everything handed out is acknowledged.
+    handed: Checkpoint,
+    acknowledged: Checkpoint,
     /// When the slot was last moved past an idle stretch.
-    last_heartbeat: std::time::Instant,
-    /// Changes emitted but not yet acknowledged: the slot replays them on every peek.
-    pending: u64,
+    last_heartbeat: Instant,
+    /// The server's WAL position when the stream opened; and whether the server said it
+    /// had sent everything up to there.
+    tip: u64,
+    caught_up: bool,
 }
+
+/// A transaction as it streams: where it commits and ends, how many of its changes were
+/// read, and how many of those to skip (delivered before a restart).
+struct Txn {
+    commit: u64,
+    end: u64,
+    done: u64,
+    skip: u64,
+    ts_ms: Option<i64>,
+}
+
+/// How long the first read of a new stream may wait for the server to say how much it
+/// holds, so a run that stops when the source is idle does not stop before the backlog.
+const FIRST_READ: Duration = Duration::from_secs(10);
 
 impl Connector for PostgresCdc {
     const NAME: &'static str = "postgres-cdc";
@@ -164,24 +216,36 @@ impl Connector for PostgresCdc {
                 "the server's wal_level is not `logical`: logical replication is off".into(),
             ));
         }
-        slot_exists(&db, &config.slot).map(|_| ())
+        slot_position(&db, &config.slot).map(|_| ())
     }
 }
 
-/// Whether the slot is there (and decodes with wal2json).
-fn slot_exists(db: &Connection, slot: &str) -> Result<bool> {
+/// The slot's confirmed position, if the slot is there (and decodes with wal2json).
+fn slot_position(db: &Connection, slot: &str) -> Result<Option<u64>> {
     db.query(
-        "SELECT plugin FROM pg_replication_slots WHERE slot_name = $1",
+        "SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots \
+         WHERE slot_name = $1",
         &[Param::Text(slot.to_string())],
     )?;
     let found = db.fetch(1)?;
-    match found.iter().next().and_then(|r| r.value()) {
-        None => Ok(false),
-        Some(row) if row.windows(8).any(|w| w == b"wal2json") => Ok(true),
-        Some(_) => Err(Error::Config(format!(
-            "replication slot `{slot}` exists but does not decode with wal2json"
-        ))),
+    let Some(row) = found.iter().next().and_then(|r| r.value()) else {
+        return Ok(None);
+    };
+    #[derive(Deserialize)]
+    struct Slot {
+        plugin: Option<String>,
+        confirmed: Option<String>,
     }
+    let row: Slot = serde_json::from_slice(row)
+        .map_err(|e| Error::Fatal(format!("unexpected row from pg_replication_slots: {e}")))?;
+    if row.plugin.as_deref() != Some("wal2json") {
+        return Err(Error::Config(format!(
+            "replication slot `{slot}` exists but does not decode with wal2json"
+        )));
+    }
+    Ok(Some(
+        row.confirmed.as_deref().and_then(lsn_parse).unwrap_or(0),
+    ))
 }
 
 /// The first column of a one-row query, as the JSON text the host gives it.
@@ -220,11 +284,14 @@ fn key_of(row: &str, key: &[String]) -> Result<Option<String>> {
     Ok((!parts.is_empty()).then(|| format!("{{{}}}", parts.join(","))))
 }
 
-/// One wal2json (format 2) change.
+/// One wal2json (format 2) message: a transaction's begin (`B`) or commit (`C`), or a
+/// change.
 #[derive(Deserialize)]
-struct Change {
+struct Message {
     action: String,
+    #[serde(default)]
     schema: String,
+    #[serde(default)]
     table: String,
     #[serde(default)]
     columns: Vec<Column>,
@@ -235,6 +302,14 @@ struct Change {
     /// The change's transaction.
     #[serde(default)]
     xid: Option<u64>,
+    /// Of a begin or commit: where the transaction commits, and where its commit ends.
+    #[serde(default)]
+    lsn: Option<String>,
+    #[serde(default)]
+    nextlsn: Option<String>,
+    /// The commit time, as the server prints a timestamptz in ISO style.
+    #[serde(default)]
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -249,31 +324,6 @@ struct Column {
 #[derive(Deserialize)]
 struct PkColumn {
     name: String,
-}
-
-#[derive(Deserialize)]
-struct Row {
-    lsn: String,
-    ts_ms: Option<i64>,
-    change: String,
-}
-
-/// A peek's answer row: an undelivered change found (if any), how many it decoded, and the
-/// server's WAL position it decoded up to.
-#[derive(Deserialize)]
-struct Peeked {
-    lsn: Option<String>,
-    ts_ms: Option<i64>,
-    change: Option<String>,
-    peeked: u64,
-    tip: Option<String>,
-}
-
-#[derive(Default)]
-struct Peek {
-    rows: Vec<Row>,
-    peeked: u64,
-    tip: Option<String>,
 }
 
 /// The columns as one JSON object for `json_populate_record`: each value as wal2json gave
@@ -318,78 +368,17 @@ struct Pending {
 }
 
 impl PostgresCdc {
-    /// Up to `max` changes after the last one emitted, decoding at most about `upto`
-    /// changes from the slot's confirmed position; and how many it decoded.
-    fn peek(&self, upto: u64, max: u32) -> Result<Peek> {
-        let mut options = String::from(
-            "'format-version', '2', 'include-timestamp', '1', 'include-pk', '1', \
-             'include-transaction', '0', 'include-xids', '1'",
-        );
-        let mut params = vec![
-            Param::Text(self.config.slot.clone()),
-            Param::Int(
-                i64::try_from(upto)
-                    .unwrap_or(i64::from(i32::MAX))
-                    .min(i64::from(i32::MAX)),
-            ),
-            Param::Text(self.emitted.clone().unwrap_or_else(|| "0/0".into())),
-            Param::Int(i64::from(max)),
-        ];
-        if !self.config.tables.is_empty() {
-            options.push_str(", 'add-tables', $5");
-            params.push(Param::Text(self.config.tables.join(",")));
-        }
-        // The LEFT JOIN keeps one row when nothing is new, to carry the count.
-        self.db.query(
-            &format!(
-                "WITH tip AS MATERIALIZED (SELECT pg_current_wal_lsn() AS tip), \
-                 peek AS MATERIALIZED ( \
-                   SELECT lsn, data FROM tip, \
-                     pg_logical_slot_peek_changes($1, tip.tip, $2::int, {options})), \
-                 total AS (SELECT count(*) AS peeked, (SELECT tip::text FROM tip) AS tip FROM peek) \
-                 SELECT p.lsn::text AS lsn, \
-                   (extract(epoch FROM (p.data::jsonb->>'timestamp')::timestamptz) * 1000)::bigint AS ts_ms, \
-                   p.data AS change, total.peeked, total.tip \
-                 FROM total LEFT JOIN LATERAL ( \
-                   SELECT lsn, data FROM peek WHERE lsn > $3::pg_lsn ORDER BY lsn LIMIT $4) p ON true"
-            ),
-            &params,
-        )?;
-        let fetched = self.db.fetch(max.saturating_add(1))?;
-        let mut peek = Peek::default();
-        for r in fetched.iter() {
-            let p: Peeked = serde_json::from_slice(r.value().unwrap_or_default())
-                .map_err(|e| Error::Fatal(format!("unexpected row from the slot: {e}")))?;
-            (peek.peeked, peek.tip) = (p.peeked, p.tip);
-            if let (Some(lsn), Some(change)) = (p.lsn, p.change) {
-                peek.rows.push(Row {
-                    lsn,
-                    ts_ms: p.ts_ms,
-                    change,
-                });
-            }
-        }
-        Ok(peek)
-    }
-
-    /// Moves the slot to `lsn`, never back.
-    fn advance(&self, lsn: &str) -> Result<()> {
-        self.db.execute(
-            "SELECT pg_replication_slot_advance(slot_name, $2::pg_lsn) FROM pg_replication_slots \
-             WHERE slot_name = $1 AND confirmed_flush_lsn < $2::pg_lsn",
-            &[
-                Param::Text(self.config.slot.clone()),
-                Param::Text(lsn.to_string()),
-            ],
-        )?;
-        Ok(())
-    }
-}
-
-impl PostgresCdc {
     fn checkpoint(&self) -> Checkpoint {
+        let within = match (&self.txn, self.resume) {
+            (Some(txn), _) => Some((txn.commit, txn.done.max(txn.skip))),
+            (None, resume) => resume,
+        };
         Checkpoint {
-            lsn: self.emitted.clone(),
+            lsn: self.lsn.map(lsn_text),
+            within: within.map(|(commit, done)| Within {
+                commit: lsn_text(commit),
+                done,
+            }),
             snapshot: self.snapshot.clone(),
         }
     }
@@ -560,15 +549,243 @@ impl PostgresCdc {
     }
 }
 
+/// A timestamptz as an ISO-style session prints it (`2026-11-30 23:59:39.968682+00`,
+/// `+05:30`), as milliseconds since 1970.
+fn timestamp_ms(text: &str) -> Option<i64> {
+    let (date, rest) = text.split_once(' ')?;
+    let mut ymd = date.splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (
+        ymd.next()?.parse().ok()?,
+        ymd.next()?.parse().ok()?,
+        ymd.next()?.parse().ok()?,
+    );
+    let zone_at = rest.rfind(['+', '-'])?;
+    let (time, zone) = rest.split_at(zone_at);
+    let mut hms = time.splitn(3, ':');
+    let (h, mi): (i64, i64) = (hms.next()?.parse().ok()?, hms.next()?.parse().ok()?);
+    let seconds: f64 = hms.next()?.parse().ok()?;
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let mut parts = zone[1..].split(':').map(|p| p.parse::<i64>());
+    let offset = parts.next()?.ok()? * 3600
+        + parts.next().unwrap_or(Ok(0)).ok()? * 60
+        + parts.next().unwrap_or(Ok(0)).ok()?;
+    // Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let local_ms = (days * 86_400 + h * 3600 + mi * 60) * 1000 + (seconds * 1000.0).round() as i64;
+    Some(local_ms - sign * offset * 1000)
+}
+
+impl PostgresCdc {
+    /// The stream, opened from where delivery stands when there is none: the server sends
+    /// again every transaction after `lsn`, and the one a batch ended inside is skipped
+    /// into.
+    fn stream(&mut self) -> Result<&Replication> {
+        if self.stream.is_none() {
+            let mut options: Vec<(String, String)> = [
+                ("format-version", "2"),
+                ("include-transaction", "1"),
+                ("include-lsn", "1"),
+                ("include-xids", "1"),
+                ("include-timestamp", "1"),
+                ("include-pk", "1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            if !self.config.tables.is_empty() {
+                options.push(("add-tables".into(), self.config.tables.join(",")));
+            }
+            let tip = one(&self.db, "SELECT pg_current_wal_lsn()::text AS tip", &[])?;
+            self.tip = lsn_parse(&tip)
+                .ok_or_else(|| Error::Fatal(format!("the server's position `{tip}`")))?;
+            let stream = Replication::open(&self.config.slot, self.lsn, &options)?;
+            if let Some(txn) = self.txn.take() {
+                self.resume = Some((txn.commit, txn.done.max(txn.skip)));
+            }
+            self.caught_up = false;
+            self.stream = Some(stream);
+            self.confirm_acked()?;
+        }
+        Ok(self.stream.as_ref().expect("opened above"))
+    }
+
+    /// Tells the server what the host acknowledged, if that is news to it.
+    fn confirm_acked(&mut self) -> Result<()> {
+        if self.acked > self.confirmed
+            && let Some(stream) = &self.stream
+        {
+            stream.confirm(self.acked)?;
+            self.confirmed = self.acked;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` messages, waiting up to `wait` for the first. A new stream answers
+    /// nothing only once the server has sent what the WAL held when it opened (or after
+    /// `FIRST_READ`), so a run that ends when the source is idle reads that backlog first.
+    fn read(&mut self, max: u32, wait: Duration) -> Result<Vec<weir_guest::sql::WalMessage>> {
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let started = Instant::now();
+        loop {
+            let read = match self.stream()?.read(max, wait_ms) {
+                Ok(read) => read,
+                Err(e) => {
+                    // Ended (the server restarted, the connection broke): the next poll
+                    // opens it again from where delivery stands.
+                    self.stream = None;
+                    return Err(e);
+                }
+            };
+            if let Some(at) = read.caught_up {
+                self.caught_up |= at >= self.tip;
+                metrics::gauge_set("cdc_lag_ms", 0);
+                self.heartbeat(at)?;
+            }
+            if !read.messages.is_empty() || self.caught_up || started.elapsed() >= FIRST_READ {
+                return Ok(read.messages);
+            }
+        }
+    }
+
+    /// The server sent everything before `at`: with nothing read and not acknowledged, the
+    /// slot may move there, so WAL written for other tables is not kept for this one.
+    fn heartbeat(&mut self, at: u64) -> Result<()> {
+        let settled = self.txn.is_none()
+            && self.resume.is_none()
+            && self.handed.lsn == self.acknowledged.lsn
+            && self.handed.within == self.acknowledged.within;
+        let beat = Duration::from_millis(self.config.heartbeat_ms);
+        if !settled
+            || self.config.heartbeat_ms == 0
+            || self.last_heartbeat.elapsed() < beat
+            || at <= self.confirmed
+        {
+            return Ok(());
+        }
+        self.last_heartbeat = Instant::now();
+        self.lsn = Some(self.lsn.unwrap_or(0).max(at));
+        self.acked = self.acked.max(at);
+        self.handed.lsn = self.lsn.map(lsn_text);
+        self.acknowledged.lsn = self.handed.lsn.clone();
+        self.confirm_acked()
+    }
+
+    /// The changes among `messages`, keeping track of where the stream stands.
+    fn changes(
+        &mut self,
+        messages: Vec<weir_guest::sql::WalMessage>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<Vec<Pending>> {
+        let mut changes = Vec::new();
+        for m in messages {
+            let message: Message = match serde_json::from_slice(&m.data) {
+                Ok(message) => message,
+                Err(e) => {
+                    dead.push(DeadLetter {
+                        key: None,
+                        value: Some(m.data),
+                        reason: format!("not a wal2json change at {}: {e}", lsn_text(m.lsn)),
+                    });
+                    continue;
+                }
+            };
+            match message.action.as_str() {
+                "B" => {
+                    let (Some(commit), Some(end)) = (
+                        message.lsn.as_deref().and_then(lsn_parse),
+                        message.nextlsn.as_deref().and_then(lsn_parse),
+                    ) else {
+                        return Err(Error::Fatal(
+                            "wal2json sent a transaction without its positions \
+                             (include-lsn needs wal2json 2.4 or later)"
+                                .into(),
+                        ));
+                    };
+                    let skip = match self.resume.take() {
+                        Some((at, done)) if at == commit => done,
+                        Some((at, _)) => {
+                            log::warn(&format!(
+                                "the transaction delivered in part (commit {}) did not come \
+                                 again; the slot had moved past it",
+                                lsn_text(at)
+                            ));
+                            0
+                        }
+                        None => 0,
+                    };
+                    self.txn = Some(Txn {
+                        commit,
+                        end,
+                        done: 0,
+                        skip,
+                        ts_ms: message.timestamp.as_deref().and_then(timestamp_ms),
+                    });
+                }
+                "C" => {
+                    if let Some(txn) = self.txn.take() {
+                        self.lsn = Some(txn.end);
+                    }
+                }
+                _ => {
+                    let Some(txn) = self.txn.as_mut() else {
+                        return Err(Error::Fatal(format!(
+                            "a change outside a transaction at {}",
+                            lsn_text(m.lsn)
+                        )));
+                    };
+                    txn.done += 1;
+                    if txn.done <= txn.skip {
+                        continue;
+                    }
+                    // The snapshot's rows hold what its transactions did. In commit order
+                    // they all come before any other, so the first change it did not see
+                    // ends the check.
+                    if let (Some(snapshot), Some(xid)) = (&self.snapshot, message.xid) {
+                        if snapshot.seen.saw(xid as u32) {
+                            continue;
+                        }
+                        self.snapshot = None;
+                    }
+                    let op = match message.action.as_str() {
+                        "I" => ChangeOp::Create,
+                        "U" => ChangeOp::Update,
+                        "D" => ChangeOp::Delete,
+                        // Truncates and messages carry no row.
+                        _ => continue,
+                    };
+                    let columns = if op == ChangeOp::Delete {
+                        &message.identity
+                    } else {
+                        &message.columns
+                    };
+                    changes.push(Pending {
+                        op,
+                        columns: object(columns)?,
+                        pk: message.pk.into_iter().map(|pk| pk.name).collect(),
+                        table: (message.schema, message.table),
+                        ts_ms: txn.ts_ms,
+                    });
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
 impl StreamSource for PostgresCdc {
     type Checkpoint = Checkpoint;
 
     fn open(config: Config, checkpoint: Option<Checkpoint>) -> Result<Self> {
         let db = Connection::open()?;
         let slot = config.slot.clone();
-        let exists = slot_exists(&db, &slot)?;
+        let position = slot_position(&db, &slot)?;
         let checkpoint = match checkpoint {
-            Some(_) if !exists && config.snapshot != SnapshotMode::WhenNeeded => {
+            Some(_) if position.is_none() && config.snapshot != SnapshotMode::WhenNeeded => {
                 return Err(Error::Config(format!(
                     "replication slot `{slot}` is gone (dropped, or invalidated when the WAL \
                      it held passed max_slot_wal_keep_size): the changes since this \
@@ -576,7 +793,7 @@ impl StreamSource for PostgresCdc {
                      the tables again and go on, or reset the pipeline's checkpoint"
                 )));
             }
-            Some(_) if !exists => {
+            Some(_) if position.is_none() => {
                 log::warn(&format!(
                     "replication slot `{slot}` is gone: making it again and reading the tables anew"
                 ));
@@ -584,20 +801,48 @@ impl StreamSource for PostgresCdc {
             }
             other => other,
         };
-        if !exists {
+        if position.is_none() {
             db.execute(
                 "SELECT pg_create_logical_replication_slot($1, 'wal2json')",
                 &[Param::Text(slot.clone())],
             )?;
         }
         let fresh = checkpoint.is_none();
+        let checkpoint = checkpoint.unwrap_or_default();
+        let lsn = match &checkpoint.lsn {
+            Some(text) => Some(lsn_parse(text).ok_or_else(|| {
+                Error::Config(format!("the checkpoint's position `{text}` is not an LSN"))
+            })?),
+            None => None,
+        };
+        let resume = match &checkpoint.within {
+            Some(w) => Some((
+                lsn_parse(&w.commit).ok_or_else(|| {
+                    Error::Config(format!(
+                        "the checkpoint's commit `{}` is not an LSN",
+                        w.commit
+                    ))
+                })?,
+                w.done,
+            )),
+            None => None,
+        };
+        let confirmed = position.unwrap_or(0);
         let mut cdc = PostgresCdc {
             db,
-            emitted: checkpoint.as_ref().and_then(|c| c.lsn.clone()),
-            snapshot: checkpoint.and_then(|c| c.snapshot),
+            stream: None,
+            lsn,
+            txn: None,
+            resume,
+            snapshot: checkpoint.snapshot.clone(),
             keys: HashMap::new(),
-            last_heartbeat: std::time::Instant::now(),
-            pending: 0,
+            confirmed,
+            acked: confirmed,
+            handed: checkpoint.clone(),
+            acknowledged: checkpoint,
+            last_heartbeat: Instant::now(),
+            tip: 0,
+            caught_up: false,
             config,
         };
         if fresh && cdc.config.snapshot != SnapshotMode::Never {
@@ -606,83 +851,36 @@ impl StreamSource for PostgresCdc {
         Ok(cdc)
     }
 
-    fn poll(&mut self, max_records: u32, _max_wait: Duration) -> Result<Batch<Checkpoint>> {
+    fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch<Checkpoint>> {
         if self.snapshot.as_ref().is_some_and(|s| !s.tables.is_empty()) {
             let records = self.snapshot_chunk(max_records)?;
             return Ok(Batch::new(records, self.checkpoint()));
         }
-        let rows = loop {
-            // Peeking replays every change not yet acknowledged: ask for those and `max`
-            // more. After a restart `pending` is unknown; a peek that comes back full of
-            // delivered changes says how many there are, and the next one asks past them.
-            let upto = self.pending + u64::from(max_records);
-            let peek = self.peek(upto, max_records)?;
-            if peek.peeked == 0 {
-                // Nothing for these tables up to the server's tip: the slot may pass it.
-                metrics::gauge_set("cdc_lag_ms", 0);
-                let beat = Duration::from_millis(self.config.heartbeat_ms);
-                if let Some(tip) = &peek.tip
-                    && self.config.heartbeat_ms > 0
-                    && self.last_heartbeat.elapsed() >= beat
-                {
-                    self.advance(tip)?;
-                    self.last_heartbeat = std::time::Instant::now();
-                }
+        // The server sends message by message: read on while they come, so a batch is
+        // not a transaction's begin alone. Waiting is for the first change only.
+        let started = Instant::now();
+        let (mut changes, mut dead) = (Vec::new(), Vec::new());
+        loop {
+            let wait = if changes.is_empty() {
+                max_wait.saturating_sub(started.elapsed())
+            } else {
+                Duration::ZERO
+            };
+            let room = max_records.saturating_sub(changes.len() as u32).max(1);
+            let messages = self.read(room, wait)?;
+            if messages.is_empty() {
+                break;
             }
-            if !peek.rows.is_empty() || peek.peeked < upto {
-                break peek.rows;
+            changes.extend(self.changes(messages, &mut dead)?);
+            if changes.len() as u32 >= max_records {
+                break;
             }
-            self.pending = peek.peeked;
-        };
-        if let Some(ts) = rows.last().and_then(|r| r.ts_ms) {
+        }
+        if let Some(ts) = changes.last().and_then(|c| c.ts_ms) {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
             metrics::gauge_set("cdc_lag_ms", (now - ts).max(0) as u64);
-        }
-        let mut dead = Vec::new();
-        let mut changes = Vec::new();
-        let mut last = None;
-        for row in &rows {
-            last = Some(row.lsn.clone());
-            let change: Change = match serde_json::from_str(&row.change) {
-                Ok(c) => c,
-                Err(e) => {
-                    dead.push(DeadLetter {
-                        key: None,
-                        value: Some(row.change.clone().into_bytes()),
-                        reason: format!("not a wal2json change: {e}"),
-                    });
-                    continue;
-                }
-            };
-            // The snapshot's rows hold what its transactions did. In commit order they all
-            // come before any other, so the first change it did not see ends the check.
-            if let (Some(snapshot), Some(xid)) = (&self.snapshot, change.xid) {
-                if snapshot.seen.saw(xid as u32) {
-                    continue;
-                }
-                self.snapshot = None;
-            }
-            let op = match change.action.as_str() {
-                "I" => ChangeOp::Create,
-                "U" => ChangeOp::Update,
-                "D" => ChangeOp::Delete,
-                // Truncates and messages carry no row.
-                _ => continue,
-            };
-            let columns = if op == ChangeOp::Delete {
-                &change.identity
-            } else {
-                &change.columns
-            };
-            changes.push(Pending {
-                op,
-                columns: object(columns)?,
-                pk: change.pk.into_iter().map(|pk| pk.name).collect(),
-                table: (change.schema, change.table),
-                ts_ms: row.ts_ms,
-            });
         }
         let typed = self.typed(&changes)?;
         let mut records = Records::new();
@@ -697,11 +895,9 @@ impl StreamSource for PostgresCdc {
                 op: Some(change.op),
             });
         }
-        if let Some(lsn) = &last {
-            self.pending += rows.len() as u64;
-            self.emitted = Some(lsn.clone());
-        }
-        let mut batch = Batch::new(records, self.checkpoint());
+        let checkpoint = self.checkpoint();
+        self.handed = checkpoint.clone();
+        let mut batch = Batch::new(records, checkpoint);
         batch.dead_letters = dead;
         Ok(batch)
     }
@@ -709,14 +905,11 @@ impl StreamSource for PostgresCdc {
     /// The host committed `checkpoint`: the slot may forget everything up to it. A
     /// checkpoint from before the first change (an idle slot) moves nothing.
     fn ack(&mut self, checkpoint: Checkpoint) -> Result<()> {
-        let Some(lsn) = checkpoint.lsn else {
-            return Ok(());
-        };
-        // Only ever forward: the slot may be past it already (acknowledged before a restart).
-        self.advance(&lsn)?;
-        if self.emitted.as_deref() == Some(lsn.as_str()) {
-            self.pending = 0;
+        if let Some(lsn) = checkpoint.lsn.as_deref().and_then(lsn_parse) {
+            self.acked = self.acked.max(lsn);
         }
+        self.acknowledged = checkpoint;
+        self.confirm_acked()?;
         // What the slot holds the server to keep: WAL not yet acknowledged.
         let lag = one(
             &self.db,
@@ -732,3 +925,26 @@ impl StreamSource for PostgresCdc {
 }
 
 weir_guest::export_stream_source!(PostgresCdc);
+
+#[cfg(test)]
+mod tests {
+    use super::timestamp_ms;
+
+    #[test]
+    fn commit_times_read_in_any_zone() {
+        assert_eq!(
+            timestamp_ms("2026-11-30 23:59:39.968682+00"),
+            Some(1_796_083_179_969)
+        );
+        assert_eq!(
+            timestamp_ms("2026-12-01 05:29:39.968682+05:30"),
+            Some(1_796_083_179_969)
+        );
+        assert_eq!(timestamp_ms("1969-12-31 19:00:00-05"), Some(0));
+        assert_eq!(
+            timestamp_ms("2000-02-29 00:00:00+00"),
+            Some(951_782_400_000)
+        );
+        assert_eq!(timestamp_ms("infinity"), None);
+    }
+}

@@ -1,7 +1,9 @@
 //! The host side of `weir:connector/sql`: the connections an instance holds.
 
-use super::{Connection, SqlGrant};
-use crate::bindings::weir::connector::sql::{Host, HostConnection, Statement, Value};
+use super::{Connection, Replication, SqlGrant};
+use crate::bindings::weir::connector::sql::{
+    Host, HostConnection, HostReplication, Statement, Value, WalRead,
+};
 use crate::bindings::weir::connector::types::{Error, Records};
 use crate::sandbox::CallDeadline;
 use std::time::Duration;
@@ -19,6 +21,26 @@ pub(crate) struct SqlCtx {
 }
 
 impl SqlCtx {
+    /// The grant, if another connection is within the plugin's limit.
+    fn may_open(&self) -> Result<&SqlGrant, Error> {
+        let limit = self.limit;
+        if self.held >= limit {
+            return Err(Error::Config(format!(
+                "this plugin already holds {limit} SQL connections, its limit \
+                 (limits.sql_connections); close one before opening another"
+            )));
+        }
+        self.grant
+            .as_ref()
+            .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))
+    }
+
+    fn replication(&mut self, r: &Resource<Replication>) -> Result<&mut Replication, Error> {
+        self.table
+            .get_mut(r)
+            .map_err(|e| Error::Fatal(e.to_string()))
+    }
+
     fn connection(&mut self, c: &Resource<Connection>) -> Result<&mut Connection, Error> {
         self.table
             .get_mut(c)
@@ -30,17 +52,7 @@ impl Host for SqlCtx {}
 
 impl HostConnection for SqlCtx {
     async fn open(&mut self) -> Result<Resource<Connection>, Error> {
-        let limit = self.limit;
-        if self.held >= limit {
-            return Err(Error::Config(format!(
-                "this plugin already holds {limit} SQL connections, its limit \
-                 (limits.sql_connections); close one before opening another"
-            )));
-        }
-        let grant = self
-            .grant
-            .as_ref()
-            .ok_or_else(|| Error::Config("this plugin has no SQL grant".into()))?;
+        let grant = self.may_open()?;
         let connection = Connection::open(grant, self.call_timeout, &self.deadline).await?;
         let connection = self
             .table
@@ -82,6 +94,48 @@ impl HostConnection for SqlCtx {
 
     async fn drop(&mut self, c: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(c)?;
+        self.held -= 1;
+        Ok(())
+    }
+}
+
+impl HostReplication for SqlCtx {
+    async fn open(
+        &mut self,
+        slot: String,
+        start: Option<u64>,
+        options: Vec<(String, String)>,
+    ) -> Result<Resource<Replication>, Error> {
+        let grant = self.may_open()?;
+        let within = self.deadline.left(self.call_timeout);
+        let stream = Replication::open(grant, &slot, start, &options, within).await?;
+        let stream = self
+            .table
+            .push(stream)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        self.held += 1;
+        Ok(stream)
+    }
+
+    async fn read(
+        &mut self,
+        r: Resource<Replication>,
+        max: u32,
+        max_wait_ms: u32,
+    ) -> Result<WalRead, Error> {
+        let wait = self
+            .deadline
+            .left(Duration::from_millis(u64::from(max_wait_ms)));
+        self.replication(&r)?.read(max, wait).await
+    }
+
+    async fn confirm(&mut self, r: Resource<Replication>, lsn: u64) -> Result<(), Error> {
+        self.replication(&r)?.confirm(lsn);
+        Ok(())
+    }
+
+    async fn drop(&mut self, r: Resource<Replication>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
         self.held -= 1;
         Ok(())
     }

@@ -8,15 +8,21 @@
 mod host;
 #[cfg(feature = "sql")]
 mod postgres;
+#[cfg(feature = "sql")]
+mod replication;
 
 #[cfg(feature = "sql")]
 pub(crate) use host::SqlCtx;
 #[cfg(feature = "sql")]
 pub use postgres::Connection;
+#[cfg(feature = "sql")]
+pub use replication::Replication;
 
 /// Built without the `sql` feature: the contract's resource exists, and none can be made.
 #[cfg(not(feature = "sql"))]
 pub enum Connection {}
+#[cfg(not(feature = "sql"))]
+pub enum Replication {}
 
 use std::fmt;
 

@@ -279,6 +279,11 @@ fn classify(database: &str, what: &str, e: tokio_postgres::Error) -> Error {
     if e.is_closed() || code.is_empty() && e.as_db_error().is_none() {
         return Error::Transient(message);
     }
+    by_sqlstate(&code, message)
+}
+
+/// What a server error means for the plugin, by its SQLSTATE.
+pub(super) fn by_sqlstate(code: &str, message: String) -> Error {
     // Object in use (a replication slot still held by the session of a killed run), lock
     // not available: someone else's, for now.
     if code == "55006" || code == "55P03" {
@@ -289,7 +294,8 @@ fn classify(database: &str, what: &str, e: tokio_postgres::Error) -> Error {
         // intervention (e.g. the server shutting down)
         "08" | "40" | "53" | "57" => Error::Transient(message),
         // invalid authorization, syntax error or access rule violation (missing table,
-        // column, privilege), invalid catalog (no such database)
+        // column, privilege), invalid catalog (no such database), undefined object (no
+        // such replication slot)
         "28" | "42" | "3D" => Error::Config(message),
         _ => Error::Fatal(message),
     }
