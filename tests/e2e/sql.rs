@@ -802,6 +802,78 @@ fn postgres_cdc_snapshot_then_stream_survives_concurrent_writes_and_kill_9() {
     assert_eq!(differing(&mut db, "accounts", "replica"), 0);
 }
 
+/// Transactions that ran at once come in commit order, each whole, though their changes
+/// interleave in the WAL; batches end inside them; and one transaction of 200,000 changes,
+/// with a kill -9 part way through it, still lands in order (a row it updates a thousand
+/// times ends at the last value).
+#[test]
+fn concurrent_and_huge_transactions_land_whole_and_in_order() {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
+         CREATE TABLE replica (id int PRIMARY KEY, owner text, balance numeric);",
+    )
+    .unwrap();
+    let s = scratch();
+    s.pipelines(&[cdc_to_replica(&pg, "txns", "weir_txns", 97, "")]);
+    assert!(s.run_once().ok, "creates the slot");
+
+    // A begins first and commits last; B's changes come between A's in the WAL.
+    let mut a = pg.client();
+    let mut b = pg.client();
+    a.batch_execute("BEGIN; INSERT INTO accounts SELECT i, 'a', i FROM generate_series(1, 1000) i")
+        .unwrap();
+    b.batch_execute(
+        "BEGIN; INSERT INTO accounts SELECT i, 'b', i FROM generate_series(1001, 2000) i; COMMIT",
+    )
+    .unwrap();
+    a.batch_execute(
+        "INSERT INTO accounts SELECT i, 'a', i FROM generate_series(2001, 2500) i; COMMIT",
+    )
+    .unwrap();
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("txns")["records_written"], 2500);
+    assert_eq!(differing(&mut db, "accounts", "replica"), 0);
+
+    let mut weir = s.spawn_run(&[]);
+    let started = Instant::now();
+    db.batch_execute(
+        "BEGIN;
+         INSERT INTO accounts SELECT i, 'big', i FROM generate_series(10001, 209000) i;
+         DO $$ BEGIN FOR i IN 1..1000 LOOP UPDATE accounts SET balance = i WHERE id = 1; END LOOP; END $$;
+         COMMIT;",
+    )
+    .unwrap();
+    let count = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT count(*) FROM replica", &[])
+            .unwrap()
+            .get(0)
+    };
+    weir.wait_until(
+        "part of the big transaction",
+        Duration::from_secs(300),
+        |_| count(&mut db) >= 50_000,
+    );
+    weir.kill_9();
+    let mut weir = s.spawn_run(&[]);
+    weir.wait_until("the whole transaction", Duration::from_secs(300), |_| {
+        differing(&mut db, "accounts", "replica") == 0
+    });
+    eprintln!(
+        "200,000 changes in one transaction landed in {:?} (with a kill -9)",
+        started.elapsed()
+    );
+    let last: String = db
+        .query_one("SELECT balance::text FROM replica WHERE id = 1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(last, "1000");
+    let run = terminate(weir);
+    assert!(run.ok, "{}", run.stderr);
+}
+
 /// An update that leaves a TOASTed column alone carries no value for it (logical decoding
 /// has none to give): the replica keeps the one it has, rather than a NULL.
 #[test]
@@ -1016,10 +1088,18 @@ fn a_plugin_cannot_hoard_database_connections() {
     s.pipelines(&[
         hoard("default", ""),
         hoard("two", "[pipeline.limits]\nsql_connections = 2\n"),
+        // Replication streams are connections too.
+        hostile_pipeline(
+            "streams",
+            "hoard-replication",
+            "",
+            &pg.grant("pg-password"),
+            "[pipeline.limits]\nsql_connections = 3\n",
+        ),
         file_pipeline("healthy", 100, "healthy.jsonl"),
     ]);
     let run = s.run_once();
-    for (name, held) in [("default", 4), ("two", 2)] {
+    for (name, held) in [("default", 4), ("two", 2), ("streams", 3)] {
         let summary = run.summary(name);
         assert_eq!(summary["status"], "failed", "{summary}");
         let error = summary["error"].as_str().unwrap();
@@ -1032,6 +1112,61 @@ fn a_plugin_cannot_hoard_database_connections() {
         );
     }
     assert_eq!(run.summary("healthy")["records_written"], 500);
+}
+
+/// A plugin that opens a replication stream and never reads it makes the host hold only
+/// its bound: the server is pushed back and keeps the changes in its WAL, and weir's
+/// memory does not grow with them.
+#[test]
+fn an_unread_replication_stream_holds_the_host_to_its_bound() {
+    const ROWS: i64 = 300_000;
+    let pg = Postgres::start();
+    let s = scratch();
+    s.pipelines(&[hostile_pipeline(
+        "unread",
+        "unread-replication",
+        &format!(", count = {ROWS}, target = \"unread\""),
+        &pg.grant("pg-password"),
+        "",
+    )]);
+    let mut weir = s.spawn_run(&[]);
+    let mut db = pg.client();
+    let rss_kib = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let written = |db: &mut postgres::Client| -> bool {
+        db.query_one(
+            "SELECT to_regclass('unread') IS NOT NULL AND (SELECT count(*) FROM unread) >= $1",
+            &[&ROWS],
+        )
+        .map(|r| r.get::<_, bool>(0))
+        .unwrap_or(false)
+    };
+    weir.wait_until("the rows written", Duration::from_secs(120), |_| {
+        written(&mut db)
+    });
+    // The server's sender waits on the socket: weir stopped taking what it sends.
+    let blocked = |db: &mut postgres::Client| -> bool {
+        db.query_one(
+            "SELECT count(*) = 1 FROM pg_stat_activity \
+             WHERE backend_type = 'walsender' AND wait_event = 'WalSenderWriteData'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    weir.wait_until("the server pushed back", Duration::from_secs(60), |_| {
+        blocked(&mut db)
+    });
+    let rss = rss_kib(weir.pid()) / 1024;
+    assert!(
+        rss < 200,
+        "weir holds {rss} MiB with the stream unread and ~330 MiB of changes waiting"
+    );
+    eprintln!("unread stream: the server is pushed back, weir at {rss} MiB");
+    drop(weir);
 }
 
 /// postgres-source's `discover` lists the tables it can read, with each column's type.

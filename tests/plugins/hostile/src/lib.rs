@@ -44,6 +44,12 @@ enum Mode {
     LogFlood,
     /// Opens SQL connections and keeps them until the host refuses one.
     HoardSql,
+    /// Opens a SQL connection, then replication streams (each on a slot of its own) and
+    /// keeps them until the host refuses one.
+    HoardReplication,
+    /// Opens a replication stream on slot `target`, writes `count` rows of 1 KiB, and
+    /// then never reads: it sleeps in SQL for 20 s, leaving the host to hold what arrives.
+    UnreadReplication,
     /// Runs `SELECT pg_sleep(x)` for each x in `target` (`0.6,5`), all in one call.
     SqlSleep,
     /// Opens Kafka producers and keeps them until the host refuses one.
@@ -187,6 +193,38 @@ impl BatchSource for Hostile {
                         Err(e) => return Err(refused(held.len(), e)),
                     }
                 }
+            }
+            Mode::HoardReplication => {
+                let db = weir_guest::sql::Connection::open()?;
+                let mut held = vec![];
+                loop {
+                    let slot = format!("hoard_{}", held.len());
+                    db.execute(
+                        "SELECT pg_create_logical_replication_slot($1, 'wal2json')",
+                        &[weir_guest::sql::Value::Text(slot.clone())],
+                    )?;
+                    match weir_guest::sql::Replication::open(&slot, None, &[]) {
+                        Ok(r) => held.push(r),
+                        Err(e) => return Err(refused(held.len() + 1, e)),
+                    }
+                }
+            }
+            Mode::UnreadReplication => {
+                use weir_guest::sql::{Connection, Replication, Value};
+                let db = Connection::open()?;
+                db.execute(
+                    "SELECT pg_create_logical_replication_slot($1, 'wal2json')",
+                    &[Value::Text(self.target.clone())],
+                )?;
+                let options = [("format-version".to_string(), "2".to_string())];
+                let _stream = Replication::open(&self.target, None, &options)?;
+                db.execute("CREATE TABLE IF NOT EXISTS unread (x text)", &[])?;
+                db.execute(
+                    "INSERT INTO unread SELECT repeat('x', 1024) FROM generate_series(1, $1)",
+                    &[Value::Int(self.end as i64)],
+                )?;
+                db.execute("SELECT pg_sleep(20)", &[])?;
+                return Ok(self.leak(std::iter::once("slept".to_string())));
             }
             Mode::HoardKafka => {
                 let mut held = Vec::new();
