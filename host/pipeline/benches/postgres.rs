@@ -15,10 +15,13 @@ mod ports;
 #[path = "../../../tests/e2e/fixtures/postgres.rs"]
 mod postgres;
 
+mod process;
+
 use postgres::{PASSWORD, Postgres};
+use process::{count_lines, measure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DLT: &str = r#"
 import os, sys, dlt
@@ -234,51 +237,6 @@ fn versions(dlt: bool) -> String {
             "not installed".into()
         },
     )
-}
-
-/// Runs the command to its end; its wall time and peak resident memory (kB, sampled
-/// every 10 ms from /proc, which is as often as a short run allows).
-fn measure(mut cmd: Command) -> (Duration, u64) {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let took = started.elapsed();
-            if !status.success() {
-                let mut err = String::new();
-                use std::io::Read;
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                panic!("{:?} failed: {err}", cmd.get_program());
-            }
-            return (took, peak);
-        }
-        if let Ok(text) = std::fs::read_to_string(&status_file)
-            && let Some(kb) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kb);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn count_lines(path: &Path) -> u64 {
-    use std::io::BufRead;
-    let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-    f.split(b'\n').count() as u64
 }
 
 /// Median seconds and rows/s, the highest peak RSS, and the range of seconds.
