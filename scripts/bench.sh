@@ -24,7 +24,7 @@ fi
 {
     echo "weir benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)"
     echo "machine: $(uname -srm); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); $(free -g | awk '/Mem:/ {print $2}') GiB"
-    for bench in throughput transforms kafka languages postgres; do
+    for bench in throughput transforms kafka languages postgres cdc; do
         echo
         echo "== cargo bench -p weir-pipeline --bench $bench"
         WEIR_DLT_PYTHON="$dlt_env/bin/python3" cargo bench --locked --quiet -p weir-pipeline --bench "$bench" 2>/dev/null

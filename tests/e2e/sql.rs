@@ -398,6 +398,44 @@ fn postgres_cdc_streams_changes_in_commit_order_and_acks_the_slot() {
     assert_eq!(s.run_once().summary("cdc")["records_written"], 0);
 }
 
+/// A column added mid-stream arrives from the first change that has it; a dropped one
+/// stops appearing; the changes around them keep their types.
+#[test]
+fn postgres_cdc_carries_columns_added_and_dropped_mid_stream() {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric)")
+        .unwrap();
+    let s = scratch();
+    s.pipelines(&[cdc_to_file(&pg, 100)]);
+    assert!(s.run_once().ok, "creates the slot");
+    db.batch_execute(
+        "INSERT INTO accounts VALUES (1, 'ada', 1.5);
+         ALTER TABLE accounts ADD COLUMN tags text[] DEFAULT '{}';
+         INSERT INTO accounts VALUES (2, 'grace', 2, ARRAY['a', 'b']);
+         UPDATE accounts SET tags = ARRAY['c'] WHERE id = 1;
+         ALTER TABLE accounts DROP COLUMN owner;
+         INSERT INTO accounts VALUES (3, 3.25, ARRAY['d']);",
+    )
+    .unwrap();
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    let values: Vec<Value> = s
+        .read("out/cdc.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["value"].clone())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            serde_json::json!({"id": 1, "owner": "ada", "balance": 1.5}),
+            serde_json::json!({"id": 2, "owner": "grace", "balance": 2, "tags": ["a", "b"]}),
+            serde_json::json!({"id": 1, "owner": "ada", "balance": 1.5, "tags": ["c"]}),
+            serde_json::json!({"id": 3, "balance": 3.25, "tags": ["d"]}),
+        ]
+    );
+}
+
 /// SIGKILL mid-stream, restart: every change arrives, duplicates at most one batch, and
 /// the slot ends where weir's checkpoint is.
 #[test]

@@ -17,7 +17,8 @@
 //! (`json_populate_record` into the table's row type, then `row_to_json`), so a change maps
 //! every type exactly as postgres-source does. A column an update did not carry (an
 //! unchanged TOASTed value) is left out, not sent as null. A column added mid-stream is
-//! carried from the first change that has it.
+//! carried from the first change that has it; one the table no longer has when the change
+//! is read (dropped or renamed since) keeps the value wal2json gave.
 //!
 //! A new pipeline first reads the tables' existing rows (`snapshot`), in key order and in
 //! chunks, each chunk's last key in the checkpoint, so a crash resumes the snapshot where it
@@ -515,13 +516,22 @@ impl PostgresCdc {
                 &format!(
                     // json, not jsonb, all the way: a json column's text is kept as
                     // written, and every value as the row type's input reads it.
-                    "SELECT coalesce('{{' || (SELECT string_agg(to_json(e.key)::text || ':' || \
-                       e.value::text, ',' ORDER BY e.n) \
-                       FROM json_each(row_to_json(json_populate_record(NULL::{}, c))) \
-                         WITH ORDINALITY AS e(key, value, n) \
-                       WHERE e.key IN (SELECT json_object_keys(c))) || '}}', '{{}}') AS r \
+                    // A column the table no longer has (dropped or renamed before the
+                    // change was read) keeps the value wal2json gave, after the others.
+                    "SELECT coalesce('{{' || (SELECT string_agg(to_json(u.key)::text || ':' || \
+                       u.value::text, ',' ORDER BY u.n) FROM ( \
+                         SELECT e.key, e.value, e.n \
+                         FROM json_each(row_to_json(json_populate_record(NULL::{t}, c))) \
+                           WITH ORDINALITY AS e(key, value, n) \
+                         WHERE e.key IN (SELECT json_object_keys(c)) \
+                         UNION ALL \
+                         SELECT g.key, g.value, 100000 + g.n \
+                         FROM json_each(c) WITH ORDINALITY AS g(key, value, n) \
+                         WHERE g.key NOT IN (SELECT json_object_keys( \
+                           row_to_json(json_populate_record(NULL::{t}, '{{}}'))))) u) \
+                       || '}}', '{{}}') AS r \
                      FROM json_array_elements($1::json) WITH ORDINALITY AS t(c, i) ORDER BY i",
-                    ident(&format!("{}.{}", table.0, table.1))
+                    t = ident(&format!("{}.{}", table.0, table.1))
                 ),
                 &[Param::Text(format!("[{}]", rows.join(",")))],
             )?;
