@@ -712,7 +712,7 @@ impl PostgresCdc {
                     ) else {
                         return Err(Error::Fatal(
                             "wal2json sent a transaction without its positions \
-                             (include-lsn needs wal2json 2.4 or later)"
+                             (is this wal2json too old for include-lsn in format 2?)"
                                 .into(),
                         ));
                     };
