@@ -398,6 +398,51 @@ fn postgres_cdc_streams_changes_in_commit_order_and_acks_the_slot() {
     assert_eq!(s.run_once().summary("cdc")["records_written"], 0);
 }
 
+/// The server ends the replication stream (its walsender terminated, as a failover or an
+/// operator would): weir opens it again from where delivery stands and the replica ends
+/// equal, the pipeline still running.
+#[test]
+fn postgres_cdc_reopens_a_stream_the_server_ended() {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
+         CREATE TABLE replica (id int PRIMARY KEY, owner text, balance numeric);",
+    )
+    .unwrap();
+    let s = scratch();
+    s.pipelines(&[cdc_to_replica(&pg, "reopen", "weir_reopen", 50, "")]);
+    let mut weir = s.spawn_run(&[]);
+    let senders = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT count(*) FROM pg_stat_replication", &[])
+            .unwrap()
+            .get(0)
+    };
+    weir.wait_until("the stream", Duration::from_secs(60), |_| {
+        senders(&mut db) == 1
+    });
+    for round in 0..3 {
+        db.batch_execute(&format!(
+            "INSERT INTO accounts SELECT i, 'r{round}', i FROM generate_series({}, {}) i;
+             UPDATE accounts SET balance = balance + 1 WHERE id % 7 = {round};",
+            round * 1000 + 1,
+            round * 1000 + 1000
+        ))
+        .unwrap();
+        db.batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+            .unwrap();
+    }
+    weir.wait_until("the replica", Duration::from_secs(120), |_| {
+        differing(&mut db, "accounts", "replica") == 0
+    });
+    weir.wait_until("the stream again", Duration::from_secs(60), |_| {
+        senders(&mut db) == 1
+    });
+    let run = terminate(weir);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("reopen")["status"], "ok", "{}", run.stderr);
+}
+
 /// A column added mid-stream arrives from the first change that has it; a dropped one
 /// stops appearing; the changes around them keep their types.
 #[test]
