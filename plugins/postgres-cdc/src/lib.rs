@@ -635,10 +635,16 @@ impl PostgresCdc {
         Ok(())
     }
 
-    /// Up to `max` messages, waiting up to `wait` for the first. A new stream answers
-    /// nothing only once the server has sent what the WAL held when it opened (or after
-    /// `FIRST_READ`), so a run that ends when the source is idle reads that backlog first.
-    fn read(&mut self, max: u32, wait: Duration) -> Result<Vec<weir_guest::sql::WalMessage>> {
+    /// Up to `max` messages, waiting up to `wait` for the first, and the position the
+    /// server said it had sent everything before, if it said so after them. A new stream
+    /// answers nothing only once the server has sent what the WAL held when it opened (or
+    /// after `FIRST_READ`), so a run that ends when the source is idle reads that backlog
+    /// first.
+    fn read(
+        &mut self,
+        max: u32,
+        wait: Duration,
+    ) -> Result<(Vec<weir_guest::sql::WalMessage>, Option<u64>)> {
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
         let started = Instant::now();
         loop {
@@ -653,17 +659,17 @@ impl PostgresCdc {
             };
             if let Some(at) = read.caught_up {
                 self.caught_up |= at >= self.tip;
-                metrics::gauge_set("cdc_lag_ms", 0);
-                self.heartbeat(at)?;
             }
             if !read.messages.is_empty() || self.caught_up || started.elapsed() >= FIRST_READ {
-                return Ok(read.messages);
+                return Ok((read.messages, read.caught_up));
             }
         }
     }
 
-    /// The server sent everything before `at`: with nothing read and not acknowledged, the
-    /// slot may move there, so WAL written for other tables is not kept for this one.
+    /// The server sent everything before `at`, and this poll read nothing: with nothing
+    /// read earlier left unacknowledged, the slot may move there, so WAL written for other
+    /// tables is not kept for this one. (A poll that read messages hands them out first:
+    /// confirming past them before they are delivered could lose them.)
     fn heartbeat(&mut self, at: u64) -> Result<()> {
         let settled = self.txn.is_none()
             && self.resume.is_none()
@@ -870,6 +876,7 @@ impl StreamSource for PostgresCdc {
         // not a transaction's begin alone. Waiting is for the first change only.
         let started = Instant::now();
         let (mut changes, mut dead) = (Vec::new(), Vec::new());
+        let mut read_any = false;
         loop {
             let wait = if changes.is_empty() {
                 max_wait.saturating_sub(started.elapsed())
@@ -877,10 +884,26 @@ impl StreamSource for PostgresCdc {
                 Duration::ZERO
             };
             let room = max_records.saturating_sub(changes.len() as u32).max(1);
-            let messages = self.read(room, wait)?;
+            let (messages, caught_up) = match self.read(room, wait) {
+                Ok(read) => read,
+                // What this poll read is already counted in the position: it is handed
+                // out, and the next poll opens the stream again (and fails, if it must).
+                Err(e) if read_any => {
+                    log::warn(&format!("the replication stream ended: {e:?}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             if messages.is_empty() {
+                if let Some(at) = caught_up {
+                    metrics::gauge_set("cdc_lag_ms", 0);
+                    if !read_any {
+                        self.heartbeat(at)?;
+                    }
+                }
                 break;
             }
+            read_any = true;
             changes.extend(self.changes(messages, &mut dead)?);
             if changes.len() as u32 >= max_records {
                 break;
