@@ -20,33 +20,46 @@ const decoder = new TextDecoder();
 
 export const position = (text) => (text === undefined ? null : JSON.parse(text));
 
-/** Packs records into one buffer: every key, value and header is a span of `data`. */
-export function pack(records) {
+// A record's entry in `items` (wit/connector.wit, `records`): key, value and header spans,
+// the op (0: none, else OPS's index + 1) and the timestamp, little-endian, 36 bytes.
+const ITEM = 36;
+const ABSENT = 0xffffffff;
+const NO_TIME = -(2n ** 63n);
+const OPS = ['create', 'update', 'delete', 'snapshot'];
+
+/** Packs records into one buffer: every key, value and header is a span of `data`, and
+ * each record one fixed-size entry of `items`. */
+export function pack(given) {
+  const records = Array.from(given);
   const chunks = [];
   let offset = 0;
   const headers = [];
-  const items = [];
+  const items = new Uint8Array(records.length * ITEM);
+  const entries = new DataView(items.buffer);
   const span = (b) => {
     chunks.push(b);
     const s = { offset, len: b.length };
     offset += b.length;
     return s;
   };
-  for (const r of records) {
-    if (!(r instanceof Record)) {
-      items.push({ value: span(bytes(r)), headers: { offset: headers.length, len: 0 } });
-      continue;
-    }
+  const none = { offset: 0, len: ABSENT };
+  records.forEach((r, i) => {
+    const at = i * ITEM;
+    const put = (n, field) => entries.setUint32(at + 4 * n, field, true);
+    const plain = !(r instanceof Record);
     const first = headers.length;
-    for (const [k, v] of r.headers) headers.push({ key: span(bytes(k)), value: span(bytes(v)) });
-    items.push({
-      key: r.key === undefined ? undefined : span(bytes(r.key)),
-      value: r.value === undefined ? undefined : span(bytes(r.value)),
-      headers: { offset: first, len: headers.length - first },
-      timestampMs: r.timestampMs === undefined ? undefined : BigInt(r.timestampMs),
-      op: r.op,
-    });
-  }
+    if (!plain) {
+      for (const [k, v] of r.headers) headers.push({ key: span(bytes(k)), value: span(bytes(v)) });
+    }
+    const key = plain || r.key === undefined ? none : span(bytes(r.key));
+    const value = plain ? span(bytes(r)) : r.value === undefined ? none : span(bytes(r.value));
+    [key.offset, key.len, value.offset, value.len, first, headers.length - first].forEach((n, f) =>
+      put(f, n),
+    );
+    put(6, plain || r.op === undefined ? 0 : OPS.indexOf(r.op) + 1);
+    const time = plain || r.timestampMs === undefined ? NO_TIME : BigInt(r.timestampMs);
+    entries.setBigInt64(at + 28, time, true);
+  });
   const data = new Uint8Array(offset);
   let at = 0;
   for (const c of chunks) {
@@ -58,19 +71,29 @@ export function pack(records) {
 
 /** Records read in place: keys, values and headers are views of the batch's buffer. */
 export function unpack({ data, headers, items }) {
-  const get = (s) => data.subarray(s.offset, s.offset + s.len);
-  return items.map(
-    (r) =>
+  const entries = new DataView(items.buffer, items.byteOffset, items.byteLength);
+  const out = [];
+  for (let at = 0; at + ITEM <= items.byteLength; at += ITEM) {
+    const field = (n) => entries.getUint32(at + 4 * n, true);
+    const get = (offset, len) => (len === ABSENT ? undefined : data.subarray(offset, offset + len));
+    const first = field(4);
+    const time = entries.getBigInt64(at + 28, true);
+    out.push(
       new Record({
-        value: r.value === undefined ? undefined : get(r.value),
-        key: r.key === undefined ? undefined : get(r.key),
+        value: get(field(2), field(3)),
+        key: get(field(0), field(1)),
         headers: headers
-          .slice(r.headers.offset, r.headers.offset + r.headers.len)
-          .map((h) => [decoder.decode(get(h.key)), get(h.value)]),
-        timestampMs: r.timestampMs === undefined ? undefined : Number(r.timestampMs),
-        op: r.op,
+          .slice(first, first + field(5))
+          .map((h) => [
+            decoder.decode(data.subarray(h.key.offset, h.key.offset + h.key.len)),
+            data.subarray(h.value.offset, h.value.offset + h.value.len),
+          ]),
+        timestampMs: time === NO_TIME ? undefined : Number(time),
+        op: OPS[field(6) - 1],
       }),
-  );
+    );
+  }
+  return out;
 }
 
 export const deadLetter = (d) => ({

@@ -1,7 +1,9 @@
 //! Building and reading packed [`Records`]: every key, value and header of a batch lives in
-//! one buffer, so a batch crosses the boundary in a few copies however many records it holds.
+//! one buffer, and each record is a fixed-size entry of `items` (the layout is `weir-wire`'s),
+//! so a batch crosses the boundary in a few block copies however many records it holds.
 
-use crate::wit::weir::connector::types::{ChangeOp, Header, Record, Records, Span};
+use crate::wit::weir::connector::types::{ChangeOp, Header, Records, Span};
+use weir_wire::{ITEM, Item};
 
 /// A record as a connector sees it: borrowed from the batch's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,36 +44,34 @@ impl Records {
         }
     }
 
-    /// Room for `records` records holding `bytes` bytes in all.
+    /// Room for `records` records of `bytes` bytes in all.
     pub fn with_capacity(records: usize, bytes: usize) -> Self {
         Records {
             data: Vec::with_capacity(bytes),
             headers: Vec::new(),
-            items: Vec::with_capacity(records),
+            items: Vec::with_capacity(records * ITEM),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() / ITEM
     }
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    /// Appends a record carrying only a value.
+    /// Appends a record holding only a value.
     pub fn push_value(&mut self, value: &[u8]) {
         let value = Some(self.put(value));
-        self.items.push(Record {
-            key: None,
+        Item {
             value,
-            headers: Span { offset: 0, len: 0 },
-            timestamp_ms: None,
-            op: None,
-        });
+            ..Item::default()
+        }
+        .write(&mut self.items);
     }
 
-    /// Appends a record, copying its bytes into the batch's buffer.
+    /// Appends a record, copying its bytes into the buffer.
     pub fn push(&mut self, record: RecordRef<'_>) {
         let headers = record.headers.iter().map(|(k, v)| (k.as_bytes(), *v));
         self.append(
@@ -83,30 +83,24 @@ impl Records {
         );
     }
 
-    /// Appends a record that is `like` (its key, headers, timestamp and op) with another
-    /// value: what a transform that rewrites values emits.
+    /// Appends a record like `like` (its key, headers, timestamp and op) with `value`:
+    /// what a transform emits for a record it rewrites.
     pub fn push_like(&mut self, like: &RecordView<'_>, value: Option<&[u8]>) {
         self.push_from(like, like.key(), value)
     }
 
-    /// As [`Records::push_like`], with another key too.
+    /// As [`Records::push_like`], with a new key too.
     pub fn push_keyed_like(&mut self, like: &RecordView<'_>, key: &[u8], value: &[u8]) {
         self.push_from(like, Some(key), Some(value))
     }
 
     fn push_from(&mut self, like: &RecordView<'_>, key: Option<&[u8]>, value: Option<&[u8]>) {
         let from = like.records;
-        let Span { offset, len } = like.record.headers;
-        let headers = from.headers[offset as usize..(offset + len) as usize]
+        let (first, count) = like.item.headers;
+        let headers = from.headers[first as usize..(first + count) as usize]
             .iter()
-            .map(|h| (from.bytes(h.key), from.bytes(h.value)));
-        self.append(
-            key,
-            value,
-            headers,
-            like.record.timestamp_ms,
-            like.record.op,
-        );
+            .map(|h| (from.bytes(pair(h.key)), from.bytes(pair(h.value))));
+        self.append(key, value, headers, like.item.timestamp_ms, like.op());
     }
 
     fn append<'h>(
@@ -122,82 +116,96 @@ impl Records {
         let first = self.headers.len();
         let count = headers.len();
         for (k, v) in headers {
-            let header = Header {
-                key: self.put(k),
-                value: self.put(v),
-            };
-            self.headers.push(header);
+            let (key, value) = (self.put(k), self.put(v));
+            self.headers.push(Header {
+                key: span(key),
+                value: span(value),
+            });
         }
-        self.items.push(Record {
+        Item {
             key,
             value,
-            headers: Span {
-                offset: index(first),
-                len: index(count),
+            headers: (index(first), index(count)),
+            op: match op {
+                None => 0,
+                Some(ChangeOp::Create) => 1,
+                Some(ChangeOp::Update) => 2,
+                Some(ChangeOp::Delete) => 3,
+                Some(ChangeOp::Snapshot) => 4,
             },
             timestamp_ms,
-            op,
-        });
+        }
+        .write(&mut self.items);
     }
 
-    fn put(&mut self, bytes: &[u8]) -> Span {
-        let span = Span {
-            offset: index(self.data.len()),
-            len: index(bytes.len()),
-        };
+    fn put(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let at = (index(self.data.len()), index(bytes.len()));
         self.data.extend_from_slice(bytes);
-        span
+        at
     }
 
-    /// The records, borrowed from the buffer. The host checks every span of a batch before
-    /// it reaches a sink, so the slicing here cannot fail on what the host delivers.
+    /// The records, in order.
     pub fn iter(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
-        self.items.iter().map(|r| RecordView {
+        (0..self.len()).map(|i| RecordView {
             records: self,
-            record: r,
+            item: Item::read(&self.items, i),
         })
     }
 
-    fn bytes(&self, span: Span) -> &[u8] {
-        &self.data[span.offset as usize..(span.offset + span.len) as usize]
+    fn bytes(&self, (offset, len): (u32, u32)) -> &[u8] {
+        &self.data[offset as usize..(offset + len) as usize]
     }
 }
 
-/// One record of a [`Records`], read in place.
+fn span((offset, len): (u32, u32)) -> Span {
+    Span { offset, len }
+}
+
+fn pair(s: Span) -> (u32, u32) {
+    (s.offset, s.len)
+}
+
+/// One record of a batch, read in place.
 #[derive(Clone, Copy)]
 pub struct RecordView<'a> {
     records: &'a Records,
-    record: &'a Record,
+    item: Item,
 }
 
 impl<'a> RecordView<'a> {
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.record.key.map(|s| self.records.bytes(s))
+        self.item.key.map(|s| self.records.bytes(s))
     }
 
     /// `None` for a tombstone.
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.record.value.map(|s| self.records.bytes(s))
+        self.item.value.map(|s| self.records.bytes(s))
     }
 
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.record.timestamp_ms
+        self.item.timestamp_ms
     }
 
     pub fn op(&self) -> Option<ChangeOp> {
-        self.record.op
+        match self.item.op {
+            1 => Some(ChangeOp::Create),
+            2 => Some(ChangeOp::Update),
+            3 => Some(ChangeOp::Delete),
+            4 => Some(ChangeOp::Snapshot),
+            _ => None,
+        }
     }
 
-    /// Header keys and values; a key that is not UTF-8 is read lossily.
+    /// Header keys (lossy UTF-8) and values.
     pub fn headers(&self) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, &'a [u8])> + 'a {
         let records = self.records;
-        let Span { offset, len } = self.record.headers;
-        records.headers[offset as usize..(offset + len) as usize]
+        let (first, count) = self.item.headers;
+        records.headers[first as usize..(first + count) as usize]
             .iter()
             .map(move |h| {
                 (
-                    String::from_utf8_lossy(records.bytes(h.key)),
-                    records.bytes(h.value),
+                    String::from_utf8_lossy(records.bytes(pair(h.key))),
+                    records.bytes(pair(h.value)),
                 )
             })
     }

@@ -24,7 +24,6 @@ def _bindings():
     t = types.ModuleType("wit_world.imports.types")
     t.Span = _record("Span", "offset", "len")
     t.Header = _record("Header", "key", "value")
-    t.Record = _record("Record", "key", "value", "headers", "timestamp_ms", "op")
     t.Records = _record("Records", "data", "headers", "items")
     t.DeadLetter = _record("DeadLetter", "key", "value", "reason")
     t.Batch = _record("Batch", "records", "dead_letters", "checkpoint")
@@ -89,13 +88,21 @@ class Packing(unittest.TestCase):
 
     def test_every_span_lies_inside_the_one_buffer(self):
         packed = _glue.pack([weir.Record(b"bc", b"a", [("d", b"ef")]), b"ghi"])
-        spans = [s for r in packed.items for s in (r.key, r.value) if s is not None]
-        spans += [s for h in packed.headers for s in (h.key, h.value)]
-        at = lambda s: packed.data[s.offset : s.offset + s.len]  # noqa: E731
-        self.assertTrue(all(s.offset + s.len <= len(packed.data) for s in spans))
-        self.assertEqual(sorted(map(at, spans)), [b"a", b"bc", b"d", b"ef", b"ghi"])
+        entries = list(_glue._ITEM.iter_unpack(packed.items))
+        spans = [(o, n) for e in entries for (o, n) in (e[0:2], e[2:4]) if n != _glue._ABSENT]
+        spans += [(s.offset, s.len) for h in packed.headers for s in (h.key, h.value)]
+        self.assertTrue(all(o + n <= len(packed.data) for o, n in spans))
+        self.assertEqual(sorted(packed.data[o : o + n] for o, n in spans), [b"a", b"bc", b"d", b"ef", b"ghi"])
         self.assertEqual(len(packed.data), 9, "nothing else in the buffer")
 
+    def test_entries_have_the_bytes_the_contract_documents(self):
+        # The layout wit/wire documents and tests, field by field.
+        packed = _glue.pack([weir.Record(None, b"?", [], -5, "delete"), b""])
+        self.assertEqual(
+            packed.items.hex(),
+            "0000000001000000" "00000000ffffffff" "0000000000000000" "03000000" "fbffffffffffffff"
+            "00000000ffffffff" "0100000000000000" "0000000000000000" "00000000" "0000000000000080",
+        )
 
 class Errors(unittest.TestCase):
     def raised(self, e):

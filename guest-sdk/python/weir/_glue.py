@@ -2,6 +2,7 @@
 records in and out, exceptions to typed errors. Imported only inside a component."""
 
 import json
+import struct
 import traceback
 
 from componentize_py_types import Err
@@ -17,8 +18,13 @@ from weir._api import (
     TransientError,
 )
 
-_OPS = {name: getattr(types.ChangeOp, name.upper()) for name in OPS}
-_OP_NAMES = {v: k for k, v in _OPS.items()}
+# A record's entry in `items` (wit/connector.wit, `records`): key, value and header spans,
+# the op (0: none, else OPS's index + 1) and the timestamp, little-endian, 36 bytes.
+_ITEM = struct.Struct("<7Iq")
+_ABSENT = 0xFFFFFFFF
+_NO_TIME = -(1 << 63)
+_OP_CODES = {name: i + 1 for i, name in enumerate(OPS)}
+_OP_NAMES = (None,) + OPS
 
 
 def connector():
@@ -60,36 +66,40 @@ def _bytes(value) -> bytes:
 
 
 def pack(records) -> types.Records:
-    """Packs records into one buffer: every key, value and header is a span of `data`."""
+    """Packs records into one buffer: every key, value and header is a span of `data`, and
+    each record one fixed-size entry of `items`."""
     chunks = []
     offset = 0
     headers = []
-    items = []
+    items = bytearray()
+    entry = _ITEM.pack
 
     def span(b):
         nonlocal offset
         chunks.append(b)
-        s = types.Span(offset, len(b))
+        at = offset
         offset += len(b)
-        return s
+        return at, len(b)
 
     for r in records:
         if not isinstance(r, Record):
-            items.append(types.Record(None, span(_bytes(r)), types.Span(len(headers), 0), None, None))
+            v = _bytes(r)
+            items += entry(0, _ABSENT, *span(v), len(headers), 0, 0, _NO_TIME)
             continue
         first = len(headers)
         for k, v in r.headers:
-            headers.append(types.Header(span(k.encode()), span(_bytes(v))))
-        items.append(
-            types.Record(
-                None if r.key is None else span(_bytes(r.key)),
-                None if r.value is None else span(_bytes(r.value)),
-                types.Span(first, len(headers) - first),
-                r.timestamp_ms,
-                None if r.op is None else _OPS[r.op],
-            )
+            headers.append(types.Header(types.Span(*span(k.encode())), types.Span(*span(_bytes(v)))))
+        key = (0, _ABSENT) if r.key is None else span(_bytes(r.key))
+        value = (0, _ABSENT) if r.value is None else span(_bytes(r.value))
+        items += entry(
+            *key,
+            *value,
+            first,
+            len(headers) - first,
+            0 if r.op is None else _OP_CODES[r.op],
+            _NO_TIME if r.timestamp_ms is None else r.timestamp_ms,
         )
-    return types.Records(b"".join(chunks), headers, items)
+    return types.Records(b"".join(chunks), headers, bytes(items))
 
 
 def unpack(records: types.Records) -> list:
@@ -97,26 +107,27 @@ def unpack(records: types.Records) -> list:
     data = records.data
     headers = records.headers
     names = _OP_NAMES
+    absent = _ABSENT
+    no_time = _NO_TIME
     out = []
     append = out.append
-    for r in records.items:
-        v, k, h, op = r.value, r.key, r.headers, r.op
+    for ko, kl, vo, vl, hf, hc, op, ts in _ITEM.iter_unpack(records.items):
         hs = None
-        if h.len:
+        if hc:
             hs = [
                 (
                     data[x.key.offset : x.key.offset + x.key.len].decode(),
                     data[x.value.offset : x.value.offset + x.value.len],
                 )
-                for x in headers[h.offset : h.offset + h.len]
+                for x in headers[hf : hf + hc]
             ]
         append(
             Record(
-                None if v is None else data[v.offset : v.offset + v.len],
-                None if k is None else data[k.offset : k.offset + k.len],
+                None if vl == absent else data[vo : vo + vl],
+                None if kl == absent else data[ko : ko + kl],
                 hs,
-                r.timestamp_ms,
-                None if op is None else names[op],
+                None if ts == no_time else ts,
+                names[op],
             )
         )
     return out

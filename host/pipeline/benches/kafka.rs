@@ -1,6 +1,7 @@
 //! Kafka → weir (kafka-source → kafka-sink, Rust guests) → Kafka, next to a native rdkafka
-//! consume → produce loop with the same client settings, against a real broker (tansu)
-//! started here. Both are timed until the output topic holds every record, in interleaved
+//! consume → produce loop with the same client settings, on two brokers started here:
+//! librdkafka's mock cluster (in memory, served on loopback from this process: fast enough
+//! that the clients, not the broker, set the pace) and tansu (a real broker on SQLite). Both are timed until the output topic holds every record, in interleaved
 //! rounds with warm plugin caches and empty output topics. Then end-to-end
 //! latency at a fixed moderate rate, from each record's create time (kept end to end) to
 //! when a reader sees it in the output topic.
@@ -10,6 +11,8 @@
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::net::{TcpListener, TcpStream};
@@ -35,14 +38,6 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    for topic in ["in", "lat-in", "lat-native", "lat-weir"] {
-        broker.topic(topic);
-    }
-    let started = Instant::now();
-    produce(&broker.addr, "in", n, None);
-    let load = started.elapsed();
-
     let runtime = std::sync::Arc::new(
         Runtime::new(RuntimeConfig {
             cache_dir: Some(dir.path().join("cache")),
@@ -57,6 +52,19 @@ fn main() {
             .load(&plugins.join(format!("{plugin}.wasm")))
             .unwrap();
     }
+    bench(&Broker::mock(), &runtime, dir.path(), n);
+    bench(&Broker::start(dir.path()), &runtime, dir.path(), n);
+}
+
+/// Throughput in interleaved rounds, then latency at a fixed rate, on one broker.
+fn bench(broker: &Broker, runtime: &std::sync::Arc<Runtime>, dir: &Path, n: usize) {
+    let label = broker.label;
+    for topic in ["in", "lat-in", "lat-native", "lat-weir"] {
+        broker.topic(topic);
+    }
+    let started = Instant::now();
+    produce(&broker.addr, "in", n, None);
+    let load = started.elapsed();
     // Interleaved rounds, so both see the same machine and broker; each writes to empty
     // topics and reads `in` whole with a new consumer group.
     let (mut native, mut weir) = (Vec::new(), Vec::new());
@@ -64,24 +72,25 @@ fn main() {
         let (out_native, out_weir) = (format!("out-native-{round}"), format!("out-weir-{round}"));
         broker.topic(&out_native);
         broker.topic(&out_weir);
-        let group = format!("native-{round}");
-        native.push(timed(&broker, &out_native, n, || {
+        let group = format!("native-{label}-{round}");
+        native.push(timed(broker, &out_native, n, || {
             native_loop(&broker.addr, "in", &out_native, &group, n)
         }));
         weir.push(timed_weir(
-            &runtime,
-            &broker,
-            dir.path(),
+            runtime,
+            broker,
+            dir,
             "in",
             &out_weir,
-            &format!("throughput-{round}"),
+            &format!("throughput-{label}-{round}"),
             n,
         ));
     }
 
     println!(
         "\nKafka -> Kafka, {n} records of 100 bytes, {PARTITIONS} partitions, batch {BATCH}, \
-         tansu (SQLite) on loopback, {ROUNDS} rounds"
+         {} on loopback, {ROUNDS} rounds",
+        broker.description
     );
     println!(
         "(loading the input with one producer took {:.1}s)",
@@ -115,13 +124,25 @@ fn main() {
     let native_thread = {
         let stop = stop_native.clone();
         std::thread::spawn(move || {
-            native_until(&native_addr, "lat-in", "lat-native", "native-lat", &stop)
+            native_until(
+                &native_addr,
+                "lat-in",
+                "lat-native",
+                &format!("native-lat-{label}"),
+                &stop,
+            )
         })
     };
     let stop_weir = Shutdown::default();
     let weir_thread = {
-        let (runtime, stop) = (&runtime, stop_weir.clone());
-        let file = pipeline(dir.path(), &broker.addr, "lat-in", "lat-weir", "lat");
+        let stop = stop_weir.clone();
+        let file = pipeline(
+            dir,
+            &broker.addr,
+            "lat-in",
+            "lat-weir",
+            &format!("lat-{label}"),
+        );
         std::thread::scope(|scope| {
             let handle = scope.spawn(move || {
                 weir_runtime::block_on(weir_pipeline::run(
@@ -146,7 +167,7 @@ fn main() {
     };
     native_thread.join().unwrap();
     println!(
-        "\nend-to-end latency at {RATE} records/s for {SECONDS}s (create time -> seen in the output topic)"
+        "\nend-to-end latency at {RATE} records/s for {SECONDS}s on {label} (create time -> seen in the output topic)"
     );
     println!("{:<40} {:>8} {:>8}", "", "p50 ms", "p99 ms");
     for (name, mut lat) in [
@@ -393,12 +414,29 @@ grants.kafka = {{ brokers = "{addr}", topics = ["{to}"] }}
 }
 
 struct Broker {
-    child: Child,
     addr: String,
-    tansu: PathBuf,
+    label: &'static str,
+    description: &'static str,
+    kind: Kind,
+}
+
+enum Kind {
+    Tansu { child: Child, tansu: PathBuf },
+    Mock(MockCluster<'static, DefaultProducerContext>),
 }
 
 impl Broker {
+    /// librdkafka's mock cluster: one broker, in memory, on a loopback port.
+    fn mock() -> Broker {
+        let cluster = MockCluster::new(1).unwrap();
+        Broker {
+            addr: cluster.bootstrap_servers(),
+            label: "mock",
+            description: "librdkafka's mock cluster (in memory)",
+            kind: Kind::Mock(cluster),
+        }
+    }
+
     fn start(dir: &Path) -> Broker {
         let tansu = std::env::var_os("WEIR_TANSU")
             .map(PathBuf::from)
@@ -436,33 +474,41 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(50));
         }
         Broker {
-            child,
             addr: format!("127.0.0.1:{port}"),
-            tansu,
+            label: "tansu",
+            description: "tansu (SQLite)",
+            kind: Kind::Tansu { child, tansu },
         }
     }
 
     fn topic(&self, name: &str) {
-        let ok = Command::new(&self.tansu)
-            .args([
-                "topic",
-                "create",
-                "--broker",
-                &format!("tcp://{}", self.addr),
-                "--partitions",
-                &PARTITIONS.to_string(),
-                name,
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot create topic {name}");
+        match &self.kind {
+            Kind::Mock(cluster) => cluster.create_topic(name, PARTITIONS, 1).unwrap(),
+            Kind::Tansu { tansu, .. } => {
+                let ok = Command::new(tansu)
+                    .args([
+                        "topic",
+                        "create",
+                        "--broker",
+                        &format!("tcp://{}", self.addr),
+                        "--partitions",
+                        &PARTITIONS.to_string(),
+                        name,
+                    ])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "cannot create topic {name}");
+            }
+        }
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Kind::Tansu { child, .. } = &mut self.kind {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

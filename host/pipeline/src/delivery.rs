@@ -686,6 +686,13 @@ mod tests {
     use weir_checkpoint::Committed;
     use weir_runtime::GuestErrorKind;
 
+    /// The records' values, in order.
+    fn values(records: &Records) -> impl Iterator<Item = &[u8]> {
+        (0..records.len())
+            .filter_map(|i| weir_wire::Item::read(&records.items, i).value)
+            .map(|(at, len)| &records.data[at as usize..(at + len) as usize])
+    }
+
     /// What happened, in order, on both sides and in the store.
     type Log = Arc<Mutex<Vec<String>>>;
 
@@ -748,14 +755,8 @@ mod tests {
                 note(&self.log, format!("write failed {kind:?}"));
                 return Err(error(kind));
             }
-            let values: Vec<String> = records
-                .items
-                .iter()
-                .filter_map(|r| r.value)
-                .map(|v| {
-                    let (at, len) = (v.offset as usize, v.len as usize);
-                    String::from_utf8_lossy(&records.data[at..at + len]).into_owned()
-                })
+            let values: Vec<String> = values(records)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
                 .collect();
             note(&self.log, format!("write {}", values.join(",")));
             Ok(values
@@ -812,10 +813,7 @@ mod tests {
         async fn process(&mut self, records: &Records) -> Result<Transformed, GuestError> {
             let mut out = Records::new();
             let mut dead_letters = Vec::new();
-            for r in &records.items {
-                let v = r.value.expect("a value");
-                let (at, len) = (v.offset as usize, v.len as usize);
-                let value = &records.data[at..at + len];
+            for value in values(records) {
                 match value {
                     b"drop" => {}
                     b"twice" => {

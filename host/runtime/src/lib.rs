@@ -25,7 +25,7 @@ mod runtime;
 mod sandbox;
 
 pub use bindings::weir::connector::types::{
-    Batch, ChangeOp, ConnectorSpec, DeadLetter, Header, Record, Records, Span, StreamInfo,
+    Batch, ChangeOp, ConnectorSpec, DeadLetter, Header, Records, Span, StreamInfo,
 };
 pub use confined::HostDir;
 pub use error::{GuestError, GuestErrorKind};

@@ -3,7 +3,7 @@
 //! client settings. Cases and seed come from `PROPTEST_CASES` and `PROPTEST_RNG_SEED`
 //! (`scripts/test.sh` fixes the seed); failures found are kept as regression tests.
 
-use crate::bindings::weir::connector::types::{Header, Record, Records, Span};
+use crate::bindings::weir::connector::types::{Header, Records, Span};
 use crate::io::ClientPolicy;
 use crate::io::http::HttpGrant;
 use crate::io::kafka::KafkaGrant;
@@ -18,15 +18,28 @@ prop_compose! {
     fn records()(data in prop::collection::vec(any::<u8>(), 0..64),
                  headers in prop::collection::vec((span(80), span(80)), 0..6),
                  items in prop::collection::vec(
-                     (prop::option::of(span(80)), prop::option::of(span(80)), span(8)), 0..6),
+                     (prop::option::of(span(80)), prop::option::of(span(80)), span(8), 0..6u32),
+                     0..6),
+                 torn in 0..2usize,
     ) -> Records {
+        let pair = |s: Span| (s.offset, s.len);
+        let mut bytes = Vec::new();
+        for (key, value, headers, op) in items {
+            weir_wire::Item {
+                key: key.map(pair),
+                value: value.map(pair),
+                headers: pair(headers),
+                op,
+                timestamp_ms: None,
+            }
+            .write(&mut bytes);
+        }
+        // Now and then an entry cut short.
+        bytes.truncate(bytes.len().saturating_sub(torn * 7));
         Records {
             data,
             headers: headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
-            items: items
-                .into_iter()
-                .map(|(key, value, headers)| Record { key, value, headers, timestamp_ms: None, op: None })
-                .collect(),
+            items: bytes,
         }
     }
 }

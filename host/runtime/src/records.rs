@@ -1,7 +1,8 @@
 //! Packed records as the host handles them: it counts them and, since it is the trust
 //! boundary between two guests, checks every span a source returns before a sink sees it.
 
-use crate::bindings::weir::connector::types::{Header, Record, Records, Span};
+use crate::bindings::weir::connector::types::{Header, Records, Span};
+use weir_wire::{ITEM, Item, MAX_OP};
 
 impl Default for Records {
     fn default() -> Self {
@@ -31,68 +32,75 @@ impl Records {
         let first = self.headers.len() as u32;
         for (k, v) in headers {
             let header = Header {
-                key: self.put(k.as_bytes()),
-                value: self.put(v),
+                key: span(self.put(k.as_bytes())),
+                value: span(self.put(v)),
             };
             self.headers.push(header);
         }
-        self.items.push(Record {
+        Item {
             key,
             value,
-            headers: Span {
-                offset: first,
-                len: headers.len() as u32,
-            },
+            headers: (first, headers.len() as u32),
+            op: 0,
             timestamp_ms,
-            op: None,
-        });
+        }
+        .write(&mut self.items);
     }
 
-    fn put(&mut self, bytes: &[u8]) -> Span {
-        let span = Span {
-            offset: self.data.len() as u32,
-            len: bytes.len() as u32,
-        };
+    fn put(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let at = (self.data.len() as u32, bytes.len() as u32);
         self.data.extend_from_slice(bytes);
-        span
+        at
     }
 
     /// The records in place; only for records that passed [`Records::check`].
     pub(crate) fn iter(&self) -> impl Iterator<Item = View<'_>> {
-        self.items.iter().map(move |record| View {
+        (0..self.len()).map(move |i| View {
             records: self,
-            record,
+            item: Item::read(&self.items, i),
         })
     }
 
-    fn bytes(&self, span: Span) -> &[u8] {
-        &self.data[span.offset as usize..(span.offset + span.len) as usize]
+    fn bytes(&self, (offset, len): (u32, u32)) -> &[u8] {
+        &self.data[offset as usize..(offset + len) as usize]
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() / ITEM
     }
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    /// Every span within `data` (and every header range within `headers`), or what is not.
+    /// Whole entries, every span within `data` (and every header range within `headers`),
+    /// known ops; or what is not.
     pub(crate) fn check(&self) -> Result<(), String> {
-        let within = |span: Span, len: usize, what: &dyn Fn() -> String| {
-            let end = u64::from(span.offset) + u64::from(span.len);
-            if end > len as u64 {
-                Err(format!("{} ends at {end}, past {len}", what()))
+        let within = |(offset, len): (u32, u32), limit: usize, what: &dyn Fn() -> String| {
+            let end = u64::from(offset) + u64::from(len);
+            if end > limit as u64 {
+                Err(format!("{} ends at {end}, past {limit}", what()))
             } else {
                 Ok(())
             }
         };
+        let count = Item::count(&self.items).ok_or_else(|| {
+            format!(
+                "the entries are {} bytes, not a multiple of {ITEM}",
+                self.items.len()
+            )
+        })?;
         let data = self.data.len();
         for (i, h) in self.headers.iter().enumerate() {
-            within(h.key, data, &|| format!("header {i} key"))?;
-            within(h.value, data, &|| format!("header {i} value"))?;
+            within((h.key.offset, h.key.len), data, &|| {
+                format!("header {i} key")
+            })?;
+            within((h.value.offset, h.value.len), data, &|| {
+                format!("header {i} value")
+            })?;
         }
-        for (i, r) in self.items.iter().enumerate() {
+        for i in 0..count {
+            let r = Item::read(&self.items, i);
             if let Some(key) = r.key {
                 within(key, data, &|| format!("record {i} key"))?;
             }
@@ -102,41 +110,51 @@ impl Records {
             within(r.headers, self.headers.len(), &|| {
                 format!("record {i} headers")
             })?;
+            if r.op > MAX_OP {
+                return Err(format!(
+                    "record {i} has op {}, which is none of the ops",
+                    r.op
+                ));
+            }
         }
         Ok(())
     }
 }
 
+fn span((offset, len): (u32, u32)) -> Span {
+    Span { offset, len }
+}
+
 pub(crate) struct View<'a> {
     records: &'a Records,
-    record: &'a Record,
+    item: Item,
 }
 
 impl<'a> View<'a> {
     pub(crate) fn key(&self) -> Option<&'a [u8]> {
-        self.record.key.map(|s| self.records.bytes(s))
+        self.item.key.map(|s| self.records.bytes(s))
     }
 
     pub(crate) fn value(&self) -> Option<&'a [u8]> {
-        self.record.value.map(|s| self.records.bytes(s))
+        self.item.value.map(|s| self.records.bytes(s))
     }
 
     #[cfg(any(feature = "kafka", test))]
     pub(crate) fn timestamp_ms(&self) -> Option<i64> {
-        self.record.timestamp_ms
+        self.item.timestamp_ms
     }
 
     /// Header keys (lossy UTF-8) and values.
     #[cfg(any(feature = "kafka", test))]
     pub(crate) fn headers(&self) -> impl Iterator<Item = (String, &'a [u8])> + 'a {
         let records = self.records;
-        let Span { offset, len } = self.record.headers;
-        records.headers[offset as usize..(offset + len) as usize]
+        let (first, count) = self.item.headers;
+        records.headers[first as usize..(first + count) as usize]
             .iter()
             .map(move |h| {
                 (
-                    String::from_utf8_lossy(records.bytes(h.key)).into_owned(),
-                    records.bytes(h.value),
+                    String::from_utf8_lossy(records.bytes((h.key.offset, h.key.len))).into_owned(),
+                    records.bytes((h.value.offset, h.value.len)),
                 )
             })
     }
@@ -144,42 +162,53 @@ impl<'a> View<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::bindings::weir::connector::types::{Header, Record, Records, Span};
+    use crate::bindings::weir::connector::types::{Header, Records, Span};
+    use weir_wire::Item;
 
-    fn span(offset: u32, len: u32) -> Span {
-        Span { offset, len }
-    }
-
-    fn records(value: Span, headers: Span) -> Records {
+    fn records(value: (u32, u32), headers: (u32, u32), op: u32) -> Records {
+        let mut items = Vec::new();
+        Item {
+            value: Some(value),
+            headers,
+            op,
+            ..Item::default()
+        }
+        .write(&mut items);
         Records {
             data: b"abcdef".to_vec(),
             headers: vec![Header {
-                key: span(0, 1),
-                value: span(1, 2),
+                key: Span { offset: 0, len: 1 },
+                value: Span { offset: 1, len: 2 },
             }],
-            items: vec![Record {
-                key: None,
-                value: Some(value),
-                headers,
-                timestamp_ms: None,
-                op: None,
-            }],
+            items,
         }
     }
 
     #[test]
     fn spans_inside_pass() {
-        assert_eq!(records(span(0, 6), span(0, 1)).check(), Ok(()));
-        assert_eq!(records(span(6, 0), span(1, 0)).check(), Ok(()));
+        assert_eq!(records((0, 6), (0, 1), 0).check(), Ok(()));
+        assert_eq!(records((6, 0), (1, 0), 4).check(), Ok(()));
     }
 
     #[test]
     fn spans_outside_are_named() {
-        let err = records(span(4, 3), span(0, 1)).check().unwrap_err();
+        let err = records((4, 3), (0, 1), 0).check().unwrap_err();
         assert_eq!(err, "record 0 value ends at 7, past 6");
-        let err = records(span(0, 1), span(0, 2)).check().unwrap_err();
+        let err = records((0, 1), (0, 2), 0).check().unwrap_err();
         assert_eq!(err, "record 0 headers ends at 2, past 1");
-        let err = records(span(u32::MAX, 2), span(0, 0)).check().unwrap_err();
+        let err = records((u32::MAX, 2), (0, 0), 0).check().unwrap_err();
         assert!(err.contains("past 6"), "no overflow: {err}");
+    }
+
+    #[test]
+    fn torn_entries_and_unknown_ops_are_named() {
+        let mut torn = records((0, 1), (0, 0), 0);
+        torn.items.pop();
+        assert_eq!(
+            torn.check().unwrap_err(),
+            "the entries are 35 bytes, not a multiple of 36"
+        );
+        let err = records((0, 1), (0, 0), 5).check().unwrap_err();
+        assert_eq!(err, "record 0 has op 5, which is none of the ops");
     }
 }

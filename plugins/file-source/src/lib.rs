@@ -126,6 +126,7 @@ impl BatchSource for FileSource {
                 .map_err(|e| io_error(&file.name, e))?;
             if read == 0 || line.last() != Some(&b'\n') {
                 // End of file, or a line still being written: leave it for the next run.
+                self.cursor.insert(file.name.clone(), file.offset);
                 self.current = None;
                 continue;
             }
@@ -147,6 +148,10 @@ impl BatchSource for FileSource {
                     }
                 }
             }
+        }
+        // The cursor moves once per batch, not per line (a per-line name copy and map
+        // insert cost more than the line's JSON check).
+        if let Some(file) = &self.current {
             self.cursor.insert(file.name.clone(), file.offset);
         }
         if records.is_empty() {

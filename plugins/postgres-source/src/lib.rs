@@ -116,7 +116,7 @@ impl BatchSource for PostgresSource {
                     schema: Some(schema.to_string()),
                 });
             }
-            if rows.items.len() < 500 {
+            if rows.len() < 500 {
                 return Ok(streams);
             }
         }
@@ -165,7 +165,7 @@ impl BatchSource for PostgresSource {
             return Ok(None);
         }
         let records = self.db.fetch(max_records)?;
-        if records.items.len() < max_records as usize {
+        if records.len() < max_records as usize {
             self.done = true;
         }
         if records.is_empty() {

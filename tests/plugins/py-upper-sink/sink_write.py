@@ -1,4 +1,5 @@
 import json
+import struct
 from wit_world.exports import sink_write
 from wit_world.imports import types
 
@@ -15,10 +16,11 @@ class Writer(sink_write.Writer):
     def write(self, records: types.Records):
         data = records.data
         rejected = []
-        for r in records.items:
-            if r.value is None:
+        # Each record is a 36-byte entry (wit/connector.wit): key and value spans first.
+        for _, _, offset, length, *_ in struct.iter_unpack("<7Iq", records.items):
+            if length == 0xFFFFFFFF:
                 continue
-            v = data[r.value.offset : r.value.offset + r.value.len]
+            v = data[offset : offset + length]
             if not v.startswith(b"{"):
                 # The sink's own rule: one JSON object per line.
                 rejected.append(types.DeadLetter(None, v, "expected a JSON object"))

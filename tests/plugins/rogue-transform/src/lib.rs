@@ -81,10 +81,9 @@ impl Transform for Rogue {
             }
             "malformed" => {
                 out.records = records;
-                if let Some(first) = out.records.items.first_mut()
-                    && let Some(value) = &mut first.value
-                {
-                    value.offset = u32::MAX - 8;
+                // The first entry's value offset (bytes 8..12 of its 36), past any buffer.
+                if let Some(offset) = out.records.items.get_mut(8..12) {
+                    offset.copy_from_slice(&(u32::MAX - 8).to_le_bytes());
                 }
             }
             "hmac" => {
