@@ -73,8 +73,9 @@ fn bench(broker: &Broker, runtime: &std::sync::Arc<Runtime>, dir: &Path, n: usiz
         broker.topic(&out_native);
         broker.topic(&out_weir);
         let group = format!("native-{label}-{round}");
+        let addr = broker.addr.clone();
         native.push(timed(broker, &out_native, n, || {
-            native_loop(&broker.addr, "in", &out_native, &group, n)
+            native_loop(&addr, "in", &out_native, &group, n)
         }));
         weir.push(timed_weir(
             runtime,
