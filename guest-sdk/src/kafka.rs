@@ -6,6 +6,73 @@ pub use crate::wit::weir::connector::kafka::{Consumer, Origin, Polled, Position,
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A group consumer and the offsets it delivered: what a Kafka-fed stream source holds.
+pub struct Subscription {
+    consumer: Consumer,
+    offsets: Offsets,
+    /// Whether the consumer has caught up once with what its partitions held.
+    caught_up: bool,
+}
+
+/// How long a new subscription's empty polls wait for the group to assign partitions and
+/// for the consumer to reach what they held (within the host's call deadline).
+const JOIN: Duration = Duration::from_secs(15);
+
+impl Subscription {
+    /// Joins the pipeline's group on `topics`, resuming at the checkpoint's offsets.
+    pub fn open(topics: &[String], checkpoint: Option<Offsets>) -> Result<Subscription> {
+        let offsets = checkpoint.unwrap_or_default();
+        let consumer = Consumer::open(topics, &offsets.positions()?)?;
+        Ok(Subscription {
+            consumer,
+            offsets,
+            caught_up: false,
+        })
+    }
+
+    /// Up to `max` records, waiting up to `wait` for the first, with the offsets moved
+    /// past them. Until the consumer has caught up once with what its partitions held, an
+    /// empty poll waits on (at most `JOIN`): a run that stops when the source is idle
+    /// reads what the topics hold, not only what arrived after the group had joined.
+    pub fn poll(&mut self, max: u32, wait: Duration) -> Result<Polled> {
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let started = Instant::now();
+        loop {
+            let polled = self.consumer.poll(max, wait_ms)?;
+            self.offsets.advance(&polled);
+            if !polled.records.is_empty() || self.caught_up {
+                return Ok(polled);
+            }
+            match self.consumer.backlog()? {
+                Some(0) => self.caught_up = true,
+                held if started.elapsed() >= JOIN => {
+                    crate::log::warn(&format!(
+                        "not caught up {JOIN:?} after opening ({}): answering empty",
+                        match held {
+                            None => "the group has assigned no partition".to_string(),
+                            Some(n) => format!("{n} records still ahead"),
+                        }
+                    ));
+                    self.caught_up = true;
+                }
+                _ => continue,
+            }
+            return Ok(polled);
+        }
+    }
+
+    /// The checkpoint: the next offset of every partition read.
+    pub fn offsets(&self) -> &Offsets {
+        &self.offsets
+    }
+
+    /// Commits a checkpoint the host acknowledged to the group.
+    pub fn ack(&self, checkpoint: &Offsets) -> Result<()> {
+        self.consumer.commit(&checkpoint.positions()?)
+    }
+}
 
 /// A Kafka source's checkpoint: `"topic/partition"` → the offset of the next record to read.
 /// Advance it with each poll; hand its positions to `Consumer::open` and `Consumer::commit`.

@@ -105,6 +105,64 @@ fn kafka_to_file_delivers_every_record_once() {
     );
 }
 
+/// `--once` reads what the topics hold now, then stops: the records produced before the
+/// run all arrive though the group has not joined when the first poll comes (it came back
+/// empty, and the run ended with 0 of 20). A second `--once` finds nothing new and stops
+/// too. The same for debezium-source.
+#[test]
+fn once_reads_what_the_topic_holds_then_stops() {
+    let broker = Broker::start();
+    broker.create_topic("events", 3);
+    broker.produce("events", &numbered_records(0..20));
+    let s = Scratch::new();
+    // A first poll that waits 10 ms comes back long before the group has joined.
+    let quick = |pipeline: String| {
+        pipeline.replace(
+            "[pipeline.source]\n",
+            "[pipeline.source]\npoll_wait = \"10ms\"\n",
+        )
+    };
+    s.pipelines(&[quick(kafka_to_file(&broker, "events", 400))]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("k2f")["records_written"], 20, "{}", run.stderr);
+    let again = s.run_once();
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(again.summary("k2f")["records_written"], 0);
+    broker.produce("events", &numbered_records(20..25));
+    assert_eq!(s.run_once().summary("k2f")["records_written"], 5);
+    assert_eq!(
+        numbers_in(&s.read("out/out.jsonl"))
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        (0..25).collect()
+    );
+
+    broker.create_topic("inventory.public.customers", 1);
+    let events: Vec<Produced> = (0..20)
+        .map(|i| {
+            let event =
+                serde_json::json!({"op": "c", "after": {"id": i}, "ts_ms": 1_700_000_000_000i64});
+            (
+                Some(format!("{{\"id\":{i}}}")),
+                Some(event.to_string()),
+                vec![],
+            )
+        })
+        .collect();
+    broker.produce("inventory.public.customers", &events);
+    s.pipelines(&[quick(debezium_to_file(
+        &broker,
+        "cdc",
+        "inventory.public.customers",
+        "dir = \"/out\", file = \"changes.jsonl\", format = \"record\"",
+        "",
+    ))]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("cdc")["records_written"], 20, "{}", run.stderr);
+}
+
 #[test]
 fn kafka_to_kafka_keeps_keys_headers_and_order() {
     let broker = Broker::start();

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
-use weir_guest::kafka::{Consumer, Offsets};
+use weir_guest::kafka::{Offsets, Subscription};
 use weir_guest::{
     Batch, ChangeOp, Connector, DeadLetter, Error, RecordRef, Records, Result, StreamSource,
 };
@@ -22,8 +22,7 @@ pub struct Config {
 }
 
 pub struct DebeziumSource {
-    consumer: Consumer,
-    offsets: Offsets,
+    subscription: Subscription,
 }
 
 impl Connector for DebeziumSource {
@@ -43,15 +42,13 @@ impl StreamSource for DebeziumSource {
                 "config field `topics`: name at least one topic".into(),
             ));
         }
-        let offsets = checkpoint.unwrap_or_default();
-        let consumer = Consumer::open(&config.topics, &offsets.positions()?)?;
-        Ok(DebeziumSource { consumer, offsets })
+        Ok(DebeziumSource {
+            subscription: Subscription::open(&config.topics, checkpoint)?,
+        })
     }
 
     fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch<Offsets>> {
-        let wait = u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX);
-        let polled = self.consumer.poll(max_records, wait)?;
-        self.offsets.advance(&polled);
+        let polled = self.subscription.poll(max_records, max_wait)?;
         let mut records = Records::with_capacity(polled.records.len(), polled.records.data.len());
         let mut dead_letters = Vec::new();
         for event in polled.records.iter() {
@@ -73,13 +70,13 @@ impl StreamSource for DebeziumSource {
                 }),
             }
         }
-        let mut batch = Batch::new(records, self.offsets.clone());
+        let mut batch = Batch::new(records, self.subscription.offsets().clone());
         batch.dead_letters = dead_letters;
         Ok(batch)
     }
 
     fn ack(&mut self, checkpoint: Offsets) -> Result<()> {
-        self.consumer.commit(&checkpoint.positions()?)
+        self.subscription.ack(&checkpoint)
     }
 }
 

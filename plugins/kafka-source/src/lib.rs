@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
-use weir_guest::kafka::{Consumer, Offsets};
+use weir_guest::kafka::{Offsets, Subscription};
 use weir_guest::{Batch, Connector, Error, Result, StreamSource};
 
 #[derive(Deserialize, JsonSchema)]
@@ -18,8 +18,7 @@ pub struct Config {
 }
 
 pub struct KafkaSource {
-    consumer: Consumer,
-    offsets: Offsets,
+    subscription: Subscription,
 }
 
 impl Connector for KafkaSource {
@@ -44,20 +43,21 @@ impl StreamSource for KafkaSource {
 
     fn open(config: Config, checkpoint: Option<Offsets>) -> Result<Self> {
         Self::check(&config)?;
-        let offsets = checkpoint.unwrap_or_default();
-        let consumer = Consumer::open(&config.topics, &offsets.positions()?)?;
-        Ok(KafkaSource { consumer, offsets })
+        Ok(KafkaSource {
+            subscription: Subscription::open(&config.topics, checkpoint)?,
+        })
     }
 
     fn poll(&mut self, max_records: u32, max_wait: Duration) -> Result<Batch<Offsets>> {
-        let wait = u32::try_from(max_wait.as_millis()).unwrap_or(u32::MAX);
-        let polled = self.consumer.poll(max_records, wait)?;
-        self.offsets.advance(&polled);
-        Ok(Batch::new(polled.records, self.offsets.clone()))
+        let polled = self.subscription.poll(max_records, max_wait)?;
+        Ok(Batch::new(
+            polled.records,
+            self.subscription.offsets().clone(),
+        ))
     }
 
     fn ack(&mut self, checkpoint: Offsets) -> Result<()> {
-        self.consumer.commit(&checkpoint.positions()?)
+        self.subscription.ack(&checkpoint)
     }
 }
 

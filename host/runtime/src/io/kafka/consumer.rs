@@ -163,6 +163,59 @@ impl Consumer {
         }
     }
 
+    /// Records between each assigned partition's position and its high watermark, asked
+    /// of the brokers; none with no partition assigned. A partition not read from yet in
+    /// this session starts where the checkpoint, the group's committed offset or
+    /// `auto.offset.reset` puts it, in that order.
+    pub async fn backlog(&self) -> Result<Option<u64>, Error> {
+        let inner = self.inner.clone();
+        crate::io::blocking(move || {
+            const ASK: Duration = Duration::from_secs(5);
+            let positions = inner
+                .position()
+                .map_err(|e| transient("kafka positions", e))?;
+            if positions.count() == 0 {
+                return Ok(None);
+            }
+            let mut committed = None;
+            let mut total = 0u64;
+            for p in positions.elements() {
+                let (topic, partition) = (p.topic(), p.partition());
+                let (low, high) = inner
+                    .fetch_watermarks(topic, partition, ASK)
+                    .map_err(|e| transient("kafka watermarks", e))?;
+                let start = match p.offset() {
+                    Offset::Offset(at) => at,
+                    _ => {
+                        let from_checkpoint = inner
+                            .context()
+                            .positions
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&(topic.to_string(), partition))
+                            .copied();
+                        let committed = committed
+                            .get_or_insert_with(|| inner.committed(ASK).unwrap_or_default());
+                        let from_group = committed.find_partition(topic, partition).and_then(|c| {
+                            match c.offset() {
+                                Offset::Offset(at) => Some(at),
+                                _ => None,
+                            }
+                        });
+                        let reset = inner.context().grant.properties.get("auto.offset.reset");
+                        let latest = matches!(reset.map(String::as_str), Some("latest" | "end"));
+                        from_checkpoint
+                            .or(from_group)
+                            .unwrap_or(if latest { high } else { low })
+                    }
+                };
+                total += u64::try_from(high - start.max(low)).unwrap_or(0);
+            }
+            Ok(Some(total))
+        })
+        .await
+    }
+
     /// Commits to the group, and remembers the positions for partitions assigned later.
     pub async fn commit(&self, positions: Vec<Position>) -> Result<(), Error> {
         let mut tpl = TopicPartitionList::new();

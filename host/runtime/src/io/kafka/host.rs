@@ -105,6 +105,14 @@ impl HostConsumer for KafkaCtx {
         consumer.commit(positions).await
     }
 
+    async fn backlog(&mut self, consumer: Resource<Consumer>) -> Result<Option<u64>, Error> {
+        let consumer = self
+            .table
+            .get(&consumer)
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        consumer.backlog().await
+    }
+
     async fn drop(&mut self, consumer: Resource<Consumer>) -> wasmtime::Result<()> {
         let consumer = self.table.delete(consumer)?;
         self.held -= 1;
