@@ -287,6 +287,25 @@ fn expired_iterators_and_throttled_reads_are_survived_without_loss() {
     );
 }
 
+/// `--once` reads what the stream holds, then stops, though the first reads come back
+/// throttled (empty): it reads on until every shard has been at the tip. (Before, the
+/// first empty poll ended the run with nothing read.)
+#[test]
+fn once_reads_the_stream_to_its_tip_through_throttled_first_reads() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("clicks", 2);
+    kinesis.put("clicks", &numbered_records(0..300, 10));
+    let proxy = Proxy::start(&kinesis.endpoint);
+    proxy.faults.throttled_reads.store(8, Ordering::Relaxed);
+    let s = scratch();
+    s.pipelines(&[kinesis_to_file(&proxy.endpoint, "clicks", "", 1000)]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("k2f")["records_written"], 300, "{}", run.stderr);
+    assert_eq!(assert_complete_and_ordered(&delivered(&s), 300), 0);
+    assert_eq!(s.run_once().summary("k2f")["records_written"], 0);
+}
+
 #[test]
 fn kinesis_sink_puts_again_only_what_was_not_taken_and_round_trips() {
     let kinesis = Kinesis::start();

@@ -79,6 +79,8 @@ struct Reading {
     expect: Option<String>,
     backoff: Duration,
     resume_at: Option<Instant>,
+    /// How far behind the stream's tip the last read was, as the service says.
+    behind: Option<i64>,
 }
 
 pub struct KinesisSource {
@@ -93,7 +95,15 @@ pub struct KinesisSource {
     next_listing: Instant,
     /// Where the next round of reads begins, so no shard always goes first.
     turn: usize,
+    /// Until every shard has said it is at the tip once (or `FIRST_READ` passed since
+    /// opening), an empty poll reads on: GetRecords answers empty now and then far from
+    /// the tip, and a run that stops when the source is idle must not stop there.
+    caught_up: bool,
+    opened: Instant,
 }
+
+/// The longest a new source reads on before an empty poll may answer.
+const FIRST_READ: Duration = Duration::from_secs(15);
 
 impl Connector for KinesisSource {
     const NAME: &'static str = "kinesis-source";
@@ -197,6 +207,7 @@ impl KinesisSource {
             expect,
             backoff: FIRST_BACKOFF,
             resume_at: None,
+            behind: None,
         }))
     }
 
@@ -233,6 +244,7 @@ impl KinesisSource {
             if let Some(lag) = got.millis_behind_latest {
                 metrics::gauge_set("kinesis_millis_behind_latest", lag.max(0) as u64);
             }
+            reading.behind = got.millis_behind_latest.or(Some(0));
             for (record, seq) in got.records.iter().zip(&got.sequence_numbers) {
                 if let Some(expected) = reading.expect.take() {
                     if *seq == expected {
@@ -314,6 +326,8 @@ impl StreamSource for KinesisSource {
             readers: Vec::new(),
             next_listing: Instant::now(),
             turn: 0,
+            caught_up: false,
+            opened: Instant::now(),
         };
         source.refresh()?;
         Ok(source)
@@ -333,7 +347,13 @@ impl StreamSource for KinesisSource {
                 self.next_listing = Instant::now();
             }
             let now = Instant::now();
-            if !records.is_empty() || self.at != before || now >= deadline {
+            if !self.caught_up
+                && (self.readers.iter().all(|r| r.behind == Some(0))
+                    || self.opened.elapsed() >= FIRST_READ)
+            {
+                self.caught_up = true;
+            }
+            if !records.is_empty() || self.at != before || now >= deadline && self.caught_up {
                 break;
             }
             if self
@@ -342,7 +362,13 @@ impl StreamSource for KinesisSource {
                 .all(|r| r.resume_at.is_some_and(|at| at > now))
             {
                 // Nothing to read now (children waiting on a commit, throttled shards).
-                std::thread::sleep(Duration::from_millis(100).min(deadline - now));
+                let left = deadline.saturating_duration_since(now);
+                let pause = if left.is_zero() {
+                    Duration::from_millis(100)
+                } else {
+                    left
+                };
+                std::thread::sleep(Duration::from_millis(100).min(pause));
             }
         }
         Ok(Batch::new(records, self.at.clone()))
