@@ -403,13 +403,7 @@ fn postgres_cdc_streams_changes_in_commit_order_and_acks_the_slot() {
 /// equal, the pipeline still running.
 #[test]
 fn postgres_cdc_reopens_a_stream_the_server_ended() {
-    let pg = Postgres::start();
-    let mut db = pg.client();
-    db.batch_execute(
-        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
-         CREATE TABLE replica (id int PRIMARY KEY, owner text, balance numeric);",
-    )
-    .unwrap();
+    let (pg, mut db) = accounts_and_replica();
     let s = scratch();
     s.pipelines(&[cdc_to_replica(&pg, "reopen", "weir_reopen", 50, "")]);
     let mut weir = s.spawn_run(&[]);
@@ -804,6 +798,18 @@ config = {{ table = "replica", key = ["id"] }}
     )
 }
 
+/// A server with an empty `accounts` table and a `replica` of the same shape, and a client.
+fn accounts_and_replica() -> (Postgres, postgres::Client) {
+    let pg = Postgres::start();
+    let mut db = pg.client();
+    db.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
+         CREATE TABLE replica (id int PRIMARY KEY, owner text, balance numeric);",
+    )
+    .unwrap();
+    (pg, db)
+}
+
 /// How many rows of `a` and `b` differ (both ways).
 fn differing(db: &mut postgres::Client, a: &str, b: &str) -> i64 {
     db.query_one(
@@ -891,13 +897,7 @@ fn postgres_cdc_snapshot_then_stream_survives_concurrent_writes_and_kill_9() {
 /// times ends at the last value).
 #[test]
 fn concurrent_and_huge_transactions_land_whole_and_in_order() {
-    let pg = Postgres::start();
-    let mut db = pg.client();
-    db.batch_execute(
-        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
-         CREATE TABLE replica (id int PRIMARY KEY, owner text, balance numeric);",
-    )
-    .unwrap();
+    let (pg, mut db) = accounts_and_replica();
     let s = scratch();
     s.pipelines(&[cdc_to_replica(&pg, "txns", "weir_txns", 97, "")]);
     assert!(s.run_once().ok, "creates the slot");
@@ -1122,13 +1122,7 @@ poll_wait = "100ms"
 /// inside transactions and across batches, leave the replica equal to the original.
 #[test]
 fn cdc_into_postgres_sink_replicates_a_table() {
-    let pg = Postgres::start();
-    let mut db = pg.client();
-    db.batch_execute(
-        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
-         CREATE TABLE replica (id int PRIMARY KEY, owner text, balance numeric);",
-    )
-    .unwrap();
+    let (pg, mut db) = accounts_and_replica();
     let s = scratch();
     s.pipelines(&[cdc_to_replica(&pg, "replicate", "weir_replica", 7, "")]);
     assert!(s.run_once().ok, "creates the slot");

@@ -21,7 +21,6 @@ mod process;
 
 use postgres::{PASSWORD, Postgres};
 use process::{count_lines, measure};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -37,17 +36,7 @@ fn main() {
     };
     let changes = env("WEIR_BENCH_CHANGES", 100_000);
     let rate = env("WEIR_BENCH_RATE", 2_000);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let plugins = root.join("dist/plugins");
-    let weir = std::env::var("WEIR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/weir/target/release/weir")
-        });
-    assert!(
-        weir.exists() && plugins.join("postgres_cdc.wasm").exists(),
-        "run scripts/build.sh first"
-    );
+    let (weir, plugins) = process::weir_and_plugins("postgres_cdc.wasm");
 
     let pg = Postgres::start();
     let mut db = pg.client();

@@ -41,17 +41,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let plugins = root.join("dist/plugins");
-    let weir = std::env::var("WEIR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/weir/target/release/weir")
-        });
-    assert!(
-        weir.exists() && plugins.join("postgres_source.wasm").exists(),
-        "run scripts/build.sh first"
-    );
+    let (weir, plugins) = process::weir_and_plugins("postgres_source.wasm");
 
     let pg = Postgres::start();
     pg.client()

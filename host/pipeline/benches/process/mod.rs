@@ -1,6 +1,6 @@
 //! What the benches that time other programs share: one run of a process, measured.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,4 +47,20 @@ pub fn count_lines(path: &Path) -> u64 {
     use std::io::BufRead;
     let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
     f.split(b'\n').count() as u64
+}
+
+/// The `weir` binary (`$WEIR_BIN`, or the build's) and the built plugins, with `plugin`
+/// among them.
+pub fn weir_and_plugins(plugin: &str) -> (PathBuf, PathBuf) {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins");
+    let weir = std::env::var("WEIR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/weir/target/release/weir")
+        });
+    assert!(
+        weir.exists() && plugins.join(plugin).exists(),
+        "run scripts/build.sh first"
+    );
+    (weir, plugins)
 }
