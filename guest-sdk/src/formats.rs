@@ -70,6 +70,8 @@ fn ascii(c: char, what: &str) -> Result<u8, String> {
 /// csv-core's parser costs more than parsing a row).
 pub struct Header {
     names: Vec<String>,
+    /// Each name as a JSON key with its colon (`"name":`), escaped once.
+    keys: Vec<Vec<u8>>,
     types: Vec<Option<ColumnType>>,
     null_values: Vec<String>,
     infer: bool,
@@ -102,6 +104,14 @@ impl Header {
                 .iter()
                 .map(|n| options.types.get(n).copied())
                 .collect(),
+            keys: names
+                .iter()
+                .map(|n| {
+                    let mut key = serde_json::to_vec(n).expect("a string serialises");
+                    key.push(b':');
+                    key
+                })
+                .collect(),
             names,
             null_values: options.null_values.clone(),
             infer: options.infer_types,
@@ -112,6 +122,14 @@ impl Header {
     /// `{"column": value, ...}`: strings, unless a null value, a column's type or
     /// inference says otherwise.
     pub fn to_json(&mut self, row: &[u8]) -> Result<Vec<u8>, String> {
+        let mut json = Vec::with_capacity(row.len() * 2 + 16 * self.names.len());
+        self.write_json(row, &mut json)?;
+        Ok(json)
+    }
+
+    /// [`Header::to_json`] into `json` (cleared first), so a reader can keep one buffer.
+    pub fn write_json(&mut self, row: &[u8], json: &mut Vec<u8>) -> Result<(), String> {
+        json.clear();
         let names = &self.names;
         let values = self.fields.split(row)?;
         if values.len() != names.len() {
@@ -122,14 +140,18 @@ impl Header {
             ));
         }
         // Written straight out, keys and values escaped as JSON strings: no map, no copies.
-        let mut json = Vec::with_capacity(row.len() * 2 + 16 * names.len());
         json.push(b'{');
-        for (i, ((name, value), ty)) in names.iter().zip(values).zip(&self.types).enumerate() {
+        for (i, (((name, key), value), ty)) in names
+            .iter()
+            .zip(&self.keys)
+            .zip(values)
+            .zip(&self.types)
+            .enumerate()
+        {
             if i > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, name).map_err(|e| e.to_string())?;
-            json.push(b':');
+            json.extend_from_slice(key);
             let value = value?;
             let typed = |want: ColumnType| -> Result<&[u8], String> {
                 match want {
@@ -161,11 +183,11 @@ impl Header {
             };
             match raw {
                 Some(raw) => json.extend_from_slice(raw),
-                None => serde_json::to_writer(&mut json, value).map_err(|e| e.to_string())?,
+                None => serde_json::to_writer(&mut *json, value).map_err(|e| e.to_string())?,
             }
         }
         json.push(b'}');
-        Ok(json)
+        Ok(())
     }
 }
 

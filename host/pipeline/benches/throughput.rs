@@ -1,5 +1,7 @@
 //! file-source → file-sink through the host, next to a native Rust loop doing the same
-//! parse and write in the same run, plus plugin load and warm instantiation times.
+//! parse and write in the same run; the same rows as CSV, next to a native `csv` → JSON
+//! loop; object-source (on a local directory store) reading both; plus plugin load and
+//! warm instantiation times.
 //!
 //! Needs the plugins built: `scripts/build.sh`. Run: `cargo bench -p weir-pipeline`.
 //! `WEIR_BENCH_RECORDS` sets the record count (default 1,000,000).
@@ -39,15 +41,40 @@ fn main() {
 
     // One untimed run first: the plugins compiled and cached, the files in the page cache.
     weir_copy(&runtime, dir.path(), &plugins, "warm", "data", records);
+    object_copy(
+        &runtime,
+        dir.path(),
+        &plugins,
+        "warm-objects",
+        "data",
+        records,
+    );
     let mut native = Vec::new();
+    let mut native_csv = Vec::new();
     let mut weir = Vec::new();
     let mut weir_csv = Vec::new();
+    let mut objects = Vec::new();
+    let mut objects_csv = Vec::new();
     for round in 0..ROUNDS {
         // Interleaved, so all see the same machine load.
         native.push(native_copy(
             &input,
             &dir.path().join(format!("native-{round}.jsonl")),
         ));
+        native_csv.push(native_csv_to_json(
+            &csv,
+            &dir.path().join(format!("native-csv-{round}.jsonl")),
+        ));
+        for (data, took) in [("data", &mut objects), ("data-csv", &mut objects_csv)] {
+            took.push(object_copy(
+                &runtime,
+                dir.path(),
+                &plugins,
+                &format!("objects-{data}-{round}"),
+                data,
+                records,
+            ));
+        }
         let name = format!("jsonl-{round}");
         weir.push(weir_copy(
             &runtime,
@@ -94,9 +121,39 @@ fn main() {
         &weir_csv,
         baseline,
     );
+    row(
+        "native Rust csv -> JSON + fsync",
+        records,
+        csv_bytes,
+        &native_csv,
+        baseline,
+    );
+    row(
+        "weir, object-source JSON Lines",
+        records,
+        bytes,
+        &objects,
+        baseline,
+    );
+    row(
+        "weir, object-source CSV",
+        records,
+        csv_bytes,
+        &objects_csv,
+        baseline,
+    );
+    let ratio = |a: &[Duration], b: &[Duration]| {
+        median(b.to_vec()).as_secs_f64() / median(a.to_vec()).as_secs_f64()
+    };
     println!(
-        "CSV vs JSON Lines through weir (medians): {:.2}x",
-        median(weir).as_secs_f64() / median(weir_csv).as_secs_f64()
+        "CSV vs JSON Lines through weir (medians): file-source {:.2}x, object-source {:.2}x",
+        ratio(&weir_csv, &weir),
+        ratio(&objects_csv, &objects)
+    );
+    println!(
+        "weir CSV vs the native csv -> JSON loop: file-source {:.2}x, object-source {:.2}x",
+        ratio(&weir_csv, &native_csv),
+        ratio(&objects_csv, &native_csv)
     );
 
     let (cold, cached, warm) =
@@ -167,6 +224,83 @@ fn native_copy(input: &Path, output: &Path) -> Duration {
     file.write_all(&buffer).unwrap();
     file.sync_data().unwrap();
     started.elapsed()
+}
+
+/// What file-source does with CSV, natively with the `csv` crate: each row a JSON object
+/// of its header's names to the fields (as text, file-source's default), appended, fsync
+/// per batch.
+fn native_csv_to_json(input: &Path, output: &Path) -> Duration {
+    let started = Instant::now();
+    let mut reader = csv::ReaderBuilder::new()
+        .buffer_capacity(256 * 1024)
+        .from_path(input)
+        .unwrap();
+    let names: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| serde_json::to_string(h).unwrap())
+        .collect();
+    let mut file = File::create(output).unwrap();
+    let mut buffer = Vec::with_capacity(1 << 20);
+    let mut row = csv::ByteRecord::new();
+    let mut in_batch = 0;
+    while reader.read_byte_record(&mut row).unwrap() {
+        buffer.push(b'{');
+        for (i, (name, field)) in names.iter().zip(row.iter()).enumerate() {
+            if i > 0 {
+                buffer.push(b',');
+            }
+            buffer.extend_from_slice(name.as_bytes());
+            buffer.push(b':');
+            serde_json::to_writer(&mut buffer, std::str::from_utf8(field).unwrap()).unwrap();
+        }
+        buffer.extend_from_slice(b"}\n");
+        in_batch += 1;
+        if in_batch == BATCH {
+            file.write_all(&buffer).unwrap();
+            file.sync_data().unwrap();
+            buffer.clear();
+            in_batch = 0;
+        }
+    }
+    file.write_all(&buffer).unwrap();
+    file.sync_data().unwrap();
+    started.elapsed()
+}
+
+/// object-source reading `data` through a local directory store → file-sink.
+fn object_copy(
+    runtime: &std::sync::Arc<Runtime>,
+    dir: &Path,
+    plugins: &Path,
+    tag: &str,
+    data: &str,
+    records: usize,
+) -> Duration {
+    let out = dir.join(format!("weir-{tag}"));
+    let text = format!(
+        r#"
+state_dir = "state-{tag}"
+[[pipeline]]
+name = "bench"
+batch_size = {BATCH}
+[pipeline.source]
+plugin = "{source}"
+config = {{ prefix = "" }}
+grants.objects = {{ dir = "{data}" }}
+[pipeline.sink]
+plugin = "{sink}"
+config = {{ dir = "/out", file = "out.jsonl" }}
+grants.dirs = [{{ host = "{out}", guest = "/out", write = true }}]
+"#,
+        source = plugins.join("object_source.wasm").display(),
+        sink = plugins.join("file_sink.wasm").display(),
+        out = out.display(),
+    );
+    let (took, summary) = common::run_once(runtime, dir, tag, &text, records);
+    assert_eq!(summary.records_written as usize, records);
+    took
 }
 
 /// The same rows as CSV (a header, then the fields in the same order), for the CSV path.

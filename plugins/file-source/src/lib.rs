@@ -111,7 +111,7 @@ impl BatchSource for FileSource {
 
     fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
         let mut records = Records::with_capacity(max_records as usize, 128 * max_records as usize);
-        let mut line = Vec::new();
+        let (mut line, mut json) = (Vec::new(), Vec::new());
         while records.len() < max_records as usize {
             let Some(file) = self.current.as_mut() else {
                 match self.queue.next() {
@@ -136,8 +136,8 @@ impl BatchSource for FileSource {
             if !content.iter().all(u8::is_ascii_whitespace) {
                 match &mut file.csv {
                     Some(header) => {
-                        let json = header
-                            .to_json(content)
+                        header
+                            .write_json(content, &mut json)
                             .map_err(|e| parse_error(&file.name, at, &e))?;
                         records.push_value(&json);
                     }

@@ -259,7 +259,7 @@ impl BatchSource for ObjectSource {
         }
         let open = self.open.as_mut().expect("opened above");
         let delivered = open.records;
-        let mut records = Records::new();
+        let mut records = Records::with_capacity(max_records as usize, 128 * max_records as usize);
         let mut dead = Vec::new();
         let mut line = Vec::new();
         let mut ended = false;
@@ -278,9 +278,11 @@ impl BatchSource for ObjectSource {
                     return Err(e);
                 }
             };
-            // A CSV row that does not fit its header comes back marked.
+            // A CSV row that does not fit its header comes back marked; one that does is
+            // JSON by construction, so only JSON Lines are checked.
             let problem = match text.strip_prefix(b"\0") {
                 Some(e) => Some(String::from_utf8_lossy(e).into_owned()),
+                None if open.csv.is_some() => None,
                 None => serde_json::from_slice::<serde::de::IgnoredAny>(&text)
                     .err()
                     .map(|e| e.to_string()),
