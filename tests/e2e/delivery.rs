@@ -249,12 +249,49 @@ fn a_second_weir_on_the_same_state_is_refused() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success());
-    assert!(
-        stderr.contains("is in use by another weir process"),
-        "{stderr}"
-    );
+    let holder = format!("is in use by another weir process (pid {})", first.pid());
+    assert!(stderr.contains(&holder), "{stderr}");
     let stopped = terminate(first);
     assert!(stopped.ok, "{}", stopped.stderr);
+}
+
+/// `--pipeline NAME` runs that pipeline of the file and no other; a name the file does not
+/// have is an error naming the file.
+#[test]
+fn run_pipeline_runs_one_pipeline_of_the_file() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..30));
+    s.pipelines(&[
+        file_pipeline("first", 10, "first.jsonl"),
+        file_pipeline("second", 10, "second.jsonl"),
+    ]);
+    let run = Run::from(
+        s.weir(&[
+            "run",
+            "pipeline.toml",
+            "--once",
+            "--output",
+            "json",
+            "--pipeline",
+            "second",
+        ])
+        .output()
+        .unwrap(),
+    );
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summaries.len(), 1, "{:?}", run.summaries);
+    assert_eq!(run.summary("second")["records_written"], 30);
+    assert!(
+        !s.path("out/first.jsonl").exists(),
+        "the other pipeline did not run"
+    );
+    let missing = s
+        .weir(&["run", "pipeline.toml", "--once", "--pipeline", "third"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("no pipeline `third` in"), "{stderr}");
 }
 
 fn stream_pipeline(total: u64, poll_wait: &str) -> String {

@@ -33,21 +33,46 @@ pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create state directory {}", dir.display()))?;
     let lock_path = dir.join("weir.lock");
-    let lock = std::fs::OpenOptions::new()
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .create(true)
+        .truncate(false)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
     lock.try_lock().map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
-            "state directory {} is in use by another weir process",
-            dir.display()
-        ),
+        std::fs::TryLockError::WouldBlock => {
+            // The holder wrote its process id into the lock file when it took it.
+            use std::io::Read;
+            let mut holder = String::new();
+            let _ = (&lock).take(64).read_to_string(&mut holder);
+            let holder = holder.trim();
+            anyhow::anyhow!(
+                "state directory {} is in use by another weir process{}: two processes would \
+                 deliver the same pipelines twice (stop that one, or give this file another \
+                 state_dir)",
+                dir.display(),
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({holder})")
+                }
+            )
+        }
         std::fs::TryLockError::Error(e) => {
             anyhow::Error::new(e).context(format!("cannot lock {}", lock_path.display()))
         }
     })?;
+    // Says who holds it, for the next one that tries.
+    lock.set_len(0)
+        .and_then(|()| {
+            std::io::Write::write_all(
+                &mut lock,
+                format!("pid {}\n", std::process::id()).as_bytes(),
+            )
+        })
+        .with_context(|| format!("cannot write {}", lock_path.display()))?;
     Ok(lock)
 }
 
@@ -199,9 +224,10 @@ mod tests {
         let _first = SqliteCheckpoints::open(dir.path()).unwrap();
         let second = SqliteCheckpoints::open(dir.path()).err().unwrap();
         assert!(
-            second
-                .to_string()
-                .contains("in use by another weir process"),
+            second.to_string().contains(&format!(
+                "in use by another weir process (pid {})",
+                std::process::id()
+            )),
             "{second}"
         );
         drop(_first);

@@ -34,6 +34,9 @@ enum Command {
     /// Run the pipelines in a pipeline file.
     Run {
         file: PathBuf,
+        /// Only this pipeline of the file.
+        #[arg(long)]
+        pipeline: Option<String>,
         /// One run now, ignoring schedules; stream sources stop once idle.
         #[arg(long)]
         once: bool,
@@ -335,11 +338,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run {
             file,
+            pipeline,
             once,
             output,
             clients,
         } => {
-            let file = PipelineFile::load_with(&file, &clients.policy())?;
+            let mut file = PipelineFile::load_with(&file, &clients.policy())?;
+            let chosen = only(&file, pipeline.as_deref())?;
+            file.pipelines = chosen.into_iter().cloned().collect();
             let runtime = std::sync::Arc::new(runtime(cli.cache_dir)?);
             let stop = Shutdown::default();
             stop_on_signals(stop.clone())?;
@@ -403,16 +409,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             clients,
         } => {
             let file = PipelineFile::load_with(&file, &clients.policy())?;
-            let chosen: Vec<_> = file
-                .pipelines
-                .iter()
-                .filter(|p| pipeline.as_ref().is_none_or(|name| &p.name == name))
-                .collect();
-            if let Some(name) = &pipeline
-                && chosen.is_empty()
-            {
-                anyhow::bail!("no pipeline `{name}` in {}", file.path.display());
-            }
+            let chosen = only(&file, pipeline.as_deref())?;
             let runtime = runtime(cli.cache_dir)?;
             let found: Vec<_> = chosen
                 .iter()
@@ -647,4 +644,23 @@ fn stop_on_signals(stop: Shutdown) -> Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// The file's pipelines, or only the one named (an error naming the file if it has none
+/// of that name).
+fn only<'a>(
+    file: &'a PipelineFile,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<&'a weir_pipeline::Pipeline>> {
+    let chosen: Vec<_> = file
+        .pipelines
+        .iter()
+        .filter(|p| name.is_none_or(|name| p.name == name))
+        .collect();
+    if let Some(name) = name
+        && chosen.is_empty()
+    {
+        anyhow::bail!("no pipeline `{name}` in {}", file.path.display());
+    }
+    Ok(chosen)
 }
