@@ -683,3 +683,44 @@ fn process_cpu_seconds(pid: u32) -> f64 {
     .unwrap();
     ticks / per_second
 }
+
+/// Each subcommand of the CLI says what it does in one line of its own (not its server
+/// options' description), and each that talks to a server says which token it needs;
+/// `--server` names its environment variable once.
+#[test]
+fn every_subcommand_says_what_it_does_and_which_token_it_needs() {
+    let s = Scratch::new();
+    let help = |args: &[&str]| -> String {
+        let out = s.weir(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for group in ["plugin", "tenant", "pipeline", "cluster"] {
+        let text = help(&[group, "--help"]);
+        let commands = text
+            .split("Commands:")
+            .nth(1)
+            .and_then(|rest| rest.split("Options:").next())
+            .unwrap();
+        for line in commands.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, about) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            let about = about.trim();
+            if name == "help" {
+                continue;
+            }
+            assert!(
+                !about.is_empty(),
+                "`weir {group} {name}` has no description"
+            );
+            assert!(
+                !about.starts_with("Where the server is"),
+                "`weir {group} {name}` borrows its options' description"
+            );
+            if !(group == "plugin" && name == "inspect") {
+                assert!(about.contains("token"), "`weir {group} {name}`: {about}");
+            }
+        }
+    }
+    let list = help(&["pipeline", "list", "--help"]);
+    assert_eq!(list.matches("WEIR_SERVER").count(), 1, "{list}");
+}

@@ -65,7 +65,7 @@ enum Command {
         #[command(flatten)]
         clients: ClientSettings,
     },
-    /// Plugin files, and plugins on a weir server.
+    /// Plugin files, and plugins on a weir server (a tenant's token).
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Run a long-lived, multi-tenant host with a management API.
@@ -111,7 +111,7 @@ enum Command {
     /// Tenants on a weir server (admin token).
     #[command(subcommand)]
     Tenant(TenantCommand),
-    /// Pipelines on a weir server.
+    /// Pipelines on a weir server (a tenant's token).
     #[command(subcommand)]
     Pipeline(PipelineCommand),
     /// Start a connector project that builds to a .wasm with one command.
@@ -155,7 +155,8 @@ enum PluginCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
-    /// Upload a plugin version; pipelines using the plugin swap to it at a checkpoint.
+    /// Upload a plugin version; pipelines using the plugin swap to it at a checkpoint (a
+    /// tenant's token).
     Push {
         file: PathBuf,
         /// The plugin's name [default: the file's name without .wasm]
@@ -164,12 +165,12 @@ enum PluginCommand {
         #[command(flatten)]
         server: Server,
     },
-    /// The tenant's plugins and their versions.
+    /// The tenant's plugins and their versions (a tenant's token).
     List {
         #[command(flatten)]
         server: Server,
     },
-    /// Delete a version no pipeline uses.
+    /// Delete a version no pipeline uses (a tenant's token).
     Delete {
         name: String,
         version: i64,
@@ -181,7 +182,7 @@ enum PluginCommand {
 /// Where the server is and who is asking.
 #[derive(clap::Args)]
 struct Server {
-    /// The weir server's API [env: WEIR_SERVER]
+    /// The weir server's API
     #[arg(long, env = "WEIR_SERVER", default_value = "http://127.0.0.1:7070")]
     server: String,
     /// A tenant's token, or the admin token [default: $WEIR_TOKEN]
@@ -200,7 +201,7 @@ impl Server {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Nodes, their health, and the slots and pipelines each runs.
+    /// Nodes, their health, and the slots and pipelines each runs (the admin token).
     Status {
         #[command(flatten)]
         server: Server,
@@ -209,7 +210,7 @@ enum ClusterCommand {
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    /// Create a tenant; prints its token (shown once).
+    /// Create a tenant; prints its token, shown once (the admin token).
     Create {
         name: String,
         /// Quotas and grants, TOML or JSON: `[quotas]` and `[grants]` tables.
@@ -218,17 +219,18 @@ enum TenantCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// The tenants, with their quotas and grants (the admin token).
     List {
         #[command(flatten)]
         server: Server,
     },
-    /// A new token for the tenant; the old one stops working.
+    /// A new token for the tenant; the old one stops working (the admin token).
     Token {
         name: String,
         #[command(flatten)]
         server: Server,
     },
-    /// Delete a tenant that has no pipelines left, with its plugins.
+    /// Delete a tenant that has no pipelines left, with its plugins (the admin token).
     Delete {
         name: String,
         #[command(flatten)]
@@ -238,38 +240,44 @@ enum TenantCommand {
 
 #[derive(Subcommand)]
 enum PipelineCommand {
-    /// Create a pipeline from a `[[pipeline]]`-style TOML (or JSON) file; plugins by name.
+    /// Create a pipeline from a `[[pipeline]]`-style TOML (or JSON) file; plugins by name
+    /// (a tenant's token).
     Create {
         file: PathBuf,
         #[command(flatten)]
         server: Server,
     },
+    /// The tenant's pipelines, each with its state (a tenant's token).
     List {
         #[command(flatten)]
         server: Server,
     },
-    /// State, last error, records in/out, checkpoint and its age.
+    /// State, last error, records in/out, checkpoint and its age (a tenant's token).
     Show {
         name: String,
         #[command(flatten)]
         server: Server,
     },
+    /// Stop a pipeline where it is; it keeps its checkpoint (a tenant's token).
     Pause {
         name: String,
         #[command(flatten)]
         server: Server,
     },
+    /// Start a paused pipeline again from its checkpoint (a tenant's token).
     Resume {
         name: String,
         #[command(flatten)]
         server: Server,
     },
+    /// Stop a pipeline and forget it, checkpoint and all (a tenant's token).
     Delete {
         name: String,
         #[command(flatten)]
         server: Server,
     },
-    /// Move to the latest (or given) plugin versions at the next checkpoint boundary.
+    /// Move to the latest (or given) plugin versions at the next checkpoint boundary (a
+    /// tenant's token).
     Upgrade {
         name: String,
         #[arg(long)]
