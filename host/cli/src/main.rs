@@ -79,7 +79,9 @@ enum Command {
         /// Push `DIR/<tenant>/<plugin>.wasm` files as new plugin versions when they change.
         #[arg(long)]
         watch: Option<PathBuf>,
-        /// Plugin instances alive at once (two per pipeline).
+        /// Plugin instances alive at once: a pipeline holds one for its source, one for its
+        /// sink and one per transform worker, so this bounds the pipelines the process runs
+        /// (one past it fails to instantiate, and is retried with backoff like any failure).
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
         /// The most linear memory any one instance may be granted (tenant quotas stay
