@@ -94,16 +94,7 @@ poll_wait = "200ms"
     // Compile the plugins into the cache first (and open the slots once): the runs measure
     // streaming, not compiling.
     for file in ["file.toml", "table.toml"] {
-        let check = Command::new(&weir)
-            .args(["check", file])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
+        process::weir_check(&weir, dir.path(), file);
     }
 
     // The backlog: one update per transaction, as pgbench's accounts see them.

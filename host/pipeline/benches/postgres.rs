@@ -80,16 +80,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
     )
     .unwrap();
     // Compile the plugins into the cache first: the run measures reading, not compiling.
-    let check = Command::new(&weir)
-        .args(["check", "bench.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    process::weir_check(&weir, dir.path(), "bench.toml");
 
     let psql = |query: &str, file: &str, options: &str| {
         let mut cmd = Command::new("psql");

@@ -205,25 +205,53 @@ fn write_input(path: &Path, records: usize) -> u64 {
 fn native_copy(input: &Path, output: &Path) -> Duration {
     let started = Instant::now();
     let reader = BufReader::with_capacity(256 * 1024, File::open(input).unwrap());
-    let mut file = File::create(output).unwrap();
-    let mut buffer = Vec::with_capacity(1 << 20);
-    let mut in_batch = 0;
+    let mut out = BatchedFile::create(output);
     for line in reader.split(b'\n') {
         let line = line.unwrap();
         serde_json::from_slice::<serde::de::IgnoredAny>(&line).unwrap();
-        buffer.extend_from_slice(&line);
-        buffer.push(b'\n');
-        in_batch += 1;
-        if in_batch == BATCH {
-            file.write_all(&buffer).unwrap();
-            file.sync_data().unwrap();
-            buffer.clear();
-            in_batch = 0;
+        out.buffer.extend_from_slice(&line);
+        out.buffer.push(b'\n');
+        out.record_written();
+    }
+    out.finish();
+    started.elapsed()
+}
+
+/// The native loops' sink: records appended to a buffer, written and fsynced once per
+/// batch, as file-sink does.
+struct BatchedFile {
+    file: File,
+    buffer: Vec<u8>,
+    in_batch: usize,
+}
+
+impl BatchedFile {
+    fn create(path: &Path) -> BatchedFile {
+        BatchedFile {
+            file: File::create(path).unwrap(),
+            buffer: Vec::with_capacity(1 << 20),
+            in_batch: 0,
         }
     }
-    file.write_all(&buffer).unwrap();
-    file.sync_data().unwrap();
-    started.elapsed()
+
+    /// One more record is in the buffer; at a batch's end, it all goes to the disk.
+    fn record_written(&mut self) {
+        self.in_batch += 1;
+        if self.in_batch == BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.file.write_all(&self.buffer).unwrap();
+        self.file.sync_data().unwrap();
+        self.buffer.clear();
+        self.in_batch = 0;
+    }
+
+    fn finish(mut self) {
+        self.flush();
+    }
 }
 
 /// What file-source does with CSV, natively with the `csv` crate: each row a JSON object
@@ -241,11 +269,10 @@ fn native_csv_to_json(input: &Path, output: &Path) -> Duration {
         .iter()
         .map(|h| serde_json::to_string(h).unwrap())
         .collect();
-    let mut file = File::create(output).unwrap();
-    let mut buffer = Vec::with_capacity(1 << 20);
+    let mut out = BatchedFile::create(output);
     let mut row = csv::ByteRecord::new();
-    let mut in_batch = 0;
     while reader.read_byte_record(&mut row).unwrap() {
+        let buffer = &mut out.buffer;
         buffer.push(b'{');
         for (i, (name, field)) in names.iter().zip(row.iter()).enumerate() {
             if i > 0 {
@@ -253,19 +280,12 @@ fn native_csv_to_json(input: &Path, output: &Path) -> Duration {
             }
             buffer.extend_from_slice(name.as_bytes());
             buffer.push(b':');
-            serde_json::to_writer(&mut buffer, std::str::from_utf8(field).unwrap()).unwrap();
+            serde_json::to_writer(&mut *buffer, std::str::from_utf8(field).unwrap()).unwrap();
         }
         buffer.extend_from_slice(b"}\n");
-        in_batch += 1;
-        if in_batch == BATCH {
-            file.write_all(&buffer).unwrap();
-            file.sync_data().unwrap();
-            buffer.clear();
-            in_batch = 0;
-        }
+        out.record_written();
     }
-    file.write_all(&buffer).unwrap();
-    file.sync_data().unwrap();
+    out.finish();
     started.elapsed()
 }
 

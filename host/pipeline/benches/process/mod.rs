@@ -64,3 +64,18 @@ pub fn weir_and_plugins(plugin: &str) -> (PathBuf, PathBuf) {
     );
     (weir, plugins)
 }
+
+/// `weir check FILE` in `dir`, which must pass: it compiles the plugins into the cache,
+/// so a timed run measures the work, not the compiling.
+pub fn weir_check(weir: &Path, dir: &Path, file: &str) {
+    let check = Command::new(weir)
+        .args(["check", file])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
