@@ -357,6 +357,48 @@ fn a_log_flood_is_held_to_the_budget() {
     assert_eq!(run.summary("healthy")["records_written"], 2000);
 }
 
+/// A plugin's `log.info` lines show at weir's default verbosity (the host's own info lines
+/// do not); `RUST_LOG` overrides.
+#[test]
+fn a_plugins_info_lines_show_by_default() {
+    let s = Scratch::new();
+    s.pipelines(&[hostile_pipeline(
+        "chatty",
+        "log-flood",
+        ", count = 3",
+        "",
+        "",
+    )]);
+    let quiet = |rust_log: Option<&str>| {
+        let mut cmd = s.weir(&["run", "pipeline.toml", "--once", "--output", "json"]);
+        cmd.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        Run::from(cmd.output().unwrap())
+    };
+    let run = quiet(None);
+    assert!(run.ok, "{}", run.stderr);
+    let lines = |run: &Run| {
+        run.stderr
+            .lines()
+            .filter(|l| l.contains("INFO") && l.contains("weir::guest"))
+            .count()
+    };
+    assert_eq!(lines(&run), 3, "{}", run.stderr);
+    let host_info = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("INFO") && !l.contains("weir::guest"))
+        .count();
+    assert_eq!(
+        host_info, 0,
+        "the host's own info lines stay hidden: {}",
+        run.stderr
+    );
+    assert_eq!(lines(&quiet(Some("warn"))), 0);
+}
+
 /// README: directories are read-only unless `write = true`, and a plugin gets no
 /// environment variables or process arguments. A write into a read-only grant fails and
 /// leaves nothing; the host's environment (holding a secret here) and command line stay

@@ -24,7 +24,8 @@ struct Cli {
     /// Where compiled plugins are cached [default: $WEIR_CACHE_DIR or ~/.cache/weir/components]
     #[arg(long, global = true)]
     cache_dir: Option<PathBuf>,
-    /// Log more (-v: info, -vv: debug); RUST_LOG overrides.
+    /// Log more (-v: info, -vv: debug); plugins' own lines show from info by default;
+    /// RUST_LOG overrides (e.g. `RUST_LOG=weir::guest=debug`).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 }
@@ -323,8 +324,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logs(verbose: u8) {
+    // A plugin's own log lines (target `weir::guest`, held to each instance's budget) are
+    // what an operator looks for first: shown from info up by default, where the host's
+    // own are shown from warn.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,weir::guest=info",
         1 => "info",
         _ => "debug,cranelift_codegen=info,wasmtime=info",
     };
