@@ -131,7 +131,8 @@ impl Replication {
                     bytes += data.len();
                     read.messages.push(WalMessage {
                         lsn,
-                        data: data.to_vec(),
+                        // The message's own allocation, not a copy of it.
+                        data: Vec::from(data),
                     });
                     read.caught_up = None;
                 }
