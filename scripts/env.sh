@@ -2,5 +2,6 @@
 # so CI and reruns reuse the wasmtime build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
 export WEIR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export WEIR_BIN="$CARGO_TARGET_DIR/release/weir"
+# The shipped binary (build.sh strips the cargo build's debug info into weir.debug beside it).
+export WEIR_BIN="$WEIR_ROOT/dist/bin/weir"
 export WEIR_PLUGINS="$WEIR_ROOT/dist/plugins"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build weir and its plugins. Idempotent.
+# `setup.sh --core`: only what the host and the Rust plugins need (the quickstart's share);
+# with no argument, also the Python and JavaScript toolchains and the servers the tests run.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+core_only=false
+[ "${1:-}" = "--core" ] && core_only=true
 
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is missing; install Rust with rustup first" >&2
@@ -16,15 +20,20 @@ fi
 missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v cmake >/dev/null || missing+=(cmake)
-command -v node >/dev/null || missing+=(nodejs npm)
-# The SQL tests start throwaway PostgreSQL clusters from the server binaries.
-[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
-[ -e /usr/lib/postgresql/15/lib/wal2json.so ] || missing+=(postgresql-15-wal2json)
 [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+# objcopy: build.sh splits the shipped binary's debug info into a file beside it.
+command -v objcopy >/dev/null || missing+=(binutils)
+if ! $core_only; then
+    command -v node >/dev/null || missing+=(nodejs npm)
+    # The SQL tests start throwaway PostgreSQL clusters from the server binaries.
+    [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+    [ -e /usr/lib/postgresql/15/lib/wal2json.so ] || missing+=(postgresql-15-wal2json)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
+$core_only && exit 0
 
 # Python guests are built with componentize-py (it embeds CPython; no other download).
 if ! command -v componentize-py >/dev/null || [ "$(componentize-py --version 2>/dev/null)" != "componentize-py 0.25.1" ]; then

@@ -29,9 +29,14 @@ fn script(dir: &Path, name: &str) {
     );
 }
 
+/// A project linked to this checkout's SDKs (`--sdk`); the shipped binary's own copy is
+/// tested below, from outside the tree.
 fn scaffold(s: &Scratch, name: &str, lang: &str, kind: &str) -> std::path::PathBuf {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
     let out = s
         .weir(&["new", name, "--lang", lang, "--kind", kind])
+        .arg("--sdk")
+        .arg(&sdk)
         .env("WEIR_PLUGINS", plugin("file_sink").parent().unwrap())
         .output()
         .unwrap();
@@ -123,4 +128,136 @@ fn a_transform_scaffold_in_each_language_builds_tests_and_runs() {
             "{lang}: the checkpoint held"
         );
     }
+}
+
+/// This build's `weir` as `scripts/build.sh` ships it (through `scripts/ship-bin.sh`), in
+/// `dir/bin/`.
+fn shipped_weir(dir: &Path) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ship-bin.sh");
+    let out = Command::new(script)
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin.join("weir")
+}
+
+/// The shipped binary is small, and its symbols and DWARF are in `weir.debug` beside it,
+/// where a backtrace finds them through the binary's `.gnu_debuglink`.
+#[test]
+fn the_shipped_binary_is_lean_and_its_debug_info_is_beside_it() {
+    let s = Scratch::new();
+    let weir = shipped_weir(s.path("dist").as_path());
+    let size = std::fs::metadata(&weir).unwrap().len();
+    assert!(size < 60_000_000, "dist/bin/weir is {size} bytes");
+    let readelf = |args: &[&str], file: &Path| {
+        let out = Command::new("readelf")
+            .args(args)
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "readelf {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let link = readelf(&["--string-dump=.gnu_debuglink"], &weir);
+    assert!(link.contains("weir.debug"), "{link}");
+    let debug = weir.with_file_name("weir.debug");
+    let sections = readelf(&["--section-headers", "--wide"], &debug);
+    for section in [".debug_line", ".debug_info", ".symtab"] {
+        assert!(sections.contains(section), "weir.debug lacks {section}");
+    }
+    let build_id = |file: &Path| {
+        let notes = readelf(&["--notes"], file);
+        notes
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+            .expect("a build id")
+    };
+    assert_eq!(
+        build_id(&weir),
+        build_id(&debug),
+        "weir.debug is another build's"
+    );
+    let version = Command::new(&weir).arg("--version").output().unwrap();
+    assert!(version.status.success());
+}
+
+/// `weir new` from the shipped binary alone, copied out of the tree with the plugins it
+/// ships beside it: each language's project builds, passes its test and runs, and nothing
+/// in it names the tree weir was built from.
+#[test]
+fn a_project_from_the_binary_alone_builds_tests_and_runs_in_each_language() {
+    let s = Scratch::new();
+    let weir = shipped_weir(s.path("weir").as_path());
+    std::fs::create_dir_all(s.path("weir/plugins")).unwrap();
+    for p in ["file_source", "file_sink"] {
+        std::fs::copy(plugin(p), s.path(&format!("weir/plugins/{p}.wasm"))).unwrap();
+    }
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    for (lang, kind) in [
+        ("rust", "batch-source"),
+        ("python", "transform"),
+        ("js", "transform"),
+    ] {
+        let name = format!("{lang}-{kind}");
+        let out = Command::new(&weir)
+            .args(["new", &name, "--lang", lang, "--kind", kind])
+            .current_dir(s.path(""))
+            .env_remove("WEIR_SDK")
+            .env_remove("WEIR_PLUGINS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = s.path(&name);
+        assert!(dir.join("weir-sdk/wit/connector.wit").is_file(), "{lang}");
+        script(&dir, "test.sh");
+        script(&dir, "build.sh");
+        let run = Command::new(&weir)
+            .args(["run", "pipeline.toml", "--once", "--output", "json"])
+            .current_dir(&dir)
+            .env_remove("WEIR_PLUGINS")
+            .output()
+            .unwrap();
+        let run = Run::from(run);
+        assert!(run.ok, "{lang}: {}", run.stderr);
+        let expected = if kind == "transform" { 2 } else { 1000 };
+        assert_eq!(run.summaries[0]["records_written"], expected, "{lang}");
+        let named = files_naming(&dir, tree.to_str().unwrap());
+        assert!(
+            named.is_empty(),
+            "{lang}: {named:?} name {}",
+            tree.display()
+        );
+    }
+}
+
+/// Files under `dir` (not installed packages or build output) whose text contains `needle`.
+fn files_naming(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if name == "node_modules" || name == "target" || name == ".weir" {
+            continue;
+        }
+        if path.is_dir() {
+            found.extend(files_naming(&path, needle));
+        } else if std::fs::read(&path).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -127,8 +127,9 @@ enum Command {
         /// Where to create it [default: ./NAME]
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// weir's guest-sdk folder [default: $WEIR_SDK, or the one weir was built from]
-        #[arg(long)]
+        /// Link the project to this guest-sdk folder instead of giving it a copy of the SDK
+        /// this binary carries (in weir-sdk/)
+        #[arg(long, env = "WEIR_SDK")]
         sdk: Option<PathBuf>,
     },
 }
@@ -453,6 +454,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 name,
                 dir,
                 sdk,
+                plugins: new::plugins_dir()?,
             };
             let files = new::scaffold(&new)?;
             println!("created {} in {}:", new.name, new.dir.display());

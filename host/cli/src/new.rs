@@ -83,18 +83,141 @@ fn template(path: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no template {path}"))
 }
 
-/// Where this weir's SDKs and plugins live: given, from the environment, or the source
-/// tree this binary was built from.
-fn repo_dir(given: Option<PathBuf>, var: &str, rel: &str) -> Result<PathBuf> {
-    let dir = given
-        .or_else(|| std::env::var_os(var).map(PathBuf::from))
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../..")
-                .join(rel)
-        });
-    dir.canonicalize()
-        .with_context(|| format!("{} not found (set {var} or pass it)", dir.display()))
+/// The SDKs, the contract and the guide, as this binary was built with them (build.rs),
+/// by their paths in weir's repository.
+const SDK_FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
+
+/// Where `weir new` vendors the SDK inside a project: the repository's layout below it, so
+/// the SDKs' relative paths to the contract hold.
+const VENDORED: &str = "weir-sdk";
+
+fn sdk_file(path: &str) -> &'static [u8] {
+    SDK_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, bytes)| *bytes)
+        .unwrap_or_else(|| panic!("no embedded SDK file {path}"))
+}
+
+/// Writes the language's embedded SDK, the contract and the guide into `dir/weir-sdk/`,
+/// each crate's manifest made standalone (the workspace's inherited fields and dependencies
+/// written out).
+fn vendor_sdk(dir: &Path, lang: Lang) -> Result<()> {
+    let workspace: toml::Table = toml::from_str(std::str::from_utf8(sdk_file("Cargo.toml"))?)?;
+    let needed = |rel: &str| match lang {
+        Lang::Rust => !rel.starts_with("guest-sdk/python/") && !rel.starts_with("guest-sdk/js/"),
+        Lang::Python => !rel.starts_with("guest-sdk/") || rel.starts_with("guest-sdk/python/"),
+        Lang::Js => !rel.starts_with("guest-sdk/") || rel.starts_with("guest-sdk/js/"),
+    };
+    for (rel, bytes) in SDK_FILES {
+        let crate_part = rel.ends_with("Cargo.toml") || rel.starts_with("wit/wire/");
+        if *rel == "Cargo.toml" || !needed(rel) || (lang != Lang::Rust && crate_part) {
+            continue;
+        }
+        let path = dir.join(VENDORED).join(rel);
+        let bytes = match rel.strip_suffix("/Cargo.toml") {
+            Some(crate_dir) => {
+                standalone_manifest(std::str::from_utf8(bytes)?, &workspace, crate_dir)?
+                    .into_bytes()
+            }
+            None => bytes.to_vec(),
+        };
+        write_file(&path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// A workspace member's manifest with every `x.workspace = true` replaced by what the
+/// workspace says, paths made relative to `crate_dir` (the member's folder from the root).
+fn standalone_manifest(text: &str, workspace: &toml::Table, crate_dir: &str) -> Result<String> {
+    let ws = workspace["workspace"]
+        .as_table()
+        .context("root manifest has no [workspace]")?;
+    let up = "../".repeat(crate_dir.split('/').count());
+    let mut section = String::new();
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed.trim_matches(['[', ']']).to_string();
+        }
+        let Some(key) = trimmed
+            .strip_suffix(".workspace = true")
+            .filter(|k| !k.contains([' ', '=']))
+        else {
+            ensure!(
+                !trimmed.contains("workspace = true"),
+                "{crate_dir}/Cargo.toml: `{trimmed}` is a form weir new cannot vendor"
+            );
+            out += line;
+            out.push('\n');
+            continue;
+        };
+        let from = if section == "package" {
+            "package"
+        } else {
+            "dependencies"
+        };
+        let mut value = ws
+            .get(from)
+            .and_then(|t| t.get(key))
+            .with_context(|| format!("workspace.{from} has no `{key}`"))?
+            .clone();
+        if let Some(path) = value.get_mut("path") {
+            *path = toml::Value::String(format!("{up}{}", path.as_str().unwrap_or_default()));
+        }
+        out += &format!("{key} = {}\n", inline(&value));
+    }
+    Ok(out)
+}
+
+/// A TOML value on one line (tables inline).
+fn inline(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(t) => {
+            let fields: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", inline(v)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        toml::Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(inline).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap())
+        .with_context(|| format!("cannot create {}", path.parent().unwrap().display()))?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "sh") {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// Where weir's own plugins are (the pipeline file runs the connector between them):
+/// `$WEIR_PLUGINS`, else `plugins/` beside the folder of this binary (`dist/bin/weir` and
+/// `dist/plugins/`, as the build lays them out).
+pub fn plugins_dir() -> Result<PathBuf> {
+    let dir = match std::env::var_os("WEIR_PLUGINS") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(Path::parent)
+            .context("this binary has no parent folder")?
+            .join("plugins"),
+    };
+    dir.canonicalize().with_context(|| {
+        format!(
+            "weir's plugins are not at {} (set WEIR_PLUGINS to the folder with file_source.wasm)",
+            dir.display()
+        )
+    })
 }
 
 pub struct New {
@@ -102,7 +225,10 @@ pub struct New {
     pub kind: Kind,
     pub name: String,
     pub dir: PathBuf,
+    /// An SDK folder to link to instead of vendoring the embedded one.
     pub sdk: Option<PathBuf>,
+    /// weir's plugins, which the project's pipeline file runs the connector between.
+    pub plugins: PathBuf,
 }
 
 /// Writes the project and returns the files written, relative to its directory.
@@ -118,9 +244,27 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
     if new.dir.exists() && new.dir.read_dir()?.next().is_some() {
         bail!("{} exists and is not empty", new.dir.display());
     }
-    let sdk_root = repo_dir(new.sdk.clone(), "WEIR_SDK", "guest-sdk")?;
-    let plugins = repo_dir(None, "WEIR_PLUGINS", "dist/plugins")
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins"));
+    let plugins = &new.plugins;
+    // An SDK folder given links the project to it (weir's own development); otherwise the
+    // project gets its own copy of the SDK this binary carries, and names it by relative
+    // paths, so the project can move.
+    let (sdk_root, guide) = match &new.sdk {
+        Some(dir) => {
+            let dir = dir
+                .canonicalize()
+                .with_context(|| format!("SDK folder {} not found", dir.display()))?;
+            let guide = dir.join("../docs/writing-connectors.md");
+            (dir, guide)
+        }
+        None => {
+            vendor_sdk(&new.dir, new.lang)?;
+            let vendored = PathBuf::from(VENDORED);
+            (
+                vendored.join("guest-sdk"),
+                vendored.join("docs/writing-connectors.md"),
+            )
+        }
+    };
     let world = new.kind.world();
     let (language, sdk, files): (&str, PathBuf, Vec<(String, &str)>) = match new.lang {
         Lang::Rust => (
@@ -193,7 +337,6 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
             "it writes `data/sample.jsonl` to `out/out.jsonl`; the value that is not a JSON object goes to `dead-letters/`.",
         ),
     };
-    let guide = sdk_root.join("../docs/writing-connectors.md");
     let vars = [
         ("{{name}}", name.as_str()),
         ("{{crate}}", &name.replace('-', "_")),
@@ -218,14 +361,7 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
         let text = vars
             .iter()
             .fold(text.to_string(), |t, (k, v)| t.replace(k, v));
-        let path = new.dir.join(&rel);
-        std::fs::create_dir_all(path.parent().unwrap())
-            .with_context(|| format!("cannot create {}", path.parent().unwrap().display()))?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        if rel.ends_with(".sh") {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        }
+        write_file(&new.dir.join(&rel), text.as_bytes())?;
         written.push(rel);
     }
     Ok(written)
@@ -252,6 +388,7 @@ mod tests {
                     name: "my-conn".into(),
                     dir: dir.path().join("p"),
                     sdk: None,
+                    plugins: dir.path().to_path_buf(),
                 };
                 let files = scaffold(&new).unwrap();
                 assert!(files.iter().any(|f| f == "build.sh"), "{lang:?} {kind:?}");
@@ -282,6 +419,7 @@ mod tests {
             name: "My_Conn".into(),
             dir: dir.path().to_path_buf(),
             sdk: None,
+            plugins: dir.path().to_path_buf(),
         };
         assert!(format!("{:#}", scaffold(&new).unwrap_err()).contains("lower-case"));
         std::fs::write(dir.path().join("x"), "").unwrap();
