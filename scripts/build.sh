@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$WEIR_ROOT"
 
-all_guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-postgres-source weir-postgres-sink weir-postgres-cdc weir-object-source weir-object-sink weir-jq weir-mask weir-kinesis-source weir-kinesis-sink weir-hostile weir-counter-stream weir-transform weir-rogue-transform)
+all_guests=(weir-file-source weir-file-sink weir-kafka-source weir-kafka-sink weir-debezium-source weir-postgres-source weir-postgres-sink weir-postgres-cdc weir-object-source weir-object-sink weir-jq weir-mask weir-kinesis-source weir-kinesis-sink weir-hostile weir-counter-stream weir-transform weir-rogue-transform weir-broken-source weir-broken-sink)
 if [ $# -gt 0 ]; then
     "$WEIR_ROOT/scripts/setup.sh" --core
     guests=("${@/#/weir-}")
@@ -37,6 +37,8 @@ if [ $# -eq 0 ]; then
     cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_counter_stream.wasm" "$WEIR_PLUGINS/counter_stream_marked.wasm"
     cargo build --release --locked --target wasm32-wasip2 -p weir-rogue-transform --features v2
     cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_rogue_transform.wasm" "$WEIR_PLUGINS/rogue_transform_v2.wasm"
+    cargo build --release --locked --target wasm32-wasip2 -p weir-broken-source --features bad-schema
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_broken_source.wasm" "$WEIR_PLUGINS/broken_source_bad_schema.wasm"
 fi
 # Guests: same workspace and target dir, their own target triple.
 cargo build --release --locked --target wasm32-wasip2 "${guests[@]/#/-p}"

@@ -7,7 +7,7 @@ import { counterAdd, gaugeSet } from 'weir:connector/metrics@0.1.0';
 import { send } from 'weir:connector/http@0.1.0';
 import { hmacSha256 } from 'weir:connector/keys@0.1.0';
 import { ConfigError, TransientError, FatalError, host } from './index.js';
-import { batch, deadLetter, guarded, position, streamInfo, transformed, unpack } from './glue.js';
+import { batch, config as checkedConfig, deadLetter, guarded, position, streamInfo, transformed, unpack } from './glue.js';
 
 /** Calls a host import, turning its typed error into the SDK's error classes. */
 function typed(call) {
@@ -33,6 +33,7 @@ host.impl = {
 
 /** The component's exports for `Connector`, named as the world `world` expects them. */
 export function exportsFor(world, Connector) {
+  const parsed = (text) => checkedConfig(text, Connector.spec.configSchema);
   const connector = {
     spec() {
       const s = Connector.spec;
@@ -44,10 +45,10 @@ export function exportsFor(world, Connector) {
       };
     },
     check(config) {
-      guarded(() => Connector.check(JSON.parse(config)));
+      guarded(() => Connector.check(parsed(config)));
     },
   };
-  const discover = (config) => guarded(() => Connector.discover(JSON.parse(config)).map(streamInfo));
+  const discover = (config) => guarded(() => Connector.discover(parsed(config)).map(streamInfo));
   switch (world) {
     case 'batch-source': {
       class Reader {
@@ -55,7 +56,7 @@ export function exportsFor(world, Connector) {
           this.inner = inner;
         }
         static open(config, cursor) {
-          return new Reader(guarded(() => new Connector(JSON.parse(config), position(cursor))));
+          return new Reader(guarded(() => new Connector(parsed(config), position(cursor))));
         }
         next(max) {
           return guarded(() => {
@@ -72,7 +73,7 @@ export function exportsFor(world, Connector) {
           this.inner = inner;
         }
         static open(config, checkpoint) {
-          return new Stream(guarded(() => new Connector(JSON.parse(config), position(checkpoint))));
+          return new Stream(guarded(() => new Connector(parsed(config), position(checkpoint))));
         }
         poll(max, waitMs) {
           return guarded(() => batch(this.inner.poll(max, waitMs)));
@@ -89,7 +90,7 @@ export function exportsFor(world, Connector) {
           this.inner = inner;
         }
         static open(config) {
-          return new Writer(guarded(() => new Connector(JSON.parse(config))));
+          return new Writer(guarded(() => new Connector(parsed(config))));
         }
         write(records) {
           return guarded(() => (this.inner.write(unpack(records)) ?? []).map(deadLetter));
@@ -106,7 +107,7 @@ export function exportsFor(world, Connector) {
           this.inner = inner;
         }
         static open(config) {
-          return new Transformer(guarded(() => new Connector(JSON.parse(config))));
+          return new Transformer(guarded(() => new Connector(parsed(config))));
         }
         process(records) {
           return guarded(() => transformed(this.inner.process(unpack(records))));

@@ -20,6 +20,38 @@ const decoder = new TextDecoder();
 
 export const position = (text) => (text === undefined ? null : JSON.parse(text));
 
+const TYPES = {
+  string: (v) => typeof v === 'string',
+  integer: (v) => Number.isInteger(v),
+  number: (v) => typeof v === 'number',
+  boolean: (v) => typeof v === 'boolean',
+  array: (v) => Array.isArray(v),
+  object: (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+};
+
+/** The config, held to the top of `schema` (the fields it requires, the ones it allows,
+ * their types), so that a call outside a pipeline, where the host has not validated it,
+ * still fails as a config error naming the field. */
+export function config(text, schema = { type: 'object' }) {
+  const value = JSON.parse(text);
+  if (!TYPES.object(value)) throw new ConfigError('config: expected a JSON object');
+  for (const name of schema.required ?? []) {
+    if (!(name in value)) throw new ConfigError(`config: missing field \`${name}\``);
+  }
+  const properties = schema.properties ?? {};
+  for (const [name, field] of Object.entries(value)) {
+    if (!(name in properties)) {
+      if (schema.additionalProperties === false) throw new ConfigError(`config: unknown field \`${name}\``);
+      continue;
+    }
+    const wanted = properties[name].type;
+    if (typeof wanted === 'string' && TYPES[wanted] && !TYPES[wanted](field)) {
+      throw new ConfigError(`config: field \`${name}\`: expected ${wanted}, got ${JSON.stringify(field)}`);
+    }
+  }
+  return value;
+}
+
 // A record's entry in `items` (wit/connector.wit, `records`): key, value and header spans,
 // the op (0: none, else OPS's index + 1) and the timestamp, little-endian, 36 bytes.
 const ITEM = 36;

@@ -50,38 +50,51 @@ class HttpSource(weir.BatchSource):
     def __init__(self, config, cursor):
         self.check(config)
         self.config = config
-        first = config.get("first_page", 1)
+        self.first = config.get("first_page", 1)
         cursor = cursor or {}
         self.since = cursor.get("since")
-        self.page = cursor.get("page", first)
+        self.page = cursor.get("page", self.first)
+        # Records of `page` already delivered: a page larger than the batch asked for is
+        # handed out over several batches, and a resumed run skips what went before.
+        self.taken = cursor.get("taken", 0)
         self.seen_max = cursor.get("max", self.since)
+        self.pending = None
+        self.last_page = False
         self.done = False
 
     def next(self, max_records):
         if self.done:
             return None
-        items = self.fetch(self.page)
-        size = self.config.get("page_size")
-        last_page = not items or (size is not None and len(items) < size)
-        field = self.config.get("cursor_field")
-        if field:
-            for item in items:
-                value = item.get(field) if isinstance(item, dict) else None
-                if value is None:
-                    raise weir.FatalError(f"a record has no `{field}`: {json.dumps(item)[:200]}")
-                if self.seen_max is None or value > self.seen_max:
-                    self.seen_max = value
-        self.page += 1
-        if last_page:
-            self.done = True
-            # The whole change set is delivered: the next run asks only for what is newer.
-            cursor = {"since": self.seen_max}
-            if not items and self.seen_max == self.since and self.page - 1 == self.config.get("first_page", 1):
+        if self.pending is None:
+            items = self.fetch(self.page)
+            size = self.config.get("page_size")
+            self.last_page = not items or (size is not None and len(items) < size)
+            field = self.config.get("cursor_field")
+            if field:
+                for item in items:
+                    value = item.get(field) if isinstance(item, dict) else None
+                    if value is None:
+                        raise weir.FatalError(f"a record has no `{field}`: {json.dumps(item)[:200]}")
+                    if self.seen_max is None or value > self.seen_max:
+                        self.seen_max = value
+            if not items and self.seen_max == self.since and self.page == self.first:
+                self.done = True
                 return None  # nothing new at all
+            weir.metrics.counter_add("pages", 1)
+            self.pending = items[self.taken :]
+        out, self.pending = self.pending[:max_records], self.pending[max_records:]
+        self.taken += len(out)
+        if self.pending:
+            cursor = {"since": self.since, "page": self.page, "taken": self.taken, "max": self.seen_max}
         else:
-            cursor = {"since": self.since, "page": self.page, "max": self.seen_max}
-        weir.metrics.counter_add("pages", 1)
-        return weir.Batch([self.record(item) for item in items], cursor=cursor)
+            self.page, self.taken, self.pending = self.page + 1, 0, None
+            if self.last_page:
+                self.done = True
+                # The whole change set is delivered: the next run asks only for what is newer.
+                cursor = {"since": self.seen_max}
+            else:
+                cursor = {"since": self.since, "page": self.page, "max": self.seen_max}
+        return weir.Batch([self.record(item) for item in out], cursor=cursor)
 
     def record(self, item):
         key_field = self.config.get("key_field")

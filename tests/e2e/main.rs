@@ -6,6 +6,7 @@ mod support;
 
 mod chaos;
 mod cluster;
+mod conformance;
 mod delivery;
 mod http;
 mod kafka;

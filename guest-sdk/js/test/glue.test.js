@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Batch, ConfigError, DeadLetter, FatalError, Record, TransientError } from '../index.js';
-import { batch, deadLetter, guarded, pack, position, transformed, unpack } from '../glue.js';
+import { batch, config, deadLetter, guarded, pack, position, transformed, unpack } from '../glue.js';
 
 const text = (b) => new TextDecoder().decode(b);
 
@@ -120,4 +120,24 @@ test('a transform maps, expands and rejects, keeping what it returns', () => {
   assert.equal(out.deadLetters[0].reason, 'bad');
   assert.equal(text(out.deadLetters[0].value), '{"bad":1}');
   assert.equal(transformed(undefined).records.items.length, 0, 'nothing returned passes nothing on');
+});
+
+test('a config breaking the top of the schema is a config error naming the field', () => {
+  const schema = {
+    type: 'object',
+    required: ['url'],
+    additionalProperties: false,
+    properties: { url: { type: 'string' }, size: { type: 'integer' }, on: { type: 'boolean' } },
+  };
+  assert.deepEqual(config('{"url": "u", "size": 3, "on": true}', schema), { url: 'u', size: 3, on: true });
+  for (const [text, said] of [
+    ['{}', 'missing field `url`'],
+    ['{"url": "u", "extra": 1}', 'unknown field `extra`'],
+    ['{"url": 5}', 'field `url`: expected string'],
+    ['{"url": "u", "size": 1.5}', 'field `size`: expected integer'],
+    ['{"url": "u", "on": 1}', 'field `on`: expected boolean'],
+    ['[1]', 'expected a JSON object'],
+  ]) {
+    assert.throws(() => config(text, schema), (e) => e instanceof ConfigError && e.message.includes(said), text);
+  }
 });

@@ -123,6 +123,33 @@ class Errors(unittest.TestCase):
         self.assertEqual(_glue.guarded(lambda: 42), 42)
 
 
+class Configs(unittest.TestCase):
+    def test_a_config_breaking_the_top_of_the_schema_is_a_config_error_naming_the_field(self):
+        from weir import _export
+
+        class Source(weir.BatchSource):
+            config_schema = {
+                "type": "object",
+                "required": ["url"],
+                "additionalProperties": False,
+                "properties": {"url": {"type": "string"}, "size": {"type": "integer"}, "on": {"type": "boolean"}},
+            }
+
+        _export.exported = Source
+        self.assertEqual(_glue.config('{"url": "u", "size": 3, "on": true}'), {"url": "u", "size": 3, "on": True})
+        for text, said in [
+            ("{}", "missing field `url`"),
+            ('{"url": "u", "extra": 1}', "unknown field `extra`"),
+            ('{"url": 5}', "field `url`: expected string"),
+            ('{"url": "u", "size": true}', "field `size`: expected integer"),
+            ('{"url": "u", "on": 1}', "field `on`: expected boolean"),
+            ("[1]", "expected a JSON object"),
+        ]:
+            with self.assertRaises(weir.ConfigError) as caught:
+                _glue.config(text)
+            self.assertIn(said, str(caught.exception), text)
+
+
 class Positions(unittest.TestCase):
     def test_cursors_and_checkpoints_travel_as_json(self):
         b = _glue.batch(

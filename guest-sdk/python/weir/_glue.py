@@ -47,8 +47,39 @@ def guarded(call):
         raise Err(types.Error_Fatal(f"{type(e).__name__}: {e}\n{trace}"))
 
 
+_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
 def config(text: str) -> dict:
-    return json.loads(text)
+    """The config, held to the top of the connector's own schema (the fields it requires,
+    the ones it allows, their types) so that a call outside a pipeline, where the host has
+    not validated it, still fails as a config error naming the field."""
+    value = json.loads(text)
+    schema = connector().config_schema
+    if not isinstance(value, dict):
+        raise ConfigError("config: expected a JSON object")
+    for name in schema.get("required", []):
+        if name not in value:
+            raise ConfigError(f"config: missing field `{name}`")
+    properties = schema.get("properties", {})
+    for name, field in value.items():
+        if name not in properties:
+            if schema.get("additionalProperties") is False:
+                raise ConfigError(f"config: unknown field `{name}`")
+            continue
+        wanted = properties[name].get("type")
+        kinds = _TYPES.get(wanted) if isinstance(wanted, str) else None
+        is_bool = isinstance(field, bool)
+        if kinds and (not isinstance(field, kinds) or (is_bool and wanted != "boolean")):
+            raise ConfigError(f"config: field `{name}`: expected {wanted}, got {json.dumps(field)}")
+    return value
 
 
 def position(text):

@@ -1,6 +1,7 @@
 //! `weir`: run, check and inspect connector pipelines.
 
 mod client;
+mod conformance;
 mod new;
 mod output;
 
@@ -117,6 +118,36 @@ enum Command {
     /// Pipelines on a weir server (a tenant's token).
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Run the conformance suite against a connector: spec, config, resume from every
+    /// checkpoint, redelivery, dead letters, limits; exits 0 only if every check passed.
+    Test {
+        /// The connector's .wasm file.
+        plugin: PathBuf,
+        /// Its config: a JSON (or TOML, by the .toml extension) file.
+        #[arg(long)]
+        config: PathBuf,
+        /// What it may reach, shaped like a pipeline side's `grants` (TOML, or JSON), with
+        /// directories relative to this file [default: nothing]
+        #[arg(long)]
+        grants: Option<PathBuf>,
+        /// Record values for sinks and transforms, one per line [default: 20 JSON objects,
+        /// {"id":N,"name":"weir-test-N","run":MICROS}, new each run]
+        #[arg(long)]
+        records: Option<PathBuf>,
+        /// Linear memory per instance.
+        #[arg(long, default_value = "256MiB")]
+        memory: bytesize::ByteSize,
+        /// How long one call may run.
+        #[arg(long, default_value = "30s")]
+        call_timeout: humantime::Duration,
+        /// How long each read of a stream source may take before it is cut short.
+        #[arg(long, default_value = "10s")]
+        stream_budget: humantime::Duration,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        clients: ClientSettings,
+    },
     /// Start a connector project that builds to a .wasm with one command.
     New {
         name: String,
@@ -381,6 +412,43 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            })
+        }
+        Command::Test {
+            plugin,
+            config,
+            grants,
+            records,
+            memory,
+            call_timeout,
+            stream_budget,
+            output,
+            clients,
+        } => {
+            let runtime = runtime(cli.cache_dir)?;
+            let policy = clients.policy();
+            let target = conformance::target(
+                &runtime,
+                &plugin,
+                &config,
+                grants.as_deref(),
+                (memory, call_timeout.into()),
+                &policy,
+            )?;
+            let mut options = weir_conformance::Options {
+                stream_budget: stream_budget.into(),
+                ..Default::default()
+            };
+            if let Some(records) = records {
+                options.sample = conformance::sample(&records)?;
+            }
+            let report =
+                weir_runtime::block_on(weir_conformance::run(&runtime, &target, &options))?;
+            output::report(&report, output)?;
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Check {

@@ -144,3 +144,33 @@ pub fn inspect(runtime: &Runtime, file: &Path, output: Output) -> Result<()> {
     }
     Ok(())
 }
+
+/// `weir test`: a line per check with its evidence, then the totals.
+pub fn report(report: &weir_conformance::Report, output: Output) -> Result<()> {
+    use weir_conformance::Status as S;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string(report)?);
+        return Ok(());
+    }
+    println!(
+        "weir test {}: {} {} ({})",
+        report.plugin, report.name, report.version, report.world
+    );
+    for c in &report.checks {
+        let status = match c.status {
+            S::Pass => "pass",
+            S::Fail => "FAIL",
+            S::Skip => "skip",
+        };
+        println!("  {status}  {:<14} {}", c.name, c.evidence);
+    }
+    let count = |s: S| report.checks.iter().filter(|c| c.status == s).count();
+    println!(
+        "{} checks: {} passed, {} failed, {} skipped",
+        report.checks.len(),
+        count(S::Pass),
+        count(S::Fail),
+        count(S::Skip)
+    );
+    Ok(())
+}

@@ -95,6 +95,25 @@ pub struct FileResolver<'a> {
     pub policy: &'a ClientPolicy,
 }
 
+impl<'a> FileResolver<'a> {
+    /// Paths relative to `base`, anchored at the directories `specs` let a plugin write
+    /// (and at `base`).
+    pub fn new(base: &Path, specs: &[PipelineSpec], policy: &'a ClientPolicy) -> Self {
+        let mut anchors: Vec<PathBuf> = specs
+            .iter()
+            .flat_map(PipelineSpec::host_paths)
+            .filter(|h| h.access == Access::Write)
+            .map(|h| normalize(&base.join(h.path)))
+            .collect();
+        anchors.push(base.to_path_buf());
+        FileResolver {
+            base: base.to_path_buf(),
+            anchors,
+            policy,
+        }
+    }
+}
+
 impl Resolver for FileResolver<'_> {
     fn dir(&self, path: &Path, _: Access) -> Result<HostDir> {
         Ok(HostDir::place(
@@ -144,19 +163,7 @@ impl PipelineFile {
         // anchored there, so a link a plugin plants cannot lead the host out of it. The
         // file's own directory anchors the rest of what lies below it, so that two files
         // run side by side from one folder cannot lead each other's host code out either.
-        let mut anchors: Vec<PathBuf> = file
-            .pipelines
-            .iter()
-            .flat_map(PipelineSpec::host_paths)
-            .filter(|h| h.access == Access::Write)
-            .map(|h| normalize(&base.join(h.path)))
-            .collect();
-        anchors.push(base.clone());
-        let r = FileResolver {
-            base: base.clone(),
-            anchors,
-            policy,
-        };
+        let r = FileResolver::new(&base, &file.pipelines, policy);
         let mut names = HashSet::new();
         let pipelines = file
             .pipelines

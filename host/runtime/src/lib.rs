@@ -40,5 +40,6 @@ pub use io::kinesis::KinesisGrant;
 pub use io::objects::{ObjectLocation, ObjectsGrant};
 pub use io::sql::SqlGrant;
 pub use plugin::{Compilation, Plugin, World};
+pub use records::View;
 pub use runtime::{Runtime, RuntimeConfig, block_on, task_runtime};
 pub use sandbox::{DirGrant, Labels, Limits, Sandbox};

@@ -53,8 +53,9 @@ impl Records {
         at
     }
 
-    /// The records in place; only for records that passed [`Records::check`].
-    pub(crate) fn iter(&self) -> impl Iterator<Item = View<'_>> {
+    /// The records in place. Panics on a span outside the batch: only for records the host
+    /// made or checked (every batch an instance returns).
+    pub fn iter(&self) -> impl Iterator<Item = View<'_>> {
         (0..self.len()).map(move |i| View {
             records: self,
             item: Item::read(&self.items, i),
@@ -125,28 +126,26 @@ fn span((offset, len): (u32, u32)) -> Span {
     Span { offset, len }
 }
 
-pub(crate) struct View<'a> {
+pub struct View<'a> {
     records: &'a Records,
     item: Item,
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn key(&self) -> Option<&'a [u8]> {
+    pub fn key(&self) -> Option<&'a [u8]> {
         self.item.key.map(|s| self.records.bytes(s))
     }
 
-    pub(crate) fn value(&self) -> Option<&'a [u8]> {
+    pub fn value(&self) -> Option<&'a [u8]> {
         self.item.value.map(|s| self.records.bytes(s))
     }
 
-    #[cfg(any(feature = "kafka", test))]
-    pub(crate) fn timestamp_ms(&self) -> Option<i64> {
+    pub fn timestamp_ms(&self) -> Option<i64> {
         self.item.timestamp_ms
     }
 
     /// Header keys (lossy UTF-8) and values.
-    #[cfg(any(feature = "kafka", test))]
-    pub(crate) fn headers(&self) -> impl Iterator<Item = (String, &'a [u8])> + 'a {
+    pub fn headers(&self) -> impl Iterator<Item = (String, &'a [u8])> + 'a {
         let records = self.records;
         let (first, count) = self.item.headers;
         records.headers[first as usize..(first + count) as usize]
