@@ -19,6 +19,7 @@ fn script(dir: &Path, name: &str) {
     let output = Command::new(dir.join(name))
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
+        .env("WEIR", env!("CARGO_BIN_EXE_weir"))
         .output()
         .unwrap();
     assert!(
@@ -46,6 +47,13 @@ fn scaffold(s: &Scratch, name: &str, lang: &str, kind: &str) -> std::path::PathB
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = s.path(name);
+    // test.sh ends with the conformance suite on the built component (a JS sink's needs its
+    // webhook's server, so it only says how).
+    let test_sh = std::fs::read_to_string(dir.join("test.sh")).unwrap();
+    if (lang, kind) != ("js", "sink") {
+        let runs = format!("test {name}.wasm --config test-config.json");
+        assert!(test_sh.contains(&runs), "{test_sh}");
+    }
     script(&dir, "test.sh");
     script(&dir, "build.sh");
     assert!(dir.join(format!("{name}.wasm")).is_file());

@@ -337,6 +337,25 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
             "it writes `data/sample.jsonl` to `out/out.jsonl`; the value that is not a JSON object goes to `dead-letters/`.",
         ),
     };
+    // `weir test` on the built component, with the config (as JSON) and grants the
+    // pipeline file gives it.
+    let writes = grants.contains("write = true");
+    let test_config: serde_json::Value = toml::from_str::<toml::Table>(&format!("c = {config}"))
+        .map(|t| serde_json::to_value(&t["c"]))
+        .context("a template's config is not TOML")??;
+    let grants_arg = if writes { " --grants test-grants.toml" } else { "" };
+    let conformance = match (new.kind, new.lang) {
+        (Kind::Sink, Lang::Js) => format!(
+            "# The conformance suite (weir test) posts to the URL in test-config.json: start a\n\
+             # server there, then: ./build.sh && weir test {name}.wasm --config test-config.json"
+        ),
+        _ => format!(
+            "# The conformance suite on the built component: resume from every checkpoint,\n\
+             # redelivery, dead letters, limits (weir must be on PATH, or named by $WEIR).\n\
+             ./build.sh\n\
+             \"${{WEIR:-weir}}\" test {name}.wasm --config test-config.json{grants_arg}"
+        ),
+    };
     let vars = [
         ("{{name}}", name.as_str()),
         ("{{crate}}", &name.replace('-', "_")),
@@ -348,19 +367,39 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
         ("{{grants}}", grants),
         ("{{try}}", try_it),
         ("{{guide}}", &guide.display().to_string()),
+        ("{{conformance}}", &conformance),
     ];
-    let mut all = files;
-    all.push(("README.md".into(), template("README.md")));
-    all.push((".gitignore".into(), template("gitignore")));
-    all.push(("pipeline.toml".into(), template(pipeline)));
+    let mut all: Vec<(String, String)> = files
+        .into_iter()
+        .map(|(rel, text)| (rel, text.to_string()))
+        .collect();
+    all.push((
+        "test-config.json".into(),
+        serde_json::to_string_pretty(&test_config)? + "\n",
+    ));
+    if writes {
+        // The suite writes test records: into test-out/, not where the pipeline writes.
+        let dirs = grants
+            .trim_start_matches("grants.")
+            .replace("host = \"out\"", "host = \"test-out\"");
+        all.push(("test-grants.toml".into(), dirs + "\n"));
+    }
+    for (rel, name) in [
+        ("README.md", "README.md"),
+        (".gitignore", "gitignore"),
+        ("pipeline.toml", pipeline),
+    ] {
+        all.push((rel.into(), template(name).to_string()));
+    }
     if matches!(new.kind, Kind::Sink | Kind::Transform) {
-        all.push(("data/sample.jsonl".into(), template("data/sample.jsonl")));
+        all.push((
+            "data/sample.jsonl".into(),
+            template("data/sample.jsonl").to_string(),
+        ));
     }
     let mut written = Vec::new();
     for (rel, text) in all {
-        let text = vars
-            .iter()
-            .fold(text.to_string(), |t, (k, v)| t.replace(k, v));
+        let text = vars.iter().fold(text, |t, (k, v)| t.replace(k, v));
         write_file(&new.dir.join(&rel), text.as_bytes())?;
         written.push(rel);
     }

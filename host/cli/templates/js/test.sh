@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 [ -d node_modules/@weir/guest ] || npm install --no-audit --no-fund --loglevel=error
 node --test
+{{conformance}}

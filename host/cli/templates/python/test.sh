@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHONPATH="{{sdk}}" python3 -m unittest -q test_app
+{{conformance}}
