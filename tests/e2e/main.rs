@@ -14,6 +14,7 @@ mod kinesis;
 mod languages;
 mod objects;
 mod plugins;
+mod progress;
 mod sandbox;
 mod scaffold;
 mod serve;

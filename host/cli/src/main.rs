@@ -4,6 +4,7 @@ mod client;
 mod conformance;
 mod new;
 mod output;
+mod progress;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -397,7 +398,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             stop_on_signals(stop.clone())?;
             // Pipelines are tasks: a worker thread per core runs them all.
             let tasks = weir_runtime::task_runtime().context("cannot start the runtime")?;
-            let summaries = tasks.block_on(weir_pipeline::run(
+            let meters: Vec<_> = file.pipelines.iter().map(|_| Default::default()).collect();
+            let names: Vec<_> = file.pipelines.iter().map(|p| p.name.clone()).collect();
+            let progress = progress::Progress::start(output == Output::Text, &names, &meters);
+            let summaries = tasks.block_on(weir_pipeline::run_metered(
                 &runtime,
                 &file,
                 &RunOptions {
@@ -405,7 +409,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     ..RunOptions::default()
                 },
                 &stop,
-            ))?;
+                &meters,
+            ));
+            progress.finish();
+            let summaries = summaries?;
             output::summaries(&summaries, output)?;
             let failed = summaries.iter().any(|s| s.status == Status::Failed);
             Ok(if failed {

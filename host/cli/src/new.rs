@@ -343,7 +343,11 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
     let test_config: serde_json::Value = toml::from_str::<toml::Table>(&format!("c = {config}"))
         .map(|t| serde_json::to_value(&t["c"]))
         .context("a template's config is not TOML")??;
-    let grants_arg = if writes { " --grants test-grants.toml" } else { "" };
+    let grants_arg = if writes {
+        " --grants test-grants.toml"
+    } else {
+        ""
+    };
     let conformance = match (new.kind, new.lang) {
         (Kind::Sink, Lang::Js) => format!(
             "# The conformance suite (weir test) posts to the URL in test-config.json: start a\n\

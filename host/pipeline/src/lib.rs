@@ -19,6 +19,8 @@ pub use config::{
 pub use cpu_budget::{CpuBudget, thread_cpu};
 pub use fit::{Inspected, Misfit, Side, fit, inspect};
 pub use meter::{Meter, MeterReading, now_ms};
-pub use runner::{RunOptions, Status, Stream, Summary, discover, prepare, run, run_one};
+pub use runner::{
+    RunOptions, Status, Stream, Summary, discover, prepare, run, run_metered, run_one,
+};
 pub use shutdown::Shutdown;
 pub use spec::{Access, PipelineSpec};

@@ -82,15 +82,29 @@ pub async fn run(
     options: &RunOptions,
     stop: &Shutdown,
 ) -> Result<Vec<Summary>> {
+    let meters: Vec<Arc<Meter>> = file.pipelines.iter().map(|_| Arc::default()).collect();
+    run_metered(runtime, file, options, stop, &meters).await
+}
+
+/// [`run`], each pipeline counting into its meter in `meters` (same order), for whoever
+/// watches them run.
+pub async fn run_metered(
+    runtime: &Arc<Runtime>,
+    file: &PipelineFile,
+    options: &RunOptions,
+    stop: &Shutdown,
+    meters: &[Arc<Meter>],
+) -> Result<Vec<Summary>> {
+    anyhow::ensure!(meters.len() == file.pipelines.len(), "a meter per pipeline");
     let store: Arc<dyn CheckpointStore> = Arc::new(SqliteCheckpoints::open(&file.state_dir)?);
     let tasks: Vec<_> = file
         .pipelines
         .iter()
-        .map(|p| {
+        .zip(meters)
+        .map(|(p, meter)| {
             let (runtime, store, p) = (runtime.clone(), store.clone(), p.clone());
-            let (options, stop) = (options.clone(), stop.clone());
+            let (options, stop, meter) = (options.clone(), stop.clone(), meter.clone());
             tokio::spawn(async move {
-                let meter = Arc::default();
                 run_one(&runtime, store.as_ref(), &p, &options, &stop, &meter).await
             })
         })
