@@ -6,19 +6,22 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-/// Runs a generated script, failing the test with its output if it fails.
-fn script(dir: &Path, name: &str) {
-    // Scaffolded Rust projects build in a target dir of their own: sharing the workspace's
-    // would let their builds of `weir-guest` (same path, other profile) evict ours.
-    let target = std::env::var("WEIR_SCAFFOLD_TARGET").unwrap_or_else(|_| {
+/// Scaffolded Rust projects build in a target dir of their own: sharing the workspace's
+/// would let their builds of `weir-guest` (same path, other profile) evict ours.
+fn scaffold_target() -> String {
+    std::env::var("WEIR_SCAFFOLD_TARGET").unwrap_or_else(|_| {
         format!(
             "{}/.cache/weir/scaffold-target",
             std::env::var("HOME").unwrap()
         )
-    });
+    })
+}
+
+/// Runs a generated script, failing the test with its output if it fails.
+fn script(dir: &Path, name: &str) {
     let output = Command::new(dir.join(name))
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TARGET_DIR", scaffold_target())
         .env("WEIR", env!("CARGO_BIN_EXE_weir"))
         .output()
         .unwrap();
@@ -268,4 +271,58 @@ fn files_naming(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+/// `weir dev` in a scaffolded Rust transform: it builds and runs, showing the records and
+/// the dead letter; a change to the source is rebuilt and run again, showing the new
+/// output; one Ctrl-C stops it cleanly.
+#[test]
+fn weir_dev_rebuilds_reruns_on_a_change_and_stops_on_ctrl_c() {
+    let s = Scratch::new();
+    let dir = scaffold(&s, "upper", "rust", "transform");
+    let log = s.path("dev.log");
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["dev", "--poll", "100ms"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", scaffold_target())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |text: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let seen = std::fs::read_to_string(&log).unwrap_or_default();
+            if seen.contains(text) {
+                return seen;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "weir dev never printed {text:?}:\n{seen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let first = wait_for("upper-dev1: 3 records read, 2 written");
+    assert!(
+        first.contains("upper-dev1 ← {\"id\":1,\"name\":\"ADA\"}"),
+        "{first}"
+    );
+    assert!(
+        first
+            .contains("upper-dev1 ✗ dead letter from upper: not a JSON object ← \"just a string\""),
+        "{first}"
+    );
+    let source = dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, code.replace("to_uppercase", "to_lowercase")).unwrap();
+    let second = wait_for("upper-dev2: 3 records read, 2 written");
+    assert!(
+        second.contains("upper-dev2 ← {\"id\":1,\"name\":\"ada\"}"),
+        "{second}"
+    );
+    crate::fixtures::cluster::signal(dev.id(), "INT");
+    let status = dev.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(wait_for("weir dev: stopped").ends_with("weir dev: stopped\n"));
 }

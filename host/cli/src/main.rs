@@ -2,6 +2,7 @@
 
 mod client;
 mod conformance;
+mod dev;
 mod new;
 mod output;
 mod progress;
@@ -146,6 +147,21 @@ enum Command {
         stream_budget: humantime::Duration,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        #[command(flatten)]
+        clients: ClientSettings,
+    },
+    /// In a project made by `weir new`: build, run its pipeline.toml from the start, show
+    /// the records and dead letters as they land, and again on every change; Ctrl-C stops.
+    Dev {
+        /// The project [default: the current directory]
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// How often to look for changed sources.
+        #[arg(long, default_value = "500ms")]
+        poll: humantime::Duration,
+        /// Records shown per batch.
+        #[arg(long, default_value_t = 5)]
+        show: usize,
         #[command(flatten)]
         clients: ClientSettings,
     },
@@ -420,6 +436,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Dev {
+            dir,
+            poll,
+            show,
+            clients,
+        } => {
+            let runtime = std::sync::Arc::new(runtime(cli.cache_dir)?);
+            let quit = Shutdown::default();
+            stop_on_signals(quit.clone())?;
+            let dev = dev::Dev {
+                dir,
+                poll: poll.into(),
+                show,
+            };
+            dev::run(dev, runtime, &clients.policy(), quit)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Test {
             plugin,

@@ -41,6 +41,13 @@ pub(crate) struct Delivery<'a> {
     pub sink_plugin: &'a str,
     pub meter: &'a Arc<Meter>,
     pub cpu: Option<&'a Arc<dyn CpuBudget>>,
+    pub tap: Option<&'a Arc<dyn Tap>>,
+}
+
+/// Sees each batch once it is durable: the records as the sink took them, and every dead
+/// letter with the plugin that rejected it. `weir dev` prints them as they happen.
+pub trait Tap: Send + Sync + std::fmt::Debug {
+    fn delivered(&self, pipeline: &str, records: &Records, dead: &[(&str, &[DeadLetter])]);
 }
 
 /// What one side needs to count its CPU and wait for its budget, owned, so the source's
@@ -620,6 +627,15 @@ async fn flush(
         upstream += letters.len() as u64;
     }
     dead.store(ctx.sink_plugin, &by_sink).await?;
+    if let Some(tap) = ctx.tap {
+        let mut letters: Vec<(&str, &[DeadLetter])> = batch
+            .rejected
+            .iter()
+            .map(|(plugin, l)| (plugin.as_str(), l.as_slice()))
+            .collect();
+        letters.push((ctx.sink_plugin, &by_sink));
+        tap.delivered(ctx.pipeline, &batch.records, &letters);
+    }
     let rejected = Rejected {
         upstream,
         by_sink: by_sink.len() as u64,
@@ -856,6 +872,7 @@ mod tests {
         let store = Store { log: log.clone() };
         let (stop, meter, owner) = (Shutdown::default(), Arc::default(), Owner::default());
         let ctx = Delivery {
+            tap: None,
             pipeline: "p",
             store: &store,
             owner: &owner,

@@ -17,6 +17,7 @@ pub use config::{
     resolve,
 };
 pub use cpu_budget::{CpuBudget, thread_cpu};
+pub use delivery::Tap;
 pub use fit::{Inspected, Misfit, Side, fit, inspect};
 pub use meter::{Meter, MeterReading, now_ms};
 pub use runner::{

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub cpu: Option<std::sync::Arc<dyn crate::cpu_budget::CpuBudget>>,
     /// Whose commits these are: this process, unless a cluster says otherwise.
     pub owner: Owner,
+    /// Shown each durable batch's records and dead letters.
+    pub tap: Option<Arc<dyn crate::delivery::Tap>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -304,6 +306,7 @@ impl Run<'_> {
             sink_plugin: &sink_plugin,
             meter: self.meter,
             cpu: options.cpu.as_ref(),
+            tap: options.tap.as_ref(),
             owner: &options.owner,
         };
         match source.take().ok_or_else(lost)? {

@@ -562,6 +562,7 @@ impl Supervisor {
             once: false,
             cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),
             owner,
+            tap: None,
         };
         let summary = weir_pipeline::run_one(
             &self.runtime,
