@@ -185,6 +185,45 @@ fn schedule_runs_repeatedly() {
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
 }
 
+/// A scheduled run that fails is tried again at a later tick (after a backoff) with fresh
+/// instances, not the end of the pipeline until weir restarts.
+#[test]
+fn a_failed_scheduled_run_is_retried_at_a_later_tick() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..10));
+    // No dead-letter destination: the bad line fails the run.
+    s.write("data/b.jsonl", "not JSON\n");
+    let table = file_pipeline("cron", 100, "out.jsonl").replace(
+        "config = { dir = \"/data\" }",
+        "config = { dir = \"/data\" }\nschedule = \"* * * * * *\"",
+    );
+    s.pipelines(&[table]);
+    let mut child = s.spawn_run(&[]);
+    let started = Instant::now();
+    while !child.stderr().contains("the scheduled run failed") {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no failed run: {}",
+            child.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.write("data/b.jsonl", &numbered(10..20));
+    while numbers_in(&s.read("out/out.jsonl")).len() < 20 {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the pipeline was not tried again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.summary("cron")["status"], "ok", "the last try's status");
+    assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
+}
+
 /// A stream source: polled until idle with `--once`, acknowledged only with checkpoints the
 /// host committed, resumed from the committed checkpoint.
 #[test]

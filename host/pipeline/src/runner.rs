@@ -107,7 +107,7 @@ pub async fn run_metered(
             let (runtime, store, p) = (runtime.clone(), store.clone(), p.clone());
             let (options, stop, meter) = (options.clone(), stop.clone(), meter.clone());
             tokio::spawn(async move {
-                run_one(&runtime, store.as_ref(), &p, &options, &stop, &meter).await
+                retrying(&runtime, store.as_ref(), &p, &options, &stop, &meter).await
             })
         })
         .collect();
@@ -122,7 +122,70 @@ pub async fn run_metered(
     Ok(summaries)
 }
 
+/// After a scheduled run fails, the next try waits this long (doubling with each failure
+/// in a row, up to the most), then for the schedule's next tick.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MOST: Duration = Duration::from_secs(300);
+
+/// [`run_one`], and for a scheduled pipeline (not `--once`) whose run failed, again at its
+/// next tick after a backoff, with fresh instances: a database away at 2 a.m. does not end
+/// the 3 a.m. run. The summary covers every try; its status and error are the last one's.
+async fn retrying(
+    runtime: &Runtime,
+    store: &dyn CheckpointStore,
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &Shutdown,
+    meter: &Arc<Meter>,
+) -> Summary {
+    let started = Instant::now();
+    let mut total = run_one(runtime, store, p, options, stop, meter).await;
+    let (mut failures, mut last_runs) = (0, total.runs);
+    while total.status == Status::Failed
+        && p.schedule.is_some()
+        && !options.once
+        && !total.fenced
+        && !stop.is_triggered()
+    {
+        // A try that ran well before it failed starts the backoff over.
+        if last_runs > 1 {
+            failures = 0;
+        }
+        failures += 1;
+        let backoff = RETRY_FIRST
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(RETRY_MOST);
+        tracing::warn!(pipeline = %p.name, failures, retry_after = ?backoff, "the scheduled run failed; trying again at the first tick after the backoff");
+        if stop.sleep(backoff).await {
+            break;
+        }
+        let next = run_one(runtime, store, p, options, stop, meter).await;
+        last_runs = next.runs;
+        total.absorb(next);
+    }
+    total.elapsed_ms = started.elapsed().as_millis() as u64;
+    total
+}
+
 impl Summary {
+    /// Adds a later try's counts; its status, error and checkpoint replace these.
+    fn absorb(&mut self, next: Summary) {
+        self.records_read += next.records_read;
+        self.records_written += next.records_written;
+        self.batches += next.batches;
+        self.dead_letters += next.dead_letters;
+        self.runs += next.runs;
+        for (name, value) in next.metrics {
+            *self.metrics.entry(name).or_default() += value;
+        }
+        self.log_dropped = next.log_dropped;
+        self.status = next.status;
+        self.error = next.error;
+        self.failure = next.failure;
+        self.fenced = next.fenced;
+        self.checkpoint = next.checkpoint;
+    }
+
     fn new(p: &Pipeline) -> Summary {
         let name = plugin_name;
         Summary {
