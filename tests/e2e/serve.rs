@@ -134,6 +134,11 @@ fn pipelines_are_managed_from_the_cli_and_survive_a_restart() {
     );
     let (ok, out, err) = cli(&["pipeline", "create", "copy.toml"]);
     assert!(ok, "{out}{err}");
+    // A push without --name names the plugin as its spec does, not as its file is named.
+    let (ok, out, err) = cli(&["plugin", "push", plugin("broken_sink").to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let pushed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pushed["name"], "broken-sink", "{pushed}");
     s.write(
         "count.toml",
         &counter_pipeline("count", &s.path("acme/out"), 1_000_000, 20, "100ms"),

@@ -211,7 +211,7 @@ enum PluginCommand {
     /// tenant's token).
     Push {
         file: PathBuf,
-        /// The plugin's name [default: the file's name without .wasm]
+        /// The plugin's name [default: the name in its spec, e.g. file-sink]
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -620,12 +620,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Push { file, name, server }) => {
+            // A plugin has one name: the one its spec gives, unless the push says otherwise.
             let name = match name {
                 Some(n) => n,
-                None => file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .context("the plugin file has no name; pass --name")?,
+                None => {
+                    let runtime = runtime(cli.cache_dir)?;
+                    let limits = weir_runtime::Limits::default();
+                    weir_runtime::block_on(weir_pipeline::inspect(&runtime, &file, limits))?
+                        .spec
+                        .name
+                }
             };
             let wasm =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
