@@ -224,6 +224,89 @@ fn a_failed_scheduled_run_is_retried_at_a_later_tick() {
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
 }
 
+/// `weir checkpoint show|set|reset` on a `weir run` state: a set or a reset beats the
+/// checkpoint file-sink keeps with its data; a checkpoint the source cannot open at is
+/// refused; nothing moves while a `weir run` holds the state.
+#[test]
+fn an_operator_sees_sets_and_resets_a_pipelines_checkpoint() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..10));
+    s.pipelines(&[file_pipeline("moved", 100, "out.jsonl")]);
+    assert!(s.run_once().ok);
+    let show = || {
+        s.weir_json(
+            &["checkpoint", "show", "pipeline.toml", "--output", "json"],
+            true,
+        )
+    };
+    let first = show();
+    assert_eq!(first[0]["pipeline"], "moved");
+    assert_eq!(first[0]["commits"], 1);
+    let after_ten = first[0]["checkpoint"].as_str().unwrap().to_string();
+    s.append("data/a.jsonl", &numbered(10..15));
+    assert_eq!(s.run_once().summary("moved")["records_written"], 5);
+
+    let checkpoint = |args: &[&str]| {
+        let mut all = vec![
+            "checkpoint",
+            args[0],
+            "pipeline.toml",
+            "--pipeline",
+            "moved",
+        ];
+        all.extend_from_slice(&args[1..]);
+        s.weir(&all).output().unwrap()
+    };
+    let typo = checkpoint(&["set", r#"{"nonsense":true}"#]);
+    assert!(!typo.status.success());
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(said.contains("the source refuses checkpoint"), "{said}");
+    assert_ne!(
+        show()[0]["checkpoint"],
+        r#"{"nonsense":true}"#,
+        "nothing moved"
+    );
+
+    assert!(checkpoint(&["set", &after_ten]).status.success());
+    assert_eq!(show()[0]["checkpoint"], after_ten.as_str());
+    assert_eq!(
+        s.run_once().summary("moved")["records_written"],
+        5,
+        "the last five again, from where the operator set it"
+    );
+    assert!(checkpoint(&["reset"]).status.success());
+    assert_eq!(show()[0]["checkpoint"], serde_json::Value::Null);
+    assert_eq!(
+        s.run_once().summary("moved")["records_written"],
+        15,
+        "all again"
+    );
+    let out = numbers_in(&s.read("out/out.jsonl"));
+    let expected: Vec<u64> = (0..15).chain(10..15).chain(0..15).collect();
+    assert_eq!(out, expected);
+
+    // A weir run waiting for its schedule holds the state: nothing may move it.
+    let scheduled = file_pipeline("moved", 100, "out.jsonl").replace(
+        "config = { dir = \"/data\" }",
+        "config = { dir = \"/data\" }\nschedule = \"0 0 1 1 *\"",
+    );
+    s.pipelines(&[scheduled]);
+    let mut running = s.spawn_run(&[]);
+    let started = Instant::now();
+    loop {
+        running.assert_running();
+        let held = checkpoint(&["reset"]);
+        let said = String::from_utf8_lossy(&held.stderr).into_owned();
+        if said.contains("in use by another weir process") {
+            assert!(!held.status.success());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{said}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    terminate(running);
+}
+
 /// A stream source: polled until idle with `--once`, acknowledged only with checkpoints the
 /// host committed, resumed from the committed checkpoint.
 #[test]

@@ -85,4 +85,23 @@ pub trait CheckpointStore: Send + Sync {
     fn reset(&self, pipeline: &str) -> Result<bool>;
     /// Every pipeline's committed position, by name.
     fn list(&self) -> Result<Vec<(String, Committed)>>;
+    /// Moves the pipeline's position, as an operator asks (`weir checkpoint set|reset`):
+    /// `checkpoint`, or none to start from the beginning. Until the pipeline's next commit
+    /// the move is remembered ([`Self::moved`]), so that it beats the checkpoint a
+    /// transactional sink keeps with its data.
+    fn move_to(&self, pipeline: &str, _checkpoint: Option<&str>) -> Result<()> {
+        anyhow::bail!("this checkpoint store cannot move pipeline `{pipeline}`")
+    }
+    /// An operator's move not yet followed by a commit.
+    fn moved(&self, _pipeline: &str) -> Result<Option<Moved>> {
+        Ok(None)
+    }
+}
+
+/// Where an operator moved a pipeline, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// None: from the beginning.
+    pub checkpoint: Option<String>,
+    pub moved_at_ms: i64,
 }

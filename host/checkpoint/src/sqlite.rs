@@ -1,6 +1,6 @@
 //! The embedded default: checkpoints in `weir.db` in the state directory.
 
-use crate::{CheckpointStore, Committed, Owner, now_ms};
+use crate::{CheckpointStore, Committed, Moved, Owner, now_ms};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::os::unix::fs::OpenOptionsExt;
@@ -98,6 +98,12 @@ impl SqliteCheckpoints {
                 checkpoint   TEXT NOT NULL,
                 committed_at INTEGER NOT NULL,
                 commits      INTEGER NOT NULL
+            );
+            -- An operator's move (weir checkpoint set|reset) until the next commit.
+            CREATE TABLE IF NOT EXISTS moves (
+                pipeline   TEXT PRIMARY KEY,
+                checkpoint TEXT,
+                moved_at   INTEGER NOT NULL
             )",
         )
         .with_context(|| format!("cannot set up checkpoint store {}", path.display()))?;
@@ -134,8 +140,9 @@ impl CheckpointStore for SqliteCheckpoints {
     /// One process owns its own store: there is no other owner to fence out.
     fn commit(&self, pipeline: &str, checkpoint: &str, _owner: &Owner) -> Result<()> {
         let now = now_ms();
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        conn.execute(
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO checkpoints (pipeline, checkpoint, committed_at, commits)
              VALUES (?1, ?2, ?3, 1)
              ON CONFLICT(pipeline) DO UPDATE SET
@@ -145,7 +152,50 @@ impl CheckpointStore for SqliteCheckpoints {
             params![pipeline, checkpoint, now],
         )
         .with_context(|| format!("cannot commit the checkpoint of pipeline `{pipeline}`"))?;
-        Ok(())
+        tx.execute("DELETE FROM moves WHERE pipeline = ?1", params![pipeline])?;
+        tx.commit()
+            .with_context(|| format!("cannot commit the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    fn move_to(&self, pipeline: &str, checkpoint: Option<&str>) -> Result<()> {
+        let now = now_ms();
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        match checkpoint {
+            Some(checkpoint) => tx.execute(
+                "INSERT INTO checkpoints (pipeline, checkpoint, committed_at, commits)
+                 VALUES (?1, ?2, ?3, 0)
+                 ON CONFLICT(pipeline) DO UPDATE SET
+                    checkpoint = excluded.checkpoint, committed_at = excluded.committed_at",
+                params![pipeline, checkpoint, now],
+            )?,
+            None => tx.execute(
+                "DELETE FROM checkpoints WHERE pipeline = ?1",
+                params![pipeline],
+            )?,
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO moves (pipeline, checkpoint, moved_at) VALUES (?1, ?2, ?3)",
+            params![pipeline, checkpoint, now],
+        )?;
+        tx.commit()
+            .with_context(|| format!("cannot move the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    fn moved(&self, pipeline: &str) -> Result<Option<Moved>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row(
+            "SELECT checkpoint, moved_at FROM moves WHERE pipeline = ?1",
+            params![pipeline],
+            |row| {
+                Ok(Moved {
+                    checkpoint: row.get(0)?,
+                    moved_at_ms: row.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .with_context(|| format!("cannot read the moves of pipeline `{pipeline}`"))
     }
 
     fn reset(&self, pipeline: &str) -> Result<bool> {
@@ -182,6 +232,25 @@ impl CheckpointStore for SqliteCheckpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_move_holds_until_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        store.commit("p", "5", &Owner::default()).unwrap();
+        store.move_to("p", None).unwrap();
+        assert_eq!(store.load("p").unwrap(), None);
+        assert_eq!(store.moved("p").unwrap().unwrap().checkpoint, None);
+        store.move_to("p", Some("2")).unwrap();
+        assert_eq!(store.load("p").unwrap().unwrap().checkpoint, "2");
+        assert_eq!(
+            store.moved("p").unwrap().unwrap().checkpoint.as_deref(),
+            Some("2")
+        );
+        store.commit("p", "3", &Owner::default()).unwrap();
+        assert_eq!(store.moved("p").unwrap(), None, "a commit ends the move");
+        assert_eq!(store.moved("q").unwrap(), None);
+    }
 
     #[test]
     fn commit_replaces_and_survives_reopen() {

@@ -1,5 +1,6 @@
 //! `weir`: run, check and inspect connector pipelines.
 
+mod checkpoints;
 mod client;
 mod conformance;
 mod dev;
@@ -57,6 +58,10 @@ enum Command {
         #[command(flatten)]
         clients: ClientSettings,
     },
+    /// See or move where a `weir run` pipeline resumes (refused while a weir run holds the
+    /// state directory).
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
     /// List the streams each pipeline's source can read (tables, files, topics), with
     /// their schemas where the plugin knows them.
     Discover {
@@ -179,6 +184,36 @@ enum Command {
         /// this binary carries (in weir-sdk/)
         #[arg(long, env = "WEIR_SDK")]
         sdk: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckpointCommand {
+    /// Each pipeline's committed checkpoint and its commits.
+    Show {
+        file: PathBuf,
+        /// Only this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Forget a pipeline's checkpoint: its next run starts from the beginning, whatever a
+    /// transactional sink kept with its data.
+    Reset {
+        file: PathBuf,
+        #[arg(long)]
+        pipeline: String,
+    },
+    /// Move a pipeline to a checkpoint in its source's own format (as `show` prints it),
+    /// refused unless a fresh instance of the source opens at it.
+    Set {
+        file: PathBuf,
+        #[arg(long)]
+        pipeline: String,
+        checkpoint: String,
+        #[command(flatten)]
+        clients: ClientSettings,
     },
 }
 
@@ -436,6 +471,36 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Checkpoint(CheckpointCommand::Show {
+            file,
+            pipeline,
+            output,
+        }) => {
+            let file = PipelineFile::load(&file)?;
+            checkpoints::show(&file, &only(&file, pipeline.as_deref())?, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoint(CheckpointCommand::Reset { file, pipeline }) => {
+            let file = PipelineFile::load(&file)?;
+            let p = only(&file, Some(&pipeline))?[0];
+            let runtime = runtime(cli.cache_dir)?;
+            weir_runtime::block_on(checkpoints::set(&runtime, &file, p, None))?;
+            println!("{pipeline}: reset; the next run starts from the beginning");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoint(CheckpointCommand::Set {
+            file,
+            pipeline,
+            checkpoint,
+            clients,
+        }) => {
+            let file = PipelineFile::load_with(&file, &clients.policy())?;
+            let p = only(&file, Some(&pipeline))?[0];
+            let runtime = runtime(cli.cache_dir)?;
+            weir_runtime::block_on(checkpoints::set(&runtime, &file, p, Some(&checkpoint)))?;
+            println!("{pipeline}: the next run starts after {checkpoint}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Dev {
             dir,

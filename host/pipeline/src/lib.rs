@@ -21,7 +21,8 @@ pub use delivery::Tap;
 pub use fit::{Inspected, Misfit, Side, fit, inspect};
 pub use meter::{Meter, MeterReading, now_ms};
 pub use runner::{
-    RunOptions, Status, Stream, Summary, discover, prepare, run, run_metered, run_one,
+    RunOptions, Status, Stream, Summary, discover, prepare, prepare_source, run, run_metered,
+    run_one,
 };
 pub use shutdown::Shutdown;
 pub use spec::{Access, PipelineSpec};

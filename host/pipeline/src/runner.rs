@@ -349,7 +349,14 @@ impl Run<'_> {
         // A transactional sink's own checkpoint is the truth: it was committed with the
         // data, and the host's store is only written after (a crash in between leaves the
         // host's behind). None from the sink: the host's, if any.
-        if let Some(stored) = sink.stored(&p.name).await? {
+        // Unless an operator moved the position since the last commit: then the move is.
+        let moved = self.store.moved(&p.name)?;
+        if let Some(moved) = &moved {
+            tracing::warn!(checkpoint = ?moved.checkpoint, at_ms = moved.moved_at_ms, "starting where an operator moved the pipeline");
+        }
+        if let Some(stored) = sink.stored(&p.name).await?
+            && moved.is_none()
+        {
             if summary.checkpoint.as_deref() != Some(stored.as_str()) {
                 // The sink's string is a plugin's: the log shows its start, not all of it.
                 let start: String = stored.chars().take(200).collect();

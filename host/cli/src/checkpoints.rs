@@ -1,0 +1,72 @@
+//! `weir checkpoint show|reset|set`: where a `weir run` pipeline resumes, for an operator to
+//! see and move. The state directory's lock refuses them while a `weir run` holds it.
+
+use crate::Output;
+use anyhow::{Context, Result, bail};
+use weir_checkpoint::{CheckpointStore, SqliteCheckpoints};
+use weir_pipeline::{Pipeline, PipelineFile};
+use weir_runtime::{Runtime, SourceInstance};
+
+pub fn show(file: &PipelineFile, pipelines: &[&Pipeline], output: Output) -> Result<()> {
+    let store = SqliteCheckpoints::open(&file.state_dir)?;
+    for p in pipelines {
+        let committed = store.load(&p.name)?;
+        let moved = store.moved(&p.name)?;
+        match output {
+            Output::Json => println!(
+                "{}",
+                serde_json::json!({
+                    "pipeline": p.name,
+                    "checkpoint": committed.as_ref().map(|c| &c.checkpoint),
+                    "committed_at_ms": committed.as_ref().map(|c| c.committed_at_ms),
+                    "commits": committed.as_ref().map_or(0, |c| c.commits),
+                    "moved_at_ms": moved.map(|m| m.moved_at_ms),
+                })
+            ),
+            Output::Text => {
+                let at = match (&committed, &moved) {
+                    (_, Some(_)) => {
+                        " (moved by an operator; the next run starts there)".to_string()
+                    }
+                    (Some(c), None) => format!(", {} commits", c.commits),
+                    (None, None) => String::new(),
+                };
+                match committed {
+                    Some(c) => println!("{}: {}{at}", p.name, c.checkpoint),
+                    None => println!("{}: none, starts from the beginning{at}", p.name),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the pipeline to `checkpoint` (none: the beginning). A checkpoint is first given
+/// to a fresh instance of the pipeline's source, which must open at it: a typo is refused
+/// here, not at the next run.
+pub async fn set(
+    runtime: &Runtime,
+    file: &PipelineFile,
+    p: &Pipeline,
+    checkpoint: Option<&str>,
+) -> Result<()> {
+    // Taken first: a running weir holds it, and nothing is opened against its sources.
+    let store = SqliteCheckpoints::open(&file.state_dir)?;
+    if let Some(checkpoint) = checkpoint {
+        let mut source = weir_pipeline::prepare_source(runtime, p).await?;
+        let config = p.source.config.to_string();
+        let opened = match &mut source {
+            SourceInstance::Batch(s) => s.open(&config, Some(checkpoint)).await,
+            SourceInstance::Stream(s) => s.open(&config, Some(checkpoint)).await,
+        };
+        if let Err(e) = opened {
+            bail!(
+                "pipeline `{}`: the source refuses checkpoint {checkpoint}: {e}",
+                p.name
+            );
+        }
+    }
+    store
+        .move_to(&p.name, checkpoint)
+        .with_context(|| format!("pipeline `{}`", p.name))
+}
