@@ -485,6 +485,41 @@ fn a_tenant_cpu_share_holds_its_pipelines_down() {
     assert_eq!(status, 400, "{reply}");
 }
 
+/// A connector's own counters (`metrics.counter-add`) are live in the pipeline's status
+/// and in `/metrics`, labelled by tenant, pipeline, side and plugin.
+#[test]
+fn guest_counters_show_in_the_status_and_in_metrics() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    server.create_ok(
+        &token,
+        &counter_pipeline("count", &s.path("acme/out"), 10_000_000, 5, "100ms"),
+    );
+    let polls = |st: &Value| {
+        st["guest_counters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|g| g["side"] == "source" && g["name"] == "polls")
+            .and_then(|g| g["value"].as_u64())
+    };
+    let status = server.wait_for(&token, "count", LONG, |st| polls(st) >= Some(3));
+    let counted = polls(&status).unwrap();
+    let metrics = server.metrics();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("weir_guest_metric{tenant=\"acme\",pipeline=\"count\",side=\"source\"")
+                && l.contains("name=\"polls\"")
+        })
+        .unwrap_or_else(|| panic!("no guest counter in /metrics:\n{metrics}"));
+    let value: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        value >= counted,
+        "{line} (the status said {counted} before)"
+    );
+}
+
 #[test]
 fn a_crashed_server_resumes_its_pipelines_from_their_checkpoints() {
     let s = Scratch::new();

@@ -16,6 +16,7 @@ use crate::dead_letter::DeadLetters;
 use crate::meter::Meter;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, Result, anyhow};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +95,11 @@ pub(crate) trait Pull: Send + 'static {
         checkpoint: &str,
     ) -> impl Future<Output = Result<(), GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
+    /// The connector's own counters so far (none for a stand-in).
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        static NONE: BTreeMap<String, u64> = BTreeMap::new();
+        &NONE
+    }
 }
 
 impl Pull for BatchSourceInstance {
@@ -105,6 +111,9 @@ impl Pull for BatchSourceInstance {
     }
     fn memory_bytes(&self) -> usize {
         BatchSourceInstance::memory_bytes(self)
+    }
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        BatchSourceInstance::counters(self)
     }
 }
 
@@ -123,6 +132,11 @@ pub(crate) trait Push: Send {
         stamp: &Stamp,
     ) -> impl Future<Output = Result<Vec<DeadLetter>, GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
+    /// The connector's own counters so far (none for a stand-in).
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        static NONE: BTreeMap<String, u64> = BTreeMap::new();
+        &NONE
+    }
 }
 
 impl Push for SinkInstance {
@@ -135,6 +149,9 @@ impl Push for SinkInstance {
     fn memory_bytes(&self) -> usize {
         SinkInstance::memory_bytes(self)
     }
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        SinkInstance::counters(self)
+    }
 }
 
 /// A transform, seen by the delivery loop.
@@ -144,6 +161,11 @@ pub(crate) trait Process: Send + 'static {
         records: &Records,
     ) -> impl Future<Output = Result<Transformed, GuestError>> + Send;
     fn memory_bytes(&self) -> usize;
+    /// The connector's own counters so far (none for a stand-in).
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        static NONE: BTreeMap<String, u64> = BTreeMap::new();
+        &NONE
+    }
 }
 
 impl Process for TransformInstance {
@@ -152,6 +174,9 @@ impl Process for TransformInstance {
     }
     fn memory_bytes(&self) -> usize {
         TransformInstance::memory_bytes(self)
+    }
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        TransformInstance::counters(self)
     }
 }
 
@@ -260,6 +285,9 @@ impl Pull for StreamPull {
     fn memory_bytes(&self) -> usize {
         self.source.memory_bytes()
     }
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        self.source.counters()
+    }
 }
 
 /// A position whose records the sink has flushed. Only [`flush`] makes one, and only a
@@ -309,6 +337,7 @@ pub(crate) async fn run<P: Pull, T: Process>(
     };
     let reading = Reading {
         charge: charge(CpuClock::default()),
+        source_plugin: ctx.source_plugin.to_string(),
         batch_size: ctx.batch_size,
         downstream_failed: downstream_failed.clone(),
     };
@@ -387,14 +416,14 @@ impl<T: Process> Stage<T> {
         let mut feeds = Vec::new();
         let mut outputs = Vec::new();
         let mut workers = Vec::new();
-        for chain in chains {
+        for (index, chain) in chains.into_iter().enumerate() {
             let (feed, inbox) = mpsc::channel::<Batch>(1);
             let (output, results) = mpsc::channel::<Result<Delivered>>(1);
             let worker = charge(CpuClock::default());
             let clock = worker.clock.clone();
             let plugin = source_plugin.to_string();
             workers.push(tokio::spawn(
-                clock.meter(work(chain, inbox, output, worker, plugin)),
+                clock.meter(work(chain, inbox, output, worker, plugin, index)),
             ));
             feeds.push(feed);
             outputs.push(results);
@@ -442,12 +471,18 @@ async fn work<T: Process>(
     output: mpsc::Sender<Result<Delivered>>,
     charge: Charge,
     source_plugin: String,
+    worker: usize,
 ) -> Chain<T> {
     let mut cpu = 0;
     let mut memory = chain_memory(&chain);
     while let Some(batch) = inbox.recv().await {
         let done = transform(&mut chain, &source_plugin, batch).await;
         charge.meter.transformed(&mut memory, chain_memory(&chain));
+        for (i, step) in chain.iter().enumerate() {
+            let side = format!("transform{}", i + 1);
+            let counters = step.transform.counters();
+            charge.meter.guest(&side, &step.plugin, worker, counters);
+        }
         charge.charge(&mut cpu).await;
         let failed = done.is_err();
         if output.send(done).await.is_err() || failed {
@@ -485,6 +520,7 @@ async fn collect(
 /// The source's side of a run.
 struct Reading {
     charge: Charge,
+    source_plugin: String,
     batch_size: u32,
     downstream_failed: Arc<AtomicBool>,
 }
@@ -524,6 +560,10 @@ impl Reading {
                     break; // the stage or the sink stopped, and reports why
                 }
                 self.charge.meter.pulled(n, bytes, source.memory_bytes());
+                let plugin = &self.source_plugin;
+                self.charge
+                    .meter
+                    .guest("source", plugin, 0, source.counters());
             }
             Ok(())
         }
@@ -586,6 +626,7 @@ async fn write(
             rejected.upstream + rejected.by_sink,
             sink.memory_bytes(),
         );
+        ctx.meter.guest("sink", ctx.sink_plugin, 0, sink.counters());
         *committed = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.
         let _ = acks.send(durable.checkpoint);

@@ -19,7 +19,7 @@ pub use config::{
 pub use cpu_budget::{CpuBudget, thread_cpu};
 pub use delivery::Tap;
 pub use fit::{Inspected, Misfit, Side, fit, inspect};
-pub use meter::{Meter, MeterReading, now_ms};
+pub use meter::{GuestCounter, Meter, MeterReading, now_ms};
 pub use runner::{
     RunOptions, Status, Stream, Summary, discover, prepare, prepare_source, run, run_metered,
     run_one,

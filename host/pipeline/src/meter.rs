@@ -1,8 +1,9 @@
 //! Live counters of one pipeline, updated per batch and read while it runs (the serve
 //! API's status and `/metrics`). Atomics: the delivery threads write, anyone reads.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Default)]
@@ -24,6 +25,20 @@ pub struct Meter {
     pub throttled_ns: AtomicU64,
     /// Guest log lines dropped over the instances' log budgets; the instances count into it.
     pub log_dropped: Arc<AtomicU64>,
+    /// The connectors' own counters (`metrics.counter-add`, `gauge-set`) as each live
+    /// instance last reported them, by side, plugin and transform worker. An instance keeps
+    /// at most 256 names, so this stays small whatever a plugin does.
+    guest: Mutex<BTreeMap<(String, String, usize), BTreeMap<String, u64>>>,
+}
+
+/// One of a connector's own counters, every worker's instance summed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GuestCounter {
+    /// `source`, `transform1`…, `sink`.
+    pub side: String,
+    pub plugin: String,
+    pub name: String,
+    pub value: u64,
 }
 
 /// A consistent-enough copy of a [`Meter`] for display.
@@ -80,6 +95,42 @@ impl Meter {
             self.transform_memory.fetch_sub(shrunk, Ordering::Relaxed);
         }
         *last = memory;
+    }
+
+    /// A side's instance reports its counters (after each batch).
+    pub(crate) fn guest(
+        &self,
+        side: &str,
+        plugin: &str,
+        worker: usize,
+        counters: &BTreeMap<String, u64>,
+    ) {
+        if counters.is_empty() {
+            return;
+        }
+        let mut guest = self.guest.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (side.to_string(), plugin.to_string(), worker);
+        guest.insert(key, counters.clone());
+    }
+
+    /// The connectors' own counters, by side, plugin and name.
+    pub fn guest_counters(&self) -> Vec<GuestCounter> {
+        let guest = self.guest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summed: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
+        for ((side, plugin, _), counters) in guest.iter() {
+            for (name, value) in counters {
+                *summed.entry((side, plugin, name)).or_default() += value;
+            }
+        }
+        summed
+            .into_iter()
+            .map(|((side, plugin, name), value)| GuestCounter {
+                side: side.into(),
+                plugin: plugin.into(),
+                name: name.into(),
+                value,
+            })
+            .collect()
     }
 
     pub(crate) fn pulled(&self, records: u64, bytes: u64, memory: usize) {

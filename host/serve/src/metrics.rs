@@ -147,6 +147,27 @@ pub fn render(supervisor: &Supervisor) -> String {
             })
         },
     );
+    // The connectors' own counters: a series per side, plugin and name (at most 256 names
+    // per instance, so a plugin cannot flood the page).
+    let _ = writeln!(
+        out,
+        "# HELP weir_guest_metric A connector's own counter or gauge (metrics.counter-add, gauge-set)."
+    );
+    let _ = writeln!(out, "# TYPE weir_guest_metric untyped");
+    for (tenant, s) in &snapshots {
+        for g in &s.guest_counters {
+            let _ = writeln!(
+                out,
+                "weir_guest_metric{{tenant=\"{}\",pipeline=\"{}\",side=\"{}\",plugin=\"{}\",name=\"{}\"{node}}} {}",
+                escape(tenant),
+                escape(&s.name),
+                escape(&g.side),
+                escape(&g.plugin),
+                escape(&g.name),
+                g.value
+            );
+        }
+    }
     out
 }
 

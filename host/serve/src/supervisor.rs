@@ -148,6 +148,8 @@ pub struct Snapshot {
     /// How long ago the last checkpoint was committed: the pipeline's lag behind its
     /// source, as far as the host can tell.
     pub checkpoint_age_ms: Option<u64>,
+    /// The connectors' own counters, by side and plugin.
+    pub guest_counters: Vec<weir_pipeline::GuestCounter>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -369,6 +371,7 @@ impl Supervisor {
             name: w.name.clone(),
             stats: lock(&w.stats).clone(),
             counters: w.meter.read(),
+            guest_counters: w.meter.guest_counters(),
             checkpoint_age_ms: committed
                 .as_ref()
                 .map(|c| (now - c.committed_at_ms).max(0) as u64),
