@@ -28,8 +28,11 @@ pub struct Meter {
     /// The connectors' own counters (`metrics.counter-add`, `gauge-set`) as each live
     /// instance last reported them, by side, plugin and transform worker. An instance keeps
     /// at most 256 names, so this stays small whatever a plugin does.
-    guest: Mutex<BTreeMap<(String, String, usize), BTreeMap<String, u64>>>,
+    guest: Mutex<BTreeMap<GuestKey, BTreeMap<String, u64>>>,
 }
+
+/// Side, plugin and transform worker (0 for the source and the sink).
+type GuestKey = (String, String, usize);
 
 /// One of a connector's own counters, every worker's instance summed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
