@@ -485,6 +485,74 @@ fn a_tenant_cpu_share_holds_its_pipelines_down() {
     assert_eq!(status, 400, "{reply}");
 }
 
+/// `weir pipeline update` (PUT /v1/pipelines/{name}) gives a pipeline a new definition and
+/// keeps its checkpoint: it goes on where it committed, into what the new definition says.
+/// A rename, or a definition that does not fit, is refused and changes nothing.
+#[test]
+fn an_update_keeps_the_checkpoint_and_resumes_there() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    let out = s.path("acme/out");
+    let definition = counter_pipeline("count", &out, 10_000_000, 5, "100ms");
+    server.create_ok(&token, &definition);
+    server.wait_for(&token, "count", LONG, |st| {
+        st["records_out"].as_u64() >= Some(300)
+    });
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_SERVER", &server.url)
+            .env("WEIR_TOKEN", &token)
+            .current_dir(s.path(""))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    s.write(
+        "renamed.toml",
+        &definition.replace("name = \"count\"", "name = \"other\""),
+    );
+    let renamed = s.path("renamed.toml");
+    let (ok, said) = cli(&["pipeline", "update", renamed.to_str().unwrap()]);
+    assert!(!ok && said.contains("pipeline `other` not found"), "{said}");
+    let renamed = definition.replace("name = \"count\"", "name = \"other\"");
+    let (status, reply) = server.call(
+        Some(&token),
+        "PUT",
+        "/v1/pipelines/count",
+        Some(("application/toml", renamed.into_bytes())),
+    );
+    assert_eq!(status, 422, "{reply}");
+    assert!(reply.to_string().contains("keeps its name"), "{reply}");
+    let misfit = definition.replace("total = 10000000", "total = \"many\"");
+    s.write("count.toml", &misfit);
+    let (ok, said) = cli(&["pipeline", "update", "count.toml"]);
+    assert!(!ok && said.contains("total"), "{said}");
+
+    s.write(
+        "count.toml",
+        &definition.replace("count.jsonl", "count2.jsonl"),
+    );
+    let (ok, said) = cli(&["pipeline", "update", "count.toml"]);
+    assert!(ok, "{said}");
+    let started = std::time::Instant::now();
+    while numbers_in(&s.read("acme/out/count2.jsonl")).len() < 200 {
+        assert!(started.elapsed() < LONG, "the new definition never wrote");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.action(&token, "count", "pause");
+    server.wait_for(&token, "count", LONG, |st| state(st) == "paused");
+    let mut all = numbers_in(&s.read("acme/out/count.jsonl"));
+    let before = all.len();
+    all.extend(numbers_in(&s.read("acme/out/count2.jsonl")));
+    assert!(
+        all.iter().copied().eq(0..all.len() as u64),
+        "the new definition went on where the old one committed ({before} records before)"
+    );
+}
+
 /// A connector's own counters (`metrics.counter-add`) are live in the pipeline's status
 /// and in `/metrics`, labelled by tenant, pipeline, side and plugin.
 #[test]

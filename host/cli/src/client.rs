@@ -113,3 +113,20 @@ pub fn read_definition(path: &Path) -> Result<(&'static str, Vec<u8>)> {
         bytes,
     ))
 }
+
+/// The `name` a pipeline definition file gives (JSON, or TOML).
+pub fn definition_name(path: &Path, bytes: &[u8]) -> Result<String> {
+    let text =
+        std::str::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
+    let name = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str::<serde_json::Value>(text)?["name"]
+            .as_str()
+            .map(str::to_string)
+    } else {
+        toml::from_str::<toml::Table>(text)?
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    };
+    name.with_context(|| format!("{} names no pipeline (`name = ...`)", path.display()))
+}

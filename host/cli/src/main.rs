@@ -334,6 +334,13 @@ enum PipelineCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// Replace a pipeline's definition with the file's (same name); it keeps its
+    /// checkpoint and resumes there (a tenant's token).
+    Update {
+        file: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
     /// The tenant's pipelines, each with its state (a tenant's token).
     List {
         #[command(flatten)]
@@ -781,6 +788,13 @@ fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
         PipelineCommand::Create { file, server } => {
             let body = client::read_definition(&file)?;
             server.client()?.call("POST", "/v1/pipelines", Some(body))
+        }
+        PipelineCommand::Update { file, server } => {
+            let (kind, body) = client::read_definition(&file)?;
+            let name = client::definition_name(&file, &body)?;
+            server
+                .client()?
+                .call("PUT", &format!("/v1/pipelines/{name}"), Some((kind, body)))
         }
         PipelineCommand::List { server } => server.client()?.call("GET", "/v1/pipelines", None),
         PipelineCommand::Show { name, server } => {

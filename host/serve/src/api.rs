@@ -54,7 +54,9 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines", get(list_pipelines).post(create_pipeline))
         .route(
             "/v1/pipelines/{name}",
-            get(show_pipeline).delete(delete_pipeline),
+            get(show_pipeline)
+                .put(update_pipeline)
+                .delete(delete_pipeline),
         )
         .route("/v1/pipelines/{name}/pause", post(pause_pipeline))
         .route("/v1/pipelines/{name}/resume", post(resume_pipeline))
@@ -332,6 +334,26 @@ async fn create_pipeline(
         let spec = PipelineSpec::from_document(parse_body(&headers, &body)?)
             .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
         ok(StatusCode::CREATED, app.ops.create_pipeline(&tenant, spec)?)
+    })
+    .await
+}
+
+/// A new definition for an existing pipeline, which keeps its checkpoint.
+async fn update_pipeline(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        let spec = PipelineSpec::from_document(parse_body(&headers, &body)?)
+            .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
+        ok(
+            StatusCode::OK,
+            app.ops.update_pipeline(&tenant, &name, spec)?,
+        )
     })
     .await
 }

@@ -79,6 +79,8 @@ struct Control {
     command: Command,
     /// The plugin versions last asked for: a registry change that moves them swaps.
     versions: Pins,
+    /// The definition last asked for (as stored): an update to it restarts the run too.
+    definition: String,
     /// Bumped to restart the current run (a new plugin version, a resume).
     generation: u64,
     /// Stops the run in progress, between batches.
@@ -152,6 +154,11 @@ pub struct Snapshot {
     pub guest_counters: Vec<weir_pipeline::GuestCounter>,
 }
 
+/// A pipeline's stored definition, to tell an update from no change.
+fn definition(row: &PipelineRow) -> String {
+    serde_json::to_string(&row.spec).unwrap_or_default()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -220,6 +227,7 @@ impl Supervisor {
             control: Mutex::new(Control {
                 command,
                 versions: row.pins.clone(),
+                definition: definition(row),
                 generation: 0,
                 run_stop: None,
             }),
@@ -266,6 +274,7 @@ impl Supervisor {
     fn tell(&self, tenant: &str, name: &str, command: Command, restart: bool) {
         if let Some(w) = self.worker(tenant, name) {
             if restart && let Ok(Some(row)) = self.registry.pipeline(tenant, name) {
+                lock(&w.control).definition = definition(&row);
                 lock(&w.control).versions = row.pins;
             }
             w.tell(command, restart);
@@ -617,6 +626,7 @@ impl Worker {
     /// Tells the worker what the stored row asks that it was not told yet.
     fn align(&self, row: &PipelineRow) {
         let versions = row.pins.clone();
+        let definition = definition(row);
         let wanted = match row.desired {
             Desired::Running => Command::Run,
             Desired::Paused | Desired::Failed => Command::Hold,
@@ -624,11 +634,14 @@ impl Worker {
         let restart = {
             let mut c = lock(&self.control);
             if c.command == Command::Exit
-                || (c.command == wanted && (wanted == Command::Hold || c.versions == versions))
+                || (c.command == wanted
+                    && (wanted == Command::Hold
+                        || (c.versions == versions && c.definition == definition)))
             {
                 return;
             }
             c.versions = versions;
+            c.definition = definition;
             wanted == Command::Run
         };
         if restart && lock(&self.control).command == Command::Hold {

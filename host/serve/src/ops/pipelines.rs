@@ -3,7 +3,7 @@
 
 use super::plugins::{fits, pin};
 use super::{Error, Ops, Result, check_name};
-use crate::registry::{Desired, Pins, PipelineRow, key};
+use crate::registry::{Desired, Pins, PipelineRow, Tenant, key};
 use crate::supervisor::{self, Snapshot};
 use serde::Serialize;
 use weir_pipeline::{PipelineSpec, Side, Stream};
@@ -56,7 +56,7 @@ impl Ops {
     /// Creates and starts a pipeline. Limits left out are the tenant's quotas; nothing is
     /// stored unless its plugins fit, its configs pass their schemas and it resolves
     /// inside the tenant's grants.
-    pub fn create_pipeline(&self, tenant: &str, mut spec: PipelineSpec) -> Result<PipelineStatus> {
+    pub fn create_pipeline(&self, tenant: &str, spec: PipelineSpec) -> Result<PipelineStatus> {
         let name = spec.name.clone();
         check_name("pipeline", &name)?;
         let t = self.tenant(tenant)?;
@@ -69,6 +69,31 @@ impl Ops {
                 t.quotas.max_pipelines
             )));
         }
+        let row = self.checked_row(&t, spec, Desired::Running)?;
+        // A pipeline of this name may have existed before: its position is not this one's.
+        // Forgotten before the row exists, since in a cluster another node may start the
+        // pipeline as soon as it does.
+        self.supervisor.checkpoints().reset(&row.key())?;
+        self.registry.insert_pipeline(&row)?;
+        if let Err(e) = self.supervisor.spawn(&row) {
+            // Out of threads or memory maps: say so, and keep nothing half-made.
+            self.registry.delete_pipeline(tenant, &name)?;
+            return Err(Error::AtLimit(format!(
+                "{e:#}: the host is at its limit; nothing was created"
+            )));
+        }
+        self.pipeline(tenant, &name)
+    }
+
+    /// A definition held to the tenant's quotas and grants, its plugins pinned to their
+    /// versions and fitted to their sides: a row ready to store, or why not.
+    fn checked_row(
+        &self,
+        t: &Tenant,
+        mut spec: PipelineSpec,
+        desired: Desired,
+    ) -> Result<PipelineRow> {
+        let name = spec.name.clone();
         spec.limits = spec
             .limits
             .within(&t.quotas.limits())
@@ -84,6 +109,7 @@ impl Ops {
                 .map_err(|e| Error::Refused(format!("transforms[{i}].{e:#}")))?;
         }
         let registry = self.registry.as_ref();
+        let tenant = t.name.as_str();
         let mut pinned = Vec::new();
         for side in spec.sides() {
             let field = format!("{}.plugin", side.field());
@@ -108,7 +134,7 @@ impl Ops {
             name: name.clone(),
             spec,
             pins,
-            desired: Desired::Running,
+            desired,
             last_error: None,
         };
         let mut problems = Vec::new();
@@ -124,19 +150,31 @@ impl Ops {
             )));
         }
         supervisor::build(registry, &t.grants, &row).map_err(Error::refused)?;
-        // A pipeline of this name may have existed before: its position is not this one's.
-        // Forgotten before the row exists, since in a cluster another node may start the
-        // pipeline as soon as it does.
-        self.supervisor.checkpoints().reset(&row.key())?;
-        self.registry.insert_pipeline(&row)?;
-        if let Err(e) = self.supervisor.spawn(&row) {
-            // Out of threads or memory maps: say so, and keep nothing half-made.
-            self.registry.delete_pipeline(tenant, &name)?;
-            return Err(Error::AtLimit(format!(
-                "{e:#}: the host is at its limit; nothing was created"
+        Ok(row)
+    }
+
+    /// Replaces a pipeline's definition, keeping its checkpoint and whether it runs. The new
+    /// one is checked as a new pipeline is; the run in progress stops after its batch in
+    /// flight, and the new definition starts where it committed.
+    pub fn update_pipeline(
+        &self,
+        tenant: &str,
+        name: &str,
+        spec: PipelineSpec,
+    ) -> Result<PipelineStatus> {
+        let _one = self.one_change();
+        let old = self.existing(tenant, name)?;
+        if spec.name != name {
+            return Err(Error::Refused(format!(
+                "the definition names pipeline `{}`, not `{name}`: a pipeline keeps its name (create a new one to rename)",
+                spec.name
             )));
         }
-        self.pipeline(tenant, &name)
+        let t = self.tenant(tenant)?;
+        let row = self.checked_row(&t, spec, old.desired)?;
+        self.registry.replace_definition(&row)?;
+        self.supervisor.swap(tenant, name);
+        self.pipeline(tenant, name)
     }
 
     pub fn pipeline(&self, tenant: &str, name: &str) -> Result<PipelineStatus> {

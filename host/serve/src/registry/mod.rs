@@ -236,6 +236,9 @@ pub trait Registry: Send + Sync {
     ) -> Result<()>;
     /// Moves the pipeline's sides to the versions `pins` names (its plugins stay).
     fn set_pins(&self, tenant: &str, name: &str, pins: &Pins) -> Result<()>;
+    /// Replaces the pipeline's definition and pins (its plugins may change), keeping
+    /// whether it should run; clears its last error.
+    fn replace_definition(&self, p: &PipelineRow) -> Result<()>;
     fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool>;
     fn count_pipelines(&self, tenant: &str) -> Result<u32>;
 }

@@ -396,6 +396,26 @@ impl Registry for PgRegistry {
         Ok(())
     }
 
+    fn replace_definition(&self, p: &PipelineRow) -> Result<()> {
+        self.execute(
+            "UPDATE weir_pipelines SET definition = $3, source_plugin = $4, source_version = $5,
+                sink_plugin = $6, sink_version = $7, transforms = $8, last_error = NULL
+             WHERE tenant = $1 AND name = $2",
+            &[
+                &p.tenant,
+                &p.name,
+                &serde_json::to_string(&p.spec)?,
+                &p.pins.source.name,
+                &p.pins.source.version,
+                &p.pins.sink.name,
+                &p.pins.sink.version,
+                &transforms_column(&p.pins),
+            ],
+        )
+        .with_context(|| format!("cannot update pipeline `{}`", p.name))?;
+        Ok(())
+    }
+
     fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool> {
         Ok(self.execute(
             "DELETE FROM weir_pipelines WHERE tenant = $1 AND name = $2",
