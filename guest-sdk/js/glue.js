@@ -18,7 +18,18 @@ export function guarded(call) {
 
 const decoder = new TextDecoder();
 
-export const position = (text) => (text === undefined ? null : JSON.parse(text));
+/** A cursor or checkpoint as the connector wrote it; one that is not JSON (edited, or from
+ * elsewhere) is a config error, as the contract asks, not a crash. */
+export function position(text) {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(
+      `this version cannot read the checkpoint it was given (${e.message}): reset it or set one it can read (weir checkpoint)`,
+    );
+  }
+}
 
 const TYPES = {
   string: (v) => typeof v === 'string',

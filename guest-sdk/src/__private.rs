@@ -51,11 +51,34 @@ fn parse<T: DeserializeOwned>(json: &str, what: &str) -> std::result::Result<T, 
     })
 }
 
+/// A position this version cannot read back (written by an incompatible version, or
+/// edited) is refused as a `config` error, as the contract asks: retrying will not help,
+/// and an operator can reset or set it.
 fn position<P: DeserializeOwned>(json: Option<&str>, what: &str) -> Result<Option<P>> {
-    // A position the connector cannot read back is not a config problem: the stored
-    // state is from another version or was edited, and retrying will not help.
-    json.map(|j| parse(j, what).map_err(Error::Fatal))
-        .transpose()
+    json.map(|j| {
+        parse(j, what).map_err(|e| {
+            Error::Config(format!(
+                "this version cannot read the {what} it was given ({e}): reset it or set one it can read (weir checkpoint)"
+            ))
+        })
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_position_is_a_config_error_naming_it() {
+        let err = position::<u64>(Some(r#"{"offset": 3}"#), "cursor").unwrap_err();
+        match err {
+            Error::Config(m) => assert!(m.contains("cannot read the cursor"), "{m}"),
+            other => panic!("not a config error: {other:?}"),
+        }
+        assert_eq!(position::<u64>(Some("7"), "cursor").unwrap(), Some(7));
+        assert_eq!(position::<u64>(None, "cursor").unwrap(), None);
+    }
 }
 
 fn encode<P: Serialize>(batch: Batch<P>) -> Result<WitBatch> {

@@ -141,3 +141,9 @@ test('a config breaking the top of the schema is a config error naming the field
     assert.throws(() => config(text, schema), (e) => e instanceof ConfigError && e.message.includes(said), text);
   }
 });
+
+test('a checkpoint that is not JSON is a config error', () => {
+  assert.deepEqual(position('{"offset": 3}'), { offset: 3 });
+  assert.equal(position(undefined), null);
+  assert.throws(() => position('not json'), (e) => e instanceof ConfigError && e.message.includes('cannot read the checkpoint'));
+});

@@ -151,6 +151,13 @@ class Configs(unittest.TestCase):
 
 
 class Positions(unittest.TestCase):
+    def test_a_checkpoint_that_is_not_json_is_a_config_error(self):
+        self.assertEqual(_glue.position('{"offset": 3}'), {"offset": 3})
+        self.assertIsNone(_glue.position(None))
+        with self.assertRaises(weir.ConfigError) as caught:
+            _glue.position("not json")
+        self.assertIn("cannot read the checkpoint", str(caught.exception))
+
     def test_cursors_and_checkpoints_travel_as_json(self):
         b = _glue.batch(
             weir.Batch(["r"], {"file": "a.jsonl", "offset": 7}, [weir.DeadLetter.of(weir.Record(b"x"), "no")])

@@ -83,7 +83,14 @@ def config(text: str) -> dict:
 
 
 def position(text):
-    return None if text is None else json.loads(text)
+    """A cursor or checkpoint as the connector wrote it; one that is not JSON (edited, or
+    from elsewhere) is a config error, as the contract asks, not a crash."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"this version cannot read the checkpoint it was given ({e}): reset it or set one it can read (weir checkpoint)")
 
 
 def _bytes(value) -> bytes:
