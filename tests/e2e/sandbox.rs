@@ -359,6 +359,52 @@ fn a_log_flood_is_held_to_the_budget() {
 
 /// A plugin's `log.info` lines show at weir's default verbosity (the host's own info lines
 /// do not); `RUST_LOG` overrides.
+/// What a plugin prints to stdout and stderr reaches the log line by line, labelled with
+/// its stream, and within the same budget as its `log` calls: a print loop cannot flood
+/// the host's log either.
+#[test]
+fn a_plugins_stdout_and_stderr_are_logged_within_its_budget() {
+    let s = Scratch::new();
+    s.pipelines(&[hostile_pipeline("printing", "print", ", count = 3", "", "")]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    let printed = |run: &Run, stream: &str| {
+        run.stderr
+            .lines()
+            .filter(|l| l.contains("weir::guest") && l.contains(&format!("{stream} line ")))
+            .count()
+    };
+    assert_eq!(printed(&run, "stdout"), 3, "{}", run.stderr);
+    assert_eq!(printed(&run, "stderr"), 3, "{}", run.stderr);
+    assert!(run.stderr.contains("stdout line 2"), "{}", run.stderr);
+    // Labelled with its stream (the log may colour `stream=`).
+    let labelled = |stream: &str| {
+        run.stderr.lines().any(|l| {
+            l.contains(&format!("{stream} line 0")) && l.contains(&format!("\"{stream}\""))
+        })
+    };
+    assert!(labelled("stdout") && labelled("stderr"), "{}", run.stderr);
+
+    let s = Scratch::new();
+    s.pipelines(&[hostile_pipeline(
+        "flood",
+        "print",
+        ", count = 20000",
+        "",
+        "",
+    )]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    let shown = printed(&run, "stdout") + printed(&run, "stderr");
+    // The default budget: 100 lines a second, ten seconds' worth at once.
+    assert!(shown <= 1_100, "{shown} lines of 40,000 reached the log");
+    assert!(
+        run.summary("flood")["log_dropped"].as_u64() >= Some(38_000),
+        "{}",
+        run.summary("flood")
+    );
+}
+
 #[test]
 fn a_plugins_info_lines_show_by_default() {
     let s = Scratch::new();

@@ -216,7 +216,8 @@ macro_rules! shared {
             /// Counts the log lines this instance drops over its budget into `counter` (a
             /// pipeline's meter), live, even while a call floods.
             pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
-                self.core.store.data_mut().log.budget.dropped = counter;
+                let log = &mut self.core.store.data_mut().log;
+                log.budget.lock().unwrap_or_else(|e| e.into_inner()).dropped = counter;
             }
         }
     )*};

@@ -151,15 +151,17 @@ pub(crate) struct HostState {
 impl Drop for HostState {
     fn drop(&mut self) {
         // A flood that ended with the instance still gets its line.
-        self.log.budget.report(&self.log.labels);
+        let mut budget = self.log.budget.lock().unwrap_or_else(|e| e.into_inner());
+        budget.report(&self.log.labels);
     }
 }
 
 impl HostState {
     pub(crate) fn new(sandbox: &Sandbox, labels: Labels) -> Result<Self> {
-        let console = ConsoleTail::default();
+        let budget = Arc::new(Mutex::new(LogBudget::new(&sandbox.limits)));
+        let (console, stderr) = ConsoleTail::pair(&labels, &budget);
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(console.clone()).stderr(console.clone());
+        wasi.stdout(console.clone()).stderr(stderr);
         // A guest's file I/O runs on the thread that called the guest, not on a pool of
         // tokio threads: it counts in that thread's CPU time (the tenant's CPU share
         // charges it) and skips a thread hop per read and write.
@@ -228,10 +230,7 @@ impl HostState {
             keys: KeysCtx {
                 keys: sandbox.keys.clone(),
             },
-            log: LogCtx {
-                budget: LogBudget::new(limits),
-                labels,
-            },
+            log: LogCtx { budget, labels },
             metrics: MetricsCtx::default(),
             limiter: MemoryLimiter {
                 limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),

@@ -50,7 +50,7 @@ impl LogBudget {
     }
 
     /// Whether a line of `bytes` may be logged now; if not, it is counted as dropped.
-    fn admit(&mut self, bytes: usize, labels: &Labels) -> bool {
+    pub(crate) fn admit(&mut self, bytes: usize, labels: &Labels) -> bool {
         let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.refilled = now;
@@ -100,7 +100,8 @@ impl LogBudget {
 /// Guest logs: whose they are, and the budget they are held to.
 pub(crate) struct LogCtx {
     pub(crate) labels: Labels,
-    pub(crate) budget: LogBudget,
+    /// Shared with the guest's stdout and stderr, which are logged too.
+    pub(crate) budget: Arc<std::sync::Mutex<LogBudget>>,
 }
 
 impl Host for LogCtx {
@@ -114,7 +115,11 @@ impl Host for LogCtx {
             .collect();
         let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         let Self { labels, budget } = self;
-        if !budget.admit(size, labels) {
+        let admitted = budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(size, labels);
+        if !admitted {
             return;
         }
         let fields = Fields(&fields, extra);

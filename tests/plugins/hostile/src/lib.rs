@@ -42,6 +42,8 @@ enum Mode {
     PlantLink,
     /// Logs `count` lines of 1 KiB as fast as it can, then ends.
     LogFlood,
+    /// Prints `count` lines to stdout and as many to stderr, then ends.
+    Print,
     /// Opens SQL connections and keeps them until the host refuses one.
     HoardSql,
     /// Opens a SQL connection, then replication streams (each on a slot of its own) and
@@ -156,6 +158,15 @@ impl BatchSource for Hostile {
                 }
             }
             Mode::PlantLink => {}
+            Mode::Print => {
+                use std::io::Write;
+                for i in 0..self.end {
+                    println!("stdout line {i}");
+                    eprintln!("stderr line {i}");
+                }
+                let _ = std::io::stdout().flush();
+                return Ok(None);
+            }
             Mode::LogFlood => {
                 let line = "x".repeat(1024);
                 for i in 0..self.end {
