@@ -560,3 +560,67 @@ fn client_settings_a_tenant_may_not_set_are_refused_naming_them() {
         "{reply}"
     );
 }
+
+/// Each tenant reads its own pipelines' recent log lines (the plugin's `log` calls and its
+/// stdout and stderr), paged, and never another tenant's, even under the same pipeline
+/// name.
+#[test]
+fn a_tenant_reads_its_own_pipelines_logs_and_no_one_elses() {
+    let s = Scratch::new();
+    let server = Server::start(&s.path("data"), &[]);
+    let mut tokens = Vec::new();
+    for (tenant, mode) in [("printer", "print"), ("logger", "log-flood")] {
+        std::fs::create_dir_all(s.path(&format!("{tenant}/in"))).unwrap();
+        let token = server.tenant(tenant, tenant_with_dir(&s.path(tenant), json!({})));
+        server.push_plugin(&token, "hostile", "hostile");
+        server.push_plugin(&token, "file-sink", "file_sink");
+        server.create_ok(&token, &attack("p", &s.path(tenant), mode, "", ""));
+        server.wait_for(&token, "p", LONG, |st| st["state"] == "finished");
+        tokens.push(token);
+    }
+    let page = |token: &str, after: u64, limit: usize| {
+        let path = format!("/v1/pipelines/p/logs?after={after}&limit={limit}");
+        let (status, reply) = server.call(Some(token), "GET", &path, None);
+        assert_eq!(status, 200, "{reply}");
+        let lines: Vec<String> = reply["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect();
+        (lines, reply["next"].as_u64().unwrap())
+    };
+    // The printer's 10 stdout and 10 stderr lines, in pages of 7, none twice.
+    let (mut printed, mut after) = (Vec::new(), 0);
+    loop {
+        let (lines, next) = page(&tokens[0], after, 7);
+        assert!(lines.len() <= 7);
+        if lines.is_empty() {
+            break;
+        }
+        printed.extend(lines);
+        after = next;
+    }
+    for i in 0..10 {
+        for stream in ["stdout", "stderr"] {
+            let line = format!("{stream} line {i}");
+            let times = printed.iter().filter(|l| l.starts_with(&line)).count();
+            assert_eq!(times, 1, "{line}: {printed:?}");
+        }
+    }
+    assert!(
+        !printed.iter().any(|l| l.contains("xxxxxxxx")),
+        "{printed:?}"
+    );
+    let (logged, _) = page(&tokens[1], 0, 1000);
+    assert!(logged.iter().any(|l| l.contains("xxxxxxxx")), "{logged:?}");
+    assert!(
+        !logged.iter().any(|l| l.contains("stdout line")),
+        "{logged:?}"
+    );
+    // No token, or a pipeline the tenant does not have: nothing.
+    let (status, _) = server.call(None, "GET", "/v1/pipelines/p/logs", None);
+    assert_eq!(status, 401);
+    let (status, _) = server.call(Some(&tokens[0]), "GET", "/v1/pipelines/q/logs", None);
+    assert_eq!(status, 404);
+}

@@ -346,6 +346,18 @@ enum PipelineCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// The pipeline's recent log lines: its plugins' own, their stdout and stderr, and the
+    /// host's about it (a tenant's token).
+    Logs {
+        name: String,
+        /// Only lines after this one (the `next` of the previous page).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        server: Server,
+    },
     /// State, last error, records in/out, checkpoint and its age (a tenant's token).
     Show {
         name: String,
@@ -404,7 +416,7 @@ pub enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.verbose);
+    init_logs(cli.verbose, matches!(cli.command, Command::Serve { .. }));
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -414,7 +426,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logs(verbose: u8) {
+fn init_logs(verbose: u8, capture: bool) {
     // A plugin's own log lines (target `weir::guest`, held to each instance's budget) are
     // what an operator looks for first: shown from info up by default, where the host's
     // own are shown from warn.
@@ -425,10 +437,16 @@ fn init_logs(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::prelude::*;
+    let shown = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter);
+    // `weir serve` keeps each pipeline's lines from info up for its tenant to read,
+    // whatever the operator's own filter shows.
+    let kept = capture.then(|| {
+        weir_serve::logs::Capture.with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    tracing_subscriber::registry().with(shown).with(kept).init();
 }
 
 fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
@@ -797,6 +815,16 @@ fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
                 .call("PUT", &format!("/v1/pipelines/{name}"), Some((kind, body)))
         }
         PipelineCommand::List { server } => server.client()?.call("GET", "/v1/pipelines", None),
+        PipelineCommand::Logs {
+            name,
+            after,
+            limit,
+            server,
+        } => server.client()?.call(
+            "GET",
+            &format!("/v1/pipelines/{name}/logs?after={after}&limit={limit}"),
+            None,
+        ),
         PipelineCommand::Show { name, server } => {
             server
                 .client()?

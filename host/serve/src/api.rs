@@ -62,6 +62,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/resume", post(resume_pipeline))
         .route("/v1/pipelines/{name}/upgrade", post(upgrade_pipeline))
         .route("/v1/pipelines/{name}/streams", get(discover_streams))
+        .route("/v1/pipelines/{name}/logs", get(pipeline_logs))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(app)
 }
@@ -354,6 +355,37 @@ async fn update_pipeline(
             StatusCode::OK,
             app.ops.update_pipeline(&tenant, &name, spec)?,
         )
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct LogPage {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_log_page")]
+    limit: usize,
+}
+
+fn default_log_page() -> usize {
+    100
+}
+
+/// The pipeline's recent log lines after `after`, at most `limit` (up to 1000) of them:
+/// only the caller's own pipelines.
+async fn pipeline_logs(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    axum::extract::Query(page): axum::extract::Query<LogPage>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        app.ops.pipeline(&tenant, &name)?;
+        let limit = page.limit.clamp(1, 1000);
+        let (lines, next) =
+            crate::logs::logs().read(&crate::registry::key(&tenant, &name), page.after, limit);
+        ok(StatusCode::OK, json!({ "lines": lines, "next": next }))
     })
     .await
 }

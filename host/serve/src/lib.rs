@@ -15,6 +15,7 @@ mod api;
 mod auth;
 #[cfg(feature = "cluster")]
 mod cluster;
+pub mod logs;
 mod metrics;
 mod ops;
 #[cfg(test)]

@@ -261,6 +261,7 @@ impl Ops {
         self.supervisor.remove(tenant, name);
         self.registry.delete_pipeline(tenant, name)?;
         self.supervisor.checkpoints().reset(&key(tenant, name))?;
+        crate::logs::logs().forget(&key(tenant, name));
         Ok(())
     }
 
