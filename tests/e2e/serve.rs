@@ -553,6 +553,75 @@ fn an_update_keeps_the_checkpoint_and_resumes_there() {
     );
 }
 
+/// `weir pipeline checkpoint` (GET/PUT/DELETE /v1/pipelines/{name}/checkpoint): shown;
+/// moving it is refused while the pipeline runs; paused, a set (checked by opening the
+/// source) or a reset is where it resumes, over the checkpoint file-sink keeps with its
+/// data.
+#[test]
+fn an_operator_moves_a_paused_pipelines_checkpoint() {
+    let s = Scratch::new();
+    let (server, token) = acme(&s, &[]);
+    server.create_ok(
+        &token,
+        &counter_pipeline("count", &s.path("acme/out"), 1000, 0, "100ms"),
+    );
+    let written = || numbers_in(&s.read("acme/out/count.jsonl"));
+    let wait_for_lines = |n: usize| {
+        let started = std::time::Instant::now();
+        while written().len() < n {
+            assert!(
+                started.elapsed() < LONG,
+                "only {} of {n} lines",
+                written().len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for_lines(1000);
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_SERVER", &server.url)
+            .env("WEIR_TOKEN", &token)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    let (ok, shown) = cli(&["pipeline", "checkpoint", "count"]);
+    assert!(ok, "{shown}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&shown).unwrap()["checkpoint"],
+        "1000"
+    );
+    let (ok, said) = cli(&["pipeline", "checkpoint", "count", "--reset"]);
+    assert!(!ok && said.contains("pause it first"), "{said}");
+
+    server.action(&token, "count", "pause");
+    server.wait_for(&token, "count", LONG, |st| state(st) == "paused");
+    let (ok, said) = cli(&["pipeline", "checkpoint", "count", "--set", r#"{"x":1}"#]);
+    assert!(
+        !ok && said.contains("the source refuses checkpoint"),
+        "{said}"
+    );
+    let (ok, said) = cli(&["pipeline", "checkpoint", "count", "--set", "500"]);
+    assert!(ok, "{said}");
+    let moved: Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(moved["checkpoint"], "500");
+    assert!(moved["moved_at_ms"].is_u64(), "{moved}");
+    server.action(&token, "count", "resume");
+    wait_for_lines(1500);
+
+    server.action(&token, "count", "pause");
+    server.wait_for(&token, "count", LONG, |st| state(st) == "paused");
+    assert!(cli(&["pipeline", "checkpoint", "count", "--reset"]).0);
+    server.action(&token, "count", "resume");
+    wait_for_lines(2500);
+    let expected: Vec<u64> = (0..1000).chain(500..1000).chain(0..1000).collect();
+    assert_eq!(written(), expected);
+}
+
 /// A connector's own counters (`metrics.counter-add`) are live in the pipeline's status
 /// and in `/metrics`, labelled by tenant, pipeline, side and plugin.
 #[test]

@@ -6,7 +6,7 @@
 //! lands before the takeover (and the new owner reads it) or finds the epoch moved and
 //! changes nothing. No transaction spans a network round trip.
 
-use crate::{CheckpointStore, Committed, Fenced, Owner, now_ms};
+use crate::{CheckpointStore, Committed, Fenced, Moved, Owner, now_ms};
 use anyhow::{Context, Result, anyhow};
 use std::future::Future;
 use std::sync::Arc;
@@ -131,7 +131,9 @@ impl PgCheckpoints {
                 -- Whether the owner's run is still going: a node taking the pipeline
                 -- over waits for a live owner to let go.
                 held         BOOLEAN NOT NULL DEFAULT false
-            )",
+            );
+            -- When an operator moved the position (weir checkpoint): until the next commit.
+            ALTER TABLE weir_checkpoints ADD COLUMN IF NOT EXISTS moved_at BIGINT",
         )?;
         Ok(PgCheckpoints { pg })
     }
@@ -168,7 +170,8 @@ impl CheckpointStore for PgCheckpoints {
             .run(async |c| {
                 Ok(c.execute(
                     "UPDATE weir_checkpoints
-                     SET checkpoint = $2, committed_at = $3, commits = commits + 1
+                     SET checkpoint = $2, committed_at = $3, commits = commits + 1,
+                         moved_at = NULL
                      WHERE pipeline = $1 AND epoch = $4 AND node = $5",
                     &[&pipeline, &checkpoint, &now_ms(), &epoch, &owner.node],
                 )
@@ -255,7 +258,7 @@ impl CheckpointStore for PgCheckpoints {
                                       WHERE pipeline = $1 FOR UPDATE)
                          UPDATE weir_checkpoints
                          SET checkpoint = NULL, committed_at = 0, commits = 0,
-                             epoch = epoch + 1, node = '', held = false
+                             epoch = epoch + 1, node = '', held = false, moved_at = NULL
                          WHERE pipeline = $1
                          RETURNING (SELECT checkpoint IS NOT NULL FROM old)",
                         &[&pipeline],
@@ -279,5 +282,41 @@ impl CheckpointStore for PgCheckpoints {
                 Ok(rows.iter().map(|r| (r.get(0), committed(r))).collect())
             })
             .context("cannot list checkpoints")
+    }
+
+    /// Leaves the owner and its epoch as they are: the move is made while the pipeline is
+    /// paused, and whoever runs it next reads it.
+    fn move_to(&self, pipeline: &str, checkpoint: Option<&str>) -> Result<()> {
+        self.pg
+            .run(async |c| {
+                c.execute(
+                    "INSERT INTO weir_checkpoints (pipeline, checkpoint, committed_at, moved_at)
+                     VALUES ($1, $2, $3, $3)
+                     ON CONFLICT (pipeline) DO UPDATE
+                     SET checkpoint = $2, committed_at = $3, moved_at = $3",
+                    &[&pipeline, &checkpoint, &now_ms()],
+                )
+                .await?;
+                Ok(())
+            })
+            .with_context(|| format!("cannot move the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    fn moved(&self, pipeline: &str) -> Result<Option<Moved>> {
+        self.pg
+            .run(async |c| {
+                let row = c
+                    .query_opt(
+                        "SELECT checkpoint, moved_at FROM weir_checkpoints
+                         WHERE pipeline = $1 AND moved_at IS NOT NULL",
+                        &[&pipeline],
+                    )
+                    .await?;
+                Ok(row.map(|r| Moved {
+                    checkpoint: r.get(0),
+                    moved_at_ms: r.get(1),
+                }))
+            })
+            .with_context(|| format!("cannot read the moves of pipeline `{pipeline}`"))
     }
 }

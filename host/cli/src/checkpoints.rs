@@ -2,10 +2,10 @@
 //! see and move. The state directory's lock refuses them while a `weir run` holds it.
 
 use crate::Output;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use weir_checkpoint::{CheckpointStore, SqliteCheckpoints};
 use weir_pipeline::{Pipeline, PipelineFile};
-use weir_runtime::{Runtime, SourceInstance};
+use weir_runtime::Runtime;
 
 pub fn show(file: &PipelineFile, pipelines: &[&Pipeline], output: Output) -> Result<()> {
     let store = SqliteCheckpoints::open(&file.state_dir)?;
@@ -53,18 +53,7 @@ pub async fn set(
     // Taken first: a running weir holds it, and nothing is opened against its sources.
     let store = SqliteCheckpoints::open(&file.state_dir)?;
     if let Some(checkpoint) = checkpoint {
-        let mut source = weir_pipeline::prepare_source(runtime, p).await?;
-        let config = p.source.config.to_string();
-        let opened = match &mut source {
-            SourceInstance::Batch(s) => s.open(&config, Some(checkpoint)).await,
-            SourceInstance::Stream(s) => s.open(&config, Some(checkpoint)).await,
-        };
-        if let Err(e) = opened {
-            bail!(
-                "pipeline `{}`: the source refuses checkpoint {checkpoint}: {e}",
-                p.name
-            );
-        }
+        weir_pipeline::source_opens_at(runtime, p, checkpoint).await?;
     }
     store
         .move_to(&p.name, checkpoint)

@@ -346,6 +346,20 @@ enum PipelineCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// Where the pipeline resumes; `--set` or `--reset` moves it, while it is paused (a
+    /// tenant's token).
+    Checkpoint {
+        name: String,
+        /// Resume after this checkpoint, in the source's own format (as shown), checked by
+        /// opening the source at it.
+        #[arg(long, conflicts_with = "reset")]
+        set: Option<String>,
+        /// Start from the beginning when resumed.
+        #[arg(long)]
+        reset: bool,
+        #[command(flatten)]
+        server: Server,
+    },
     /// The pipeline's recent log lines: its plugins' own, their stdout and stderr, and the
     /// host's about it (a tenant's token).
     Logs {
@@ -815,6 +829,24 @@ fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
                 .call("PUT", &format!("/v1/pipelines/{name}"), Some((kind, body)))
         }
         PipelineCommand::List { server } => server.client()?.call("GET", "/v1/pipelines", None),
+        PipelineCommand::Checkpoint {
+            name,
+            set,
+            reset,
+            server,
+        } => {
+            let path = format!("/v1/pipelines/{name}/checkpoint");
+            let client = server.client()?;
+            match (set, reset) {
+                (Some(checkpoint), _) => {
+                    let body =
+                        serde_json::to_vec(&serde_json::json!({ "checkpoint": checkpoint }))?;
+                    client.call("PUT", &path, Some(("application/json", body)))
+                }
+                (None, true) => client.call("DELETE", &path, None),
+                (None, false) => client.call("GET", &path, None),
+            }
+        }
         PipelineCommand::Logs {
             name,
             after,

@@ -22,7 +22,7 @@ pub use fit::{Inspected, Misfit, Side, fit, inspect};
 pub use meter::{GuestCounter, Meter, MeterReading, now_ms};
 pub use runner::{
     RunOptions, Status, Stream, Summary, discover, prepare, prepare_source, run, run_metered,
-    run_one,
+    run_one, source_opens_at,
 };
 pub use shutdown::Shutdown;
 pub use spec::{Access, PipelineSpec};

@@ -524,6 +524,24 @@ pub async fn prepare_source(runtime: &Runtime, p: &Pipeline) -> Result<SourceIns
         .with_context(|| format!("pipeline `{}`: the source is a sink", p.name))
 }
 
+/// Whether a fresh instance of the pipeline's source opens at `checkpoint`: how an
+/// operator's `checkpoint set` is checked before it is stored, so a typo cannot wedge the
+/// pipeline. The source's own error says what it cannot read.
+pub async fn source_opens_at(runtime: &Runtime, p: &Pipeline, checkpoint: &str) -> Result<()> {
+    let mut source = prepare_source(runtime, p).await?;
+    let config = p.source.config.to_string();
+    let opened = match &mut source {
+        SourceInstance::Batch(s) => s.open(&config, Some(checkpoint)).await,
+        SourceInstance::Stream(s) => s.open(&config, Some(checkpoint)).await,
+    };
+    opened.map_err(|e| {
+        anyhow::anyhow!(
+            "pipeline `{}`: the source refuses checkpoint {checkpoint}: {e}",
+            p.name
+        )
+    })
+}
+
 /// The transforms, prepared: a chain of them in order for each of the pipeline's
 /// `transform_parallelism` workers; none without transforms.
 pub async fn prepare_transforms(runtime: &Runtime, p: &Pipeline) -> Result<Chains> {

@@ -63,6 +63,12 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/upgrade", post(upgrade_pipeline))
         .route("/v1/pipelines/{name}/streams", get(discover_streams))
         .route("/v1/pipelines/{name}/logs", get(pipeline_logs))
+        .route(
+            "/v1/pipelines/{name}/checkpoint",
+            get(show_checkpoint)
+                .put(set_checkpoint)
+                .delete(reset_checkpoint),
+        )
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(app)
 }
@@ -354,6 +360,58 @@ async fn update_pipeline(
         ok(
             StatusCode::OK,
             app.ops.update_pipeline(&tenant, &name, spec)?,
+        )
+    })
+    .await
+}
+
+async fn show_checkpoint(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || ok(StatusCode::OK, app.ops.checkpoint(&tenant, &name)?)).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCheckpoint {
+    /// The source's own checkpoint, as `GET` shows it.
+    checkpoint: String,
+}
+
+/// Moves a paused pipeline to `{"checkpoint": "..."}`.
+async fn set_checkpoint(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        let asked: NewCheckpoint = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::unprocessable(format!("expected {{\"checkpoint\": \"...\"}}: {e}"))
+        })?;
+        let moved = app
+            .ops
+            .move_checkpoint(&tenant, &name, Some(&asked.checkpoint))?;
+        ok(StatusCode::OK, moved)
+    })
+    .await
+}
+
+/// Makes a paused pipeline start from the beginning when resumed.
+async fn reset_checkpoint(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        ok(
+            StatusCode::OK,
+            app.ops.move_checkpoint(&tenant, &name, None)?,
         )
     })
     .await

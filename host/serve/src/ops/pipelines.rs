@@ -244,6 +244,60 @@ impl Ops {
         Ok((self.pipeline(tenant, name)?, changed))
     }
 
+    /// Where the pipeline resumes: its committed checkpoint, and whether an operator moved
+    /// it since its last commit.
+    pub fn checkpoint(&self, tenant: &str, name: &str) -> Result<serde_json::Value> {
+        self.existing(tenant, name)?;
+        let store = self.supervisor.checkpoints();
+        let committed = store.load(&key(tenant, name))?;
+        let moved = store.moved(&key(tenant, name))?;
+        Ok(serde_json::json!({
+            "checkpoint": committed.as_ref().map(|c| &c.checkpoint),
+            "committed_at_ms": committed.as_ref().map(|c| c.committed_at_ms),
+            "commits": committed.as_ref().map_or(0, |c| c.commits),
+            "moved_at_ms": moved.map(|m| m.moved_at_ms),
+        }))
+    }
+
+    /// Moves a paused pipeline to `checkpoint` (none: the beginning). A checkpoint is first
+    /// given to a fresh instance of the pipeline's source, inside the tenant's grants: one it
+    /// cannot open at is refused. The move beats what a transactional sink stored, until
+    /// the pipeline's next commit.
+    pub fn move_checkpoint(
+        &self,
+        tenant: &str,
+        name: &str,
+        checkpoint: Option<&str>,
+    ) -> Result<serde_json::Value> {
+        let _one = self.one_change();
+        let row = self.existing(tenant, name)?;
+        let stopped = self
+            .supervisor
+            .snapshot(tenant, name)
+            .is_none_or(|s| s.stats.state == supervisor::State::Paused);
+        if row.desired != Desired::Paused || !stopped {
+            return Err(Error::Conflict(format!(
+                "pipeline `{name}` is running: pause it first, then move its checkpoint"
+            )));
+        }
+        if let Some(checkpoint) = checkpoint {
+            let t = self.tenant(tenant)?;
+            let pipeline = supervisor::build(self.registry.as_ref(), &t.grants, &row)
+                .map_err(Error::refused)?;
+            weir_runtime::block_on(weir_pipeline::source_opens_at(
+                &self.runtime,
+                &pipeline,
+                checkpoint,
+            ))
+            .map_err(Error::refused)?;
+        }
+        self.supervisor
+            .checkpoints()
+            .move_to(&key(tenant, name), checkpoint)?;
+        tracing::warn!(pipeline = %key(tenant, name), checkpoint = ?checkpoint, "an operator moved the pipeline's checkpoint");
+        self.checkpoint(tenant, name)
+    }
+
     /// The streams the pipeline's source can read, asked inside the tenant's grants.
     pub fn discover(&self, tenant: &str, name: &str) -> Result<Vec<Stream>> {
         let row = self.existing(tenant, name)?;
