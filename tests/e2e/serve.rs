@@ -901,3 +901,49 @@ fn every_subcommand_says_what_it_does_and_which_token_it_needs() {
     let list = help(&["pipeline", "list", "--help"]);
     assert_eq!(list.matches("WEIR_SERVER").count(), 1, "{list}");
 }
+
+/// README's walkthrough (admin → tenant → push → pipeline with absolute paths and a file
+/// secret → watch → update → checkpoint reset), run as it stands in the README.
+#[test]
+fn the_readme_walkthrough_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let script = readme
+        .split("<!-- walkthrough -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- /walkthrough -->").next())
+        .expect("README has the walkthrough block");
+    let s = Scratch::new();
+    s.write("walkthrough.sh", script);
+    std::fs::create_dir_all(s.path("dist/bin")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_weir"), s.path("dist/bin/weir")).unwrap();
+    std::os::unix::fs::symlink(
+        plugin("file_sink").parent().unwrap(),
+        s.path("dist/plugins"),
+    )
+    .unwrap();
+    let mut run = Command::new("bash")
+        .args(["-euo", "pipefail", "walkthrough.sh"])
+        .current_dir(s.path(""))
+        .env("WEIR_DIST", s.path("dist"))
+        .env("PORT", crate::fixtures::ports::free_port().to_string())
+        .env_remove("WEIR_TOKEN")
+        .env_remove("WEIR_SERVER")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        if started.elapsed() > LONG {
+            let _ = run.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the walkthrough failed:\n{said}");
+    assert!(said.contains("walkthrough: done"), "{said}");
+}
