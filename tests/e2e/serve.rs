@@ -40,6 +40,21 @@ fn acme(s: &Scratch, extra: &[&str]) -> (Server, String) {
     (server, token)
 }
 
+/// `weir ARGS` as a client of `server` with `token`, run in `dir`: whether it succeeded,
+/// its stdout and its stderr.
+fn client(server: &Server, token: &str, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env("WEIR_SERVER", &server.url)
+        .env("WEIR_TOKEN", token)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), stdout, stderr)
+}
+
 fn state(status: &Value) -> &str {
     status["state"].as_str().unwrap_or_default()
 }
@@ -115,18 +130,7 @@ fn pipelines_are_managed_from_the_cli_and_survive_a_restart() {
     let s = Scratch::new();
     s.write("acme/in/a.jsonl", &numbered(0..1000));
     let (server, token) = acme(&s, &[]);
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(args)
-            .env("WEIR_SERVER", &server.url)
-            .env("WEIR_TOKEN", &token)
-            .current_dir(s.path(""))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.success(), stdout, stderr)
-    };
+    let cli = |args: &[&str]| client(&server, &token, &s.path(""), args);
 
     s.write(
         "copy.toml",
@@ -499,16 +503,8 @@ fn an_update_keeps_the_checkpoint_and_resumes_there() {
         st["records_out"].as_u64() >= Some(300)
     });
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(args)
-            .env("WEIR_SERVER", &server.url)
-            .env("WEIR_TOKEN", &token)
-            .current_dir(s.path(""))
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), said)
+        let (ok, out, err) = client(&server, &token, &s.path(""), args);
+        (ok, out + &err)
     };
     s.write(
         "renamed.toml",
@@ -579,15 +575,8 @@ fn an_operator_moves_a_paused_pipelines_checkpoint() {
     };
     wait_for_lines(1000);
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(args)
-            .env("WEIR_SERVER", &server.url)
-            .env("WEIR_TOKEN", &token)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), said)
+        let (ok, out, err) = client(&server, &token, &s.path(""), args);
+        (ok, out + &err)
     };
     let (ok, shown) = cli(&["pipeline", "checkpoint", "count"]);
     assert!(ok, "{shown}");
