@@ -292,18 +292,25 @@ fn an_operator_sees_sets_and_resets_a_pipelines_checkpoint() {
     );
     s.pipelines(&[scheduled]);
     let mut running = s.spawn_run(&[]);
+    // Only once it holds the state (its pid in the lock file): trying earlier could take
+    // the lock first and make *it* the one refused.
+    let holder = format!("pid {}", running.pid());
     let started = Instant::now();
-    loop {
+    while s.read(".weir/weir.lock").trim() != holder {
         running.assert_running();
-        let held = checkpoint(&["reset"]);
-        let said = String::from_utf8_lossy(&held.stderr).into_owned();
-        if said.contains("in use by another weir process") {
-            assert!(!held.status.success());
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{said}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "weir run never took the state"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let held = checkpoint(&["reset"]);
+    let said = String::from_utf8_lossy(&held.stderr).into_owned();
+    assert!(!held.status.success());
+    assert!(
+        said.contains(&format!("in use by another weir process ({holder})")),
+        "{said}"
+    );
     terminate(running);
 }
 
