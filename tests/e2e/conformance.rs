@@ -19,7 +19,9 @@ fn weir_test(s: &Scratch, plugin_name: &str, config: &str, grants: Option<&str>)
         s.write(&grants_file, grants);
         args.extend(["--grants", &grants_file]);
     }
-    args.extend(["--output", "json"]);
+    // A loaded machine may make a stream's reads (a consumer group joining at each reopen)
+    // slow: a budget well over what they need here, so a cut read never decides a check.
+    args.extend(["--stream-budget", "90s", "--output", "json"]);
     let out = s.weir(&args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
