@@ -28,6 +28,12 @@ if ! $core_only; then
     # The SQL tests start throwaway PostgreSQL clusters from the server binaries.
     [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
     [ -e /usr/lib/postgresql/15/lib/wal2json.so ] || missing+=(postgresql-15-wal2json)
+    # The tests' own tools: `script` (a pty for the progress test), and curl, openssl and
+    # python3 (the README walkthrough the tests run).
+    command -v script >/dev/null || missing+=(bsdutils)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v python3 >/dev/null || missing+=(python3 python3-pip)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

@@ -114,19 +114,29 @@ pub fn read_definition(path: &Path) -> Result<(&'static str, Vec<u8>)> {
     ))
 }
 
+/// A file's text as JSON, read as TOML or as JSON by its extension (`.toml`, `.json`);
+/// any other extension is TOML when `toml_by_default`.
+pub fn document(path: &Path, text: &str, toml_by_default: bool) -> Result<serde_json::Value> {
+    let toml = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => true,
+        Some("json") => false,
+        _ => toml_by_default,
+    };
+    if toml {
+        let table: toml::Table =
+            toml::from_str(text).with_context(|| format!("{} is not TOML", path.display()))?;
+        Ok(serde_json::to_value(table)?)
+    } else {
+        serde_json::from_str(text).with_context(|| format!("{} is not JSON", path.display()))
+    }
+}
+
 /// The `name` a pipeline definition file gives (JSON, or TOML).
 pub fn definition_name(path: &Path, bytes: &[u8]) -> Result<String> {
     let text =
         std::str::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
-    let name = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str::<serde_json::Value>(text)?["name"]
-            .as_str()
-            .map(str::to_string)
-    } else {
-        toml::from_str::<toml::Table>(text)?
-            .get("name")
-            .and_then(|n| n.as_str())
-            .map(str::to_string)
-    };
-    name.with_context(|| format!("{} names no pipeline (`name = ...`)", path.display()))
+    document(path, text, true)?["name"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{} names no pipeline (`name = ...`)", path.display()))
 }

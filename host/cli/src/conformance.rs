@@ -13,13 +13,7 @@ use weir_runtime::{Runtime, World};
 fn document(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "toml") {
-        let table: toml::Table =
-            toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
-        Ok(serde_json::to_value(table)?)
-    } else {
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
-    }
+    crate::client::document(path, &text, false)
 }
 
 /// The plugin with its config, and a sandbox made from the grants and limits exactly as

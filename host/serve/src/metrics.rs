@@ -177,3 +177,24 @@ fn escape(v: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest counter's name is the plugin's to choose: escaped, it stays inside its label
+    /// and cannot end the line to forge another series.
+    #[test]
+    fn a_hostile_label_value_stays_in_its_label() {
+        let hostile = "polls\"} 1\nweir_records_out_total{tenant=\"other\"} 999\\";
+        let escaped = escape(hostile);
+        assert!(!escaped.contains('\n'), "{escaped}");
+        let bytes = escaped.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            if *b == b'"' {
+                let backslashes = bytes[..i].iter().rev().take_while(|c| **c == b'\\').count();
+                assert_eq!(backslashes % 2, 1, "an unescaped quote at {i}: {escaped}");
+            }
+        }
+    }
+}
