@@ -48,7 +48,11 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // At run time, not `env!`: a build script compiled in one checkout is reused by another
+    // sharing the target dir (CI's clone and the working tree).
+    let root =
+        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../..");
     let mut files = Vec::new();
     for rel in ROOTS {
         walk(&root, Path::new(rel), &mut files);

@@ -25,10 +25,19 @@ fn main() {
     let plugins = std::env::var("WEIR_PLUGINS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins"));
-    instantiation(&plugins);
+    // `WEIR_BENCH_ONLY=idle` (or `instantiation`, `swap`) runs one part.
+    let only = std::env::var("WEIR_BENCH_ONLY").ok();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let scratch = tempfile::tempdir().unwrap();
-    hot_swap(scratch.path());
-    idle_pipelines(scratch.path());
+    if runs("instantiation") {
+        instantiation(&plugins);
+    }
+    if runs("swap") {
+        hot_swap(scratch.path());
+    }
+    if runs("idle") {
+        idle_pipelines(scratch.path());
+    }
 }
 
 fn instantiation(plugins: &Path) {
@@ -212,8 +221,13 @@ fn idle_pipelines(scratch: &Path) {
         base.threads,
         base.maps
     );
+    // `WEIR_BENCH_IDLE=N` stops at N pipelines (a quick look); 10,000 is the goal.
+    let goal: usize = std::env::var("WEIR_BENCH_IDLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let mut n = 0;
-    let step = 500;
+    let step = 500.min(goal);
     let mut last_under = (0, base);
     loop {
         let mut refused = None;
@@ -275,10 +289,20 @@ fn idle_pipelines(scratch: &Path) {
             break;
         }
         last_under = (n, now);
-        if n >= 10_000 {
+        if n >= goal {
             println!("\n(stopped at {n} pipelines: the goal)");
             break;
         }
+    }
+    println!("\nWhere the RSS is at {n} pipelines (by mapping, largest first):\n");
+    println!("| mapping | perms | maps | RSS | per pipeline |");
+    println!("|---|---|---:|---:|---:|");
+    for (name, perms, maps, rss) in rss_by_mapping(server.pid()).into_iter().take(16) {
+        println!(
+            "| {name} | {perms} | {maps} | {} | {:.1} KiB |",
+            mib(rss),
+            rss as f64 / n.max(1) as f64 / 1024.0
+        );
     }
     let (fit, at) = last_under;
     let per = |now: u64, base: u64| (now - base) as f64 / fit.max(1) as f64;
@@ -290,6 +314,48 @@ fn idle_pipelines(scratch: &Path) {
         (GIB - base.rss) as f64 / per(at.rss, base.rss),
         (GIB - base.pss) as f64 / per(at.pss, base.pss),
     );
+}
+
+/// RSS summed per (mapping name, permissions) from `/proc/PID/smaps`: anonymous memory
+/// (linear memories, host heap), wasmtime's memfd images, the binary.
+fn rss_by_mapping(pid: u32) -> Vec<(String, String, usize, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut sums: std::collections::BTreeMap<(String, String), (usize, u64)> = Default::default();
+    let mut current = None;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields
+            .first()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            let name = fields.get(5..).map(|r| r.join(" ")).unwrap_or_default();
+            let name = if name.is_empty() {
+                let (a, b) = fields[0].split_once('-').unwrap();
+                let size =
+                    u64::from_str_radix(b, 16).unwrap() - u64::from_str_radix(a, 16).unwrap();
+                format!("[anon {} KiB]", size / 1024)
+            } else {
+                name
+            };
+            current = Some((name, fields[1].to_string()));
+            let entry = sums.entry(current.clone().unwrap()).or_default();
+            entry.0 += 1;
+        } else if let (Some(key), Some(kib)) = (&current, line.strip_prefix("Rss:")) {
+            let kib: u64 = kib
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            sums.get_mut(key).unwrap().1 += kib * 1024;
+        }
+    }
+    let mut rows: Vec<_> = sums
+        .into_iter()
+        .map(|((n, p), (m, r))| (n, p, m, r))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.3));
+    rows
 }
 
 #[derive(Clone, Copy)]

@@ -107,7 +107,12 @@ impl Runtime {
             .total_memories(n * 2)
             .total_tables(n * 8)
             .total_stacks(n)
-            .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX));
+            .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX))
+            // A store keeps its last fiber stack for its next call and returns it when it
+            // is dropped; returned, its pages are released, or every stopped pipeline's
+            // stack would stay resident in the pool.
+            .async_stack_keep_resident(0);
+        wasm.async_stack_zeroing(true);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm)
             .map_err(anyhow::Error::from)

@@ -134,7 +134,8 @@ impl Sink for FileSink {
             format: config.format,
             path,
             file,
-            buffer: Vec::with_capacity(1 << 20),
+            // Grown by the first batch, not reserved here: an idle pipeline holds no buffer.
+            buffer: Vec::new(),
             length: len,
             committed,
             // Opened by the first commit (unless just started), which starts the log over
@@ -336,7 +337,9 @@ fn validate(config: &Config) -> Result<()> {
 fn complete_length(file: &mut File) -> std::io::Result<u64> {
     let len = file.seek(SeekFrom::End(0))?;
     let mut end = len;
-    let mut chunk = vec![0u8; 64 * 1024];
+    // Small, and no larger than the file: a guest's memory never shrinks, so what open
+    // touches stays resident for as long as the pipeline (idle or not) lives.
+    let mut chunk = vec![0u8; len.min(8 * 1024) as usize];
     while end > 0 {
         let start = end.saturating_sub(chunk.len() as u64);
         let part = &mut chunk[..(end - start) as usize];
@@ -388,6 +391,24 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n"
+        );
+    }
+
+    /// The tail is read backwards in small chunks: a torn line longer than one chunk, after
+    /// lines longer than one too, is still cut at the last newline.
+    #[test]
+    fn a_torn_tail_longer_than_a_read_chunk_is_cut_at_the_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let whole = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(20_000));
+        let torn = format!("{{\"pad\":\"{}", "y".repeat(30_000));
+        std::fs::write(&path, format!("{whole}{torn}")).unwrap();
+        let mut sink = FileSink::open(config(dir.path(), Format::Value)).unwrap();
+        sink.write(records(&[r#"{"n":1}"#])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{whole}{{\"n\":1}}\n")
         );
     }
 
