@@ -55,8 +55,8 @@ export function exportsFor(world, Connector) {
         constructor(inner) {
           this.inner = inner;
         }
-        static open(config, cursor) {
-          return new Reader(guarded(() => new Connector(parsed(config), position(cursor))));
+        static open(config, checkpoint) {
+          return new Reader(guarded(() => new Connector(parsed(config), position(checkpoint))));
         }
         next(max) {
           return guarded(() => {

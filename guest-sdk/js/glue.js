@@ -18,7 +18,7 @@ export function guarded(call) {
 
 const decoder = new TextDecoder();
 
-/** A cursor or checkpoint as the connector wrote it; one that is not JSON (edited, or from
+/** A checkpoint as the connector wrote it; one that is not JSON (edited, or from
  * elsewhere) is a config error, as the contract asks, not a crash. */
 export function position(text) {
   if (text === undefined) return null;
@@ -150,7 +150,7 @@ export function batch(b) {
   return {
     records: pack(b.records),
     deadLetters: b.deadLetters.map(deadLetter),
-    checkpoint: JSON.stringify(b.cursor ?? null),
+    checkpoint: JSON.stringify(b.checkpoint ?? null),
   };
 }
 

@@ -4,7 +4,7 @@
 // default export;
 // `weir-componentize WORLD connector.js out.wasm` builds the component. The semantics are
 // the Rust SDK's: the host validates `config` against `spec.configSchema` before the class
-// sees it, commits a batch's cursor only after the sink flushed it, and retries
+// sees it, commits a batch's checkpoint only after the sink flushed it, and retries
 // TransientErrors. Any other throw stops the pipeline, with its stack in the host's log.
 //
 // Nothing here needs the component bindings, so a connector's logic runs under plain
@@ -65,9 +65,9 @@ export class DeadLetter {
 
 /** Records and the position reached after them (any JSON-serialisable value). */
 export class Batch {
-  constructor(records, cursor = null, deadLetters = []) {
+  constructor(records, checkpoint = null, deadLetters = []) {
     this.records = records;
-    this.cursor = cursor;
+    this.checkpoint = checkpoint;
     this.deadLetters = deadLetters;
   }
 }
@@ -80,7 +80,7 @@ class Connector {
   static check(_config) {}
 }
 
-/** A bounded read run on a schedule: `constructor(config, cursor)`, `next(maxRecords)`
+/** A bounded read run on a schedule: `constructor(config, checkpoint)`, `next(maxRecords)`
  * returning a Batch, or undefined once the data at hand is exhausted. */
 export class BatchSource extends Connector {
   /** [{ name, schema }] of what the source can read. */

@@ -71,18 +71,18 @@ mod tests {
 
     #[test]
     fn an_unreadable_position_is_a_config_error_naming_it() {
-        let err = position::<u64>(Some(r#"{"offset": 3}"#), "cursor").unwrap_err();
+        let err = position::<u64>(Some(r#"{"offset": 3}"#), "checkpoint").unwrap_err();
         match err {
-            Error::Config(m) => assert!(m.contains("cannot read the cursor"), "{m}"),
+            Error::Config(m) => assert!(m.contains("cannot read the checkpoint"), "{m}"),
             other => panic!("not a config error: {other:?}"),
         }
-        assert_eq!(position::<u64>(Some("7"), "cursor").unwrap(), Some(7));
-        assert_eq!(position::<u64>(None, "cursor").unwrap(), None);
+        assert_eq!(position::<u64>(Some("7"), "checkpoint").unwrap(), Some(7));
+        assert_eq!(position::<u64>(None, "checkpoint").unwrap(), None);
     }
 }
 
 fn encode<P: Serialize>(batch: Batch<P>) -> Result<WitBatch> {
-    let checkpoint = serde_json::to_string(&batch.cursor)
+    let checkpoint = serde_json::to_string(&batch.checkpoint)
         .map_err(|e| Error::Fatal(format!("cannot encode checkpoint: {e}")))?;
     Ok(WitBatch {
         records: batch.records,
@@ -99,9 +99,9 @@ pub fn discover_batch<C: BatchSource>(json: &str) -> Result<Vec<StreamInfo>> {
     C::discover(&config::<C>(json)?)
 }
 
-pub fn open_batch<C: BatchSource>(json: &str, cursor: Option<&str>) -> Result<Cell<C>> {
+pub fn open_batch<C: BatchSource>(json: &str, checkpoint: Option<&str>) -> Result<Cell<C>> {
     let config = config::<C>(json)?;
-    C::open(config, position(cursor, "cursor")?).map(Cell::new)
+    C::open(config, position(checkpoint, "checkpoint")?).map(Cell::new)
 }
 
 pub fn next_batch<C: BatchSource>(cell: &Cell<C>, max: u32) -> Result<Option<WitBatch>> {

@@ -19,9 +19,9 @@
 //! }
 //!
 //! impl BatchSource for Numbers {
-//!     type Cursor = u64;
-//!     fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
-//!         Ok(Numbers { next: cursor.unwrap_or(0), end: config.count })
+//!     type Checkpoint = u64;
+//!     fn open(config: Config, checkpoint: Option<u64>) -> Result<Self> {
+//!         Ok(Numbers { next: checkpoint.unwrap_or(0), end: config.count })
 //!     }
 //!     fn next(&mut self, max: u32) -> Result<Option<Batch<u64>>> {
 //!         if self.next >= self.end { return Ok(None) }
@@ -39,7 +39,7 @@
 //! ```
 //!
 //! Config arrives as your typed struct; a config that does not fit is rejected with the
-//! path of the offending field. Cursors and checkpoints are your own serde types: the host
+//! path of the offending field. Checkpoints are your own serde types: the host
 //! stores them as JSON and hands back the last committed one. Records travel packed
 //! ([`Records`]): push them into one, read a sink's with [`Records::iter`].
 
@@ -78,16 +78,16 @@ pub trait Connector: Sized + 'static {
 /// Records and the position reached after them.
 pub struct Batch<P> {
     pub records: Records,
-    pub cursor: P,
+    pub checkpoint: P,
     /// Input that could not become records; the host sends it to the dead-letter destination.
     pub dead_letters: Vec<DeadLetter>,
 }
 
 impl<P> Batch<P> {
-    pub fn new(records: Records, cursor: P) -> Self {
+    pub fn new(records: Records, checkpoint: P) -> Self {
         Batch {
             records,
-            cursor,
+            checkpoint,
             dead_letters: Vec::new(),
         }
     }
@@ -96,15 +96,15 @@ impl<P> Batch<P> {
 /// A bounded read run on a schedule. One value of `Self` is one read.
 pub trait BatchSource: Connector {
     /// Where a read resumes; the host commits it after the sink flushed.
-    type Cursor: Serialize + DeserializeOwned;
+    type Checkpoint: Serialize + DeserializeOwned;
 
     fn discover(_config: &Self::Config) -> Result<Vec<StreamInfo>> {
         Ok(Vec::new())
     }
-    /// Starts a read after `cursor` (none: from the beginning).
-    fn open(config: Self::Config, cursor: Option<Self::Cursor>) -> Result<Self>;
+    /// Starts a read after `checkpoint` (none: from the beginning).
+    fn open(config: Self::Config, checkpoint: Option<Self::Checkpoint>) -> Result<Self>;
     /// At most `max_records`, or `None` once the data at hand is exhausted.
-    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Self::Cursor>>>;
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Self::Checkpoint>>>;
 }
 
 /// An unbounded read, polled continuously.

@@ -1,6 +1,6 @@
 """http-source: pages through a JSON REST API, incrementally.
 
-Each run asks for the records changed since the last committed cursor (`cursor_param`
+Each run asks for the records changed since the last committed checkpoint (`cursor_param`
 = the largest `cursor_field` seen so far), page by page, until a page comes back empty or
 short. Within a run the checkpoint also keeps the page reached, so a run killed half-way
 resumes at that page with the same `since` rather than skipping records that share a
@@ -47,17 +47,17 @@ class HttpSource(weir.BatchSource):
         if urlsplit(config["url"]).scheme not in ("http", "https"):
             raise weir.ConfigError(f"url `{config['url']}` is not http:// or https://")
 
-    def __init__(self, config, cursor):
+    def __init__(self, config, checkpoint):
         self.check(config)
         self.config = config
         self.first = config.get("first_page", 1)
-        cursor = cursor or {}
-        self.since = cursor.get("since")
-        self.page = cursor.get("page", self.first)
+        checkpoint = checkpoint or {}
+        self.since = checkpoint.get("since")
+        self.page = checkpoint.get("page", self.first)
         # Records of `page` already delivered: a page larger than the batch asked for is
         # handed out over several batches, and a resumed run skips what went before.
-        self.taken = cursor.get("taken", 0)
-        self.seen_max = cursor.get("max", self.since)
+        self.taken = checkpoint.get("taken", 0)
+        self.seen_max = checkpoint.get("max", self.since)
         self.pending = None
         self.last_page = False
         self.done = False
@@ -85,16 +85,16 @@ class HttpSource(weir.BatchSource):
         out, self.pending = self.pending[:max_records], self.pending[max_records:]
         self.taken += len(out)
         if self.pending:
-            cursor = {"since": self.since, "page": self.page, "taken": self.taken, "max": self.seen_max}
+            checkpoint = {"since": self.since, "page": self.page, "taken": self.taken, "max": self.seen_max}
         else:
             self.page, self.taken, self.pending = self.page + 1, 0, None
             if self.last_page:
                 self.done = True
                 # The whole change set is delivered: the next run asks only for what is newer.
-                cursor = {"since": self.seen_max}
+                checkpoint = {"since": self.seen_max}
             else:
-                cursor = {"since": self.since, "page": self.page, "max": self.seen_max}
-        return weir.Batch([self.record(item) for item in out], cursor=cursor)
+                checkpoint = {"since": self.since, "page": self.page, "max": self.seen_max}
+        return weir.Batch([self.record(item) for item in out], checkpoint=checkpoint)
 
     def record(self, item):
         key_field = self.config.get("key_field")

@@ -185,7 +185,7 @@ grants.objects = {{ dir = "landing" }}
     assert_eq!(
         s.run_once().summary("dir")["records_written"],
         0,
-        "the cursor held"
+        "the checkpoint held"
     );
 }
 

@@ -80,7 +80,11 @@ fn a_rust_batch_source_scaffold_builds_tests_and_runs() {
     let s = Scratch::new();
     let dir = scaffold(&s, "numbers", "rust", "batch-source");
     assert_eq!(run_in(&s, &dir)["records_written"], 1000);
-    assert_eq!(run_in(&s, &dir)["records_written"], 0, "the cursor held");
+    assert_eq!(
+        run_in(&s, &dir)["records_written"],
+        0,
+        "the checkpoint held"
+    );
     let out = std::fs::read_to_string(dir.join("out/numbers.jsonl")).unwrap();
     assert_eq!(numbers_in(&out), (0..1000).collect::<Vec<_>>());
 }

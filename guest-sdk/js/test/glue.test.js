@@ -81,7 +81,7 @@ test('throws become the contract typed errors', () => {
   assert.equal(guarded(() => 42), 42);
 });
 
-test('cursors and checkpoints travel as JSON', () => {
+test('checkpoints travel as JSON', () => {
   const b = batch(new Batch(['r'], { file: 'a.jsonl', offset: 7 }, [DeadLetter.of(new Record({ value: 'x' }), 'no')]));
   assert.equal(b.checkpoint, '{"file":"a.jsonl","offset":7}');
   assert.deepEqual(position(b.checkpoint), { file: 'a.jsonl', offset: 7 });

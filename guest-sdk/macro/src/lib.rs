@@ -83,8 +83,8 @@ const BATCH_GLUE: &str = r#"
         }
     }
     impl api::GuestReader for rt::Cell<C> {
-        fn open(config: String, cursor: Option<String>) -> Result<api::Reader, Error> {
-            rt::open_batch::<C>(&config, cursor.as_deref()).map(api::Reader::new)
+        fn open(config: String, checkpoint: Option<String>) -> Result<api::Reader, Error> {
+            rt::open_batch::<C>(&config, checkpoint.as_deref()).map(api::Reader::new)
         }
         fn next(&self, max_records: u32) -> Result<Option<api::Batch>, Error> {
             rt::next_batch(self, max_records)

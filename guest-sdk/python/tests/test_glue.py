@@ -158,9 +158,9 @@ class Positions(unittest.TestCase):
             _glue.position("not json")
         self.assertIn("cannot read the checkpoint", str(caught.exception))
 
-    def test_cursors_and_checkpoints_travel_as_json(self):
+    def test_checkpoints_travel_as_json(self):
         b = _glue.batch(
-            weir.Batch(["r"], {"file": "a.jsonl", "offset": 7}, [weir.DeadLetter.of(weir.Record(b"x"), "no")])
+            weir.Batch(["r"], checkpoint={"file": "a.jsonl", "offset": 7}, dead_letters=[weir.DeadLetter.of(weir.Record(b"x"), "no")])
         )
         self.assertEqual(json.loads(b.checkpoint), {"file": "a.jsonl", "offset": 7})
         self.assertEqual(_glue.position(b.checkpoint), {"file": "a.jsonl", "offset": 7})

@@ -9,8 +9,8 @@ module (the one componentize-py is pointed at):
         name = "numbers"
         config_schema = {"type": "object", "properties": {"count": {"type": "integer"}}}
 
-        def __init__(self, config, cursor):
-            self.next_n = cursor or 0
+        def __init__(self, config, checkpoint):
+            self.next_n = checkpoint or 0
             self.end = config["count"]
 
         def next(self, max_records):
@@ -19,12 +19,12 @@ module (the one componentize-py is pointed at):
             end = min(self.next_n + max_records, self.end)
             records = [str(n) for n in range(self.next_n, end)]
             self.next_n = end
-            return weir.Batch(records, cursor=end)
+            return weir.Batch(records, checkpoint=end)
 
     Connector, BatchRead = weir.export(Numbers)
 
 The semantics are the Rust SDK's: the host validates `config` against `config_schema`
-before your class sees it, commits a batch's cursor only after the sink flushed it, and
+before your class sees it, commits a batch's checkpoint only after the sink flushed it, and
 retries `TransientError`s. Any other exception stops the pipeline, with its traceback in
 the host's log.
 

@@ -83,7 +83,7 @@ class Batch:
     """Records and the position reached after them (any JSON-serialisable value)."""
 
     records: list
-    cursor: Any = None
+    checkpoint: Any = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -113,8 +113,8 @@ class BatchSource(_Connector):
     def discover(cls, config: dict) -> list[StreamInfo]:
         return []
 
-    def __init__(self, config: dict, cursor: Any) -> None:
-        """Start a read after `cursor` (None: from the beginning)."""
+    def __init__(self, config: dict, checkpoint: Any) -> None:
+        """Start a read after `checkpoint` (None: from the beginning)."""
 
     def next(self, max_records: int) -> Optional[Batch]:
         """At most `max_records`, or None once the data at hand is exhausted."""

@@ -83,7 +83,7 @@ def config(text: str) -> dict:
 
 
 def position(text):
-    """A cursor or checkpoint as the connector wrote it; one that is not JSON (edited, or
+    """A checkpoint as the connector wrote it; one that is not JSON (edited, or
     from elsewhere) is a config error, as the contract asks, not a crash."""
     if text is None:
         return None
@@ -185,7 +185,7 @@ def batch(b: Batch) -> types.Batch:
     return types.Batch(
         pack(b.records),
         [dead_letter(d) for d in b.dead_letters],
-        json.dumps(b.cursor),
+        json.dumps(b.checkpoint),
     )
 
 
@@ -221,8 +221,8 @@ class Reader:
         self.inner = inner
 
     @classmethod
-    def open(cls, text: str, cursor):
-        return cls(guarded(lambda: connector()(config(text), position(cursor))))
+    def open(cls, text: str, checkpoint):
+        return cls(guarded(lambda: connector()(config(text), position(checkpoint))))
 
     def next(self, max_records: int):
         def call():

@@ -310,7 +310,7 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
             "source.pipeline.toml",
             "{ count = 1000 }",
             "",
-            "it writes 1000 records to `out/`, and a second run writes none: the cursor held.",
+            "it writes 1000 records to `out/`, and a second run writes none: the checkpoint held.",
         ),
         (Kind::StreamSource, _) => (
             "source.pipeline.toml",

@@ -451,15 +451,17 @@ pub struct BatchSourceInstance {
 }
 
 impl BatchSourceInstance {
-    /// Starts a read after `cursor`, ending any read before it.
-    pub async fn open(&mut self, config: &str, cursor: Option<&str>) -> Result<(), GuestError> {
+    /// Starts a read after `checkpoint`, ending any read before it.
+    pub async fn open(&mut self, config: &str, checkpoint: Option<&str>) -> Result<(), GuestError> {
         self.close().await?;
         let api = self.api.clone();
-        let (config, cursor) = (config.to_owned(), cursor.map(str::to_owned));
+        let (config, checkpoint) = (config.to_owned(), checkpoint.map(str::to_owned));
         let reader = self
             .core
             .call("batch-read.reader.open", Duration::ZERO, async |s| {
-                api.reader().call_open(s, &config, cursor.as_ref()).await
+                api.reader()
+                    .call_open(s, &config, checkpoint.as_ref())
+                    .await
             })
             .await?;
         self.reader = Some(reader);

@@ -1,6 +1,6 @@
 //! `file-source`: reads JSON Lines and CSV files from a granted directory, incrementally.
 //!
-//! The cursor maps each file to the byte offset delivered so far, so a rerun skips what was
+//! The checkpoint maps each file to the byte offset delivered so far, so a rerun skips what was
 //! delivered and picks up lines appended since. A last line without its newline is still
 //! being written: it is left for a later run rather than delivered half.
 
@@ -42,14 +42,14 @@ enum Format {
 }
 
 /// Bytes delivered per file name.
-type Cursor = BTreeMap<String, u64>;
+type Checkpoint = BTreeMap<String, u64>;
 
 pub struct FileSource {
     dir: String,
     /// Files still to read, in name order, with the offset to start from.
     queue: std::vec::IntoIter<(String, u64)>,
     current: Option<OpenFile>,
-    cursor: Cursor,
+    checkpoint: Checkpoint,
     format: Format,
     csv: CsvOptions,
     /// `csv.quote`, checked.
@@ -77,7 +77,7 @@ impl Connector for FileSource {
 }
 
 impl BatchSource for FileSource {
-    type Cursor = Cursor;
+    type Checkpoint = Checkpoint;
 
     fn discover(config: &Config) -> Result<Vec<StreamInfo>> {
         Ok(list(&config.dir, &config.pattern)?
@@ -86,13 +86,13 @@ impl BatchSource for FileSource {
             .collect())
     }
 
-    fn open(config: Config, cursor: Option<Cursor>) -> Result<Self> {
+    fn open(config: Config, checkpoint: Option<Checkpoint>) -> Result<Self> {
         let quote = config.csv.quote_byte().map_err(Error::Config)?;
-        let cursor = cursor.unwrap_or_default();
+        let checkpoint = checkpoint.unwrap_or_default();
         let files = list(&config.dir, &config.pattern)?
             .into_iter()
             .filter_map(|(name, len)| {
-                let done = cursor.get(&name).copied().unwrap_or(0);
+                let done = checkpoint.get(&name).copied().unwrap_or(0);
                 // A file shorter than what was delivered was replaced: read it anew.
                 let start = if len < done { 0 } else { done };
                 (len > start).then_some((name, start))
@@ -102,14 +102,14 @@ impl BatchSource for FileSource {
             dir: config.dir,
             queue: files.into_iter(),
             current: None,
-            cursor,
+            checkpoint,
             format: config.format,
             csv: config.csv,
             quote,
         })
     }
 
-    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Checkpoint>>> {
         let mut records = Records::with_capacity(max_records as usize, 128 * max_records as usize);
         let (mut line, mut json) = (Vec::new(), Vec::new());
         while records.len() < max_records as usize {
@@ -126,7 +126,7 @@ impl BatchSource for FileSource {
                 .map_err(|e| io_error(&file.name, e))?;
             if read == 0 || line.last() != Some(&b'\n') {
                 // End of file, or a line still being written: leave it for the next run.
-                self.cursor.insert(file.name.clone(), file.offset);
+                self.checkpoint.insert(file.name.clone(), file.offset);
                 self.current = None;
                 continue;
             }
@@ -149,15 +149,15 @@ impl BatchSource for FileSource {
                 }
             }
         }
-        // The cursor moves once per batch, not per line (a per-line name copy and map
+        // The checkpoint moves once per batch, not per line (a per-line name copy and map
         // insert cost more than the line's JSON check).
         if let Some(file) = &self.current {
-            self.cursor.insert(file.name.clone(), file.offset);
+            self.checkpoint.insert(file.name.clone(), file.offset);
         }
         if records.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Batch::new(records, self.cursor.clone())))
+        Ok(Some(Batch::new(records, self.checkpoint.clone())))
     }
 }
 
@@ -242,16 +242,16 @@ mod tests {
         }
     }
 
-    /// Every record of a run, and the cursor it ended at.
-    fn read_all(source: &mut FileSource) -> (Vec<String>, Cursor) {
-        let (mut out, mut cursor) = (Vec::new(), Cursor::new());
+    /// Every record of a run, and the checkpoint it ended at.
+    fn read_all(source: &mut FileSource) -> (Vec<String>, Checkpoint) {
+        let (mut out, mut checkpoint) = (Vec::new(), Checkpoint::new());
         while let Some(batch) = source.next(2).unwrap() {
             for r in batch.records.iter() {
                 out.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
             }
-            cursor = batch.cursor;
+            checkpoint = batch.checkpoint;
         }
-        (out, cursor)
+        (out, checkpoint)
     }
 
     #[test]
@@ -270,7 +270,7 @@ mod tests {
         write("b.csv", "id,name\n1,x\n2,y\n");
         write("c.jsonl", "{\"n\":3}\n{\"n\":"); // its last line is still being written
         let mut first = FileSource::open(config(dir.path()), None).unwrap();
-        let (records, cursor) = read_all(&mut first);
+        let (records, checkpoint) = read_all(&mut first);
         assert_eq!(
             records,
             [
@@ -281,11 +281,11 @@ mod tests {
                 r#"{"n":3}"#
             ]
         );
-        assert_eq!(cursor["c.jsonl"], 8, "the half line is left for later");
+        assert_eq!(checkpoint["c.jsonl"], 8, "the half line is left for later");
 
         write("a.jsonl", "{\"n\":4}\n");
         write("c.jsonl", "5}\n");
-        let mut rerun = FileSource::open(config(dir.path()), Some(cursor)).unwrap();
+        let mut rerun = FileSource::open(config(dir.path()), Some(checkpoint)).unwrap();
         let (records, _) = read_all(&mut rerun);
         assert_eq!(records, [r#"{"n":4}"#, r#"{"n":5}"#]);
     }

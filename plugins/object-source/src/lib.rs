@@ -2,7 +2,7 @@
 //! directory, whichever the pipeline grants), as JSON Lines or CSV, gzip or not.
 //!
 //! Objects are read in key order, each in ranged pieces, so a large object never has to
-//! fit in memory. The cursor remembers every object delivered with its ETag: a new
+//! fit in memory. The checkpoint remembers every object delivered with its ETag: a new
 //! object, or one whose content changed, is read on the next run; the rest are not. Inside
 //! an object it remembers how many records were delivered, so a run stopped half-way
 //! resumes there. Lines that are not JSON go to the dead letters with their place.
@@ -40,7 +40,7 @@ pub struct Config {
 }
 
 #[derive(Serialize, Deserialize, Default, Clone)]
-pub struct Cursor {
+pub struct Checkpoint {
     /// Objects read to the end: key → ETag.
     done: BTreeMap<String, String>,
     /// The object being read, and how many records of it are delivered.
@@ -95,7 +95,7 @@ struct Open {
 
 pub struct ObjectSource {
     config: Config,
-    cursor: Cursor,
+    checkpoint: Checkpoint,
     /// Objects still to read this run, in key order.
     todo: Vec<ObjectInfo>,
     open: Option<Open>,
@@ -213,26 +213,26 @@ fn next_line(open: &mut Open, line: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
 }
 
 impl BatchSource for ObjectSource {
-    type Cursor = Cursor;
+    type Checkpoint = Checkpoint;
 
-    fn open(config: Config, cursor: Option<Cursor>) -> Result<Self> {
+    fn open(config: Config, checkpoint: Option<Checkpoint>) -> Result<Self> {
         // Checked here, so the quote is one ASCII byte wherever it is used.
         config.csv.quote_byte().map_err(Error::Config)?;
-        let cursor = cursor.unwrap_or_default();
+        let checkpoint = checkpoint.unwrap_or_default();
         let mut todo: Vec<ObjectInfo> = list_all(&config.prefix)?
             .into_iter()
-            .filter(|o| cursor.done.get(&o.key) != Some(&etag(o)))
+            .filter(|o| checkpoint.done.get(&o.key) != Some(&etag(o)))
             .collect();
         todo.reverse(); // popped from the end, in key order
         let mut source = ObjectSource {
             config,
-            cursor,
+            checkpoint,
             todo,
             open: None,
             reopen: None,
         };
         // Resume inside the object a stopped run was reading, if it did not change.
-        if let Some(current) = source.cursor.current.take()
+        if let Some(current) = source.checkpoint.current.take()
             && let Some(i) = source
                 .todo
                 .iter()
@@ -244,7 +244,7 @@ impl BatchSource for ObjectSource {
         Ok(source)
     }
 
-    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Checkpoint>>> {
         if let Some((info, delivered)) = self.reopen.take()
             && let Err(e) = self.open_object(info.clone(), delivered)
         {
@@ -297,20 +297,20 @@ impl BatchSource for ObjectSource {
             }
         }
         if ended {
-            self.cursor
+            self.checkpoint
                 .done
                 .insert(open.info.key.clone(), open.etag.clone());
-            self.cursor.current = None;
+            self.checkpoint.current = None;
             self.open = None;
         } else {
-            self.cursor.current = Some(Current {
+            self.checkpoint.current = Some(Current {
                 key: open.info.key.clone(),
                 etag: open.etag.clone(),
                 records: open.records,
             });
         }
-        // An empty object still moves the cursor: its (empty) batch is delivered too.
-        let mut batch = Batch::new(records, self.cursor.clone());
+        // An empty object still moves the checkpoint: its (empty) batch is delivered too.
+        let mut batch = Batch::new(records, self.checkpoint.clone());
         batch.dead_letters = dead;
         Ok(Some(batch))
     }

@@ -32,7 +32,7 @@ pub struct Config {
 /// The position after the last row delivered: its cursor and tiebreak values, as the
 /// database printed them in JSON.
 #[derive(Serialize, Deserialize, Default)]
-pub struct Cursor {
+pub struct Checkpoint {
     after: Option<Vec<String>>,
 }
 
@@ -82,7 +82,7 @@ impl Connector for PostgresSource {
 }
 
 impl BatchSource for PostgresSource {
-    type Cursor = Cursor;
+    type Checkpoint = Checkpoint;
 
     fn discover(_: &Config) -> Result<Vec<StreamInfo>> {
         let db = Connection::open()?;
@@ -122,13 +122,15 @@ impl BatchSource for PostgresSource {
         }
     }
 
-    fn open(config: Config, cursor: Option<Cursor>) -> Result<Self> {
+    fn open(config: Config, checkpoint: Option<Checkpoint>) -> Result<Self> {
         if config.tiebreak_column.is_some() && config.cursor_column.is_none() {
             return Err(Error::Config("tiebreak_column needs cursor_column".into()));
         }
         let columns = cursor_columns(&config);
         // A full refresh starts over every run, whatever was committed.
-        let after = cursor.and_then(|c| c.after).filter(|_| !columns.is_empty());
+        let after = checkpoint
+            .and_then(|c| c.after)
+            .filter(|_| !columns.is_empty());
         let mut sql = format!("SELECT * FROM ({}) r", relation(&config)?);
         let mut params = Vec::new();
         if !columns.is_empty() {
@@ -137,14 +139,14 @@ impl BatchSource for PostgresSource {
             if let Some(after) = &after {
                 if after.len() != columns.len() {
                     return Err(Error::Config(
-                        "the committed cursor has other columns than the config: \
+                        "the committed checkpoint has other columns than the config: \
                          reset the pipeline's checkpoint after changing cursor columns"
                             .into(),
                     ));
                 }
                 let placeholders: Vec<String> =
                     (1..=after.len()).map(|i| format!("${i}")).collect();
-                // A row comparison: ties on the cursor are ordered by the tiebreak.
+                // A row comparison: ties on the cursor value are ordered by the tiebreak.
                 sql.push_str(&format!(" WHERE ({tuple}) > ({})", placeholders.join(", ")));
                 params = after.iter().cloned().map(Param::Text).collect();
             }
@@ -160,7 +162,7 @@ impl BatchSource for PostgresSource {
         })
     }
 
-    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Cursor>>> {
+    fn next(&mut self, max_records: u32) -> Result<Option<Batch<Checkpoint>>> {
         if self.done {
             return Ok(None);
         }
@@ -200,7 +202,7 @@ impl BatchSource for PostgresSource {
         }
         Ok(Some(Batch::new(
             records,
-            Cursor {
+            Checkpoint {
                 after: self.after.clone(),
             },
         )))

@@ -1,5 +1,5 @@
-// {{name}}: a batch source. Each run emits the numbers after the last committed cursor,
-// up to `count`, as {"n": N}; the host commits the cursor after the sink flushed.
+// {{name}}: a batch source. Each run emits the numbers after the last committed checkpoint,
+// up to `count`, as {"n": N}; the host commits the checkpoint after the sink flushed.
 import { Batch, BatchSource } from '@weir/guest';
 
 export default class Source extends BatchSource {
@@ -15,9 +15,9 @@ export default class Source extends BatchSource {
     },
   };
 
-  constructor(config, cursor) {
+  constructor(config, checkpoint) {
     super();
-    this.next_n = cursor ?? 0;
+    this.next_n = checkpoint ?? 0;
     this.end = config.count;
   }
 

@@ -1,5 +1,5 @@
-"""{{name}}: a batch source. Each run emits the numbers after the last committed cursor,
-up to `count`, as {"n": N}; the host commits the cursor after the sink flushed."""
+"""{{name}}: a batch source. Each run emits the numbers after the last committed checkpoint,
+up to `count`, as {"n": N}; the host commits the checkpoint after the sink flushed."""
 
 import weir
 
@@ -15,8 +15,8 @@ class Source(weir.BatchSource):
         "properties": {"count": {"type": "integer", "minimum": 0}},
     }
 
-    def __init__(self, config, cursor):
-        self.next_n = cursor or 0
+    def __init__(self, config, checkpoint):
+        self.next_n = checkpoint or 0
         self.end = config["count"]
 
     def next(self, max_records):
@@ -25,7 +25,7 @@ class Source(weir.BatchSource):
         end = min(self.next_n + max_records, self.end)
         records = [{"n": n} for n in range(self.next_n, end)]
         self.next_n = end
-        return weir.Batch(records, cursor=end)
+        return weir.Batch(records, checkpoint=end)
 
 
 Connector, BatchRead = weir.export(Source)

@@ -8,7 +8,7 @@ class SourceTest(unittest.TestCase):
         source = Source({"count": 5}, 2)
         batch = source.next(10)
         self.assertEqual(batch.records, [{"n": 2}, {"n": 3}, {"n": 4}])
-        self.assertEqual(batch.cursor, 5)
+        self.assertEqual(batch.checkpoint, 5)
         self.assertIsNone(source.next(10))
 
 

@@ -26,7 +26,7 @@ class Source(weir.StreamSource):
         end = min(self.next_n + min(max_records, self.per_poll), self.limit)
         records = [{"n": n} for n in range(self.next_n, end)]
         self.next_n = max(end, self.next_n)
-        return weir.Batch(records, cursor=self.next_n)
+        return weir.Batch(records, checkpoint=self.next_n)
 
     def ack(self, checkpoint):
         weir.log.debug("committed", checkpoint=checkpoint)

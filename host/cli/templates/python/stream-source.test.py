@@ -8,7 +8,7 @@ class SourceTest(unittest.TestCase):
         source = Source({"per_poll": 4, "limit": 6}, None)
         self.assertEqual(len(source.poll(100, 0).records), 4)
         last = source.poll(100, 0)
-        self.assertEqual((len(last.records), last.cursor), (2, 6))
+        self.assertEqual((len(last.records), last.checkpoint), (2, 6))
         self.assertEqual(source.poll(100, 0).records, [])
 
 

@@ -1,5 +1,5 @@
-//! {{name}}: a batch source. Each run emits the numbers after the last committed cursor,
-//! up to `count`, as `{"n": N}`; the host commits the cursor after the sink flushed.
+//! {{name}}: a batch source. Each run emits the numbers after the last committed checkpoint,
+//! up to `count`, as `{"n": N}`; the host commits the checkpoint after the sink flushed.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -25,11 +25,11 @@ impl Connector for Source {
 }
 
 impl BatchSource for Source {
-    type Cursor = u64;
+    type Checkpoint = u64;
 
-    fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
+    fn open(config: Config, checkpoint: Option<u64>) -> Result<Self> {
         Ok(Source {
-            next: cursor.unwrap_or(0),
+            next: checkpoint.unwrap_or(0),
             end: config.count,
         })
     }
@@ -60,7 +60,7 @@ mod tests {
         let batch = source.next(10).unwrap().unwrap();
         let values: Vec<&[u8]> = batch.records.iter().filter_map(|r| r.value()).collect();
         assert_eq!(values, [&b"{\"n\":2}"[..], b"{\"n\":3}", b"{\"n\":4}"]);
-        assert_eq!(batch.cursor, 5);
+        assert_eq!(batch.checkpoint, 5);
         assert!(source.next(10).unwrap().is_none());
     }
 }

@@ -68,7 +68,7 @@ mod tests {
         let mut source = Source::open(Config { per_poll: 4, limit: 6 }, None).unwrap();
         assert_eq!(source.poll(100, Duration::ZERO).unwrap().records.len(), 4);
         let last = source.poll(100, Duration::ZERO).unwrap();
-        assert_eq!((last.records.len(), last.cursor), (2, 6));
+        assert_eq!((last.records.len(), last.checkpoint), (2, 6));
         assert!(source.poll(100, Duration::ZERO).unwrap().records.is_empty());
     }
 }

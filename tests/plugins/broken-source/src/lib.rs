@@ -1,6 +1,6 @@
 //! A batch source with the resume bugs `weir test` exists to catch: counts `{"n": i}` up to
-//! `count` with the next `i` as its cursor, and with `fault` set, resumes one record past
-//! the cursor (losing one) or one before it (repeating one).
+//! `count` with the next `i` as its checkpoint, and with `fault` set, resumes one record past
+//! the checkpoint (losing one) or one before it (repeating one).
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -41,10 +41,10 @@ impl Connector for Counter {
 }
 
 impl BatchSource for Counter {
-    type Cursor = u64;
+    type Checkpoint = u64;
 
-    fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
-        let next = match (cursor, config.fault) {
+    fn open(config: Config, checkpoint: Option<u64>) -> Result<Self> {
+        let next = match (checkpoint, config.fault) {
             (None, _) => 0,
             (Some(c), Fault::None) => c,
             (Some(c), Fault::SkipOnResume) => c + 1,

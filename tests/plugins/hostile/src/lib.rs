@@ -81,14 +81,14 @@ impl Connector for Hostile {
 }
 
 impl BatchSource for Hostile {
-    type Cursor = u64;
+    type Checkpoint = u64;
 
-    fn open(config: Config, cursor: Option<u64>) -> Result<Self> {
+    fn open(config: Config, checkpoint: Option<u64>) -> Result<Self> {
         Ok(Hostile {
             mode: config.mode,
             target: config.target,
             calls: 0,
-            next: cursor.unwrap_or(0),
+            next: checkpoint.unwrap_or(0),
             end: config.count,
         })
     }
