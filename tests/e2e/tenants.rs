@@ -344,7 +344,7 @@ fn a_tenants_plugin_cannot_steer_the_servers_files_or_flood_its_log() {
     let evil = server.tenant(
         "evil",
         json!({
-            "grants": { "dirs": [{ "path": evil_dir, "write": true }], "objects": [evil_dir] },
+            "grants": { "dirs": [{ "host": evil_dir, "write": true }], "objects": { "dir": evil_dir } },
             "quotas": { "max_failures": 1 },
         }),
     );
@@ -483,9 +483,9 @@ fn client_settings_a_tenant_may_not_set_are_refused_naming_them() {
         "acme",
         json!({
             "grants": {
-                "dirs": [{ "path": s.path("acme"), "write": true }],
+                "dirs": [{ "host": s.path("acme"), "write": true }],
                 "kafka": { "brokers": "127.0.0.1:9", "topics": ["acme.*"] },
-                "sql": ["postgres://acme@127.0.0.1:9/acme"],
+                "sql": { "url": "postgres://acme@127.0.0.1:9/acme" },
                 "objects": [{ "url": "s3://acme/in", "endpoint": "http://127.0.0.1:9" }],
             },
         }),
@@ -544,7 +544,7 @@ fn client_settings_a_tenant_may_not_set_are_refused_naming_them() {
 
     // A tenant directory holding the server's data directory is refused.
     let greedy =
-        json!({ "name": "greedy", "grants": { "dirs": [{ "path": s.path(""), "write": true }] } });
+        json!({ "name": "greedy", "grants": { "dirs": [{ "host": s.path(""), "write": true }] } });
     let (status, reply) = server.call(
         Some(ADMIN),
         "POST",

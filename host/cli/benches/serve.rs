@@ -97,7 +97,7 @@ fn bench_tenant(server: &Server, dir: &Path) -> String {
     server.tenant(
         "bench",
         json!({
-            "grants": { "dirs": [{ "path": dir, "write": true }] },
+            "grants": { "dirs": [{ "host": dir, "write": true }] },
             "quotas": { "max_pipelines": 100000, "memory": "64 MiB" },
         }),
     )

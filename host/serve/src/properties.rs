@@ -29,10 +29,11 @@ fn world() -> World {
     std::os::unix::fs::symlink("../outside", tenant.join("up")).unwrap();
     let grants = Grants {
         dirs: vec![TenantDir {
-            path: tenant.clone(),
+            host: tenant.clone(),
             write: true,
+            guest: None,
         }],
-        objects: vec![crate::tenant::ObjectsTenantGrant::Location(
+        objects: vec![crate::tenant::ObjectsTenantGrant::from(
             tenant.display().to_string(),
         )],
         ..Grants::default()

@@ -89,8 +89,9 @@ mod tests {
         std::fs::create_dir_all(&mine).unwrap();
         let grants = Grants {
             dirs: vec![TenantDir {
-                path: mine.clone(),
+                host: mine.clone(),
                 write: true,
+                guest: None,
             }],
             ..Grants::default()
         };
@@ -163,8 +164,9 @@ mod tests {
         std::os::unix::fs::symlink(&outside, mine.join("link")).unwrap();
         let grants = Grants {
             dirs: vec![TenantDir {
-                path: mine.clone(),
+                host: mine.clone(),
                 write: true,
+                guest: None,
             }],
             ..Grants::default()
         };

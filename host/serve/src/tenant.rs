@@ -64,19 +64,179 @@ impl Default for Quotas {
 }
 
 /// What a tenant's pipelines may reach. Nothing by default.
+///
+/// Each grant has the shape of the pipeline grant it bounds (`grants.dirs`, `grants.http`,
+/// `grants.sql`, `grants.objects`, `grants.kafka`, `grants.kinesis`), so an operator can
+/// copy one into the other. What only a pipeline gives (a directory's `guest` path, secrets,
+/// a Kafka `group`, an HTTP `max_response`) is refused here, by name. Older short forms (a
+/// list of hosts, of URLs; `path` for `host`) are still read, so stored tenants load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Grants {
     /// Host directories (absolute) the tenant's pipelines may grant, and below them only.
     pub dirs: Vec<TenantDir>,
-    /// Hosts for outgoing HTTP: `host`, `host:port` or `*.domain`.
-    pub http: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpTenantGrant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaTenantGrant>,
-    /// PostgreSQL URLs (without password) the tenant's pipelines may open.
-    pub sql: Vec<String>,
-    /// `s3://bucket/prefix` or absolute directories; pipelines may use these or below.
+    /// PostgreSQL databases (URLs without password) the tenant's pipelines may open.
+    #[serde(deserialize_with = "one_or_many::<_, SqlTenantGrant>")]
+    pub sql: Vec<SqlTenantGrant>,
+    /// Stores (`s3://bucket/prefix` or a directory) the tenant's pipelines may use, or
+    /// below them.
+    #[serde(deserialize_with = "one_or_many::<_, ObjectsTenantGrant>")]
     pub objects: Vec<ObjectsTenantGrant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kinesis: Option<KinesisTenantGrant>,
+}
+
+/// One grant or a list of them (a tenant may have several databases or stores where a
+/// pipeline side has one). An entry may also be a bare URL.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + From<String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry<T> {
+        Url(String),
+        Grant(T),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape<T> {
+        Many(Vec<Entry<T>>),
+        One(Entry<T>),
+    }
+    let entry = |e: Entry<T>| match e {
+        Entry::Url(url) => T::from(url),
+        Entry::Grant(g) => g,
+    };
+    Ok(match Shape::<T>::deserialize(d)? {
+        Shape::Many(entries) => entries.into_iter().map(entry).collect(),
+        Shape::One(e) => vec![entry(e)],
+    })
+}
+
+/// A field only a pipeline gives: read so that it can be refused by name.
+type PipelineOnly = Option<serde::de::IgnoredAny>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantDir {
+    #[serde(alias = "path")]
+    pub host: PathBuf,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write: bool,
+    #[serde(default, skip_serializing)]
+    pub guest: PipelineOnly,
+}
+
+/// Hosts for outgoing HTTP: `host`, `host:port` or `*.domain`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HttpTenantGrant {
+    pub hosts: Vec<String>,
+    #[serde(skip)]
+    pub max_response: PipelineOnly,
+}
+
+impl<'de> Deserialize<'de> for HttpTenantGrant {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            hosts: Vec<String>,
+            #[serde(default)]
+            max_response: PipelineOnly,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Hosts(Vec<String>),
+            Table(Table),
+        }
+        Ok(match Shape::deserialize(d)? {
+            Shape::Hosts(hosts) => HttpTenantGrant {
+                hosts,
+                max_response: None,
+            },
+            Shape::Table(t) => HttpTenantGrant {
+                hosts: t.hosts,
+                max_response: t.max_response,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlTenantGrant {
+    /// `postgres://user@host:port/database`
+    pub url: String,
+    #[serde(default, skip_serializing)]
+    pub password: PipelineOnly,
+}
+
+impl From<String> for SqlTenantGrant {
+    fn from(url: String) -> Self {
+        SqlTenantGrant {
+            url,
+            password: None,
+        }
+    }
+}
+
+/// A store a tenant may use: `{ url = "s3://bucket/prefix" }` (with `endpoint` for
+/// another S3 API than AWS's) or `{ dir = "/abs" }`. A pipeline's `endpoint` must be this
+/// one: the host signs requests with the pipeline's keys and sends them wherever the
+/// endpoint says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectsTenantGrant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The bucket's region, if the tenant's pipelines must use that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub access_key_id: PipelineOnly,
+    #[serde(default, skip_serializing)]
+    pub secret_access_key: PipelineOnly,
+    #[serde(default, skip_serializing)]
+    pub session_token: PipelineOnly,
+}
+
+impl From<String> for ObjectsTenantGrant {
+    /// The short form: an `s3://` URL, or an absolute directory.
+    fn from(location: String) -> Self {
+        if location.contains("://") {
+            ObjectsTenantGrant {
+                url: Some(location),
+                ..Default::default()
+            }
+        } else {
+            ObjectsTenantGrant {
+                dir: Some(location.into()),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+impl ObjectsTenantGrant {
+    /// The store, as the pipeline's is compared with it: its URL or its directory.
+    fn location(&self) -> String {
+        match (&self.url, &self.dir) {
+            (Some(url), _) => url.clone(),
+            (None, Some(dir)) => dir.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// Kinesis streams a tenant's pipelines may use: one region and endpoint (the host signs
@@ -89,42 +249,12 @@ pub struct KinesisTenantGrant {
     pub endpoint: Option<String>,
     /// Stream names or `*` patterns.
     pub streams: Vec<String>,
-}
-
-/// A store a tenant may use: `"s3://bucket/prefix"` (AWS) or a directory, or
-/// `{ url, endpoint }` for another S3 API. A pipeline's `endpoint` must be this one: the
-/// host signs requests with the tenant's keys and sends them wherever the endpoint says.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ObjectsTenantGrant {
-    Location(String),
-    Store {
-        url: String,
-        endpoint: Option<String>,
-    },
-}
-
-impl ObjectsTenantGrant {
-    fn url(&self) -> &str {
-        match self {
-            ObjectsTenantGrant::Location(url) | ObjectsTenantGrant::Store { url, .. } => url,
-        }
-    }
-
-    fn endpoint(&self) -> Option<&str> {
-        match self {
-            ObjectsTenantGrant::Location(_) => None,
-            ObjectsTenantGrant::Store { endpoint, .. } => endpoint.as_deref(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantDir {
-    pub path: PathBuf,
-    #[serde(default)]
-    pub write: bool,
+    #[serde(default, skip_serializing)]
+    pub access_key_id: PipelineOnly,
+    #[serde(default, skip_serializing)]
+    pub secret_access_key: PipelineOnly,
+    #[serde(default, skip_serializing)]
+    pub session_token: PipelineOnly,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +267,8 @@ pub struct KafkaTenantGrant {
     /// files): the admin's, so any property is allowed here, and they override a pipeline's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing)]
+    pub group: PipelineOnly,
 }
 
 impl Quotas {
@@ -175,17 +307,72 @@ impl Grants {
     /// `reserved` directories: a plugin writing there would reach the registry, the
     /// checkpoints or another tenant's watched plugins.
     pub fn check(&self, reserved: &[PathBuf]) -> Result<()> {
+        let mut only = Vec::new();
+        let mut pipeline_only = |given: bool, field: String| {
+            if given {
+                only.push(field);
+            }
+        };
+        for (i, d) in self.dirs.iter().enumerate() {
+            pipeline_only(d.guest.is_some(), format!("grants.dirs[{i}].guest"));
+        }
+        if let Some(http) = &self.http {
+            pipeline_only(
+                http.max_response.is_some(),
+                "grants.http.max_response".into(),
+            );
+        }
+        for (i, s) in self.sql.iter().enumerate() {
+            pipeline_only(s.password.is_some(), format!("grants.sql[{i}].password"));
+        }
+        for (i, o) in self.objects.iter().enumerate() {
+            for (given, name) in [
+                (o.access_key_id.is_some(), "access_key_id"),
+                (o.secret_access_key.is_some(), "secret_access_key"),
+                (o.session_token.is_some(), "session_token"),
+            ] {
+                pipeline_only(given, format!("grants.objects[{i}].{name}"));
+            }
+        }
+        if let Some(k) = &self.kinesis {
+            for (given, name) in [
+                (k.access_key_id.is_some(), "access_key_id"),
+                (k.secret_access_key.is_some(), "secret_access_key"),
+                (k.session_token.is_some(), "session_token"),
+            ] {
+                pipeline_only(given, format!("grants.kinesis.{name}"));
+            }
+        }
+        if let Some(k) = &self.kafka {
+            pipeline_only(k.group.is_some(), "grants.kafka.group".into());
+        }
+        ensure!(
+            only.is_empty(),
+            "{}: each pipeline gives its own (a guest path, a secret, a group, a response \
+             bound); a tenant grant only bounds what its pipelines may reach",
+            only.join(", ")
+        );
+        for (i, o) in self.objects.iter().enumerate() {
+            match (&o.url, &o.dir) {
+                (Some(_), None) => {}
+                (None, Some(dir)) => ensure!(
+                    dir.is_absolute() && o.endpoint.is_none() && o.region.is_none(),
+                    "grants.objects[{i}]: `dir` must be an absolute path, without endpoint or region"
+                ),
+                _ => bail!("grants.objects[{i}]: give either `url` (s3://bucket/prefix) or `dir`"),
+            }
+        }
         for d in &self.dirs {
             ensure!(
-                d.path.is_absolute(),
+                d.host.is_absolute(),
                 "grants.dirs: `{}` is not an absolute path",
-                d.path.display()
+                d.host.display()
             );
-            let real = d.path.canonicalize().unwrap_or_else(|_| normalize(&d.path));
+            let real = d.host.canonicalize().unwrap_or_else(|_| normalize(&d.host));
             if let Some(r) = reserved.iter().find(|r| overlap(&real, r)) {
                 bail!(
                     "grants.dirs: `{}` overlaps the server's own directory {}",
-                    d.path.display(),
+                    d.host.display(),
                     r.display()
                 );
             }
@@ -198,7 +385,7 @@ impl Grants {
     pub fn roots(&self) -> Vec<PathBuf> {
         self.dirs
             .iter()
-            .flat_map(|d| [Some(normalize(&d.path)), d.path.canonicalize().ok()])
+            .flat_map(|d| [Some(normalize(&d.host)), d.host.canonicalize().ok()])
             .flatten()
             .collect()
     }
@@ -255,7 +442,8 @@ impl Grants {
 
     fn sandbox_excess(&self, at: &str, s: &Sandbox, found: &mut Vec<String>) {
         if let Some(http) = &s.http {
-            for host in http.hosts.iter().filter(|h| !host_covers(&self.http, h)) {
+            let tenant: &[String] = self.http.as_ref().map_or(&[], |h| &h.hosts);
+            for host in http.hosts.iter().filter(|h| !host_covers(tenant, h)) {
                 found.push(format!(
                     "{at}.http: host `{host}` is not granted to the tenant"
                 ));
@@ -268,7 +456,7 @@ impl Grants {
             self.kinesis_excess(&format!("{at}.kinesis"), kinesis, found);
         }
         if let Some(sql) = &s.sql
-            && !self.sql.contains(&sql.url)
+            && !self.sql.iter().any(|g| g.url == sql.url)
         {
             found.push(format!(
                 "{at}.sql: `{}` is not a database granted to the tenant",
@@ -277,11 +465,13 @@ impl Grants {
         }
         if let Some(objects) = &s.objects {
             let inside = |allowed: &ObjectsTenantGrant| match &objects.location {
-                ObjectLocation::Dir(dir) => {
-                    let allowed = Path::new(allowed.url());
+                ObjectLocation::Dir(dir) => allowed.dir.as_deref().is_some_and(|allowed| {
                     allowed.is_absolute() && dir_covers(allowed, &dir.path())
-                }
-                ObjectLocation::S3 { .. } => location_covers(allowed.url(), &objects.describe),
+                }),
+                ObjectLocation::S3 { .. } => allowed
+                    .url
+                    .as_deref()
+                    .is_some_and(|url| location_covers(url, &objects.describe)),
             };
             match self.objects.iter().find(|a| inside(a)) {
                 None => found.push(format!(
@@ -289,14 +479,25 @@ impl Grants {
                     objects.describe
                 )),
                 Some(granted) => {
-                    if let ObjectLocation::S3 { endpoint, .. } = &objects.location
-                        && endpoint.as_deref() != granted.endpoint()
+                    if let ObjectLocation::S3 {
+                        endpoint, region, ..
+                    } = &objects.location
                     {
-                        found.push(format!(
-                            "{at}.objects.endpoint: `{}` is not the endpoint granted to the tenant for {}",
-                            endpoint.as_deref().unwrap_or("(AWS)"),
-                            granted.url()
-                        ));
+                        if endpoint.as_deref() != granted.endpoint.as_deref() {
+                            found.push(format!(
+                                "{at}.objects.endpoint: `{}` is not the endpoint granted to the tenant for {}",
+                                endpoint.as_deref().unwrap_or("(AWS)"),
+                                granted.location()
+                            ));
+                        }
+                        if let Some(want) = &granted.region
+                            && want != region
+                        {
+                            found.push(format!(
+                                "{at}.objects.region: `{region}` is not the region granted to the tenant for {} (`{want}`)",
+                                granted.location()
+                            ));
+                        }
                     }
                 }
             }
@@ -350,7 +551,7 @@ impl Grants {
     pub fn dir_allows(&self, dir: &Path, write: bool) -> bool {
         self.dirs
             .iter()
-            .any(|d| (d.write || !write) && dir_covers(&d.path, dir))
+            .any(|d| (d.write || !write) && dir_covers(&d.host, dir))
     }
 }
 
@@ -412,14 +613,10 @@ mod tests {
 
     #[test]
     fn kinesis_grants_must_be_the_tenants_region_endpoint_and_streams() {
-        let tenant = Grants {
-            kinesis: Some(KinesisTenantGrant {
-                region: "eu-west-1".into(),
-                endpoint: None,
-                streams: vec!["acme-*".into()],
-            }),
-            ..Grants::default()
-        };
+        let tenant: Grants = serde_json::from_value(json!({
+            "kinesis": { "region": "eu-west-1", "streams": ["acme-*"] },
+        }))
+        .unwrap();
         // Any variable that is set stands in for the keys here.
         let kinesis = |region: &str, endpoint: Option<&str>, streams: &[&str]| {
             asking(json!({ "kinesis": {
@@ -449,23 +646,16 @@ mod tests {
 
     #[test]
     fn network_grants_must_be_within_the_tenants() {
-        let tenant = Grants {
-            http: vec!["api.acme.com".into(), "*.acme-data.com".into()],
-            kafka: Some(KafkaTenantGrant {
-                brokers: "k:9092".into(),
-                topics: vec!["acme.*".into(), "shared".into()],
-                properties: BTreeMap::new(),
-            }),
-            sql: vec!["postgres://acme@db:5432/acme".into()],
-            objects: vec![
-                ObjectsTenantGrant::Location("s3://landing/acme".into()),
-                ObjectsTenantGrant::Store {
-                    url: "s3://minio/acme".into(),
-                    endpoint: Some("http://127.0.0.1:9000".into()),
-                },
+        let tenant: Grants = serde_json::from_value(json!({
+            "http": { "hosts": ["api.acme.com", "*.acme-data.com"] },
+            "kafka": { "brokers": "k:9092", "topics": ["acme.*", "shared"] },
+            "sql": { "url": "postgres://acme@db:5432/acme" },
+            "objects": [
+                { "url": "s3://landing/acme" },
+                { "url": "s3://minio/acme", "endpoint": "http://127.0.0.1:9000" },
             ],
-            ..Grants::default()
-        };
+        }))
+        .unwrap();
         let fits = asking(json!({
             "http": { "hosts": ["api.acme.com", "eu.acme-data.com:443"] },
             "kafka": { "brokers": "k:9092", "topics": ["acme.orders", "shared"] },
@@ -526,8 +716,9 @@ mod tests {
         std::fs::create_dir_all(&theirs).unwrap();
         let grants = Grants {
             dirs: vec![TenantDir {
-                path: mine.clone(),
+                host: mine.clone(),
                 write: false,
+                guest: None,
             }],
             ..Grants::default()
         };
@@ -537,5 +728,85 @@ mod tests {
         assert!(!grants.dir_allows(&theirs.canonicalize().unwrap(), false));
         // A sibling whose name starts the same is not inside.
         assert!(!grants.dir_allows(&root.path().join("mine2"), false));
+    }
+
+    /// A pipeline's grants, copied into a tenant as they are, are read as the same grants;
+    /// what only a pipeline gives is refused by name; stored tenants' short forms still load.
+    #[test]
+    fn tenant_grants_take_the_pipelines_shapes() {
+        let pipeline = json!({
+            "dirs": [{ "host": "/srv/acme/in", "write": true }],
+            "http": { "hosts": ["api.acme.com"] },
+            "sql": { "url": "postgres://acme@db:5432/acme" },
+            "objects": { "url": "s3://landing/acme", "region": "eu-west-1",
+                         "endpoint": "http://127.0.0.1:9000" },
+            "kafka": { "brokers": "k:9092", "topics": ["acme.*"],
+                       "properties": { "linger.ms": "5" } },
+            "kinesis": { "region": "eu-west-1", "streams": ["acme-*"] },
+        });
+        let tenant: Grants = serde_json::from_value(pipeline.clone()).unwrap();
+        tenant.check(&[]).unwrap();
+        let back = serde_json::to_value(&tenant).unwrap();
+        let mut expected = pipeline.clone();
+        // A tenant may have several databases and stores: written back as lists.
+        expected["sql"] = json!([pipeline["sql"]]);
+        expected["objects"] = json!([pipeline["objects"]]);
+        assert_eq!(back, expected);
+        // So the tenant's grant holds the very pipeline it was copied from.
+        let p = asking(json!({
+            "http": pipeline["http"], "sql": pipeline["sql"], "kafka": pipeline["kafka"],
+            "objects": {
+                "url": "s3://landing/acme/2026", "region": "eu-west-1",
+                "endpoint": "http://127.0.0.1:9000",
+            },
+        }));
+        assert_eq!(tenant.excess(&p), Vec::<String>::new());
+        let elsewhere = asking(json!({ "objects": {
+            "url": "s3://landing/acme", "region": "us-east-1", "endpoint": "http://127.0.0.1:9000",
+        }}));
+        let excess = tenant.excess(&elsewhere).join("\n");
+        assert!(
+            excess.contains("source.grants.objects.region: `us-east-1` is not the region"),
+            "{excess}"
+        );
+
+        let secrets: Grants = serde_json::from_value(json!({
+            "dirs": [{ "host": "/srv/acme", "guest": "/in" }],
+            "http": { "hosts": ["a.com"], "max_response": "1 MiB" },
+            "sql": { "url": "postgres://a@db/a", "password": { "env": "PW" } },
+            "objects": { "url": "s3://b/a", "access_key_id": { "env": "K" } },
+            "kafka": { "brokers": "k:9092", "topics": ["a"], "group": "g" },
+        }))
+        .unwrap();
+        let err = secrets.check(&[]).unwrap_err().to_string();
+        for field in [
+            "grants.dirs[0].guest",
+            "grants.http.max_response",
+            "grants.sql[0].password",
+            "grants.objects[0].access_key_id",
+            "grants.kafka.group",
+        ] {
+            assert!(err.contains(field), "{field} not in {err}");
+        }
+
+        let stored: Grants = serde_json::from_value(json!({
+            "dirs": [{ "path": "/srv/acme", "write": true }],
+            "http": ["api.acme.com"],
+            "sql": ["postgres://acme@db:5432/acme"],
+            "objects": ["s3://landing/acme", "/srv/acme/landing",
+                        { "url": "s3://minio/acme", "endpoint": "http://127.0.0.1:9000" }],
+        }))
+        .unwrap();
+        stored.check(&[]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            json!({
+                "dirs": [{ "host": "/srv/acme", "write": true }],
+                "http": { "hosts": ["api.acme.com"] },
+                "sql": [{ "url": "postgres://acme@db:5432/acme" }],
+                "objects": [{ "url": "s3://landing/acme" }, { "dir": "/srv/acme/landing" },
+                            { "url": "s3://minio/acme", "endpoint": "http://127.0.0.1:9000" }],
+            })
+        );
     }
 }

@@ -208,8 +208,9 @@ mod tests {
         ));
         let mut greedy = tenant("greedy");
         greedy.grants.dirs = vec![TenantDir {
-            path: data.path().join("registry"),
+            host: data.path().join("registry"),
             write: true,
+            guest: None,
         }];
         let err = ops.create_tenant(&greedy).unwrap_err();
         assert!(
