@@ -284,6 +284,19 @@ fn an_operator_sees_sets_and_resets_a_pipelines_checkpoint() {
     let out = numbers_in(&s.read("out/out.jsonl"));
     let expected: Vec<u64> = (0..15).chain(10..15).chain(0..15).collect();
     assert_eq!(out, expected);
+    // Both moves are in the pipeline's history, with where from; the refused one is not.
+    let history = show()[0]["history"].clone();
+    let moves: Vec<(&str, &serde_json::Value)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), &e["detail"]))
+        .collect();
+    assert_eq!(moves.len(), 2, "{history}");
+    assert_eq!(moves[0].0, "checkpoint set");
+    assert_eq!(moves[0].1["to"], after_ten.as_str());
+    assert_eq!(moves[1].0, "checkpoint reset");
+    assert_eq!(moves[1].1["to"], serde_json::Value::Null);
 
     // A weir run waiting for its schedule holds the state: nothing may move it.
     let scheduled = file_pipeline("moved", 100, "out.jsonl").replace(

@@ -609,6 +609,36 @@ fn an_operator_moves_a_paused_pipelines_checkpoint() {
     wait_for_lines(2500);
     let expected: Vec<u64> = (0..1000).chain(500..1000).chain(0..1000).collect();
     assert_eq!(written(), expected);
+
+    // Each step is in the pipeline's history, the refused ones not.
+    let (ok, said) = cli(&["pipeline", "history", "count"]);
+    assert!(ok, "{said}");
+    let history: Value = serde_json::from_str(&said).unwrap();
+    let events = history["history"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "created",
+            "paused",
+            "checkpoint set",
+            "resumed",
+            "paused",
+            "checkpoint reset",
+            "resumed"
+        ]
+    );
+    assert_eq!(events[0]["detail"]["versions"]["source"], "counter@1");
+    assert_eq!(events[2]["detail"], json!({ "from": "1000", "to": "500" }));
+    assert_eq!(events[5]["detail"]["to"], Value::Null);
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0]["at_ms"].as_u64() <= w[1]["at_ms"].as_u64())
+    );
 }
 
 /// A connector's own counters (`metrics.counter-add`) are live in the pipeline's status

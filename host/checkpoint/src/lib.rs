@@ -96,6 +96,31 @@ pub trait CheckpointStore: Send + Sync {
     fn moved(&self, _pipeline: &str) -> Result<Option<Moved>> {
         Ok(None)
     }
+    /// Appends to the pipeline's history what an operator did to it: `action` and its
+    /// `detail` (JSON). [`Self::move_to`] records its own move; [`Self::reset`], which
+    /// forgets a pipeline, forgets its history too. The last [`HISTORY_KEPT`] are kept.
+    fn record(&self, pipeline: &str, _action: &str, _detail: &str) -> Result<()> {
+        anyhow::bail!("this checkpoint store keeps no history for pipeline `{pipeline}`")
+    }
+    /// The pipeline's history, oldest first.
+    fn history(&self, _pipeline: &str) -> Result<Vec<Event>> {
+        Ok(Vec::new())
+    }
+}
+
+/// How many entries of a pipeline's history are kept: the oldest go first.
+pub const HISTORY_KEPT: i64 = 1000;
+
+/// One entry of a pipeline's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// What was done: `created`, `updated`, `paused`, `resumed`, `upgraded`, `checkpoint set`,
+    /// `checkpoint reset`.
+    pub action: String,
+    /// What it changed, as JSON (for a move: `{"from": …, "to": …}`).
+    pub detail: String,
 }
 
 /// Where an operator moved a pipeline, and when.

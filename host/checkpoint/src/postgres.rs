@@ -6,7 +6,7 @@
 //! lands before the takeover (and the new owner reads it) or finds the epoch moved and
 //! changes nothing. No transaction spans a network round trip.
 
-use crate::{CheckpointStore, Committed, Fenced, Moved, Owner, now_ms};
+use crate::{CheckpointStore, Committed, Event, Fenced, HISTORY_KEPT, Moved, Owner, now_ms};
 use anyhow::{Context, Result, anyhow};
 use std::future::Future;
 use std::sync::Arc;
@@ -133,10 +133,40 @@ impl PgCheckpoints {
                 held         BOOLEAN NOT NULL DEFAULT false
             );
             -- When an operator moved the position (weir checkpoint): until the next commit.
-            ALTER TABLE weir_checkpoints ADD COLUMN IF NOT EXISTS moved_at BIGINT",
+            ALTER TABLE weir_checkpoints ADD COLUMN IF NOT EXISTS moved_at BIGINT;
+            -- What operators did to each pipeline (CheckpointStore::record).
+            CREATE TABLE IF NOT EXISTS weir_history (
+                id       BIGSERIAL PRIMARY KEY,
+                pipeline TEXT NOT NULL,
+                at       BIGINT NOT NULL,
+                action   TEXT NOT NULL,
+                detail   TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS weir_history_by_pipeline ON weir_history (pipeline, id)",
         )?;
         Ok(PgCheckpoints { pg })
     }
+}
+
+/// Adds a history entry and drops the pipeline's oldest past [`HISTORY_KEPT`].
+async fn append(c: &Client, pipeline: &str, at: i64, action: &str, detail: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO weir_history (pipeline, at, action, detail) VALUES ($1, $2, $3, $4)",
+        &[&pipeline, &at, &action, &detail],
+    )
+    .await?;
+    trim(c, pipeline).await
+}
+
+async fn trim(c: &Client, pipeline: &str) -> Result<()> {
+    c.execute(
+        "DELETE FROM weir_history WHERE pipeline = $1 AND id <= (
+             SELECT id FROM weir_history WHERE pipeline = $1 ORDER BY id DESC
+             LIMIT 1 OFFSET $2)",
+        &[&pipeline, &HISTORY_KEPT],
+    )
+    .await?;
+    Ok(())
 }
 
 fn committed(row: &tokio_postgres::Row) -> Committed {
@@ -255,7 +285,8 @@ impl CheckpointStore for PgCheckpoints {
                 let row = c
                     .query_opt(
                         "WITH old AS (SELECT checkpoint FROM weir_checkpoints
-                                      WHERE pipeline = $1 FOR UPDATE)
+                                      WHERE pipeline = $1 FOR UPDATE),
+                              forgotten AS (DELETE FROM weir_history WHERE pipeline = $1)
                          UPDATE weir_checkpoints
                          SET checkpoint = NULL, committed_at = 0, commits = 0,
                              epoch = epoch + 1, node = '', held = false, moved_at = NULL
@@ -286,20 +317,61 @@ impl CheckpointStore for PgCheckpoints {
 
     /// Leaves the owner and its epoch as they are: the move is made while the pipeline is
     /// paused, and whoever runs it next reads it.
+    /// One statement, so the move and its history entry are one step.
     fn move_to(&self, pipeline: &str, checkpoint: Option<&str>) -> Result<()> {
         self.pg
             .run(async |c| {
+                let now = now_ms();
                 c.execute(
-                    "INSERT INTO weir_checkpoints (pipeline, checkpoint, committed_at, moved_at)
+                    "WITH old AS (SELECT checkpoint FROM weir_checkpoints
+                                  WHERE pipeline = $1 FOR UPDATE),
+                          logged AS (
+                            INSERT INTO weir_history (pipeline, at, action, detail)
+                            VALUES ($1, $3,
+                                    CASE WHEN $2::text IS NULL THEN 'checkpoint reset'
+                                         ELSE 'checkpoint set' END,
+                                    json_build_object('from', (SELECT checkpoint FROM old),
+                                                      'to', $2::text)::text))
+                     INSERT INTO weir_checkpoints (pipeline, checkpoint, committed_at, moved_at)
                      VALUES ($1, $2, $3, $3)
                      ON CONFLICT (pipeline) DO UPDATE
                      SET checkpoint = $2, committed_at = $3, moved_at = $3",
-                    &[&pipeline, &checkpoint, &now_ms()],
+                    &[&pipeline, &checkpoint, &now],
                 )
                 .await?;
-                Ok(())
+                trim(c, pipeline).await
             })
             .with_context(|| format!("cannot move the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    fn record(&self, pipeline: &str, action: &str, detail: &str) -> Result<()> {
+        self.pg
+            .run(async |c| append(c, pipeline, now_ms(), action, detail).await)
+            .with_context(|| {
+                format!("cannot record `{action}` in the history of pipeline `{pipeline}`")
+            })
+    }
+
+    fn history(&self, pipeline: &str) -> Result<Vec<Event>> {
+        self.pg
+            .run(async |c| {
+                let rows = c
+                    .query(
+                        "SELECT at, action, detail FROM weir_history
+                         WHERE pipeline = $1 ORDER BY id",
+                        &[&pipeline],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| Event {
+                        at_ms: r.get(0),
+                        action: r.get(1),
+                        detail: r.get(2),
+                    })
+                    .collect())
+            })
+            .with_context(|| format!("cannot read the history of pipeline `{pipeline}`"))
     }
 
     fn moved(&self, pipeline: &str) -> Result<Option<Moved>> {

@@ -1,6 +1,6 @@
 //! The embedded default: checkpoints in `weir.db` in the state directory.
 
-use crate::{CheckpointStore, Committed, Moved, Owner, now_ms};
+use crate::{CheckpointStore, Committed, Event, HISTORY_KEPT, Moved, Owner, now_ms};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::os::unix::fs::OpenOptionsExt;
@@ -104,7 +104,16 @@ impl SqliteCheckpoints {
                 pipeline   TEXT PRIMARY KEY,
                 checkpoint TEXT,
                 moved_at   INTEGER NOT NULL
-            )",
+            );
+            -- What operators did to each pipeline (CheckpointStore::record).
+            CREATE TABLE IF NOT EXISTS history (
+                id       INTEGER PRIMARY KEY AUTOINCREMENT,
+                pipeline TEXT NOT NULL,
+                at       INTEGER NOT NULL,
+                action   TEXT NOT NULL,
+                detail   TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS history_by_pipeline ON history (pipeline, id)",
         )
         .with_context(|| format!("cannot set up checkpoint store {}", path.display()))?;
         Ok(SqliteCheckpoints {
@@ -161,6 +170,13 @@ impl CheckpointStore for SqliteCheckpoints {
         let now = now_ms();
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction()?;
+        let from: Option<String> = tx
+            .query_row(
+                "SELECT checkpoint FROM checkpoints WHERE pipeline = ?1",
+                params![pipeline],
+                |r| r.get(0),
+            )
+            .optional()?;
         match checkpoint {
             Some(checkpoint) => tx.execute(
                 "INSERT INTO checkpoints (pipeline, checkpoint, committed_at, commits)
@@ -178,8 +194,32 @@ impl CheckpointStore for SqliteCheckpoints {
             "INSERT OR REPLACE INTO moves (pipeline, checkpoint, moved_at) VALUES (?1, ?2, ?3)",
             params![pipeline, checkpoint, now],
         )?;
+        let (action, detail) = move_event(from.as_deref(), checkpoint);
+        append(&tx, pipeline, now, action, &detail)?;
         tx.commit()
             .with_context(|| format!("cannot move the checkpoint of pipeline `{pipeline}`"))
+    }
+
+    fn record(&self, pipeline: &str, action: &str, detail: &str) -> Result<()> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        append(&conn, pipeline, now_ms(), action, detail).with_context(|| {
+            format!("cannot record `{action}` in the history of pipeline `{pipeline}`")
+        })
+    }
+
+    fn history(&self, pipeline: &str) -> Result<Vec<Event>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt =
+            conn.prepare("SELECT at, action, detail FROM history WHERE pipeline = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![pipeline], |row| {
+            Ok(Event {
+                at_ms: row.get(0)?,
+                action: row.get(1)?,
+                detail: row.get(2)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read the history of pipeline `{pipeline}`"))
     }
 
     fn moved(&self, pipeline: &str) -> Result<Option<Moved>> {
@@ -199,12 +239,15 @@ impl CheckpointStore for SqliteCheckpoints {
     }
 
     fn reset(&self, pipeline: &str) -> Result<bool> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let n = conn
-            .execute(
-                "DELETE FROM checkpoints WHERE pipeline = ?1",
-                params![pipeline],
-            )
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM checkpoints WHERE pipeline = ?1",
+            params![pipeline],
+        )?;
+        tx.execute("DELETE FROM moves WHERE pipeline = ?1", params![pipeline])?;
+        tx.execute("DELETE FROM history WHERE pipeline = ?1", params![pipeline])?;
+        tx.commit()
             .with_context(|| format!("cannot reset pipeline `{pipeline}`"))?;
         Ok(n > 0)
     }
@@ -227,6 +270,33 @@ impl CheckpointStore for SqliteCheckpoints {
         rows.collect::<Result<_, _>>()
             .context("cannot list checkpoints")
     }
+}
+
+/// A move's history entry: the action and, as JSON, where from and where to.
+fn move_event(from: Option<&str>, to: Option<&str>) -> (&'static str, String) {
+    let action = if to.is_some() {
+        "checkpoint set"
+    } else {
+        "checkpoint reset"
+    };
+    (
+        action,
+        serde_json::json!({ "from": from, "to": to }).to_string(),
+    )
+}
+
+/// Adds a history entry and drops the pipeline's oldest past [`HISTORY_KEPT`].
+fn append(conn: &Connection, pipeline: &str, at: i64, action: &str, detail: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO history (pipeline, at, action, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![pipeline, at, action, detail],
+    )?;
+    conn.execute(
+        "DELETE FROM history WHERE pipeline = ?1 AND id <= (
+             SELECT id FROM history WHERE pipeline = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![pipeline, HISTORY_KEPT],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -313,5 +383,43 @@ mod tests {
         assert!(!store.reset("p").unwrap());
         assert_eq!(store.load("p").unwrap(), None);
         assert!(store.load("q").unwrap().is_some());
+    }
+
+    #[test]
+    fn moves_and_actions_are_kept_in_the_history_until_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteCheckpoints::open(dir.path()).unwrap();
+        store.record("p", "created", "{}").unwrap();
+        store.commit("p", "\"a\"", &Owner::default()).unwrap();
+        store.move_to("p", Some("\"b\"")).unwrap();
+        store.move_to("p", None).unwrap();
+        store.record("q", "created", "{}").unwrap();
+        let history = store.history("p").unwrap();
+        let seen: Vec<_> = history
+            .iter()
+            .map(|e| (e.action.as_str(), e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("created", "{}"),
+                ("checkpoint set", r#"{"from":"\"a\"","to":"\"b\""}"#),
+                ("checkpoint reset", r#"{"from":"\"b\"","to":null}"#),
+            ]
+        );
+        assert!(history.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        store.reset("p").unwrap();
+        assert_eq!(store.history("p").unwrap(), []);
+        assert_eq!(
+            store.history("q").unwrap().len(),
+            1,
+            "another pipeline's stays"
+        );
+        for i in 0..HISTORY_KEPT + 5 {
+            store.record("q", "paused", &i.to_string()).unwrap();
+        }
+        let kept = store.history("q").unwrap();
+        assert_eq!(kept.len() as i64, HISTORY_KEPT);
+        assert_eq!(kept[0].detail, "5", "the oldest went first");
     }
 }

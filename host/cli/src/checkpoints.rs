@@ -12,6 +12,7 @@ pub fn show(file: &PipelineFile, pipelines: &[&Pipeline], output: Output) -> Res
     for p in pipelines {
         let committed = store.load(&p.name)?;
         let moved = store.moved(&p.name)?;
+        let history = store.history(&p.name)?;
         match output {
             Output::Json => println!(
                 "{}",
@@ -21,6 +22,12 @@ pub fn show(file: &PipelineFile, pipelines: &[&Pipeline], output: Output) -> Res
                     "committed_at_ms": committed.as_ref().map(|c| c.committed_at_ms),
                     "commits": committed.as_ref().map_or(0, |c| c.commits),
                     "moved_at_ms": moved.map(|m| m.moved_at_ms),
+                    "history": history.iter().map(|e| serde_json::json!({
+                        "at_ms": e.at_ms,
+                        "action": e.action,
+                        "detail": serde_json::from_str::<serde_json::Value>(&e.detail)
+                            .unwrap_or_else(|_| e.detail.clone().into()),
+                    })).collect::<Vec<_>>(),
                 })
             ),
             Output::Text => {
@@ -34,6 +41,17 @@ pub fn show(file: &PipelineFile, pipelines: &[&Pipeline], output: Output) -> Res
                 match committed {
                     Some(c) => println!("{}: {}{at}", p.name, c.checkpoint),
                     None => println!("{}: none, starts from the beginning{at}", p.name),
+                }
+                // The operators' moves, newest last.
+                for e in &history {
+                    let at = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(e.at_ms.max(0) as u64);
+                    println!(
+                        "  {} {} {}",
+                        humantime::format_rfc3339_seconds(at),
+                        e.action,
+                        e.detail
+                    );
                 }
             }
         }

@@ -372,6 +372,13 @@ enum PipelineCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// What operators did to the pipeline, oldest first: creation, updates, pauses,
+    /// resumes, upgrades and checkpoint moves (a tenant's token).
+    History {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
     /// State, last error, records in/out, checkpoint and its age (a tenant's token).
     Show {
         name: String,
@@ -857,6 +864,11 @@ fn pipeline_call(command: PipelineCommand) -> Result<serde_json::Value> {
             &format!("/v1/pipelines/{name}/logs?after={after}&limit={limit}"),
             None,
         ),
+        PipelineCommand::History { name, server } => {
+            server
+                .client()?
+                .call("GET", &format!("/v1/pipelines/{name}/history"), None)
+        }
         PipelineCommand::Show { name, server } => {
             server
                 .client()?

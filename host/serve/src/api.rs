@@ -63,6 +63,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/upgrade", post(upgrade_pipeline))
         .route("/v1/pipelines/{name}/streams", get(discover_streams))
         .route("/v1/pipelines/{name}/logs", get(pipeline_logs))
+        .route("/v1/pipelines/{name}/history", get(pipeline_history))
         .route(
             "/v1/pipelines/{name}/checkpoint",
             get(show_checkpoint)
@@ -446,6 +447,16 @@ async fn pipeline_logs(
         ok(StatusCode::OK, json!({ "lines": lines, "next": next }))
     })
     .await
+}
+
+/// What operators did to the pipeline, oldest first (only the caller's own pipelines).
+async fn pipeline_history(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || ok(StatusCode::OK, app.ops.history(&tenant, &name)?)).await
 }
 
 async fn list_pipelines(State(app): State<App>, caller: Caller) -> Reply {

@@ -21,7 +21,8 @@ pub struct Quotas {
     pub max_pipelines: u32,
     /// Linear memory per plugin instance.
     pub memory: ByteSize,
-    /// CPU per call: a call running longer is interrupted (epoch deadline).
+    /// Wall-clock time per call (time waiting in the host counts): a call running longer
+    /// is interrupted (epoch deadline).
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
     /// CPU share of all the tenant's pipelines together, in cores (0.5: half a core);

@@ -6,6 +6,7 @@ use super::{Error, Ops, Result, check_name};
 use crate::registry::{Desired, Pins, PipelineRow, Tenant, key};
 use crate::supervisor::{self, Snapshot};
 use serde::Serialize;
+use serde_json::json;
 use weir_pipeline::{PipelineSpec, Side, Stream};
 
 /// A pipeline as the API shows it: what was asked, what runs, and how it goes.
@@ -82,6 +83,12 @@ impl Ops {
                 "{e:#}: the host is at its limit; nothing was created"
             )));
         }
+        self.record(
+            tenant,
+            &name,
+            "created",
+            json!({ "versions": row.pins.versions() }),
+        );
         self.pipeline(tenant, &name)
     }
 
@@ -174,6 +181,12 @@ impl Ops {
         let row = self.checked_row(&t, spec, old.desired)?;
         self.registry.replace_definition(&row)?;
         self.supervisor.swap(tenant, name);
+        self.record(
+            tenant,
+            name,
+            "updated",
+            json!({ "versions": row.pins.versions() }),
+        );
         self.pipeline(tenant, name)
     }
 
@@ -196,10 +209,17 @@ impl Ops {
     ) -> Result<PipelineStatus> {
         self.existing(tenant, name)?;
         self.registry.set_desired(tenant, name, desired, None)?;
-        match desired {
-            Desired::Running => self.supervisor.resume(tenant, name),
-            Desired::Paused | Desired::Failed => self.supervisor.pause(tenant, name),
-        }
+        let action = match desired {
+            Desired::Running => {
+                self.supervisor.resume(tenant, name);
+                "resumed"
+            }
+            Desired::Paused | Desired::Failed => {
+                self.supervisor.pause(tenant, name);
+                "paused"
+            }
+        };
+        self.record(tenant, name, action, json!({}));
         self.pipeline(tenant, name)
     }
 
@@ -240,6 +260,7 @@ impl Ops {
         if changed {
             self.registry.set_pins(tenant, name, &pins)?;
             self.supervisor.swap(tenant, name);
+            self.record(tenant, name, "upgraded", row.pins.moved_to(&pins));
         }
         Ok((self.pipeline(tenant, name)?, changed))
     }
@@ -317,6 +338,38 @@ impl Ops {
         self.supervisor.checkpoints().reset(&key(tenant, name))?;
         crate::logs::logs().forget(&key(tenant, name));
         Ok(())
+    }
+
+    /// What operators did to the pipeline, oldest first: creation, updates, pauses and
+    /// resumes, upgrades, checkpoint moves.
+    pub fn history(&self, tenant: &str, name: &str) -> Result<serde_json::Value> {
+        self.existing(tenant, name)?;
+        let events = self.supervisor.checkpoints().history(&key(tenant, name))?;
+        let events: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "at_ms": e.at_ms,
+                    "action": e.action,
+                    "detail": serde_json::from_str::<serde_json::Value>(&e.detail)
+                        .unwrap_or(serde_json::Value::String(e.detail)),
+                })
+            })
+            .collect();
+        Ok(json!({ "history": events }))
+    }
+
+    /// Adds to the pipeline's history. What was asked is done by now: a history that
+    /// cannot be written is logged, not reported as the action failing.
+    pub(crate) fn record(&self, tenant: &str, name: &str, action: &str, detail: serde_json::Value) {
+        let pipeline = key(tenant, name);
+        if let Err(e) = self
+            .supervisor
+            .checkpoints()
+            .record(&pipeline, action, &detail.to_string())
+        {
+            tracing::warn!(%pipeline, action, error = %format!("{e:#}"), "cannot record in the pipeline's history");
+        }
     }
 
     fn existing(&self, tenant: &str, name: &str) -> Result<PipelineRow> {

@@ -109,6 +109,9 @@ impl Ops {
             }
             self.registry.set_pins(tenant, &p.name, &pins)?;
             self.supervisor.swap(tenant, &p.name);
+            let mut moved = p.pins.moved_to(&pins);
+            moved["by"] = "push".into();
+            self.record(tenant, &p.name, "upgraded", moved);
             upgraded.push(p.name);
         }
         Ok(Pushed {

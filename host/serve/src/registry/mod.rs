@@ -92,6 +92,21 @@ pub struct Pins {
 }
 
 impl Pins {
+    /// `name@version` per side, as a history shows them.
+    pub fn versions(&self) -> serde_json::Value {
+        let at = |r: &PluginRef| format!("{}@{}", r.name, r.version);
+        serde_json::json!({
+            "source": at(&self.source),
+            "transforms": self.transforms.iter().map(at).collect::<Vec<_>>(),
+            "sink": at(&self.sink),
+        })
+    }
+
+    /// A move from these versions to `to`, as a history shows it.
+    pub fn moved_to(&self, to: &Pins) -> serde_json::Value {
+        serde_json::json!({ "from": self.versions(), "to": to.versions() })
+    }
+
     /// Panics for a transform the pipeline does not have: sides come from [`Pins::sides`].
     pub fn get(&self, side: Side) -> &PluginRef {
         match side {
