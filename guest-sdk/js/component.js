@@ -6,8 +6,22 @@ import { log as witLog } from 'weir:connector/log@0.1.0';
 import { counterAdd, gaugeSet } from 'weir:connector/metrics@0.1.0';
 import { send } from 'weir:connector/http@0.1.0';
 import { hmacSha256 } from 'weir:connector/keys@0.1.0';
+import { Connection } from 'weir:connector/sql@0.1.0';
+import { Consumer, Producer } from 'weir:connector/kafka@0.1.0';
+import { list as listObjects, read as readObject, write as writeObject } from 'weir:connector/objects@0.1.0';
+import { ShardReader, listShards, putRecords } from 'weir:connector/kinesis@0.1.0';
 import { ConfigError, TransientError, FatalError, host } from './index.js';
-import { batch, config as checkedConfig, deadLetter, guarded, position, streamInfo, transformed, unpack } from './glue.js';
+import {
+  batch,
+  config as checkedConfig,
+  deadLetter,
+  guarded,
+  pack,
+  position,
+  streamInfo,
+  transformed,
+  unpack,
+} from './glue.js';
 
 /** Calls a host import, turning its typed error into the SDK's error classes. */
 function typed(call) {
@@ -15,12 +29,42 @@ function typed(call) {
     return call();
   } catch (e) {
     // The host's typed error arrives as the thrown value's payload.
-    const err = e?.payload ?? e;
-    const message = err?.val ?? String(e);
-    if (err?.tag === 'config') throw new ConfigError(message);
-    if (err?.tag === 'transient') throw new TransientError(message);
-    throw new FatalError(message);
+    throw typedError(e?.payload ?? e);
   }
+}
+
+function typedError(err) {
+  const message = err?.val ?? String(err);
+  if (err?.tag === 'config') return new ConfigError(message);
+  if (err?.tag === 'transient') return new TransientError(message);
+  return new FatalError(message);
+}
+
+/** A Kinesis read: throttling is a TransientError that says so. */
+function read(call) {
+  try {
+    return call();
+  } catch (e) {
+    const err = e?.payload ?? e;
+    if (err?.tag === 'throttled') {
+      const t = new TransientError(err.val);
+      t.throttled = true;
+      throw t;
+    }
+    throw typedError(err?.tag === 'other' ? err.val : err);
+  }
+}
+
+const START = {
+  atSequenceNumber: 'at-sequence-number',
+  afterSequenceNumber: 'after-sequence-number',
+  atTimestamp: 'at-timestamp',
+};
+
+function startAt(start) {
+  if (typeof start === 'string') return { tag: start };
+  const [[kind, val]] = Object.entries(start);
+  return { tag: START[kind], val: kind === 'atTimestamp' ? BigInt(val) : val };
 }
 
 host.impl = {
@@ -29,6 +73,44 @@ host.impl = {
   gaugeSet,
   send: (request) => typed(() => send(request)),
   hmacSha256: (name, messages) => typed(() => hmacSha256(name, messages)),
+  sql: {
+    open: () => typed(() => Connection.open()),
+    execute: (c, statement, params) => typed(() => c.execute(statement, params)),
+    transaction: (c, statements) => typed(() => c.transaction(statements)),
+    query: (c, statement, params) => typed(() => c.query(statement, params)),
+    fetch: (c, max) => unpack(typed(() => c.fetch(max))),
+  },
+  objects: {
+    list: (prefix, startAfter, max) => typed(() => listObjects(prefix, startAfter, max)),
+    read: (key, offset, len) => typed(() => readObject(key, offset, len)),
+    write: (key, data) => typed(() => writeObject(key, data)),
+  },
+  kafka: {
+    consumer: (topics, positions) => typed(() => Consumer.open(topics, positions)),
+    poll: (c, max, timeoutMs) => {
+      const polled = typed(() => c.poll(max, timeoutMs));
+      return { records: unpack(polled.records), origins: polled.origins, topics: polled.topics };
+    },
+    commit: (c, positions) => typed(() => c.commit(positions)),
+    backlog: (c) => typed(() => c.backlog()),
+    producer: () => typed(() => Producer.open()),
+    send: (p, topic, records) => typed(() => p.send(topic, pack(records))),
+    flush: (p, timeoutMs) => typed(() => p.flush(timeoutMs)),
+  },
+  kinesis: {
+    listShards: (stream) => typed(() => listShards(stream)),
+    putRecords: (stream, records) => typed(() => putRecords(stream, pack(records))),
+    shardReader: (stream, shard, start) => read(() => ShardReader.open(stream, shard, startAt(start))),
+    read: (reader, max) => {
+      const got = read(() => reader.read(max));
+      return {
+        records: unpack(got.records),
+        sequenceNumbers: got.sequenceNumbers,
+        ended: got.ended,
+        millisBehindLatest: got.millisBehindLatest === undefined ? undefined : Number(got.millisBehindLatest),
+      };
+    },
+  },
 };
 
 /** The component's exports for `Connector`, named as the world `world` expects them. */

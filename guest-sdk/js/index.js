@@ -183,3 +183,181 @@ export const http = {
     return http.send({ ...options, method: 'POST', url, body });
   },
 };
+
+function need(name) {
+  if (!host.impl) throw new Error(`weir ${name} needs the weir host; it is not available under plain Node.js`);
+  return host.impl[name];
+}
+
+/** A SQL parameter: null, a boolean, an integer (number or BigInt), a float, a string,
+ * bytes, or any other value as JSON. */
+function sqlValue(v) {
+  if (v === null || v === undefined) return { tag: 'null' };
+  if (typeof v === 'boolean') return { tag: 'boolean', val: v };
+  if (typeof v === 'bigint') return { tag: 'int', val: v };
+  if (typeof v === 'number') return Number.isInteger(v) ? { tag: 'int', val: BigInt(v) } : { tag: 'float', val: v };
+  if (typeof v === 'string') return { tag: 'text', val: v };
+  if (ArrayBuffer.isView(v)) return { tag: 'bytes', val: bytes(v) };
+  return { tag: 'json', val: JSON.stringify(v) };
+}
+
+/** One connection to the database the pipeline grants (`grants.sql`); the URL, user and
+ * password stay in the host. Parameters are `$1`, `$2`, ...; rows are objects, column name
+ * to value, in the query's column order. */
+class SqlConnection {
+  constructor() {
+    this.conn = need('sql').open();
+  }
+  /** Runs one statement in a transaction of its own; the rows it affected. */
+  execute(statement, ...params) {
+    return Number(host.impl.sql.execute(this.conn, statement, params.map(sqlValue)));
+  }
+  /** Runs `[statement, params]` pairs in one transaction: all apply, or none. */
+  transaction(statements) {
+    const all = statements.map(([sql, params = []]) => ({ sql, params: params.map(sqlValue) }));
+    // Array.from: the bindings hand a list<u64> over as a BigUint64Array, whose own map
+    // would have to store numbers back as BigInts.
+    return Array.from(host.impl.sql.transaction(this.conn, all), Number);
+  }
+  /** Starts reading a query's rows from a server-side cursor (ending the last). */
+  query(statement, ...params) {
+    host.impl.sql.query(this.conn, statement, params.map(sqlValue));
+  }
+  /** The next rows, at most `maxRows`; fewer means the query is exhausted. */
+  fetch(maxRows = 1000) {
+    return host.impl.sql.fetch(this.conn, maxRows).map((r) => JSON.parse(decoder.decode(r.value)));
+  }
+  /** Every row of a query, fetched `chunk` at a time. */
+  *rows(statement, params = [], chunk = 1000) {
+    this.query(statement, ...params);
+    for (;;) {
+      const rows = this.fetch(chunk);
+      yield* rows;
+      if (rows.length < chunk) return;
+    }
+  }
+}
+
+export const sql = {
+  connect: () => new SqlConnection(),
+};
+
+/** Object storage the pipeline grants (`grants.objects`): keys are relative to the granted
+ * prefix and cannot leave it; credentials stay in the host. */
+export const objects = {
+  /** Objects whose keys start with `prefix` and sort after `startAfter`, in key order:
+   * `{key, size, etag, lastModifiedMs}`. */
+  list(prefix = '', startAfter = undefined, max = 1000) {
+    return need('objects')
+      .list(prefix, startAfter, max)
+      .map((o) => ({ key: o.key, size: Number(o.size), etag: o.etag, lastModifiedMs: Number(o.lastModifiedMs) }));
+  },
+  /** Every object under `prefix`, listed a page at a time. */
+  *walk(prefix = '', page = 1000) {
+    let after;
+    for (;;) {
+      const found = objects.list(prefix, after, page);
+      yield* found;
+      if (found.length < page) return;
+      after = found[found.length - 1].key;
+    }
+  },
+  /** Bytes `offset .. offset + length` of an object (fewer at its end). */
+  read(key, offset = 0, length = 4 << 20) {
+    return need('objects').read(key, BigInt(offset), length);
+  },
+  /** A whole object, read `piece` bytes at a time. */
+  readAll(key, piece = 4 << 20) {
+    const parts = [];
+    let offset = 0;
+    for (;;) {
+      const part = objects.read(key, offset, piece);
+      parts.push(part);
+      offset += part.length;
+      if (part.length < piece) break;
+    }
+    const all = new Uint8Array(offset);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return all;
+  },
+  /** Writes a whole object, replacing any of that key; durable when it returns. */
+  write(key, data) {
+    need('objects').write(key, bytes(data));
+  },
+};
+
+const position = ({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset) });
+
+/** Kafka through the host: brokers, group and client properties come from the pipeline's
+ * grants (`grants.kafka`), and only the topics they name may be used. */
+export const kafka = {
+  /** Joins the granted group on `topics`; assigned partitions start at `positions`
+   * (`{topic, partition, offset}`) where given, else at the group's committed offsets. */
+  consumer(topics, positions = []) {
+    const consumer = need('kafka').consumer(topics, positions.map(position));
+    return {
+      /** At most `maxRecords` `[record, origin]` pairs, waiting at most `timeoutMs`. An
+       * origin is `{topic, partition, offset}`; commit `offset + 1` once it is delivered. */
+      poll(maxRecords, timeoutMs) {
+        const { records, origins, topics: names } = host.impl.kafka.poll(consumer, maxRecords, timeoutMs);
+        return records.map((r, i) => [
+          r,
+          { topic: names[origins[i].topic], partition: origins[i].partition, offset: Number(origins[i].offset) },
+        ]);
+      },
+      commit(positions) {
+        host.impl.kafka.commit(consumer, positions.map(position));
+      },
+      /** Records the assigned partitions hold past this consumer (undefined while it has
+       * none assigned). */
+      backlog() {
+        const n = host.impl.kafka.backlog(consumer);
+        return n === undefined ? undefined : Number(n);
+      },
+    };
+  },
+  /** An idempotent producer with `acks=all`. */
+  producer() {
+    const producer = need('kafka').producer();
+    return {
+      /** Queues records (Record, bytes, strings or JSON values) for `topic`, by key. */
+      send(topic, records) {
+        host.impl.kafka.send(producer, topic, records);
+      },
+      /** Returns once every record sent so far is acknowledged by the brokers. */
+      flush(timeoutMs = 30000) {
+        host.impl.kafka.flush(producer, timeoutMs);
+      },
+    };
+  },
+};
+
+/** Kinesis Data Streams through the host: region, endpoint and credentials come from the
+ * pipeline's grants (`grants.kinesis`), and only the streams they name may be used. */
+export const kinesis = {
+  /** Every shard of a granted stream, closed ones in retention too. */
+  listShards(stream) {
+    return need('kinesis').listShards(stream);
+  },
+  /** Puts records (each record's key is its partition key) in one PutRecords call;
+   * returns the failures (`{index, code, message}`) to put again. */
+  putRecords(stream, records) {
+    return need('kinesis').putRecords(stream, records);
+  },
+  /** One shard, read in order from `start`: 'trim-horizon', 'latest', or
+   * `{atSequenceNumber}`, `{afterSequenceNumber}`, `{atTimestamp}`. Over the shard's read
+   * limits, `read` throws a TransientError whose `throttled` is true. */
+  shardReader(stream, shard, start = 'trim-horizon') {
+    const reader = need('kinesis').shardReader(stream, shard, start);
+    return {
+      /** `{records, sequenceNumbers, ended, millisBehindLatest}`. */
+      read(max = 10000) {
+        return host.impl.kinesis.read(reader, max);
+      },
+    };
+  },
+};

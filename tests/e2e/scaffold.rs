@@ -103,6 +103,37 @@ fn a_python_sink_scaffold_builds_tests_and_runs() {
     );
     let dead = std::fs::read_to_string(dir.join("dead-letters/dead-letters.jsonl")).unwrap();
     assert!(dead.contains("not a JSON object"), "{dead}");
+
+    // A third-party package from requirements.txt goes into the component (pure Python).
+    std::fs::write(dir.join("requirements.txt"), "humanize==4.9.0\n").unwrap();
+    let app = std::fs::read_to_string(dir.join("app.py")).unwrap();
+    let app = app.replace("import weir\n", "import humanize\n\nimport weir\n").replace(
+        "            self.out.write(r.value + b\"\\n\")",
+        "            value[\"size\"] = humanize.naturalsize(len(r.value))\n            self.out.write(json.dumps(value, separators=(\",\", \":\")).encode() + b\"\\n\")",
+    );
+    assert!(
+        app.contains("humanize.naturalsize"),
+        "the template changed: {app}"
+    );
+    std::fs::write(dir.join("app.py"), app).unwrap();
+    std::fs::remove_file(dir.join("out/out.jsonl")).unwrap();
+    std::fs::remove_dir_all(dir.join(".weir")).unwrap(); // from the start again
+    script(&dir, "build.sh");
+    assert!(dir.join(".weir-deps/humanize").is_dir());
+    let summary = run_in(&s, &dir);
+    assert_eq!(summary["records_written"], 2, "{summary}");
+    let out = std::fs::read_to_string(dir.join("out/out.jsonl")).unwrap();
+    assert!(out.contains("\"size\":\"21 Bytes\""), "{out}");
+
+    // A package with a compiled extension cannot load in the component: refused at build.
+    std::fs::write(dir.join("requirements.txt"), "numpy\n").unwrap();
+    let built = Command::new(dir.join("build.sh"))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!built.status.success());
+    let said = String::from_utf8_lossy(&built.stderr);
+    assert!(said.contains("only pure-Python packages"), "{said}");
 }
 
 #[test]

@@ -35,8 +35,13 @@ def _bindings():
     t.Error_Fatal = _record("Error_Fatal", "value")
     imports = types.ModuleType("wit_world.imports")
     imports.types = t
-    for name in ("http", "keys", "log", "metrics"):
+    for name in ("http", "kafka", "keys", "kinesis", "log", "metrics", "objects", "sql"):
         setattr(imports, name, types.ModuleType(f"wit_world.imports.{name}"))
+    sql = imports.sql
+    for variant in ("Null", "Boolean", "Int", "Float", "Text", "Bytes", "Json"):
+        fields = () if variant == "Null" else ("value",)
+        setattr(sql, f"Value_{variant}", _record(f"Value_{variant}", *fields))
+    sql.Statement = _record("Statement", "sql", "params")
     world = types.ModuleType("wit_world")
     world.imports = imports
     exports = types.ModuleType("wit_world.exports")
@@ -236,3 +241,139 @@ class Transforms(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HostInterfaces(unittest.TestCase):
+    """weir.sql, weir.objects and weir.kafka over stand-ins for the host's imports: what
+    they send the host, what they make of its answers and of its typed errors."""
+
+    def test_sql_parameters_rows_and_errors(self):
+        calls = []
+        rows = [{"id": 1, "doc": {"a": 1}}, {"id": 2, "doc": None}]
+
+        class Connection:
+            @classmethod
+            def open(cls):
+                return cls()
+
+            def execute(self, statement, params):
+                calls.append((statement, params))
+                return 1
+
+            def query(self, statement, params):
+                calls.append((statement, params))
+                self.left = list(rows)
+
+            def fetch(self, max_rows):
+                taken, self.left = self.left[:max_rows], self.left[max_rows:]
+                return _glue.pack(taken)
+
+            def transaction(self, statements):
+                if any("DROP" in s.sql for s in statements):
+                    raise Err(wit.Error_Config("permission denied for table t"))
+                return [1 for _ in statements]
+
+        sys.modules["wit_world.imports"].sql.Connection = Connection
+        db = weir.sql.connect()
+        self.assertEqual(db.execute("INSERT $1 $2 $3 $4 $5 $6 $7", None, True, 3, 1.5, "s", b"b", {"a": 1}), 1)
+        sql = sys.modules["wit_world.imports"].sql
+        self.assertEqual(
+            calls[0][1],
+            [sql.Value_Null(), sql.Value_Boolean(True), sql.Value_Int(3), sql.Value_Float(1.5),
+             sql.Value_Text("s"), sql.Value_Bytes(b"b"), sql.Value_Json('{"a": 1}')],
+        )
+        self.assertEqual(list(db.rows("SELECT", chunk=1)), rows, "fetched one at a time to the end")
+        self.assertEqual(db.transaction([("INSERT 1", []), ("INSERT 2", [7])]), [1, 1])
+        with self.assertRaises(weir.ConfigError) as caught:
+            db.transaction([("DROP TABLE t", [])])
+        self.assertIn("permission denied", str(caught.exception))
+
+    def test_objects_are_listed_by_page_and_read_in_pieces(self):
+        objects = sys.modules["wit_world.imports"].objects
+        store = {f"k{i:02}": bytes([i]) * (i * 3) for i in range(7)}
+        Info = _record("ObjectInfo", "key", "size", "etag", "last_modified_ms")
+
+        def listing(prefix, start_after, max):
+            keys = sorted(k for k in store if k.startswith(prefix) and (start_after is None or k > start_after))
+            return [Info(k, len(store[k]), None, 0) for k in keys[:max]]
+
+        def read(key, offset, len):
+            if key not in store:
+                raise Err(wit.Error_Transient(f"{key}: not found"))
+            return store[key][offset : offset + len]
+
+        objects.list, objects.read = listing, read
+        objects.write = lambda key, data: store.__setitem__(key, data)
+        self.assertEqual([o.key for o in weir.objects.walk("k", page=2)], sorted(store))
+        self.assertEqual(weir.objects.read_all("k06", piece=4), store["k06"])
+        weir.objects.write("new", b"x")
+        self.assertEqual(store["new"], b"x")
+        with self.assertRaises(weir.TransientError):
+            weir.objects.read("missing")
+
+    def test_kafka_records_and_origins_come_back_paired(self):
+        kafka = sys.modules["wit_world.imports"].kafka
+        kafka.Position = _record("Position", "topic", "partition", "offset")
+        Origin = _record("Origin", "topic", "partition", "offset")
+        Polled = _record("Polled", "records", "origins", "topics")
+        sent, committed = [], []
+
+        class Consumer:
+            @classmethod
+            def open(cls, topics, positions):
+                return cls()
+
+            def poll(self, max_records, timeout_ms):
+                return Polled(_glue.pack([{"n": 1}, {"n": 2}]), [Origin(1, 0, 41), Origin(0, 2, 7)], ["a", "b"])
+
+            def commit(self, positions):
+                committed.extend(positions)
+
+        class Producer:
+            @classmethod
+            def open(cls):
+                return cls()
+
+            def send(self, topic, records):
+                sent.append((topic, [r.value for r in _glue.unpack(records)]))
+
+        kafka.Consumer, kafka.Producer = Consumer, Producer
+        polled = weir.kafka.Consumer(["a", "b"]).poll(10, 100)
+        self.assertEqual([(json.loads(r.value), o.topic, o.offset) for r, o in polled], [({"n": 1}, "b", 41), ({"n": 2}, "a", 7)])
+        weir.kafka.Consumer(["b"]).commit([polled[0][1].position_after()])
+        self.assertEqual(committed, [kafka.Position("b", 0, 42)])
+        weir.kafka.Producer().send("out", [{"n": 3}, weir.Record(b"v", b"k")])
+        self.assertEqual(sent, [("out", [b'{"n":3}', b"v"])])
+
+
+    def test_kinesis_start_positions_and_throttling(self):
+        kinesis = sys.modules["wit_world.imports"].kinesis
+        kinesis.StartAt_TrimHorizon = _record("StartAt_TrimHorizon")
+        kinesis.StartAt_Latest = _record("StartAt_Latest")
+        kinesis.StartAt_AfterSequenceNumber = _record("StartAt_AfterSequenceNumber", "value")
+        kinesis.StartAt_AtSequenceNumber = _record("StartAt_AtSequenceNumber", "value")
+        kinesis.StartAt_AtTimestamp = _record("StartAt_AtTimestamp", "value")
+        kinesis.ReadError_Throttled = _record("ReadError_Throttled", "value")
+        kinesis.ReadError_Other = _record("ReadError_Other", "value")
+        opened = []
+
+        class ShardReader:
+            @classmethod
+            def open(cls, stream, shard, start):
+                if stream == "missing":
+                    raise Err(kinesis.ReadError_Other(wit.Error_Config("stream missing is not granted")))
+                opened.append(start)
+                return cls()
+
+            def read(self, max):
+                raise Err(kinesis.ReadError_Throttled("over 5 reads a second"))
+
+        kinesis.ShardReader = ShardReader
+        weir.kinesis.ShardReader("s", "shard-0")
+        weir.kinesis.ShardReader("s", "shard-0", {"after_sequence_number": "42"})
+        self.assertEqual(opened, [kinesis.StartAt_TrimHorizon(), kinesis.StartAt_AfterSequenceNumber("42")])
+        with self.assertRaises(weir.kinesis.Throttled) as caught:
+            weir.kinesis.ShardReader("s", "shard-0").read()
+        self.assertIsInstance(caught.exception, weir.TransientError, "a throttle is retried")
+        with self.assertRaises(weir.ConfigError):
+            weir.kinesis.ShardReader("missing", "shard-0")

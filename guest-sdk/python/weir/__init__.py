@@ -47,7 +47,7 @@ from weir._api import (
     WeirError,
 )
 from weir._export import export
-from weir import http, keys, log, metrics
+from weir import http, kafka, keys, kinesis, log, metrics, objects, sql
 
 __all__ = [
     "Batch",
@@ -64,6 +64,11 @@ __all__ = [
     "WeirError",
     "export",
     "http",
+    "kafka",
+    "keys",
+    "kinesis",
     "log",
     "metrics",
+    "objects",
+    "sql",
 ]

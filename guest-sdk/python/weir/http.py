@@ -8,8 +8,7 @@ import json as _json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from weir._host import wit_http, wit_types
-from weir._api import ConfigError, FatalError, TransientError
+from weir._host import call, needs, wit_http
 
 
 @dataclass
@@ -37,19 +36,9 @@ def send(
     body: Optional[bytes] = None,
     timeout_ms: Optional[int] = None,
 ) -> Response:
-    if wit_http is None:
-        raise RuntimeError("weir.http needs the weir host; it is not available in plain CPython")
-    request = wit_http.Request(method, url, list((headers or {}).items()), body, timeout_ms)
-    try:
-        r = wit_http.send(request)
-    except Exception as e:  # componentize_py_types.Err carrying the host's typed error
-        value = getattr(e, "value", None)
-        message = getattr(value, "value", str(e))
-        if isinstance(value, wit_types.Error_Config):
-            raise ConfigError(message) from None
-        if isinstance(value, wit_types.Error_Transient):
-            raise TransientError(message) from None
-        raise FatalError(message) from None
+    http = needs(wit_http, "http")
+    request = http.Request(method, url, list((headers or {}).items()), body, timeout_ms)
+    r = call(http.send, request)
     return Response(r.status, r.headers, r.body)
 
 
