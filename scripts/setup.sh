@@ -34,6 +34,8 @@ if ! $core_only; then
     command -v curl >/dev/null || missing+=(curl)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v python3 >/dev/null || missing+=(python3 python3-pip)
+    # The console's tests drive a real headless browser.
+    command -v chromium >/dev/null || missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
@@ -52,6 +54,13 @@ js="$WEIR_ROOT/guest-sdk/js"
 if [ ! -f "$js/node_modules/.package-lock.json" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
     echo "setup: installing the JavaScript SDK's tools (npm ci)"
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The console's tests drive Chromium with puppeteer-core, pinned by their lock file.
+console="$WEIR_ROOT/tests/console"
+if [ ! -f "$console/node_modules/.package-lock.json" ] || [ "$console/package-lock.json" -nt "$console/node_modules/.package-lock.json" ]; then
+    echo "setup: installing the console tests' browser driver (npm ci)"
+    (cd "$console" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The object storage tests run an S3-compatible server (moto's) on loopback.

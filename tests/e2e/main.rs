@@ -7,6 +7,7 @@ mod support;
 mod chaos;
 mod cluster;
 mod conformance;
+mod console;
 mod delivery;
 mod http;
 mod kafka;

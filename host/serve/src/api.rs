@@ -23,6 +23,8 @@ use weir_pipeline::PipelineSpec;
 pub struct App {
     pub ops: Arc<Ops>,
     pub admin_token: Arc<str>,
+    /// Each pipeline's recent counters, for the console's charts.
+    pub series: Arc<crate::series::Series>,
     /// The cluster's node table, when this process is a node of one.
     #[cfg(feature = "cluster")]
     pub cluster: Option<Arc<crate::cluster::Nodes>>,
@@ -64,12 +66,16 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/streams", get(discover_streams))
         .route("/v1/pipelines/{name}/logs", get(pipeline_logs))
         .route("/v1/pipelines/{name}/history", get(pipeline_history))
+        .route("/v1/pipelines/{name}/series", get(pipeline_series))
+        .route("/v1/events", get(events))
+        .route("/v1/whoami", get(whoami))
         .route(
             "/v1/pipelines/{name}/checkpoint",
             get(show_checkpoint)
                 .put(set_checkpoint)
                 .delete(reset_checkpoint),
         )
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(app)
 }
@@ -231,7 +237,18 @@ async fn update_tenant(
 async fn list_tenants(State(app): State<App>, caller: Caller) -> Reply {
     caller.admin()?;
     blocking(move || {
-        let all: Vec<Value> = app.ops.tenants()?.iter().map(tenant_json).collect();
+        let mut all = Vec::new();
+        for t in app.ops.tenants()? {
+            // What each uses of its quota, for the console's tenants table.
+            let mut shown = tenant_json(&t);
+            shown["pipelines"] = app
+                .ops
+                .registry
+                .count_pipelines(&t.name)
+                .map_err(ApiError::internal)?
+                .into();
+            all.push(shown);
+        }
         ok(StatusCode::OK, all)
     })
     .await
@@ -457,6 +474,72 @@ async fn pipeline_history(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || ok(StatusCode::OK, app.ops.history(&tenant, &name)?)).await
+}
+
+/// Who the token is: `{"role": "admin"}` or `{"role": "tenant", "tenant": NAME}`.
+async fn whoami(caller: Caller) -> Reply {
+    match caller {
+        Caller::Admin => ok(StatusCode::OK, json!({ "role": "admin" })),
+        Caller::Tenant(t) => ok(StatusCode::OK, json!({ "role": "tenant", "tenant": t })),
+    }
+}
+
+/// The pipeline's counters sampled over the last 15 minutes, oldest first (only the
+/// caller's own pipelines; a pipeline whose counters stood still has no new samples).
+async fn pipeline_series(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        app.ops.pipeline(&tenant, &name)?;
+        let samples = app.series.of(&tenant, &name);
+        let every_ms = crate::series::EVERY.as_millis() as u64;
+        ok(
+            StatusCode::OK,
+            json!({ "every_ms": every_ms, "samples": samples }),
+        )
+    })
+    .await
+}
+
+/// Server-sent events: the caller's pipelines (as `GET /v1/pipelines` lists them) every
+/// second. The token is checked again before each event, so a rotated token or a deleted
+/// tenant ends the stream.
+async fn events(
+    State(app): State<App>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let tenant = caller.tenant()?.to_string();
+    let token = crate::auth::bearer(&headers)?.to_string();
+    let tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let stream = futures::stream::unfold(
+        (app, tenant, token, tick),
+        |(app, tenant, token, mut tick)| async move {
+            tick.tick().await;
+            let (a, t, k) = (app.clone(), tenant.clone(), token.clone());
+            let listed = tokio::task::spawn_blocking(move || match Caller::of(&k, &a) {
+                Ok(Caller::Tenant(now)) if now == t => a.ops.pipelines(&t).ok(),
+                _ => None,
+            })
+            .await
+            .ok()
+            .flatten()?;
+            let event = Event::default()
+                .json_data(json!({ "pipelines": listed }))
+                .ok()?;
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (app, tenant, token, tick),
+            ))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 async fn list_pipelines(State(app): State<App>, caller: Caller) -> Reply {

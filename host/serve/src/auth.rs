@@ -37,14 +37,24 @@ impl FromRequestParts<App> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
+        Caller::of(bearer(&parts.headers)?, app)
+    }
+}
+
+/// The request's bearer token.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))
+}
+
+impl Caller {
+    /// Who `token` is: the admin, a tenant, or nobody (401).
+    pub fn of(token: &str, app: &App) -> Result<Caller, ApiError> {
         if same(token, &app.admin_token) {
             return Ok(Caller::Admin);
         }

@@ -15,6 +15,7 @@ mod api;
 mod auth;
 #[cfg(feature = "cluster")]
 mod cluster;
+mod console;
 pub mod logs;
 mod metrics;
 mod ops;
@@ -23,6 +24,7 @@ mod properties;
 mod registry;
 mod resolver;
 mod restart;
+mod series;
 mod supervisor;
 mod tenant;
 mod tenant_cpu;
@@ -166,10 +168,12 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
             reserved,
         )),
         admin_token: options.admin_token.into(),
+        series: Arc::new(series::Series::default()),
         #[cfg(feature = "cluster")]
         cluster: stores.cluster.as_ref().map(|n| n.nodes.clone()),
     };
     let restored = supervisor.start_all()?;
+    server.spawn(app.series.clone().run(supervisor.clone(), stop.clone()));
     tracing::info!(pipelines = restored, "pipelines restored");
     #[cfg(feature = "cluster")]
     let membership = match &stores.cluster {
