@@ -118,6 +118,14 @@ try {
       await page.screenshot({ path: `${shots}/console-failed-pipeline.png`, fullPage: true });
       console.log('ok error shown');
 
+      // A pipeline's dead letters, newest first, with their reasons.
+      await page.goto(`${url}/#/pipelines/${env('WEIR_REJECTING')}`, { waitUntil: 'load' });
+      await until('the dead letters', () => {
+        const rows = [...document.querySelectorAll('#dead-letters tbody tr')];
+        return rows.length === 10 && rows.every((r) => r.textContent.includes('multiple of three'));
+      });
+      console.log('ok dead letters');
+
       // Pause from the page; the test then asks the API.
       await page.goto(`${url}/#/pipelines/${running}`, { waitUntil: 'load' });
       await page.waitForSelector('#pause', { visible: true, timeout });

@@ -17,6 +17,25 @@ fn shots() -> PathBuf {
     dir
 }
 
+/// counter-stream counting to 30 → a jq step that rejects multiples of three → file-sink,
+/// its dead letters in `<dir>/dlq`.
+fn rejecting(dir: &std::path::Path) -> String {
+    // Apart from the sink's directory, which a plugin may write.
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    counter_pipeline("letters", &dir.join("out"), 30, 0, "100ms").replace(
+        "[sink]",
+        &format!(
+            r#"[[transforms]]
+plugin = "jq"
+config = {{ program = 'if .n % 3 == 0 then error("multiple of three") else . end' }}
+[dead_letter]
+dir = "{}/dlq"
+[sink]"#,
+            dir.display()
+        ),
+    )
+}
+
 /// Runs one scenario of drive.mjs against `server`; fails the test with what the browser saw.
 fn drive(server: &Server, scenario: &str, env: &[(&str, &str)]) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/console/drive.mjs");
@@ -60,6 +79,7 @@ fn an_operator_watches_and_pauses_pipelines_in_the_console() {
         server.push_plugin(token, "counter", "counter_stream");
         server.push_plugin(token, "file-sink", "file_sink");
     }
+    server.push_plugin(&acme, "jq", "jq");
     server.create_ok(
         &acme,
         &counter_pipeline("steady", &s.path("acme"), 10_000_000, 20, "100ms"),
@@ -71,7 +91,9 @@ fn an_operator_watches_and_pauses_pipelines_in_the_console() {
         &globex,
         &counter_pipeline("theirs", &s.path("globex"), 10, 0, "100ms"),
     );
+    server.create_ok(&acme, &rejecting(&s.path("acme")));
     server.wait_for(&acme, "broken", LONG, |st| st["state"] == "failed");
+    server.wait_for(&acme, "letters", LONG, |st| st["dead_letters"] == 10);
 
     drive(&server, "refused", &[]);
     drive(
@@ -79,7 +101,8 @@ fn an_operator_watches_and_pauses_pipelines_in_the_console() {
         "tenant",
         &[
             ("WEIR_TOKEN", &acme),
-            ("WEIR_MINE", "steady,broken"),
+            ("WEIR_MINE", "steady,broken,letters"),
+            ("WEIR_REJECTING", "letters"),
             ("WEIR_THEIRS", "theirs"),
             ("WEIR_RUNNING", "steady"),
             ("WEIR_FAILING", "broken"),
@@ -251,3 +274,44 @@ fn series_and_events_serve_the_console() {
         );
     }
 }
+
+/// `GET /v1/pipelines/{name}/dead-letters`: a page of the pipeline's dead letters from its
+/// directory, newest first, with whether older ones remain; another tenant's pipeline is
+/// not found.
+#[test]
+fn dead_letters_are_paged_newest_first() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("acme")).unwrap();
+    let server = Server::start(&s.path("data"), &[]);
+    let acme = server.tenant("acme", tenant_with_dir(&s.path("acme"), json!({})));
+    let other = server.tenant("other", tenant_with_dir(&s.path("acme"), json!({})));
+    for (name, file) in [("counter", "counter_stream"), ("file-sink", "file_sink"), ("jq", "jq")] {
+        server.push_plugin(&acme, name, file);
+    }
+    server.create_ok(&acme, &rejecting(&s.path("acme")));
+    server.wait_for(&acme, "letters", LONG, |st| st["dead_letters"] == 10);
+    let page = |skip: usize, limit: usize| {
+        let path = format!("/v1/pipelines/letters/dead-letters?skip={skip}&limit={limit}");
+        let (status, reply) = server.call(Some(&acme), "GET", &path, None);
+        assert_eq!(status, 200, "{reply}");
+        let ns: Vec<u64> = reply["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                assert!(l["reason"].as_str().unwrap().contains("multiple of three"), "{l}");
+                assert_eq!(l["plugin"], "jq");
+                serde_json::from_str::<serde_json::Value>(l["value"].as_str().unwrap()).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        (ns, reply["more"].as_bool().unwrap())
+    };
+    assert_eq!(page(0, 4), (vec![27, 24, 21, 18], true));
+    assert_eq!(page(8, 4), (vec![3, 0], false));
+    assert_eq!(page(0, 100).0.len(), 10);
+    let (status, _) = server.call(Some(&other), "GET", "/v1/pipelines/letters/dead-letters", None);
+    assert_eq!(status, 404);
+}
+

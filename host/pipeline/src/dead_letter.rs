@@ -119,3 +119,57 @@ fn text_or_hex(bytes: &[u8]) -> String {
         Err(_) => format!("hex:{}", hex::encode(bytes)),
     }
 }
+
+/// How much of a dead-letter file one page may read, from its end: a page of a huge file
+/// costs a bounded read.
+const SCAN: u64 = 64 << 20;
+
+/// A page of the dead letters `pipeline` stored in `dir`, newest first: `limit` of them
+/// after the newest `skip`, and whether older ones remain (or lie beyond what one page
+/// scans). Lines of other pipelines sharing the directory are passed over.
+pub fn latest(
+    pipeline: &str,
+    dir: &weir_runtime::confined::HostDir,
+    skip: usize,
+    limit: usize,
+) -> Result<(Vec<serde_json::Value>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = dir.path().join(FILE);
+    let cannot = || format!("cannot read dead-letter file {}", path.display());
+    let mut file = match open_file(&dir.open().with_context(cannot)?, FILE, OpenOptions::new().read(true)) {
+        Ok(f) => f.into_std(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+        Err(e) => return Err(e).with_context(cannot),
+    };
+    let len = file.seek(SeekFrom::End(0)).with_context(cannot)?;
+    let floor = len.saturating_sub(SCAN);
+    let (mut end, mut carry, mut seen, mut page) = (len, Vec::new(), 0usize, Vec::new());
+    while end > floor {
+        let start = end.saturating_sub(64 << 10).max(floor);
+        let mut chunk = vec![0; (end - start) as usize];
+        file.seek(SeekFrom::Start(start)).with_context(cannot)?;
+        file.read_exact(&mut chunk).with_context(cannot)?;
+        chunk.extend_from_slice(&carry);
+        end = start;
+        // The chunk's first line may continue before it: kept for the next round, unless
+        // this is the file's start.
+        let first = if start == 0 { 0 } else { chunk.iter().position(|&b| b == b'\n').map_or(chunk.len(), |i| i + 1) };
+        carry = chunk[..first].to_vec();
+        for line in chunk[first..].split(|&b| b == b'\n').rev().filter(|l| !l.is_empty()) {
+            let Ok(letter) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue; // a line torn by a crash mid-append
+            };
+            if letter["pipeline"] != pipeline {
+                continue;
+            }
+            if seen >= skip + limit {
+                return Ok((page, true));
+            }
+            if seen >= skip {
+                page.push(letter);
+            }
+            seen += 1;
+        }
+    }
+    Ok((page, end > 0))
+}

@@ -17,6 +17,7 @@ pub use config::{
     resolve,
 };
 pub use cpu_budget::{CpuBudget, thread_cpu};
+pub use dead_letter::latest as latest_dead_letters;
 pub use delivery::Tap;
 pub use fit::{Inspected, Misfit, Side, fit, inspect};
 pub use meter::{GuestCounter, Meter, MeterReading, now_ms};

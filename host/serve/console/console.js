@@ -321,18 +321,53 @@ function pipelinesView() {
   ];
 }
 
-let detail = { name: null, history: [], logs: [], plugins: [], message: '' };
+const DEAD_PAGE = 20;
+let detail = { name: null, history: [], logs: [], plugins: [], dead: null, deadSkip: 0, message: '' };
 
 async function loadDetail(name) {
   const quoted = encodeURIComponent(name);
-  const [h, logs, plugins] = await Promise.all([
+  const [h, logs, plugins, dead] = await Promise.all([
     api('GET', `/v1/pipelines/${quoted}/history`),
     api('GET', `/v1/pipelines/${quoted}/logs?limit=50`),
     api('GET', '/v1/plugins'),
+    api('GET', `/v1/pipelines/${quoted}/dead-letters?skip=${detail.deadSkip}&limit=${DEAD_PAGE}`),
   ]);
   await seed(name).catch(() => {});
-  detail = { ...detail, name, history: h.history, logs: logs.lines, plugins };
+  detail = { ...detail, name, history: h.history, logs: logs.lines, plugins, dead };
   render(true);
+}
+
+function deadLettersView(name) {
+  const d = detail.dead;
+  if (!d) return [el('p', { class: 'muted' }, 'Loading…')];
+  if (d.dead_letters === null) return [el('p', {}, `They go to the Kafka topic ${d.store.kafka_topic}: read them there.`)];
+  if (!d.store) return [el('p', { class: 'muted' }, 'The pipeline has no dead-letter destination.')];
+  const page = (skip) => {
+    detail.deadSkip = Math.max(0, skip);
+    loadDetail(name);
+  };
+  const clip = (v) => (v === null || v === undefined ? '—' : v.length > 120 ? `${v.slice(0, 120)}…` : v);
+  return [
+    el(
+      'table',
+      { id: 'dead-letters' },
+      el('caption', { class: 'muted' }, `newest first, from ${d.store.dir}`),
+      el('thead', {}, el('tr', {}, ['Plugin', 'Reason', 'Key', 'Value'].map((h) => el('th', { scope: 'col' }, h)))),
+      el(
+        'tbody',
+        {},
+        d.dead_letters.map((l) =>
+          el('tr', {}, el('td', {}, l.plugin), el('td', {}, l.reason), el('td', {}, el('code', {}, clip(l.key))), el('td', {}, el('code', {}, clip(l.value)))),
+        ),
+      ),
+    ),
+    el(
+      'div',
+      { class: 'actions' },
+      el('button', { type: 'button', id: 'dead-newer', disabled: detail.deadSkip === 0, onclick: () => page(detail.deadSkip - DEAD_PAGE) }, 'Newer'),
+      el('button', { type: 'button', id: 'dead-older', disabled: !d.more, onclick: () => page(detail.deadSkip + DEAD_PAGE) }, 'Older'),
+    ),
+  ];
 }
 
 async function act(name, what, body) {
@@ -390,7 +425,7 @@ function pipelineView(name) {
   const p = pipelines.get(name);
   if (!p) return [el('h2', {}, name), el('p', {}, 'No such pipeline (or not yet loaded).')];
   if (detail.name !== name) {
-    detail = { name, history: [], logs: [], plugins: [], message: '' };
+    detail = { name, history: [], logs: [], plugins: [], dead: null, deadSkip: 0, message: '' };
     loadDetail(name).catch((e) => {
       detail.message = e.message;
     });
@@ -447,6 +482,8 @@ function pipelineView(name) {
     ),
     confirmDelete,
     el('section', { id: 'live', 'aria-label': 'Live figures' }, pipelineLive(p)),
+    el('h3', {}, 'Dead letters'),
+    ...deadLettersView(name),
     el('h3', {}, 'History'),
     el(
       'table',

@@ -67,6 +67,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/logs", get(pipeline_logs))
         .route("/v1/pipelines/{name}/history", get(pipeline_history))
         .route("/v1/pipelines/{name}/series", get(pipeline_series))
+        .route("/v1/pipelines/{name}/dead-letters", get(pipeline_dead_letters))
         .route("/v1/events", get(events))
         .route("/v1/whoami", get(whoami))
         .route(
@@ -474,6 +475,30 @@ async fn pipeline_history(
 ) -> Reply {
     let tenant = caller.tenant()?.to_string();
     blocking(move || ok(StatusCode::OK, app.ops.history(&tenant, &name)?)).await
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    skip: usize,
+    #[serde(default = "default_log_page")]
+    limit: usize,
+}
+
+/// A page of the pipeline's dead letters, newest first (`skip` the newest, then `limit`,
+/// up to 1000): only the caller's own pipelines.
+async fn pipeline_dead_letters(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    axum::extract::Query(page): axum::extract::Query<Page>,
+) -> Reply {
+    let tenant = caller.tenant()?.to_string();
+    blocking(move || {
+        let limit = page.limit.clamp(1, 1000);
+        ok(StatusCode::OK, app.ops.dead_letters(&tenant, &name, page.skip, limit)?)
+    })
+    .await
 }
 
 /// Who the token is: `{"role": "admin"}` or `{"role": "tenant", "tenant": NAME}`.

@@ -359,6 +359,32 @@ impl Ops {
         Ok(json!({ "history": events }))
     }
 
+    /// A page of the pipeline's dead letters, newest first, from its dead-letter directory;
+    /// for a Kafka destination, where they are instead.
+    pub fn dead_letters(
+        &self,
+        tenant: &str,
+        name: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<serde_json::Value> {
+        let row = self.existing(tenant, name)?;
+        let t = self.tenant(tenant)?;
+        let pipeline =
+            supervisor::build(self.registry.as_ref(), &t.grants, &row).map_err(Error::refused)?;
+        Ok(match &pipeline.dead_letter {
+            None => json!({ "dead_letters": [], "more": false, "store": null }),
+            Some(weir_pipeline::DeadLetterTarget::Kafka { topic, .. }) => {
+                json!({ "dead_letters": null, "more": false, "store": { "kafka_topic": topic } })
+            }
+            Some(weir_pipeline::DeadLetterTarget::Dir(dir)) => {
+                let (page, more) =
+                    weir_pipeline::latest_dead_letters(&pipeline.name, dir, skip, limit)?;
+                json!({ "dead_letters": page, "more": more, "store": { "dir": dir.path() } })
+            }
+        })
+    }
+
     /// Adds to the pipeline's history. What was asked is done by now: a history that
     /// cannot be written is logged, not reported as the action failing.
     pub(crate) fn record(&self, tenant: &str, name: &str, action: &str, detail: serde_json::Value) {
