@@ -89,6 +89,12 @@ try {
       if (formShown) fail('the sign-in form is still shown after signing in');
       console.log('ok only mine');
 
+      // Every field has a label, every button a name: usable without a mouse or eyes.
+      const unlabelled = await page.$$eval('input, select', (all) => all.filter((e) => !e.hidden && e.labels.length === 0).map((e) => e.id));
+      const nameless = await page.$$eval('button', (all) => all.filter((b) => !b.textContent.trim()).length);
+      if (unlabelled.length || nameless) fail(`unlabelled fields ${unlabelled}, ${nameless} buttons without a name`);
+      console.log('ok labels');
+
       // A running pipeline's counters move without a reload.
       const running = env('WEIR_RUNNING');
       const cell = `#pipelines tr[data-pipeline="${running}"] td[data-field="records_out"]`;
@@ -142,6 +148,8 @@ try {
       await until('the tenants', (n) => document.querySelectorAll('#tenants tbody tr').length === n, tenants.length);
       const shown = await page.$$eval('#tenants tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
       if ([...shown].sort().join() !== [...tenants].sort().join()) fail(`shows tenants ${shown}, not ${tenants}`);
+      const used = await page.$$eval('#tenants tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent));
+      if (!used.some((u) => /^[1-9]\d* of /.test(u))) fail(`no tenant shows its pipelines in use: ${used}`);
       await page.screenshot({ path: `${shots}/console-tenants.png` });
       console.log('ok tenants');
       break;

@@ -285,7 +285,11 @@ fn dead_letters_are_paged_newest_first() {
     let server = Server::start(&s.path("data"), &[]);
     let acme = server.tenant("acme", tenant_with_dir(&s.path("acme"), json!({})));
     let other = server.tenant("other", tenant_with_dir(&s.path("acme"), json!({})));
-    for (name, file) in [("counter", "counter_stream"), ("file-sink", "file_sink"), ("jq", "jq")] {
+    for (name, file) in [
+        ("counter", "counter_stream"),
+        ("file-sink", "file_sink"),
+        ("jq", "jq"),
+    ] {
         server.push_plugin(&acme, name, file);
     }
     server.create_ok(&acme, &rejecting(&s.path("acme")));
@@ -294,24 +298,62 @@ fn dead_letters_are_paged_newest_first() {
         let path = format!("/v1/pipelines/letters/dead-letters?skip={skip}&limit={limit}");
         let (status, reply) = server.call(Some(&acme), "GET", &path, None);
         assert_eq!(status, 200, "{reply}");
-        let ns: Vec<u64> = reply["dead_letters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                assert!(l["reason"].as_str().unwrap().contains("multiple of three"), "{l}");
-                assert_eq!(l["plugin"], "jq");
-                serde_json::from_str::<serde_json::Value>(l["value"].as_str().unwrap()).unwrap()["n"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
+        let ns: Vec<u64> =
+            reply["dead_letters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    assert!(
+                        l["reason"].as_str().unwrap().contains("multiple of three"),
+                        "{l}"
+                    );
+                    assert_eq!(l["plugin"], "jq");
+                    serde_json::from_str::<serde_json::Value>(l["value"].as_str().unwrap()).unwrap()
+                        ["n"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect();
         (ns, reply["more"].as_bool().unwrap())
     };
     assert_eq!(page(0, 4), (vec![27, 24, 21, 18], true));
     assert_eq!(page(8, 4), (vec![3, 0], false));
     assert_eq!(page(0, 100).0.len(), 10);
-    let (status, _) = server.call(Some(&other), "GET", "/v1/pipelines/letters/dead-letters", None);
+    let (status, _) = server.call(
+        Some(&other),
+        "GET",
+        "/v1/pipelines/letters/dead-letters",
+        None,
+    );
     assert_eq!(status, 404);
-}
 
+    // What the console's plugins and tenants tables show: sizes, usage.
+    let (_, plugins) = server.call(Some(&acme), "GET", "/v1/plugins", None);
+    let jq = std::fs::metadata(plugin("jq")).unwrap().len();
+    let sizes: Vec<(String, u64)> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(sizes.contains(&("jq".to_string(), jq)), "{sizes:?}");
+    let (_, tenants) = server.call(Some(ADMIN), "GET", "/v1/tenants", None);
+    let acme_row = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "acme")
+        .unwrap()
+        .clone();
+    assert_eq!(acme_row["pipelines"], 1, "{acme_row}");
+    assert!(
+        acme_row["cpu_seconds"].as_f64().unwrap() > 0.0,
+        "{acme_row}"
+    );
+}

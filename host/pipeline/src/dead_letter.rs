@@ -136,7 +136,11 @@ pub fn latest(
     use std::io::{Read, Seek, SeekFrom};
     let path = dir.path().join(FILE);
     let cannot = || format!("cannot read dead-letter file {}", path.display());
-    let mut file = match open_file(&dir.open().with_context(cannot)?, FILE, OpenOptions::new().read(true)) {
+    let mut file = match open_file(
+        &dir.open().with_context(cannot)?,
+        FILE,
+        OpenOptions::new().read(true),
+    ) {
         Ok(f) => f.into_std(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
         Err(e) => return Err(e).with_context(cannot),
@@ -153,9 +157,20 @@ pub fn latest(
         end = start;
         // The chunk's first line may continue before it: kept for the next round, unless
         // this is the file's start.
-        let first = if start == 0 { 0 } else { chunk.iter().position(|&b| b == b'\n').map_or(chunk.len(), |i| i + 1) };
+        let first = if start == 0 {
+            0
+        } else {
+            chunk
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(chunk.len(), |i| i + 1)
+        };
         carry = chunk[..first].to_vec();
-        for line in chunk[first..].split(|&b| b == b'\n').rev().filter(|l| !l.is_empty()) {
+        for line in chunk[first..]
+            .split(|&b| b == b'\n')
+            .rev()
+            .filter(|l| !l.is_empty())
+        {
             let Ok(letter) = serde_json::from_slice::<serde_json::Value>(line) else {
                 continue; // a line torn by a crash mid-append
             };

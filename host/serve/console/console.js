@@ -111,6 +111,8 @@ function received(event) {
   const seen = new Set();
   for (const p of event.pipelines) {
     seen.add(p.name);
+    // A pipeline seen for the first time: its chart starts from the server's 15 minutes.
+    if (!pipelines.has(p.name)) seed(p.name).catch(() => {});
     pipelines.set(p.name, p);
     const h = history.get(p.name) ?? [];
     h.push({ at: now, records: p.records_out ?? 0, bytes: p.bytes_in ?? 0 });
@@ -530,7 +532,7 @@ function pluginsView() {
       el(
         'thead',
         {},
-        el('tr', {}, ['Plugin', 'Version', 'World', 'Connector', 'Pushed', 'Used by'].map((h) => el('th', { scope: 'col' }, h))),
+        el('tr', {}, ['Plugin', 'Version', 'World', 'Connector', 'Size', 'Pushed', 'Used by'].map((h) => el('th', { scope: 'col' }, h))),
       ),
       el(
         'tbody',
@@ -543,6 +545,7 @@ function pluginsView() {
             el('td', { class: 'num' }, String(v.version)),
             el('td', {}, v.world),
             el('td', {}, `${v.spec.name} ${v.spec.version}`),
+            el('td', { class: 'num' }, v.size === null ? '—' : bytes(v.size)),
             el('td', {}, new Date(v.created_at_ms).toLocaleString()),
             el('td', {}, users(v) || '—'),
           ),
@@ -570,7 +573,7 @@ function tenantsView() {
       el(
         'thead',
         {},
-        el('tr', {}, ['Tenant', 'Pipelines', 'Memory per instance', 'CPU', 'Directories', 'Network'].map((h) => el('th', { scope: 'col' }, h))),
+        el('tr', {}, ['Tenant', 'Pipelines', 'CPU used', 'CPU share', 'Memory per instance', 'Directories', 'Network'].map((h) => el('th', { scope: 'col' }, h))),
       ),
       el(
         'tbody',
@@ -581,8 +584,9 @@ function tenantsView() {
             {},
             el('td', {}, t.name),
             el('td', { class: 'num' }, `${t.pipelines ?? '?'} of ${t.quotas.max_pipelines}`),
-            el('td', {}, t.quotas.memory),
+            el('td', { class: 'num' }, `${(t.cpu_seconds ?? 0).toFixed(1)} s`),
             el('td', {}, t.quotas.cpu ? `${t.quotas.cpu} cores` : 'no cap'),
+            el('td', {}, t.quotas.memory),
             el('td', {}, (t.grants.dirs ?? []).map((d) => `${d.host}${d.write ? ' (write)' : ''}`).join(', ') || '—'),
             el('td', {}, (t.grants.http?.hosts ?? []).join(', ') || '—'),
           ),

@@ -67,7 +67,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/pipelines/{name}/logs", get(pipeline_logs))
         .route("/v1/pipelines/{name}/history", get(pipeline_history))
         .route("/v1/pipelines/{name}/series", get(pipeline_series))
-        .route("/v1/pipelines/{name}/dead-letters", get(pipeline_dead_letters))
+        .route(
+            "/v1/pipelines/{name}/dead-letters",
+            get(pipeline_dead_letters),
+        )
         .route("/v1/events", get(events))
         .route("/v1/whoami", get(whoami))
         .route(
@@ -248,6 +251,16 @@ async fn list_tenants(State(app): State<App>, caller: Caller) -> Reply {
                 .count_pipelines(&t.name)
                 .map_err(ApiError::internal)?
                 .into();
+            // CPU its pipelines have used on this node, for its quota's `cpu` share.
+            let cpu_ns: u64 = app
+                .ops
+                .supervisor
+                .workers()
+                .iter()
+                .filter(|w| w.tenant == t.name)
+                .map(|w| w.meter.read().cpu_ns)
+                .sum();
+            shown["cpu_seconds"] = (cpu_ns as f64 / 1e9).into();
             all.push(shown);
         }
         ok(StatusCode::OK, all)
@@ -301,7 +314,20 @@ async fn push_plugin(
 
 async fn list_plugins(State(app): State<App>, caller: Caller) -> Reply {
     let tenant = caller.tenant()?.to_string();
-    blocking(move || ok(StatusCode::OK, app.ops.plugins(&tenant)?)).await
+    blocking(move || {
+        let mut all = Vec::new();
+        for v in app.ops.plugins(&tenant)? {
+            // Its size on this node's disk (none while a cluster's copy is not fetched).
+            let size = std::fs::metadata(app.ops.registry.plugin_path(&v.sha256, &v.name))
+                .ok()
+                .map(|m| m.len());
+            let mut shown = serde_json::to_value(&v).map_err(|e| ApiError::internal(e.into()))?;
+            shown["size"] = size.into();
+            all.push(shown);
+        }
+        ok(StatusCode::OK, all)
+    })
+    .await
 }
 
 async fn show_plugin(State(app): State<App>, caller: Caller, Path(name): Path<String>) -> Reply {
@@ -496,7 +522,10 @@ async fn pipeline_dead_letters(
     let tenant = caller.tenant()?.to_string();
     blocking(move || {
         let limit = page.limit.clamp(1, 1000);
-        ok(StatusCode::OK, app.ops.dead_letters(&tenant, &name, page.skip, limit)?)
+        ok(
+            StatusCode::OK,
+            app.ops.dead_letters(&tenant, &name, page.skip, limit)?,
+        )
     })
     .await
 }
