@@ -32,6 +32,8 @@ page.on('response', (r) => {
 page.on('console', (m) => {
   if (m.type() !== 'error') return;
   if (expected401 && m.text().includes('status of 401')) return;
+  // The offline scenario's own: the server is gone.
+  if (process.argv[2] === 'offline' && /ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING/.test(m.text())) return;
   problems.push(`console error: ${m.text()}`);
 });
 
@@ -140,6 +142,17 @@ try {
       await until('the history', () => document.querySelector('main table tbody')?.textContent.includes('paused'));
       await page.screenshot({ path: `${shots}/console-pipeline.png`, fullPage: true });
       console.log('ok paused');
+      break;
+    }
+    case 'offline': {
+      // Signed in and live; the test then stops the server, and a banner must say so.
+      await signIn(env('WEIR_TOKEN'));
+      await until('live rows', () => document.querySelectorAll('#pipelines tbody tr').length > 0);
+      if (!(await page.$eval('#offline', (b) => b.hidden))) fail('the banner shows while the server is up');
+      console.log('ok live');
+      await until('the offline banner', () => !document.getElementById('offline').hidden);
+      await page.screenshot({ path: `${shots}/console-offline.png` });
+      console.log('ok offline banner');
       break;
     }
     case 'admin': {

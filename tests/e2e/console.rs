@@ -298,23 +298,22 @@ fn dead_letters_are_paged_newest_first() {
         let path = format!("/v1/pipelines/letters/dead-letters?skip={skip}&limit={limit}");
         let (status, reply) = server.call(Some(&acme), "GET", &path, None);
         assert_eq!(status, 200, "{reply}");
-        let ns: Vec<u64> =
-            reply["dead_letters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| {
-                    assert!(
-                        l["reason"].as_str().unwrap().contains("multiple of three"),
-                        "{l}"
-                    );
-                    assert_eq!(l["plugin"], "jq");
-                    serde_json::from_str::<serde_json::Value>(l["value"].as_str().unwrap()).unwrap()
+        let ns: Vec<u64> = reply["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                assert!(
+                    l["reason"].as_str().unwrap().contains("multiple of three"),
+                    "{l}"
+                );
+                assert_eq!(l["plugin"], "jq");
+                serde_json::from_str::<serde_json::Value>(l["value"].as_str().unwrap()).unwrap()
                         ["n"]
                         .as_u64()
                         .unwrap()
-                })
-                .collect();
+            })
+            .collect();
         (ns, reply["more"].as_bool().unwrap())
     };
     assert_eq!(page(0, 4), (vec![27, 24, 21, 18], true));
@@ -355,5 +354,49 @@ fn dead_letters_are_paged_newest_first() {
     assert!(
         acme_row["cpu_seconds"].as_f64().unwrap() > 0.0,
         "{acme_row}"
+    );
+}
+
+/// The server going away while the console is open: a banner says it cannot be reached.
+#[test]
+fn the_console_says_when_the_server_is_gone() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("acme")).unwrap();
+    let server = Server::start(&s.path("data"), &[]);
+    let acme = server.tenant("acme", tenant_with_dir(&s.path("acme"), json!({})));
+    server.push_plugin(&acme, "counter", "counter_stream");
+    server.push_plugin(&acme, "file-sink", "file_sink");
+    server.create_ok(
+        &acme,
+        &counter_pipeline("steady", &s.path("acme"), 10_000_000, 20, "100ms"),
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/console/drive.mjs");
+    let mut browser = Command::new("node")
+        .arg(&script)
+        .arg("offline")
+        .env("WEIR_URL", &server.url)
+        .env("WEIR_SHOTS", shots())
+        .env("WEIR_TOKEN", &acme)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(browser.stdout.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("ok live") {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            panic!("the browser ended before the page was live: {said}");
+        }
+        said += &line;
+    }
+    server.kill_9();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let ended = browser.wait_with_output().unwrap();
+    assert!(
+        ended.status.success() && rest.contains("ok offline banner"),
+        "{said}{rest}{}",
+        String::from_utf8_lossy(&ended.stderr)
     );
 }

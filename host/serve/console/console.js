@@ -336,7 +336,22 @@ async function loadDetail(name) {
   ]);
   await seed(name).catch(() => {});
   detail = { ...detail, name, history: h.history, logs: logs.lines, plugins, dead };
-  render(true);
+  updateDetail(name);
+}
+
+/** Fills what a pipeline's page loads (versions to pick, dead letters, history, logs) into
+ * the page in place: its buttons stay the same elements, so a click is never lost. */
+function updateDetail(name) {
+  const p = pipelines.get(name);
+  if (!p || !$('more')) return render(true);
+  for (const [side, ref] of [['source', p.pinned.source], ['sink', p.pinned.sink]]) {
+    const versions = detail.plugins.filter((v) => v.name === ref.name).map((v) => v.version);
+    $(`upgrade-${side}`).replaceChildren(
+      ...versions.map((v) => el('option', { value: v, selected: v === ref.version }, `${ref.name}@${v}`)),
+    );
+  }
+  $('message').textContent = detail.message;
+  $('more').replaceChildren(...pipelineMore(name, p));
 }
 
 function deadLettersView(name) {
@@ -381,7 +396,7 @@ async function act(name, what, body) {
     else await loadDetail(name);
   } catch (e) {
     detail.message = `${what}: ${e.message}`;
-    render(true);
+    updateDetail(name);
   }
 }
 
@@ -432,18 +447,7 @@ function pipelineView(name) {
       detail.message = e.message;
     });
   }
-  const versionsOf = (plugin) => detail.plugins.filter((v) => v.name === plugin).map((v) => v.version);
-  const picker = (side, ref) =>
-    el(
-      'label',
-      {},
-      `${side} version `,
-      el(
-        'select',
-        { id: `upgrade-${side}` },
-        versionsOf(ref.name).map((v) => el('option', { value: v, selected: v === ref.version }, `${ref.name}@${v}`)),
-      ),
-    );
+  const picker = (side) => el('label', {}, `${side} version `, el('select', { id: `upgrade-${side}` }));
   const paused = p.desired === 'paused';
   const confirmDelete = el(
     'dialog',
@@ -464,8 +468,8 @@ function pipelineView(name) {
       { class: 'actions' },
       el('button', { type: 'button', id: 'pause', hidden: paused, onclick: () => act(name, 'pause') }, 'Pause'),
       el('button', { type: 'button', id: 'resume', hidden: !paused, onclick: () => act(name, 'resume') }, 'Resume'),
-      picker('source', p.pinned.source),
-      picker('sink', p.pinned.sink),
+      picker('source'),
+      picker('sink'),
       el(
         'button',
         {
@@ -484,6 +488,14 @@ function pipelineView(name) {
     ),
     confirmDelete,
     el('section', { id: 'live', 'aria-label': 'Live figures' }, pipelineLive(p)),
+    el('section', { id: 'more', 'aria-label': 'Dead letters, history, logs and definition' }, pipelineMore(name, p)),
+  ];
+}
+
+/** What a pipeline's page loads once (and again after an action): dead letters, history,
+ * recent logs, the definition. */
+function pipelineMore(name, p) {
+  return [
     el('h3', {}, 'Dead letters'),
     ...deadLettersView(name),
     el('h3', {}, 'History'),
@@ -625,6 +637,7 @@ function render(full = false) {
   else content = pipelinesView();
   view.replaceChildren(...content);
   view.dataset.route = key;
+  if (detailOf && detail.name === detailOf && detail.dead && $('more')) updateDetail(detailOf);
   for (const [id, value] of chosen) {
     const e = $(id);
     if (e && (!e.options || [...e.options].some((o) => o.value === value))) e.value = value;

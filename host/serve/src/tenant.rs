@@ -326,22 +326,25 @@ impl Grants {
         for (i, s) in self.sql.iter().enumerate() {
             pipeline_only(s.password.is_some(), format!("grants.sql[{i}].password"));
         }
-        for (i, o) in self.objects.iter().enumerate() {
-            for (given, name) in [
-                (o.access_key_id.is_some(), "access_key_id"),
-                (o.secret_access_key.is_some(), "secret_access_key"),
-                (o.session_token.is_some(), "session_token"),
-            ] {
-                pipeline_only(given, format!("grants.objects[{i}].{name}"));
-            }
-        }
-        if let Some(k) = &self.kinesis {
-            for (given, name) in [
-                (k.access_key_id.is_some(), "access_key_id"),
-                (k.secret_access_key.is_some(), "secret_access_key"),
-                (k.session_token.is_some(), "session_token"),
-            ] {
-                pipeline_only(given, format!("grants.kinesis.{name}"));
+        // AWS credentials, as an S3 store's or a Kinesis grant's fields.
+        let aws = |id: &PipelineOnly, secret: &PipelineOnly, token: &PipelineOnly| {
+            [
+                ("access_key_id", id.is_some()),
+                ("secret_access_key", secret.is_some()),
+                ("session_token", token.is_some()),
+            ]
+        };
+        let stores = self.objects.iter().enumerate().map(|(i, o)| {
+            let keys = aws(&o.access_key_id, &o.secret_access_key, &o.session_token);
+            (format!("grants.objects[{i}]"), keys)
+        });
+        let streams = self.kinesis.iter().map(|k| {
+            let keys = aws(&k.access_key_id, &k.secret_access_key, &k.session_token);
+            ("grants.kinesis".to_string(), keys)
+        });
+        for (at, keys) in stores.chain(streams) {
+            for (name, given) in keys {
+                pipeline_only(given, format!("{at}.{name}"));
             }
         }
         if let Some(k) = &self.kafka {
@@ -777,6 +780,7 @@ mod tests {
             "sql": { "url": "postgres://a@db/a", "password": { "env": "PW" } },
             "objects": { "url": "s3://b/a", "access_key_id": { "env": "K" } },
             "kafka": { "brokers": "k:9092", "topics": ["a"], "group": "g" },
+            "kinesis": { "region": "r", "streams": ["s"], "session_token": { "env": "T" } },
         }))
         .unwrap();
         let err = secrets.check(&[]).unwrap_err().to_string();
@@ -786,6 +790,7 @@ mod tests {
             "grants.sql[0].password",
             "grants.objects[0].access_key_id",
             "grants.kafka.group",
+            "grants.kinesis.session_token",
         ] {
             assert!(err.contains(field), "{field} not in {err}");
         }
