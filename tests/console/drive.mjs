@@ -132,6 +132,10 @@ try {
         const rows = [...document.querySelectorAll('#dead-letters tbody tr')];
         return rows.length === 10 && rows.every((r) => r.textContent.includes('multiple of three'));
       });
+      // A reason is text: markup a plugin put in it is shown, never run.
+      const ran = await page.evaluate(() => window.pwned !== undefined || document.querySelector('#dead-letters img') !== null);
+      if (ran) fail('markup in a dead letter became part of the page');
+      if (!(await text('#dead-letters tbody')).includes('<img src=x')) fail('the reason is not shown as text');
       console.log('ok dead letters');
 
       // Pause from the page; the test then asks the API.

@@ -27,7 +27,7 @@ fn rejecting(dir: &std::path::Path) -> String {
         &format!(
             r#"[[transforms]]
 plugin = "jq"
-config = {{ program = 'if .n % 3 == 0 then error("multiple of three") else . end' }}
+config = {{ program = 'if .n % 3 == 0 then error("multiple of three <img src=x onerror=window.pwned=1>") else . end' }}
 [dead_letter]
 dir = "{}/dlq"
 [sink]"#,
@@ -399,4 +399,77 @@ fn the_console_says_when_the_server_is_gone() {
         "{said}{rest}{}",
         String::from_utf8_lossy(&ended.stderr)
     );
+}
+
+/// What a tenant can make the host hold, and read, through the console's API: at most
+/// eight open event streams (the ninth is refused with 429, and a closed one frees its
+/// place); and a dead-letter file or directory that is a link leading out of the tenant's
+/// directory is not followed, so its target is not served.
+#[test]
+fn event_streams_are_capped_and_dead_letters_do_not_follow_links() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("acme")).unwrap();
+    let server = Server::start(&s.path("data"), &[]);
+    let acme = server.tenant("acme", tenant_with_dir(&s.path("acme"), json!({})));
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_recv_body(Some(Duration::from_secs(15)))
+        .build()
+        .new_agent();
+    let open = || {
+        agent
+            .get(&format!("{}/v1/events", server.url))
+            .header("authorization", &format!("Bearer {acme}"))
+            .call()
+            .unwrap()
+    };
+    let mut held: Vec<_> = (0..8).map(|_| open()).collect();
+    assert!(held.iter().all(|r| r.status() == 200));
+    assert_eq!(open().status(), 429, "a ninth stream");
+    drop(held.pop());
+    let freed = Instant::now();
+    while open().status() != 200 {
+        assert!(
+            freed.elapsed() < LONG,
+            "a closed stream's place was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Dead letters: a link named dead-letters.jsonl, then a dead-letter directory that is a
+    // link, each to a file of lines that would pass as the pipeline's.
+    let outside = s.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = r#"{"pipeline":"acme/letters","plugin":"jq","reason":"secret","key":null,"value":"{\"n\":1}"}"#;
+    std::fs::write(outside.join("dead-letters.jsonl"), format!("{secret}\n")).unwrap();
+    for (name, file) in [
+        ("counter", "counter_stream"),
+        ("file-sink", "file_sink"),
+        ("jq", "jq"),
+    ] {
+        server.push_plugin(&acme, name, file);
+    }
+    std::fs::create_dir_all(s.path("acme/dlq")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("dead-letters.jsonl"),
+        s.path("acme/dlq/dead-letters.jsonl"),
+    )
+    .unwrap();
+    let pipeline = rejecting(&s.path("acme")).replace("total = 30", "total = 0");
+    server.create_ok(&acme, &pipeline);
+    let read = || {
+        let (status, reply) = server.call(
+            Some(&acme),
+            "GET",
+            "/v1/pipelines/letters/dead-letters",
+            None,
+        );
+        assert!(!reply.to_string().contains("secret"), "{reply}");
+        status
+    };
+    assert_eq!(read(), 500, "the link is refused, not followed");
+    std::fs::remove_dir_all(s.path("acme/dlq")).unwrap();
+    std::os::unix::fs::symlink(&outside, s.path("acme/dlq")).unwrap();
+    assert_ne!(read(), 200, "a linked directory is refused too");
 }

@@ -25,6 +25,8 @@ pub struct App {
     pub admin_token: Arc<str>,
     /// Each pipeline's recent counters, for the console's charts.
     pub series: Arc<crate::series::Series>,
+    /// Event streams open, per tenant: each holds a task and a registry read a second.
+    pub streams: Arc<Streams>,
     /// The cluster's node table, when this process is a node of one.
     #[cfg(feature = "cluster")]
     pub cluster: Option<Arc<crate::cluster::Nodes>>,
@@ -558,9 +560,51 @@ async fn pipeline_series(
     .await
 }
 
+/// How many event streams one tenant may hold open at once (a console per operator).
+pub const STREAMS_PER_TENANT: usize = 8;
+
+#[derive(Default)]
+pub struct Streams(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open event stream; dropped (the client gone, the stream ended), its place is free.
+struct StreamSlot {
+    streams: Arc<Streams>,
+    tenant: String,
+}
+
+impl Streams {
+    fn take(self: &Arc<Self>, tenant: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(tenant.to_string()).or_default();
+        if *n >= STREAMS_PER_TENANT {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{STREAMS_PER_TENANT} event streams are open for this tenant already"),
+            ));
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            streams: self.clone(),
+            tenant: tenant.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
+}
+
 /// Server-sent events: the caller's pipelines (as `GET /v1/pipelines` lists them) every
 /// second. The token is checked again before each event, so a rotated token or a deleted
-/// tenant ends the stream.
+/// tenant ends the stream; at most [`STREAMS_PER_TENANT`] are open per tenant (429 past it).
 async fn events(
     State(app): State<App>,
     caller: Caller,
@@ -569,10 +613,11 @@ async fn events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let tenant = caller.tenant()?.to_string();
     let token = crate::auth::bearer(&headers)?.to_string();
+    let slot = app.streams.take(&tenant)?;
     let tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let stream = futures::stream::unfold(
-        (app, tenant, token, tick),
-        |(app, tenant, token, mut tick)| async move {
+        (app, tenant, token, tick, slot),
+        |(app, tenant, token, mut tick, slot)| async move {
             tick.tick().await;
             let (a, t, k) = (app.clone(), tenant.clone(), token.clone());
             let listed = tokio::task::spawn_blocking(move || match Caller::of(&k, &a) {
@@ -587,7 +632,7 @@ async fn events(
                 .ok()?;
             Some((
                 Ok::<_, std::convert::Infallible>(event),
-                (app, tenant, token, tick),
+                (app, tenant, token, tick, slot),
             ))
         },
     );

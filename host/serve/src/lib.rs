@@ -169,6 +169,7 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
         )),
         admin_token: options.admin_token.into(),
         series: Arc::new(series::Series::default()),
+        streams: Arc::default(),
         #[cfg(feature = "cluster")]
         cluster: stores.cluster.as_ref().map(|n| n.nodes.clone()),
     };
