@@ -23,7 +23,7 @@ stamp="$CARGO_TARGET_DIR/.weir-checkout"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$WEIR_ROOT" ]; then
     host=(weir-runtime weir-checkpoint weir-pipeline weir-cli weir-guest weir-guest-macro)
     cargo clean --release --quiet "${host[@]/#/-p}" "${all_guests[@]/#/-p}"
-    cargo clean --release --quiet --target wasm32-wasip2 "${all_guests[@]/#/-p}" -p weir-guest
+    cargo clean --profile guest --quiet --target wasm32-wasip2 "${all_guests[@]/#/-p}" -p weir-guest
     echo "$WEIR_ROOT" > "$stamp"
 fi
 
@@ -33,18 +33,18 @@ mkdir -p "$WEIR_PLUGINS"
 if [ $# -eq 0 ]; then
     # The test counter once more, marking its records: the new code a hot swap test sees run.
     # Built first: cargo leaves the last build of a crate at its output path.
-    cargo build --release --locked --target wasm32-wasip2 -p weir-counter-stream --features marked
-    cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_counter_stream.wasm" "$WEIR_PLUGINS/counter_stream_marked.wasm"
-    cargo build --release --locked --target wasm32-wasip2 -p weir-rogue-transform --features v2
-    cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_rogue_transform.wasm" "$WEIR_PLUGINS/rogue_transform_v2.wasm"
-    cargo build --release --locked --target wasm32-wasip2 -p weir-broken-source --features bad-schema
-    cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/weir_broken_source.wasm" "$WEIR_PLUGINS/broken_source_bad_schema.wasm"
+    cargo build --profile guest --locked --target wasm32-wasip2 -p weir-counter-stream --features marked
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/guest/weir_counter_stream.wasm" "$WEIR_PLUGINS/counter_stream_marked.wasm"
+    cargo build --profile guest --locked --target wasm32-wasip2 -p weir-rogue-transform --features v2
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/guest/weir_rogue_transform.wasm" "$WEIR_PLUGINS/rogue_transform_v2.wasm"
+    cargo build --profile guest --locked --target wasm32-wasip2 -p weir-broken-source --features bad-schema
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/guest/weir_broken_source.wasm" "$WEIR_PLUGINS/broken_source_bad_schema.wasm"
 fi
-# Guests: same workspace and target dir, their own target triple.
-cargo build --release --locked --target wasm32-wasip2 "${guests[@]/#/-p}"
+# Guests: same workspace and target dir, their own target triple and profile (Cargo.toml).
+cargo build --profile guest --locked --target wasm32-wasip2 "${guests[@]/#/-p}"
 for guest in "${guests[@]}"; do
     name="${guest#weir-}"
-    cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/${guest//-/_}.wasm" "$WEIR_PLUGINS/${name//-/_}.wasm"
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/guest/${guest//-/_}.wasm" "$WEIR_PLUGINS/${name//-/_}.wasm"
 done
 [ $# -gt 0 ] && exit 0
 

@@ -46,6 +46,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "transform.pipeline.toml",
     "data/sample.jsonl",
     "rust/Cargo.toml",
+    "rust/cargo-config.toml",
     "rust/build.sh",
     "rust/test.sh",
     "rust/batch-source.rs",
@@ -272,6 +273,10 @@ pub fn scaffold(new: &New) -> Result<Vec<String>> {
             sdk_root.clone(),
             vec![
                 ("Cargo.toml".into(), template("rust/Cargo.toml")),
+                (
+                    ".cargo/config.toml".into(),
+                    template("rust/cargo-config.toml"),
+                ),
                 ("build.sh".into(), template("rust/build.sh")),
                 ("test.sh".into(), template("rust/test.sh")),
                 ("src/lib.rs".into(), template(&format!("rust/{world}.rs"))),

@@ -4,7 +4,8 @@
 //!
 //! Needs the plugins built (`scripts/build.sh`) and python3. Run:
 //! `cargo bench -p weir-pipeline --bench languages`. `WEIR_BENCH_RECORDS` sets the record
-//! count (default 200,000).
+//! count (default 200,000); `WEIR_BENCH_ONLY=transform` (a plugin file's name) runs one
+//! guest only, next to the natives (for profiling it alone).
 
 use serde_json::Value;
 use std::io::Write;
@@ -58,7 +59,13 @@ fn main() {
     let input = dir.path().join("input.jsonl");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
 
-    let loaded: Vec<_> = GUESTS
+    let only = std::env::var("WEIR_BENCH_ONLY").ok();
+    let guests_run: Vec<(&str, &str)> = GUESTS
+        .iter()
+        .copied()
+        .filter(|(_, file)| only.as_deref().is_none_or(|o| o == *file))
+        .collect();
+    let loaded: Vec<_> = guests_run
         .iter()
         .map(|(_, file)| {
             let path = plugins.join(format!("{file}.wasm"));
@@ -73,7 +80,7 @@ fn main() {
 
     let mut native_rs = Vec::new();
     let mut native_py = Vec::new();
-    let mut guests: Vec<Vec<Duration>> = vec![Vec::new(); GUESTS.len()];
+    let mut guests: Vec<Vec<Duration>> = vec![Vec::new(); guests_run.len()];
     let mut sizes = Vec::new();
     for _ in 0..ROUNDS {
         // Interleaved, so every variant sees the same machine load.
@@ -86,7 +93,7 @@ fn main() {
         for (i, plugin) in loaded.iter().enumerate() {
             let (took, size) = guest(&runtime, plugin, &batches);
             guests[i].push(took);
-            sizes.push((GUESTS[i].0, size));
+            sizes.push((guests_run[i].0, size));
         }
     }
     // Every variant wrote the same output, or the comparison means nothing.
@@ -114,7 +121,7 @@ fn main() {
     };
     row("native Rust (serde_json)", base);
     row("native CPython (json)", median(native_py));
-    for (i, (name, _)) in GUESTS.iter().enumerate() {
+    for (i, (name, _)) in guests_run.iter().enumerate() {
         row(name, median(guests[i].clone()));
     }
 
@@ -122,7 +129,7 @@ fn main() {
         "\n{:<36} {:>14} {:>16} {:>14}",
         "per instance", "component", "instantiate+open", "linear memory"
     );
-    for (i, (name, file)) in GUESTS.iter().enumerate() {
+    for (i, (name, file)) in guests_run.iter().enumerate() {
         let bytes = std::fs::metadata(plugins.join(format!("{file}.wasm")))
             .unwrap()
             .len();

@@ -54,18 +54,29 @@ impl DeadLetters {
         })
     }
 
-    /// Stores `letters` durably, or fails: a pipeline without a destination cannot drop them.
-    pub(crate) async fn store(&mut self, plugin: &str, letters: &[DeadLetter]) -> Result<()> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        match &mut self.target {
-            None => bail!(
+    /// Fails if `letters` could not be stored: there are some and the pipeline has no
+    /// destination. Asked before a sink commits what they were rejected from, so the sink
+    /// does not keep a checkpoint past records that went nowhere.
+    pub(crate) fn can_take(&self, plugin: &str, letters: &[DeadLetter]) -> Result<()> {
+        if self.target.is_none() && !letters.is_empty() {
+            bail!(
                 "plugin `{plugin}` rejected {} record(s) and the pipeline has no dead_letter \
                  destination; the first: {}",
                 letters.len(),
                 letters[0].reason
-            ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Stores `letters` durably, or fails: a pipeline without a destination cannot drop them.
+    pub(crate) async fn store(&mut self, plugin: &str, letters: &[DeadLetter]) -> Result<()> {
+        self.can_take(plugin, letters)?;
+        if letters.is_empty() {
+            return Ok(());
+        }
+        match &mut self.target {
+            None => {} // refused by can_take
             Some(Target::File(file)) => {
                 let mut lines = Vec::new();
                 for letter in letters {

@@ -614,9 +614,10 @@ async fn write(
     committed: &mut Option<String>,
 ) -> Result<()> {
     let mut cpu = 0;
-    while let Some(batch) = inbox.recv().await {
-        let n = batch.records.len() as u64;
-        let (durable, rejected) = flush(ctx, sink, dead, batch).await?;
+    while let Some(first) = inbox.recv().await {
+        let group = waiting(first, &mut inbox);
+        let n: u64 = group.iter().map(|b| b.records.len() as u64).sum();
+        let (durable, rejected) = flush(ctx, sink, dead, group).await?;
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint, ctx.owner)
             .context("the sink flushed but the checkpoint could not be committed")?;
@@ -635,54 +636,96 @@ async fn write(
     Ok(())
 }
 
+/// Record bytes past which a group takes no further batch.
+const GROUP_BYTES: usize = 8 << 20;
+
+/// `first` and the batches already waiting behind it, to go under one commit (group
+/// commit): one sink commit and one checkpoint commit, with their fsyncs, for all of them.
+/// It never waits for a batch, so it adds no latency; it groups only when the sink is
+/// slower than what feeds it. At most the channel's worth (`buffer_batches`) joins the
+/// first, and no more past [`GROUP_BYTES`], so a sink holds a few batches at most before
+/// it commits.
+fn waiting(first: Delivered, inbox: &mut mpsc::Receiver<Delivered>) -> Vec<Delivered> {
+    let most = 1 + inbox.max_capacity();
+    let mut bytes = first.records.data.len();
+    let mut group = vec![first];
+    while group.len() < most
+        && bytes < GROUP_BYTES
+        && let Ok(next) = inbox.try_recv()
+    {
+        bytes += next.records.data.len();
+        group.push(next);
+    }
+    group
+}
+
 struct Rejected {
     /// By the source and the transforms.
     upstream: u64,
     by_sink: u64,
 }
 
-/// Writes and flushes the batch, and stores its dead letters: only then is its checkpoint
-/// [`Durable`].
+/// Writes the batches in order and commits the sink at the last one's checkpoint, then
+/// stores their dead letters: only then is that checkpoint [`Durable`].
 async fn flush(
     ctx: &Delivery<'_>,
     sink: &mut impl Push,
     dead: &mut DeadLetters,
-    batch: Delivered,
+    group: Vec<Delivered>,
 ) -> Result<(Durable, Rejected)> {
-    // A batch its transforms emptied is not written, but it is committed: its input was
-    // handled, and the source must not read it again.
-    let mut by_sink = if batch.records.is_empty() {
-        Vec::new()
-    } else {
-        retry!(sink.write(&batch.records).await)?
-    };
+    let mut by_sink = Vec::with_capacity(group.len());
+    for batch in &group {
+        // A batch its transforms emptied is not written, but it is committed: its input
+        // was handled, and the source must not read it again.
+        by_sink.push(if batch.records.is_empty() {
+            Vec::new()
+        } else {
+            retry!(sink.write(&batch.records).await)?
+        });
+    }
+    // Refused before the sink commits: a sink that keeps its own checkpoint would resume
+    // past records that reached no destination.
+    for (batch, by_sink) in group.iter().zip(&by_sink) {
+        for (plugin, letters) in &batch.rejected {
+            dead.can_take(plugin, letters)?;
+        }
+        dead.can_take(ctx.sink_plugin, by_sink)?;
+    }
+    let checkpoint = group
+        .last()
+        .expect("a group has a batch")
+        .checkpoint
+        .clone();
     let stamp = Stamp {
         pipeline: ctx.pipeline.to_string(),
         epoch: ctx.owner.epoch,
-        checkpoint: batch.checkpoint.clone(),
+        checkpoint,
     };
-    by_sink.extend(retry!(sink.commit(&stamp).await)?);
-    let mut upstream = 0;
-    for (plugin, letters) in &batch.rejected {
-        dead.store(plugin, letters).await?;
-        upstream += letters.len() as u64;
-    }
-    dead.store(ctx.sink_plugin, &by_sink).await?;
-    if let Some(tap) = ctx.tap {
-        let mut letters: Vec<(&str, &[DeadLetter])> = batch
-            .rejected
-            .iter()
-            .map(|(plugin, l)| (plugin.as_str(), l.as_slice()))
-            .collect();
-        letters.push((ctx.sink_plugin, &by_sink));
-        tap.delivered(ctx.pipeline, &batch.records, &letters);
-    }
-    let rejected = Rejected {
-        upstream,
-        by_sink: by_sink.len() as u64,
+    let at_commit = retry!(sink.commit(&stamp).await)?;
+    by_sink.last_mut().expect("one per batch").extend(at_commit);
+    let mut rejected = Rejected {
+        upstream: 0,
+        by_sink: 0,
     };
+    for (batch, by_sink) in group.iter().zip(&by_sink) {
+        for (plugin, letters) in &batch.rejected {
+            dead.store(plugin, letters).await?;
+            rejected.upstream += letters.len() as u64;
+        }
+        dead.store(ctx.sink_plugin, by_sink).await?;
+        rejected.by_sink += by_sink.len() as u64;
+        if let Some(tap) = ctx.tap {
+            let mut letters: Vec<(&str, &[DeadLetter])> = batch
+                .rejected
+                .iter()
+                .map(|(plugin, l)| (plugin.as_str(), l.as_slice()))
+                .collect();
+            letters.push((ctx.sink_plugin, by_sink));
+            tap.delivered(ctx.pipeline, &batch.records, &letters);
+        }
+    }
     let durable = Durable {
-        checkpoint: batch.checkpoint,
+        checkpoint: stamp.checkpoint,
     };
     Ok((durable, rejected))
 }
@@ -781,10 +824,30 @@ mod tests {
     struct Source {
         batches: VecDeque<Batch>,
         log: Log,
+        pulled: usize,
+        gates: Option<Arc<Gates>>,
+    }
+
+    /// Orders a run's events where the test needs them in one order: the source's second
+    /// pull waits for the sink's first write, and the sink's first commit waits until the
+    /// source has handed over every batch.
+    #[derive(Default)]
+    struct Gates {
+        written: tokio::sync::Notify,
+        drained: tokio::sync::Notify,
     }
 
     impl Pull for Source {
         async fn pull(&mut self, _: u32) -> Result<Option<Batch>, GuestError> {
+            self.pulled += 1;
+            if let Some(gates) = &self.gates {
+                if self.pulled == 2 {
+                    gates.written.notified().await;
+                }
+                if self.batches.is_empty() {
+                    gates.drained.notify_one();
+                }
+            }
             Ok(self.batches.pop_front())
         }
         async fn acknowledge(&mut self, checkpoint: &str) -> Result<(), GuestError> {
@@ -804,6 +867,7 @@ mod tests {
         write_errors: VecDeque<GuestErrorKind>,
         fail_flush: Option<usize>,
         flushes: usize,
+        gates: Option<Arc<Gates>>,
     }
 
     impl Push for Sink {
@@ -816,6 +880,9 @@ mod tests {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .collect();
             note(&self.log, format!("write {}", values.join(",")));
+            if let Some(gates) = &self.gates {
+                gates.written.notify_one();
+            }
             Ok(values
                 .iter()
                 .filter(|v| *v == "bad")
@@ -828,6 +895,9 @@ mod tests {
         }
         async fn commit(&mut self, _: &Stamp) -> Result<Vec<DeadLetter>, GuestError> {
             self.flushes += 1;
+            if let Some(gates) = self.gates.as_ref().filter(|_| self.flushes == 1) {
+                gates.drained.notified().await;
+            }
             if self.fail_flush == Some(self.flushes) {
                 note(&self.log, "flush failed".into());
                 return Err(error(GuestErrorKind::Fatal));
@@ -902,12 +972,37 @@ mod tests {
         deliver_through(batches, 0, sink, None)
     }
 
+    /// As [`deliver`], `buffer` batches between source and sink, the run ordered by `gates`.
+    fn deliver_gated(
+        batches: Vec<Batch>,
+        buffer: usize,
+        gates: Arc<Gates>,
+    ) -> (Vec<String>, Option<String>, Result<()>) {
+        let sink = Sink {
+            gates: Some(gates.clone()),
+            ..Sink::default()
+        };
+        deliver_with(batches, 0, sink, None, buffer, Some(gates))
+    }
+
     /// As [`deliver`], through `workers` [`Filter`]s, dead letters into `dead_dir`.
     fn deliver_through(
         batches: Vec<Batch>,
         workers: usize,
+        sink: Sink,
+        dead_dir: Option<&std::path::Path>,
+    ) -> (Vec<String>, Option<String>, Result<()>) {
+        // One batch in flight: the order of events is the loop's, up to group commits.
+        deliver_with(batches, workers, sink, dead_dir, 1, None)
+    }
+
+    fn deliver_with(
+        batches: Vec<Batch>,
+        workers: usize,
         mut sink: Sink,
         dead_dir: Option<&std::path::Path>,
+        buffer: usize,
+        gates: Option<Arc<Gates>>,
     ) -> (Vec<String>, Option<String>, Result<()>) {
         let log = sink.log.clone();
         let store = Store { log: log.clone() };
@@ -919,8 +1014,7 @@ mod tests {
             owner: &owner,
             stop: &stop,
             batch_size: 10,
-            // One batch in flight: the order of events is the loop's, not the scheduler's.
-            buffer: 1,
+            buffer,
             source_plugin: "src",
             sink_plugin: "sink",
             meter: &meter,
@@ -929,6 +1023,8 @@ mod tests {
         let source = Source {
             batches: batches.into(),
             log: log.clone(),
+            pulled: 0,
+            gates,
         };
         let target = dead_dir.map(|d| {
             crate::config::DeadLetterTarget::Dir(weir_runtime::HostDir::place(d, &[d.into()]))
@@ -967,30 +1063,40 @@ mod tests {
             .collect()
     }
 
+    /// A commit may cover several batches (group commit, when batches wait for the sink),
+    /// so the checkpoints committed are some of `each`, in order, ending with the last.
+    fn assert_committed_through(events: &[String], each: &[&str]) {
+        let commits = commits(events);
+        assert_eq!(commits.last(), each.last(), "{events:?}");
+        let mut rest = each.iter();
+        for c in &commits {
+            assert!(rest.any(|e| e == c), "{c} out of order: {events:?}");
+        }
+    }
+
     #[test]
     fn each_checkpoint_is_committed_after_its_flush_and_then_acknowledged() {
         let batches = vec![batch("1", &["a", "b"]), batch("2", &["c"])];
         let (events, committed, outcome) = deliver(batches, Sink::default());
         outcome.unwrap();
-        assert_eq!(commits(&events), ["1", "2"]);
+        assert_committed_through(&events, &["1", "2"]);
         assert_eq!(committed.as_deref(), Some("2"));
-        for (i, checkpoint) in ["1", "2"].iter().enumerate() {
+        // The k-th commit follows the k-th flush, and every write before it.
+        for (k, checkpoint) in commits(&events).iter().enumerate() {
             let commit = events
                 .iter()
                 .position(|e| *e == format!("commit {checkpoint}"))
                 .expect("committed");
-            let flush = events
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| *e == "flush")
-                .nth(i)
-                .map(|(at, _)| at)
-                .unwrap_or_else(|| panic!("flush {i} is missing: {events:?}"));
-            assert!(
-                flush < commit,
+            let flushes = events[..commit].iter().filter(|e| *e == "flush").count();
+            assert_eq!(
+                flushes,
+                k + 1,
                 "flush before commit {checkpoint}: {events:?}"
             );
         }
+        let last_write = events.iter().rposition(|e| e.starts_with("write"));
+        let last_commit = events.iter().rposition(|e| e.starts_with("commit"));
+        assert!(last_write < last_commit, "{events:?}");
         assert!(events.contains(&"ack 2".to_string()), "{events:?}");
     }
 
@@ -1003,8 +1109,65 @@ mod tests {
         };
         let (events, committed, outcome) = deliver(batches, sink);
         assert!(outcome.is_err(), "{events:?}");
-        assert_eq!(commits(&events), ["1"]);
-        assert_eq!(committed.as_deref(), Some("1"));
+        // The first flush covered batch 1, or 1 and 2 (one batch waits in the channel).
+        let commits = commits(&events);
+        assert!(commits == ["1"] || commits == ["2"], "{events:?}");
+        assert_eq!(committed.as_deref(), Some(commits[0]));
+        let failed = events.iter().position(|e| e == "flush failed").unwrap();
+        assert!(
+            !events[failed..].iter().any(|e| e.starts_with("commit")),
+            "{events:?}"
+        );
+    }
+
+    /// Batches that wait while the sink commits go under one commit; the sink holds them
+    /// no longer than that.
+    #[test]
+    fn batches_waiting_for_the_sink_share_one_commit() {
+        let batches: Vec<Batch> = (1..=4)
+            .map(|i| batch(&i.to_string(), &[&format!("v{i}")]))
+            .collect();
+        // Batch 1 is written alone; the sink's commit of it waits until the source has
+        // handed over the rest, so all three wait in the channel when it returns.
+        let (events, committed, outcome) = deliver_gated(batches, 3, Arc::default());
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1", "4"], "{events:?}");
+        assert_eq!(committed.as_deref(), Some("4"));
+        let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
+        assert_eq!(writes, ["write v1", "write v2", "write v3", "write v4"]);
+        assert_eq!(events.iter().filter(|e| *e == "flush").count(), 2);
+    }
+
+    #[test]
+    fn a_group_stops_taking_batches_past_its_byte_bound() {
+        let big = "x".repeat(GROUP_BYTES / 2);
+        let (tx, mut rx) = mpsc::channel(8);
+        for i in 1..=4 {
+            let b = batch(&i.to_string(), &[big.as_str()]);
+            tx.try_send(Delivered::pulled(b, "src")).ok().unwrap();
+        }
+        let first = rx.try_recv().unwrap();
+        let group = waiting(first, &mut rx);
+        let checkpoints: Vec<&str> = group.iter().map(|b| b.checkpoint.as_str()).collect();
+        assert_eq!(checkpoints, ["1", "2"]);
+        let rest = waiting(rx.try_recv().unwrap(), &mut rx);
+        assert_eq!(rest.len(), 2);
+
+        // Nor more than the channel holds, however small.
+        let (tx, mut rx) = mpsc::channel(2);
+        let feeding = std::thread::spawn(move || {
+            for i in 1..=50 {
+                tx.blocking_send(Delivered::pulled(batch(&i.to_string(), &["a"]), "src"))
+                    .unwrap();
+            }
+        });
+        let mut sizes = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            sizes.push(waiting(first, &mut rx).len());
+        }
+        feeding.join().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), 50);
+        assert!(sizes.iter().all(|&n| n <= 3), "{sizes:?}");
     }
 
     #[test]
@@ -1034,8 +1197,15 @@ mod tests {
         let (events, committed, outcome) = deliver(batches, Sink::default());
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("no dead_letter destination"), "{err}");
-        assert_eq!(commits(&events), ["1"]);
-        assert_eq!(committed.as_deref(), Some("1"));
+        // Batch 1 alone, or with batch 2 under one commit that is then refused.
+        let commits = commits(&events);
+        assert!(commits.is_empty() || commits == ["1"], "{events:?}");
+        assert_eq!(committed.as_deref(), Some(*commits.last().unwrap_or(&"0")));
+        // The sink never committed past the rejected record either.
+        assert_eq!(
+            events.iter().filter(|e| *e == "flush").count(),
+            commits.len()
+        );
     }
 
     #[test]
@@ -1058,7 +1228,7 @@ mod tests {
         outcome.unwrap();
         let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
         assert_eq!(writes, ["write a,twice,twice", "write b"], "{events:?}");
-        assert_eq!(commits(&events), ["1", "2", "3"]);
+        assert_committed_through(&events, &["1", "2", "3"]);
         assert_eq!(committed.as_deref(), Some("3"));
     }
 
@@ -1078,8 +1248,9 @@ mod tests {
         let batches = vec![batch("1", &["a"]), batch("2", &["reject"])];
         let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         assert!(outcome.is_err());
-        assert_eq!(commits(&events), ["1"]);
-        assert_eq!(committed.as_deref(), Some("1"));
+        let commits = commits(&events);
+        assert!(commits.is_empty() || commits == ["1"], "{events:?}");
+        assert_eq!(committed.as_deref(), Some(*commits.last().unwrap_or(&"0")));
     }
 
     #[test]
@@ -1092,7 +1263,7 @@ mod tests {
         let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("transform #1 (filter)"), "{err}");
-        assert_eq!(commits(&events), ["1"]);
+        assert_committed_through(&events, &["1"]);
         assert_eq!(committed.as_deref(), Some("1"));
     }
 
@@ -1116,7 +1287,7 @@ mod tests {
         let (events, committed, outcome) = deliver_through(batches, 3, Sink::default(), None);
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("transform #1 (filter)"), "{err}");
-        assert_eq!(commits(&events), ["1", "2", "3", "4", "5", "6"]);
+        assert_committed_through(&events, &["1", "2", "3", "4", "5", "6"]);
         assert_eq!(committed.as_deref(), Some("6"));
     }
 }
