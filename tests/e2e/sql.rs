@@ -1308,3 +1308,32 @@ fn a_statement_cannot_outlast_the_call_deadline() {
         "the call ran past its deadline: {error}"
     );
 }
+
+/// The host sends a query's next FETCH while the plugin works on the last rows. Whatever
+/// sizes the plugin asks for in turn, every row comes once and in order, the end shows as
+/// a short fetch, and a statement or a transaction after a part-read query (its FETCH ahead
+/// still on the way) finds the connection usable.
+#[test]
+fn rows_fetched_ahead_come_once_in_order_whatever_the_plugin_asks() {
+    let pg = Postgres::start();
+    let s = scratch();
+    s.pipelines(&[hostile_pipeline(
+        "steps",
+        "sql-fetch-steps",
+        ", count = 1000, target = \"1,7,3,250,2\"",
+        &pg.grant("pg-password"),
+        "",
+    )]);
+    let run = s.run_once();
+    assert!(run.ok, "{}", run.stderr);
+    let out = std::fs::read_to_string(s.path("out/steps.jsonl")).unwrap();
+    let leaked: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["leaked"].to_string())
+        .collect();
+    let mut expected: Vec<String> = (1..=1000)
+        .map(|n| serde_json::Value::String(format!("{{\"n\":{n}}}")).to_string())
+        .collect();
+    expected.push("\"transaction [1]\"".into());
+    assert_eq!(leaked, expected);
+}

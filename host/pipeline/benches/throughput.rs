@@ -40,7 +40,7 @@ fn main() {
     );
 
     // One untimed run first: the plugins compiled and cached, the files in the page cache.
-    weir_copy(&runtime, dir.path(), &plugins, "warm", "data", records);
+    weir_copy(&runtime, dir.path(), &plugins, "warm", "", "data", records);
     object_copy(
         &runtime,
         dir.path(),
@@ -52,6 +52,7 @@ fn main() {
     let mut native = Vec::new();
     let mut native_csv = Vec::new();
     let mut weir = Vec::new();
+    let mut weir_grouped = Vec::new();
     let mut weir_csv = Vec::new();
     let mut objects = Vec::new();
     let mut objects_csv = Vec::new();
@@ -75,21 +76,28 @@ fn main() {
                 records,
             ));
         }
-        let name = format!("jsonl-{round}");
-        weir.push(weir_copy(
-            &runtime,
-            dir.path(),
-            &plugins,
-            &name,
-            "data",
-            records,
-        ));
+        for (kind, settings, took) in [
+            ("jsonl", "", &mut weir),
+            ("jsonl-grouped", GROUPED, &mut weir_grouped),
+        ] {
+            let name = format!("{kind}-{round}");
+            took.push(weir_copy(
+                &runtime,
+                dir.path(),
+                &plugins,
+                &name,
+                settings,
+                "data",
+                records,
+            ));
+        }
         let name = format!("csv-{round}");
         weir_csv.push(weir_copy(
             &runtime,
             dir.path(),
             &plugins,
             &name,
+            "",
             "data-csv",
             records,
         ));
@@ -114,6 +122,13 @@ fn main() {
         baseline,
     );
     row("weir, JSON Lines", records, bytes, &weir, baseline);
+    row(
+        "weir, JSON Lines, group_commit = 3",
+        records,
+        bytes,
+        &weir_grouped,
+        baseline,
+    );
     row(
         "weir, the same rows as CSV",
         records,
@@ -344,16 +359,21 @@ fn write_csv(jsonl: &Path, csv: &Path) -> u64 {
     std::fs::metadata(csv).unwrap().len()
 }
 
+/// Pipeline settings of the grouped run: up to three batches (the one taken and the two
+/// `buffer_batches` waiting) under one commit.
+const GROUPED: &str = "group_commit = 3";
+
 fn weir_copy(
     runtime: &std::sync::Arc<Runtime>,
     dir: &Path,
     plugins: &Path,
     round: &str,
+    settings: &str,
     data: &str,
     records: usize,
 ) -> Duration {
     let out = dir.join(format!("weir-{round}"));
-    let text = common::file_pipeline(plugins, round, BATCH, "", data, "", &out);
+    let text = common::file_pipeline(plugins, round, BATCH, settings, data, "", &out);
     let (took, summary) = common::run_once(runtime, dir, round, &text, records);
     assert_eq!(summary.records_written as usize, records);
     took

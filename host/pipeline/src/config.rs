@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub name: String,
     pub batch_size: u32,
     pub buffer_batches: usize,
+    /// Batches one commit may cover.
+    pub group_commit: usize,
     pub source: Endpoint,
     /// Between source and sink, in order.
     pub transforms: Vec<Endpoint>,
@@ -329,6 +331,7 @@ pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
         name: name.clone(),
         batch_size: spec.batch_size,
         buffer_batches: spec.buffer_batches,
+        group_commit: spec.group_commit,
         source,
         transforms,
         transform_parallelism: spec.transform_parallelism,
@@ -614,6 +617,7 @@ mod tests {
             "batch_size = 0\n",
             "batch_size = 4294967296\n",
             "buffer_batches = -1\n",
+            "group_commit = 0\n",
             "[pipeline.source]\n",
             "[pipeline.sink]\n",
             "plugin = \"s.wasm\"\n",

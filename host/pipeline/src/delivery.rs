@@ -37,6 +37,8 @@ pub(crate) struct Delivery<'a> {
     pub stop: &'a Shutdown,
     pub batch_size: u32,
     pub buffer: usize,
+    /// Batches one commit may cover.
+    pub group_commit: usize,
     /// Plugin names, for dead letters.
     pub source_plugin: &'a str,
     pub sink_plugin: &'a str,
@@ -615,7 +617,8 @@ async fn write(
 ) -> Result<()> {
     let mut cpu = 0;
     while let Some(first) = inbox.recv().await {
-        let group = waiting(first, &mut inbox);
+        let group = waiting(first, &mut inbox, ctx.group_commit);
+        let batches = group.len() as u64;
         let n: u64 = group.iter().map(|b| b.records.len() as u64).sum();
         let (durable, rejected) = flush(ctx, sink, dead, group).await?;
         ctx.store
@@ -623,6 +626,7 @@ async fn write(
             .context("the sink flushed but the checkpoint could not be committed")?;
         tracing::debug!(checkpoint = %durable.checkpoint, "checkpoint committed");
         ctx.meter.committed(
+            batches,
             n - rejected.by_sink,
             rejected.upstream + rejected.by_sink,
             sink.memory_bytes(),
@@ -639,14 +643,12 @@ async fn write(
 /// Record bytes past which a group takes no further batch.
 const GROUP_BYTES: usize = 8 << 20;
 
-/// `first` and the batches already waiting behind it, to go under one commit (group
-/// commit): one sink commit and one checkpoint commit, with their fsyncs, for all of them.
-/// It never waits for a batch, so it adds no latency; it groups only when the sink is
-/// slower than what feeds it. At most the channel's worth (`buffer_batches`) joins the
-/// first, and no more past [`GROUP_BYTES`], so a sink holds a few batches at most before
-/// it commits.
-fn waiting(first: Delivered, inbox: &mut mpsc::Receiver<Delivered>) -> Vec<Delivered> {
-    let most = 1 + inbox.max_capacity();
+/// `first` and, up to `most` in all, the batches already waiting behind it, to go under
+/// one commit (group commit): one sink commit and one checkpoint commit, with their
+/// fsyncs, for all of them. It never waits for a batch, so it adds no latency; it groups
+/// only when the sink is slower than what feeds it. No more join past [`GROUP_BYTES`], so
+/// a sink holds a few batches at most before it commits.
+fn waiting(first: Delivered, inbox: &mut mpsc::Receiver<Delivered>, most: usize) -> Vec<Delivered> {
     let mut bytes = first.records.data.len();
     let mut group = vec![first];
     while group.len() < most
@@ -972,17 +974,19 @@ mod tests {
         deliver_through(batches, 0, sink, None)
     }
 
-    /// As [`deliver`], `buffer` batches between source and sink, the run ordered by `gates`.
-    fn deliver_gated(
+    /// As [`deliver`], `buffer` batches between source and sink, up to `group_commit` under
+    /// one commit, the run ordered by `gates`.
+    fn deliver_grouped(
         batches: Vec<Batch>,
         buffer: usize,
+        group_commit: usize,
         gates: Arc<Gates>,
     ) -> (Vec<String>, Option<String>, Result<()>) {
         let sink = Sink {
             gates: Some(gates.clone()),
             ..Sink::default()
         };
-        deliver_with(batches, 0, sink, None, buffer, Some(gates))
+        deliver_with(batches, 0, sink, None, (buffer, group_commit), Some(gates))
     }
 
     /// As [`deliver`], through `workers` [`Filter`]s, dead letters into `dead_dir`.
@@ -992,8 +996,9 @@ mod tests {
         sink: Sink,
         dead_dir: Option<&std::path::Path>,
     ) -> (Vec<String>, Option<String>, Result<()>) {
-        // One batch in flight: the order of events is the loop's, up to group commits.
-        deliver_with(batches, workers, sink, dead_dir, 1, None)
+        // One batch in flight, each committed on its own: the order of events is the
+        // loop's, not the scheduler's.
+        deliver_with(batches, workers, sink, dead_dir, (1, 1), None)
     }
 
     fn deliver_with(
@@ -1001,7 +1006,7 @@ mod tests {
         workers: usize,
         mut sink: Sink,
         dead_dir: Option<&std::path::Path>,
-        buffer: usize,
+        (buffer, group_commit): (usize, usize),
         gates: Option<Arc<Gates>>,
     ) -> (Vec<String>, Option<String>, Result<()>) {
         let log = sink.log.clone();
@@ -1015,6 +1020,7 @@ mod tests {
             stop: &stop,
             batch_size: 10,
             buffer,
+            group_commit,
             source_plugin: "src",
             sink_plugin: "sink",
             meter: &meter,
@@ -1063,40 +1069,30 @@ mod tests {
             .collect()
     }
 
-    /// A commit may cover several batches (group commit, when batches wait for the sink),
-    /// so the checkpoints committed are some of `each`, in order, ending with the last.
-    fn assert_committed_through(events: &[String], each: &[&str]) {
-        let commits = commits(events);
-        assert_eq!(commits.last(), each.last(), "{events:?}");
-        let mut rest = each.iter();
-        for c in &commits {
-            assert!(rest.any(|e| e == c), "{c} out of order: {events:?}");
-        }
-    }
-
     #[test]
     fn each_checkpoint_is_committed_after_its_flush_and_then_acknowledged() {
         let batches = vec![batch("1", &["a", "b"]), batch("2", &["c"])];
         let (events, committed, outcome) = deliver(batches, Sink::default());
         outcome.unwrap();
-        assert_committed_through(&events, &["1", "2"]);
+        assert_eq!(commits(&events), ["1", "2"]);
         assert_eq!(committed.as_deref(), Some("2"));
-        // The k-th commit follows the k-th flush, and every write before it.
-        for (k, checkpoint) in commits(&events).iter().enumerate() {
+        for (i, checkpoint) in ["1", "2"].iter().enumerate() {
             let commit = events
                 .iter()
                 .position(|e| *e == format!("commit {checkpoint}"))
                 .expect("committed");
-            let flushes = events[..commit].iter().filter(|e| *e == "flush").count();
-            assert_eq!(
-                flushes,
-                k + 1,
+            let flush = events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| *e == "flush")
+                .nth(i)
+                .map(|(at, _)| at)
+                .unwrap_or_else(|| panic!("flush {i} is missing: {events:?}"));
+            assert!(
+                flush < commit,
                 "flush before commit {checkpoint}: {events:?}"
             );
         }
-        let last_write = events.iter().rposition(|e| e.starts_with("write"));
-        let last_commit = events.iter().rposition(|e| e.starts_with("commit"));
-        assert!(last_write < last_commit, "{events:?}");
         assert!(events.contains(&"ack 2".to_string()), "{events:?}");
     }
 
@@ -1109,65 +1105,8 @@ mod tests {
         };
         let (events, committed, outcome) = deliver(batches, sink);
         assert!(outcome.is_err(), "{events:?}");
-        // The first flush covered batch 1, or 1 and 2 (one batch waits in the channel).
-        let commits = commits(&events);
-        assert!(commits == ["1"] || commits == ["2"], "{events:?}");
-        assert_eq!(committed.as_deref(), Some(commits[0]));
-        let failed = events.iter().position(|e| e == "flush failed").unwrap();
-        assert!(
-            !events[failed..].iter().any(|e| e.starts_with("commit")),
-            "{events:?}"
-        );
-    }
-
-    /// Batches that wait while the sink commits go under one commit; the sink holds them
-    /// no longer than that.
-    #[test]
-    fn batches_waiting_for_the_sink_share_one_commit() {
-        let batches: Vec<Batch> = (1..=4)
-            .map(|i| batch(&i.to_string(), &[&format!("v{i}")]))
-            .collect();
-        // Batch 1 is written alone; the sink's commit of it waits until the source has
-        // handed over the rest, so all three wait in the channel when it returns.
-        let (events, committed, outcome) = deliver_gated(batches, 3, Arc::default());
-        outcome.unwrap();
-        assert_eq!(commits(&events), ["1", "4"], "{events:?}");
-        assert_eq!(committed.as_deref(), Some("4"));
-        let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
-        assert_eq!(writes, ["write v1", "write v2", "write v3", "write v4"]);
-        assert_eq!(events.iter().filter(|e| *e == "flush").count(), 2);
-    }
-
-    #[test]
-    fn a_group_stops_taking_batches_past_its_byte_bound() {
-        let big = "x".repeat(GROUP_BYTES / 2);
-        let (tx, mut rx) = mpsc::channel(8);
-        for i in 1..=4 {
-            let b = batch(&i.to_string(), &[big.as_str()]);
-            tx.try_send(Delivered::pulled(b, "src")).ok().unwrap();
-        }
-        let first = rx.try_recv().unwrap();
-        let group = waiting(first, &mut rx);
-        let checkpoints: Vec<&str> = group.iter().map(|b| b.checkpoint.as_str()).collect();
-        assert_eq!(checkpoints, ["1", "2"]);
-        let rest = waiting(rx.try_recv().unwrap(), &mut rx);
-        assert_eq!(rest.len(), 2);
-
-        // Nor more than the channel holds, however small.
-        let (tx, mut rx) = mpsc::channel(2);
-        let feeding = std::thread::spawn(move || {
-            for i in 1..=50 {
-                tx.blocking_send(Delivered::pulled(batch(&i.to_string(), &["a"]), "src"))
-                    .unwrap();
-            }
-        });
-        let mut sizes = Vec::new();
-        while let Some(first) = rx.blocking_recv() {
-            sizes.push(waiting(first, &mut rx).len());
-        }
-        feeding.join().unwrap();
-        assert_eq!(sizes.iter().sum::<usize>(), 50);
-        assert!(sizes.iter().all(|&n| n <= 3), "{sizes:?}");
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
     }
 
     #[test]
@@ -1191,20 +1130,85 @@ mod tests {
         assert_eq!(committed.as_deref(), Some("0"), "the position stays");
     }
 
+    /// Batches that wait while the sink commits go under one commit, up to `group_commit`.
+    #[test]
+    fn batches_waiting_for_the_sink_share_one_commit() {
+        let batches = || -> Vec<Batch> {
+            (1..=5)
+                .map(|i| batch(&i.to_string(), &[&format!("v{i}")]))
+                .collect()
+        };
+        // Batch 1 is written alone; the sink's commit of it waits until the source has
+        // handed over the rest, so all four wait in the channel when it returns.
+        let (events, committed, outcome) = deliver_grouped(batches(), 4, 8, Arc::default());
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1", "5"], "{events:?}");
+        assert_eq!(committed.as_deref(), Some("5"));
+        let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
+        assert_eq!(
+            writes,
+            ["write v1", "write v2", "write v3", "write v4", "write v5"]
+        );
+        assert_eq!(events.iter().filter(|e| *e == "flush").count(), 2);
+        assert!(events.contains(&"ack 5".to_string()), "{events:?}");
+
+        // No more than `group_commit` of them.
+        let (events, _, outcome) = deliver_grouped(batches(), 4, 3, Arc::default());
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1", "4", "5"], "{events:?}");
+        // And none with the default of 1.
+        let (events, _, outcome) = deliver_grouped(batches(), 4, 1, Arc::default());
+        outcome.unwrap();
+        assert_eq!(commits(&events), ["1", "2", "3", "4", "5"], "{events:?}");
+    }
+
+    #[test]
+    fn a_group_stops_taking_batches_past_its_byte_bound() {
+        let big = "x".repeat(GROUP_BYTES / 2);
+        let (tx, mut rx) = mpsc::channel(8);
+        for i in 1..=4 {
+            let b = batch(&i.to_string(), &[big.as_str()]);
+            tx.try_send(Delivered::pulled(b, "src")).ok().unwrap();
+        }
+        let first = rx.try_recv().unwrap();
+        let group = waiting(first, &mut rx, 8);
+        let checkpoints: Vec<&str> = group.iter().map(|b| b.checkpoint.as_str()).collect();
+        assert_eq!(checkpoints, ["1", "2"]);
+        assert_eq!(waiting(rx.try_recv().unwrap(), &mut rx, 8).len(), 2);
+    }
+
+    /// A failed group commits none of its batches: the checkpoint stays before them all.
+    #[test]
+    fn a_failed_group_commits_none_of_its_batches() {
+        let batches: Vec<Batch> = (1..=4).map(|i| batch(&i.to_string(), &["a"])).collect();
+        let gates = Arc::new(Gates::default());
+        let sink = Sink {
+            fail_flush: Some(2),
+            gates: Some(gates.clone()),
+            ..Sink::default()
+        };
+        let (events, committed, outcome) =
+            deliver_with(batches, 0, sink, None, (4, 8), Some(gates));
+        assert!(outcome.is_err(), "{events:?}");
+        assert_eq!(commits(&events), ["1"], "{events:?}");
+        assert_eq!(committed.as_deref(), Some("1"));
+        assert_eq!(events.iter().filter(|e| e.starts_with("write")).count(), 4);
+    }
+
     #[test]
     fn rejects_without_a_destination_stop_the_pipeline_before_their_commit() {
         let batches = vec![batch("1", &["a"]), batch("2", &["bad"])];
         let (events, committed, outcome) = deliver(batches, Sink::default());
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("no dead_letter destination"), "{err}");
-        // Batch 1 alone, or with batch 2 under one commit that is then refused.
-        let commits = commits(&events);
-        assert!(commits.is_empty() || commits == ["1"], "{events:?}");
-        assert_eq!(committed.as_deref(), Some(*commits.last().unwrap_or(&"0")));
-        // The sink never committed past the rejected record either.
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
+        // Nor did the sink commit it: a sink keeping its own checkpoint would resume past
+        // the rejected record.
         assert_eq!(
             events.iter().filter(|e| *e == "flush").count(),
-            commits.len()
+            1,
+            "{events:?}"
         );
     }
 
@@ -1228,7 +1232,7 @@ mod tests {
         outcome.unwrap();
         let writes: Vec<&String> = events.iter().filter(|e| e.starts_with("write")).collect();
         assert_eq!(writes, ["write a,twice,twice", "write b"], "{events:?}");
-        assert_committed_through(&events, &["1", "2", "3"]);
+        assert_eq!(commits(&events), ["1", "2", "3"]);
         assert_eq!(committed.as_deref(), Some("3"));
     }
 
@@ -1248,9 +1252,8 @@ mod tests {
         let batches = vec![batch("1", &["a"]), batch("2", &["reject"])];
         let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         assert!(outcome.is_err());
-        let commits = commits(&events);
-        assert!(commits.is_empty() || commits == ["1"], "{events:?}");
-        assert_eq!(committed.as_deref(), Some(*commits.last().unwrap_or(&"0")));
+        assert_eq!(commits(&events), ["1"]);
+        assert_eq!(committed.as_deref(), Some("1"));
     }
 
     #[test]
@@ -1263,7 +1266,7 @@ mod tests {
         let (events, committed, outcome) = deliver_through(batches, 1, Sink::default(), None);
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("transform #1 (filter)"), "{err}");
-        assert_committed_through(&events, &["1"]);
+        assert_eq!(commits(&events), ["1"]);
         assert_eq!(committed.as_deref(), Some("1"));
     }
 
@@ -1287,7 +1290,7 @@ mod tests {
         let (events, committed, outcome) = deliver_through(batches, 3, Sink::default(), None);
         let err = format!("{:#}", outcome.unwrap_err());
         assert!(err.contains("transform #1 (filter)"), "{err}");
-        assert_committed_through(&events, &["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(commits(&events), ["1", "2", "3", "4", "5", "6"]);
         assert_eq!(committed.as_deref(), Some("6"));
     }
 }

@@ -142,10 +142,11 @@ impl Meter {
         self.source_memory.store(memory as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn committed(&self, written: u64, dead_letters: u64, memory: usize) {
+    /// `batches` went under one commit (more than one when they waited for the sink).
+    pub(crate) fn committed(&self, batches: u64, written: u64, dead_letters: u64, memory: usize) {
         self.records_out.fetch_add(written, Ordering::Relaxed);
         self.dead_letters.fetch_add(dead_letters, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batches.fetch_add(batches, Ordering::Relaxed);
         self.sink_memory.store(memory as u64, Ordering::Relaxed);
         self.last_commit_ms.store(now_ms(), Ordering::Relaxed);
     }

@@ -372,6 +372,7 @@ impl Run<'_> {
             stop,
             batch_size: p.batch_size,
             buffer: p.buffer_batches,
+            group_commit: p.group_commit,
             source_plugin: &source_plugin,
             sink_plugin: &sink_plugin,
             meter: self.meter,

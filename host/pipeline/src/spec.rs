@@ -21,6 +21,12 @@ pub struct PipelineSpec {
     /// Batches between source and sink: the backpressure window.
     #[serde(default = "default_buffer")]
     pub buffer_batches: usize,
+    /// Batches one commit may cover (group commit): when batches wait for a slow sink, up
+    /// to this many go under one sink commit and one checkpoint commit. 1: each batch is
+    /// committed on its own, so a sink that names its output by batch (object-sink) names
+    /// it the same way on every run.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub group_commit: usize,
     pub source: SourceSpec,
     /// Steps between source and sink, in order: `[[pipeline.transforms]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -557,6 +563,11 @@ impl PipelineSpec {
             self.buffer_batches > 0,
             "{}",
             at("buffer_batches must be at least 1")
+        );
+        ensure!(
+            self.group_commit > 0,
+            "{}",
+            at("group_commit must be at least 1")
         );
         ensure!(
             (1..=MAX_TRANSFORM_PARALLELISM).contains(&self.transform_parallelism),

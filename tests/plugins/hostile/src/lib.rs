@@ -54,6 +54,11 @@ enum Mode {
     UnreadReplication,
     /// Runs `SELECT pg_sleep(x)` for each x in `target` (`0.6,5`), all in one call.
     SqlSleep,
+    /// Reads 1..=`count` from a query, fetching as many rows at a time as `target` says in
+    /// turn (`1,7,3`), and emits them; then leaves a second query part read for a
+    /// statement and a transaction on the same connection. Not hostile: it checks that
+    /// the host's FETCH-ahead hands out every row once, in order, whatever the plugin asks.
+    SqlFetchSteps,
     /// Opens Kafka producers and keeps them until the host refuses one.
     HoardKafka,
     /// Opens readers of Kinesis stream `target`'s first shard and keeps them until the
@@ -195,6 +200,36 @@ impl BatchSource for Hostile {
                     db.execute(&format!("SELECT pg_sleep({seconds})"), &[])?;
                 }
                 return Ok(self.leak(std::iter::once("slept".to_string())));
+            }
+            Mode::SqlFetchSteps => {
+                use weir_guest::sql::{Connection, Statement, Value};
+                let db = Connection::open()?;
+                db.query(
+                    "SELECT n FROM generate_series(1, $1) n",
+                    &[Value::Int(self.end as i64)],
+                )?;
+                let mut seen = Vec::new();
+                for step in self.target.split(',').cycle() {
+                    let step: u32 = step.parse().map_err(|_| Error::Config(step.into()))?;
+                    let rows = db.fetch(step)?;
+                    seen.extend(rows.iter().map(|r| {
+                        String::from_utf8_lossy(r.value().unwrap_or_default()).into_owned()
+                    }));
+                    if rows.len() < step as usize {
+                        break;
+                    }
+                }
+                db.query("SELECT n FROM generate_series(1, 100000) n", &[])?;
+                db.fetch(5)?;
+                db.execute("SELECT 1", &[])?;
+                db.query("SELECT n FROM generate_series(1, 100000) n", &[])?;
+                db.fetch(5)?;
+                let done = db.transaction(&[Statement {
+                    sql: "SELECT 1".into(),
+                    params: vec![],
+                }])?;
+                seen.push(format!("transaction {done:?}"));
+                return Ok(self.leak(seen.into_iter()));
             }
             Mode::HoardSql => {
                 let mut held = Vec::new();
