@@ -1309,12 +1309,11 @@ fn a_statement_cannot_outlast_the_call_deadline() {
     );
 }
 
-/// The host sends a query's next FETCH while the plugin works on the last rows. Whatever
-/// sizes the plugin asks for in turn, every row comes once and in order, the end shows as
-/// a short fetch, and a statement or a transaction after a part-read query (its FETCH ahead
-/// still on the way) finds the connection usable.
+/// Whatever sizes a plugin fetches in turn, every row of a query comes once and in order,
+/// the end shows as a short fetch, and a statement or a transaction after a part-read
+/// query finds the connection usable.
 #[test]
-fn rows_fetched_ahead_come_once_in_order_whatever_the_plugin_asks() {
+fn fetched_rows_come_once_in_order_whatever_sizes_the_plugin_asks_for() {
     let pg = Postgres::start();
     let s = scratch();
     s.pipelines(&[hostile_pipeline(

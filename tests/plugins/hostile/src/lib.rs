@@ -57,7 +57,7 @@ enum Mode {
     /// Reads 1..=`count` from a query, fetching as many rows at a time as `target` says in
     /// turn (`1,7,3`), and emits them; then leaves a second query part read for a
     /// statement and a transaction on the same connection. Not hostile: it checks that
-    /// the host's FETCH-ahead hands out every row once, in order, whatever the plugin asks.
+    /// the host hands out every row once, in order, whatever sizes the plugin asks for.
     SqlFetchSteps,
     /// Opens Kafka producers and keeps them until the host refuses one.
     HoardKafka,

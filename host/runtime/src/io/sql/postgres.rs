@@ -7,46 +7,21 @@ use crate::bindings::weir::connector::types::{Error, Records};
 use crate::sandbox::CallDeadline;
 use bytes::BytesMut;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
 use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{NoTls, Row};
 
 pub struct Connection {
-    client: Arc<tokio_postgres::Client>,
+    client: tokio_postgres::Client,
     deadline: CallDeadline,
     cancel: tokio_postgres::CancelToken,
     /// Whether a query's cursor (and the transaction holding it) is open.
     reading: bool,
-    /// The next FETCH, sent when the last one came back full: the server produces it
-    /// while the plugin works on the last (a fetch would otherwise leave the server idle
-    /// for a round trip and the plugin's work).
-    ahead: Option<Ahead>,
-    /// Rows fetched ahead beyond what a call asked for, for the next call.
-    left: std::collections::VecDeque<Row>,
-    /// The cursor gave its last row (what `left` holds is all there is).
-    ended: bool,
     /// Why the last query's cursor closed before its end (a failed or cancelled fetch).
     broken: Option<String>,
     /// For errors: `host:port/database`, never the credentials.
     database: String,
-}
-
-/// A FETCH sent ahead of the plugin's call, and how many rows it asked for.
-struct Ahead {
-    rows: u32,
-    handle: JoinHandle<Result<Vec<Row>, tokio_postgres::Error>>,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // A plugin that goes away leaves no task reading for it.
-        if let Some(ahead) = self.ahead.take() {
-            ahead.handle.abort();
-        }
-    }
 }
 
 /// `host:port/database` of a URL, for messages.
@@ -102,12 +77,9 @@ impl Connection {
         });
         Ok(Connection {
             cancel: client.cancel_token(),
-            client: Arc::new(client),
+            client,
             deadline: deadline.clone(),
             reading: false,
-            ahead: None,
-            left: Default::default(),
-            ended: false,
             broken: None,
             database,
         })
@@ -137,9 +109,7 @@ impl Connection {
         self.end_query().await?;
         let database = &self.database;
         let at = self.deadline.cancel_at();
-        // Only this connection holds the client once no FETCH is on its way.
-        let client = Arc::get_mut(&mut self.client)
-            .ok_or_else(|| Error::Fatal(format!("{database}: the connection is busy")))?;
+        let client = &mut self.client;
         let all = async move {
             let tx = client
                 .transaction()
@@ -196,76 +166,32 @@ impl Connection {
                 None => Error::Fatal("fetch without an open query".into()),
             });
         }
-        let want = max_rows.max(1) as usize;
-        let mut rows: Vec<Row> = self.left.drain(..want.min(self.left.len())).collect();
-        if let Some(ahead) = self.ahead.take() {
-            let got = self.fetched(ahead.handle).await?;
-            self.ended = got.len() < ahead.rows as usize;
-            rows.extend(got);
-        }
-        if !self.ended && rows.len() < want {
-            let more = want - rows.len();
-            let got = self.fetched(self.send_fetch(more)).await?;
-            self.ended = got.len() < more;
-            rows.extend(got);
-        }
-        if rows.len() > want {
-            self.left.extend(rows.drain(want..));
-        }
+        let fetch = format!("FETCH {} FROM {CURSOR}", max_rows.max(1));
+        let at = self.deadline.cancel_at();
+        let fetched = guarded(at, &self.cancel, self.client.query(&fetch, &[])).await;
+        let rows = match fetched {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The transaction is aborted now: end it, so the connection stays usable.
+                let error = classify(&self.database, "fetch failed", e);
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                self.reading = false;
+                self.broken = Some(format!("{error:?}"));
+                return Err(error);
+            }
+        };
         let mut records = Records::new();
         for row in &rows {
             let json: &str = row.get(0);
             records.push(None, Some(json.as_bytes()), &[], None);
         }
-        if self.ended && self.left.is_empty() {
+        if rows.len() < max_rows as usize {
             self.end_query().await?;
-        } else if !self.ended && self.left.len() < want {
-            self.ahead = Some(Ahead {
-                rows: want as u32,
-                handle: self.send_fetch(want),
-            });
         }
         Ok(records)
     }
 
-    /// `FETCH rows`, on its way: the client pipelines it on the connection at once.
-    fn send_fetch(&self, rows: usize) -> JoinHandle<Result<Vec<Row>, tokio_postgres::Error>> {
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            client
-                .query(&format!("FETCH {rows} FROM {CURSOR}"), &[])
-                .await
-        })
-    }
-
-    /// Waits for a FETCH within the call's deadline. A failure ends the query (the
-    /// transaction is aborted): the connection stays usable for the next one.
-    async fn fetched(
-        &mut self,
-        fetch: JoinHandle<Result<Vec<Row>, tokio_postgres::Error>>,
-    ) -> Result<Vec<Row>, Error> {
-        let at = self.deadline.cancel_at();
-        let error = match guarded(at, &self.cancel, fetch).await {
-            Ok(Ok(rows)) => return Ok(rows),
-            Ok(Err(e)) => classify(&self.database, "fetch failed", e),
-            Err(e) => Error::Fatal(format!("{}: fetch failed: {e}", self.database)),
-        };
-        let _ = self.client.batch_execute("ROLLBACK").await;
-        self.reading = false;
-        self.left.clear();
-        self.broken = Some(format!("{error:?}"));
-        Err(error)
-    }
-
     async fn end_query(&mut self) -> Result<(), Error> {
-        // A FETCH still on its way comes back before the transaction ends; its rows are
-        // not wanted any more.
-        if let Some(ahead) = self.ahead.take() {
-            let at = self.deadline.cancel_at();
-            let _ = guarded(at, &self.cancel, ahead.handle).await;
-        }
-        self.left.clear();
-        self.ended = false;
         if std::mem::take(&mut self.reading) {
             self.client
                 .batch_execute("COMMIT")
