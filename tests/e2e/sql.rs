@@ -1325,13 +1325,13 @@ fn fetched_rows_come_once_in_order_whatever_sizes_the_plugin_asks_for() {
     )]);
     let run = s.run_once();
     assert!(run.ok, "{}", run.stderr);
-    let out = std::fs::read_to_string(s.path("out/steps.jsonl")).unwrap();
-    let leaked: Vec<String> = out
+    let leaked: Vec<String> = s
+        .read("out/steps.jsonl")
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["leaked"].to_string())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["leaked"].to_string())
         .collect();
     let mut expected: Vec<String> = (1..=1000)
-        .map(|n| serde_json::Value::String(format!("{{\"n\":{n}}}")).to_string())
+        .map(|n| Value::String(format!("{{\"n\":{n}}}")).to_string())
         .collect();
     expected.push("\"transaction [1]\"".into());
     assert_eq!(leaked, expected);
