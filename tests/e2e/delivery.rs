@@ -185,6 +185,53 @@ fn schedule_runs_repeatedly() {
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
 }
 
+/// Between scheduled runs the sink rests when the wait is longer than `release_when_idle`,
+/// and the next run's records reach it through a new instance, once each.
+#[test]
+fn a_scheduled_pipeline_releases_its_sink_between_runs() {
+    let s = Scratch::new();
+    s.write("data/a.jsonl", &numbered(0..10));
+    let table = file_pipeline("cron", 100, "out.jsonl")
+        .replace(
+            "config = { dir = \"/data\" }",
+            "config = { dir = \"/data\" }\nschedule = \"*/2 * * * * *\"",
+        )
+        .replace(
+            "[pipeline.sink]",
+            "[pipeline.sink]\nrelease_when_idle = \"500ms\"",
+        );
+    s.pipelines(&[table]);
+    let mut child = s.spawn_run(&["-v"]);
+    let started = Instant::now();
+    while numbers_in(&s.read("out/out.jsonl")).len() < 10 {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "first run never came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_for_sink_to_rest();
+    s.write("data/b.jsonl", &numbered(10..20));
+    while numbers_in(&s.read("out/out.jsonl")).len() < 20 {
+        child.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "new data never picked up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the sink has a new instance"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.summary("cron")["sink_rests"].as_u64().unwrap() >= 1);
+    assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
+}
+
 /// A scheduled run that fails is tried again at a later tick (after a backoff) with fresh
 /// instances, not the end of the pipeline until weir restarts.
 #[test]

@@ -105,6 +105,34 @@ fn kafka_to_file_delivers_every_record_once() {
     );
 }
 
+/// A sink left without batches lets its instance go (`release_when_idle`), and the
+/// records that come after arrive once, through a new instance, round after round.
+#[test]
+fn records_after_the_sink_rested_arrive_once_through_a_new_instance() {
+    let broker = Broker::start();
+    broker.create_topic("events", 2);
+    let s = Scratch::new();
+    let pipeline = kafka_to_file(&broker, "events", 100).replace(
+        "[pipeline.sink]",
+        "[pipeline.sink]\nrelease_when_idle = \"1s\"",
+    );
+    s.pipelines(&[pipeline]);
+    let mut child = s.spawn_run(&["-v"]);
+    for round in 0..3u64 {
+        broker.produce("events", &numbered_records(round * 100..(round + 1) * 100));
+        wait_for_lines(&s, ((round + 1) * 100) as usize, &mut child);
+        child.wait_for_sink_to_rest();
+    }
+    let run = terminate(child);
+    assert!(run.ok, "{}", run.stderr);
+    let summary = run.summary("k2f");
+    assert!(summary["sink_rests"].as_u64().unwrap() >= 3, "{summary}");
+    assert_eq!(summary["records_written"], 300);
+    let out = numbers_in(&s.read("out/out.jsonl"));
+    assert_eq!(out.len(), 300, "nothing twice");
+    assert_eq!(out.into_iter().collect::<BTreeSet<_>>(), (0..300).collect());
+}
+
 /// `--once` reads what the topics hold now, then stops: the records produced before the
 /// run all arrive though the group has not joined when the first poll comes (it came back
 /// empty, and the run ended with 0 of 20). A second `--once` finds nothing new and stops

@@ -137,6 +137,25 @@ impl Running {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// Waits until the sink's instance is released (`release_when_idle`, logged with `-v`)
+    /// and no new one was made since.
+    pub fn wait_for_sink_to_rest(&mut self) {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.stderr();
+            let released = log.rfind("its instance is released");
+            if released.is_some() && released > log.rfind("the sink has a new instance") {
+                return;
+            }
+            self.assert_running();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the sink never rested: {log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

@@ -207,8 +207,13 @@ fn idle_pipelines(scratch: &Path) {
     push_ok(&server, &token, "file-sink", read_plugin("file_sink"));
     std::thread::sleep(Duration::from_millis(500));
     let base = Memory::of(server.pid());
+    // The sinks rest after a second without a batch, as they do after a minute by default;
+    // `WEIR_BENCH_IDLE_RELEASE=never` keeps them, as before sinks rested.
+    let release = std::env::var("WEIR_BENCH_IDLE_RELEASE").unwrap_or_else(|_| "1s".into());
+    let rests = release != "never";
     println!(
-        "\n## Idle pipelines (counter-stream with nothing to read → file-sink, polled every 1 s)\n"
+        "\n## Idle pipelines (counter-stream with nothing to read → file-sink, polled every \
+         1 s; the sink's `release_when_idle = \"{release}\"`)\n"
     );
     println!(
         "| pipelines | RSS | per pipeline (RSS) | PSS | per pipeline (PSS) | threads | memory maps |"
@@ -234,7 +239,10 @@ fn idle_pipelines(scratch: &Path) {
         for _ in 0..step {
             let (status, reply) = server.create(
                 &token,
-                &counter_pipeline(&format!("idle{n}"), &out, 0, 0, "1s"),
+                &counter_pipeline(&format!("idle{n}"), &out, 0, 0, "1s").replace(
+                    "[sink]",
+                    &format!("[sink]\nrelease_when_idle = \"{release}\""),
+                ),
             );
             if status != 201 {
                 refused = Some(reply["error"].to_string());
@@ -246,12 +254,16 @@ fn idle_pipelines(scratch: &Path) {
             println!("\n(pipeline {} refused, before 1 GiB: {error})", n + 1);
             break;
         }
-        // Until every pipeline has opened both sides and gone idle; one that cannot start
-        // says what bounds the count.
+        // Until every pipeline has opened both sides and gone idle (and its sink rested);
+        // one that cannot start says what bounds the count.
         let waited = Instant::now();
         let stuck = loop {
             let last = server.status(&token, &format!("idle{}", n - 1));
-            if last["state"] == "running" && last["sink_memory"].as_u64() > Some(0) {
+            let idle = match rests {
+                true => last["sink_rests"].as_u64() > Some(0),
+                false => last["sink_memory"].as_u64() > Some(0),
+            };
+            if last["state"] == "running" && idle {
                 std::thread::sleep(Duration::from_millis(1500));
                 break None;
             }

@@ -4,7 +4,7 @@
 //! Resolving creates nothing: writable directories are made when the pipeline starts.
 
 use crate::fit::Side;
-use crate::spec::{Access, DeadLetterSpec, ObjectStoreSpec, PipelineSpec, SecretSpec};
+use crate::spec::{Access, DeadLetterSpec, ObjectStoreSpec, PipelineSpec, Release, SecretSpec};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -55,6 +55,8 @@ pub struct Pipeline {
     pub sink: Endpoint,
     pub schedule: Option<croner::Cron>,
     pub poll_wait: Duration,
+    /// When the sink's instance, with no batch to write, is closed and let go.
+    pub sink_release: Release,
     pub dead_letter: Option<DeadLetterTarget>,
 }
 
@@ -338,6 +340,7 @@ pub fn resolve(spec: &PipelineSpec, r: &dyn Resolver) -> Result<Pipeline> {
         sink,
         schedule,
         poll_wait: spec.source.poll_wait,
+        sink_release: spec.sink.release_when_idle,
         dead_letter,
     };
     refuse_overlaps(&pipeline.host_owned(), std::slice::from_ref(&pipeline))?;
@@ -561,6 +564,30 @@ mod tests {
         assert_eq!(p.sink.sandbox.limits.call_timeout, Duration::from_secs(2));
         assert_eq!(p.source.config["dir"], "/in");
         assert_eq!(p.batch_size, 1000);
+        assert_eq!(p.sink_release, Release::After(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_sink_is_released_after_the_wait_it_names_or_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |release: &str| {
+            format!(
+                "[[pipeline]]\nname = \"x\"\n[pipeline.source]\nplugin = \"s.wasm\"\n\
+                 [pipeline.sink]\nplugin = \"k.wasm\"\nrelease_when_idle = \"{release}\"\n"
+            )
+        };
+        let load = |text: String| PipelineFile::load(&write(dir.path(), &text));
+        let released = |text| load(text).unwrap().pipelines[0].sink_release;
+        assert_eq!(released(file("never")), Release::Never);
+        assert_eq!(
+            released(file("90s")),
+            Release::After(Duration::from_secs(90))
+        );
+        for (bad, expected) in [("0s", "more than zero"), ("soon", "neither a duration")] {
+            let err = format!("{:#}", load(file(bad)).unwrap_err());
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+            assert!(err.contains("release_when_idle"), "{err}");
+        }
     }
 
     #[test]
@@ -618,6 +645,8 @@ mod tests {
             "batch_size = 4294967296\n",
             "buffer_batches = -1\n",
             "group_commit = 0\n",
+            "release_when_idle = \"0s\"\n",
+            "release_when_idle = \"never\"\n",
             "[pipeline.source]\n",
             "[pipeline.sink]\n",
             "plugin = \"s.wasm\"\n",

@@ -39,6 +39,8 @@ pub(crate) struct Delivery<'a> {
     pub buffer: usize,
     /// Batches one commit may cover.
     pub group_commit: usize,
+    /// How long the sink waits for a batch before it rests (none: it never does).
+    pub rest_after: Option<Duration>,
     /// Plugin names, for dead letters.
     pub source_plugin: &'a str,
     pub sink_plugin: &'a str,
@@ -138,6 +140,15 @@ pub(crate) trait Push: Send {
     fn counters(&self) -> &BTreeMap<String, u64> {
         static NONE: BTreeMap<String, u64> = BTreeMap::new();
         &NONE
+    }
+    /// No batch came for a while, and everything written is committed: a sink that can
+    /// lets its instance go. Whether it did (not if it rests already).
+    fn rest(&mut self) -> impl Future<Output = Result<bool>> + Send {
+        async { Ok(false) }
+    }
+    /// A batch is here: a resting sink gets a new instance, open, before it is written.
+    fn wake(&mut self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
     }
 }
 
@@ -616,7 +627,8 @@ async fn write(
     committed: &mut Option<String>,
 ) -> Result<()> {
     let mut cpu = 0;
-    while let Some(first) = inbox.recv().await {
+    while let Some(first) = next(ctx, sink, &mut inbox).await? {
+        sink.wake().await?;
         let group = waiting(first, &mut inbox, ctx.group_commit);
         let batches = group.len() as u64;
         let n: u64 = group.iter().map(|b| b.records.len() as u64).sum();
@@ -638,6 +650,27 @@ async fn write(
         charge.charge(&mut cpu).await;
     }
     Ok(())
+}
+
+/// The sink's next batch. After [`Delivery::rest_after`] without one, the sink rests
+/// first: every batch it took is committed by then, so it holds nothing a new instance
+/// would need.
+async fn next(
+    ctx: &Delivery<'_>,
+    sink: &mut impl Push,
+    inbox: &mut mpsc::Receiver<Delivered>,
+) -> Result<Option<Delivered>> {
+    if let Some(after) = ctx.rest_after {
+        match tokio::time::timeout(after, inbox.recv()).await {
+            Ok(next) => return Ok(next),
+            Err(_) => {
+                if sink.rest().await? {
+                    ctx.meter.sink_rested();
+                }
+            }
+        }
+    }
+    Ok(inbox.recv().await)
 }
 
 /// Record bytes past which a group takes no further batch.
@@ -828,6 +861,8 @@ mod tests {
         log: Log,
         pulled: usize,
         gates: Option<Arc<Gates>>,
+        /// The second pull waits for this: the sink resting.
+        rested: Option<Arc<tokio::sync::Notify>>,
     }
 
     /// Orders a run's events where the test needs them in one order: the source's second
@@ -842,6 +877,11 @@ mod tests {
     impl Pull for Source {
         async fn pull(&mut self, _: u32) -> Result<Option<Batch>, GuestError> {
             self.pulled += 1;
+            if let Some(rested) = self.rested.as_ref().filter(|_| self.pulled == 2) {
+                let wait = Duration::from_secs(10);
+                let rested = tokio::time::timeout(wait, rested.notified()).await;
+                rested.expect("the sink never rested");
+            }
             if let Some(gates) = &self.gates {
                 if self.pulled == 2 {
                     gates.written.notified().await;
@@ -870,10 +910,17 @@ mod tests {
         fail_flush: Option<usize>,
         flushes: usize,
         gates: Option<Arc<Gates>>,
+        /// Told when the sink rests; a resting sink refuses writes, as the real one does.
+        rested: Option<Arc<tokio::sync::Notify>>,
+        resting: bool,
     }
 
     impl Push for Sink {
         async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+            if self.resting {
+                note(&self.log, "write while resting".into());
+                return Err(error(GuestErrorKind::Fatal));
+            }
             if let Some(kind) = self.write_errors.pop_front() {
                 note(&self.log, format!("write failed {kind:?}"));
                 return Err(error(kind));
@@ -909,6 +956,20 @@ mod tests {
         }
         fn memory_bytes(&self) -> usize {
             0
+        }
+        async fn rest(&mut self) -> Result<bool> {
+            note(&self.log, "rest".into());
+            self.resting = true;
+            if let Some(rested) = &self.rested {
+                rested.notify_one();
+            }
+            Ok(true)
+        }
+        async fn wake(&mut self) -> Result<()> {
+            if std::mem::take(&mut self.resting) {
+                note(&self.log, "wake".into());
+            }
+            Ok(())
         }
     }
 
@@ -986,7 +1047,15 @@ mod tests {
             gates: Some(gates.clone()),
             ..Sink::default()
         };
-        deliver_with(batches, 0, sink, None, (buffer, group_commit), Some(gates))
+        deliver_with(
+            batches,
+            0,
+            sink,
+            None,
+            (buffer, group_commit),
+            Some(gates),
+            None,
+        )
     }
 
     /// As [`deliver`], through `workers` [`Filter`]s, dead letters into `dead_dir`.
@@ -998,7 +1067,7 @@ mod tests {
     ) -> (Vec<String>, Option<String>, Result<()>) {
         // One batch in flight, each committed on its own: the order of events is the
         // loop's, not the scheduler's.
-        deliver_with(batches, workers, sink, dead_dir, (1, 1), None)
+        deliver_with(batches, workers, sink, dead_dir, (1, 1), None, None)
     }
 
     fn deliver_with(
@@ -1008,8 +1077,10 @@ mod tests {
         dead_dir: Option<&std::path::Path>,
         (buffer, group_commit): (usize, usize),
         gates: Option<Arc<Gates>>,
+        rest_after: Option<Duration>,
     ) -> (Vec<String>, Option<String>, Result<()>) {
         let log = sink.log.clone();
+        let rested = sink.rested.clone();
         let store = Store { log: log.clone() };
         let (stop, meter, owner) = (Shutdown::default(), Arc::default(), Owner::default());
         let ctx = Delivery {
@@ -1021,6 +1092,7 @@ mod tests {
             batch_size: 10,
             buffer,
             group_commit,
+            rest_after,
             source_plugin: "src",
             sink_plugin: "sink",
             meter: &meter,
@@ -1031,6 +1103,7 @@ mod tests {
             log: log.clone(),
             pulled: 0,
             gates,
+            rested,
         };
         let target = dead_dir.map(|d| {
             crate::config::DeadLetterTarget::Dir(weir_runtime::HostDir::place(d, &[d.into()]))
@@ -1067,6 +1140,38 @@ mod tests {
             .iter()
             .filter_map(|e| e.strip_prefix("commit "))
             .collect()
+    }
+
+    #[test]
+    fn a_sink_with_no_batch_rests_once_all_is_committed_and_wakes_before_the_next() {
+        let rested = Arc::new(tokio::sync::Notify::new());
+        let sink = Sink {
+            rested: Some(rested.clone()),
+            ..Sink::default()
+        };
+        let batches = vec![batch("1", &["a"]), batch("2", &["b"])];
+        // The second batch comes only once the sink rested.
+        let rest_after = Some(Duration::from_millis(20));
+        let (events, committed, outcome) =
+            deliver_with(batches, 0, sink, None, (1, 1), None, rest_after);
+        outcome.unwrap();
+        assert_eq!(committed.as_deref(), Some("2"));
+        let events: Vec<&str> = events
+            .iter()
+            .map(String::as_str)
+            .filter(|e| !e.starts_with("ack"))
+            .collect();
+        // On a loaded machine it may rest (and wake) before the first batch too, and rest
+        // again before the source says it is done.
+        let first = events.iter().position(|e| *e == "write a").unwrap();
+        let (run, after) = events[first..].split_at(8.min(events.len() - first));
+        assert_eq!(
+            run,
+            [
+                "write a", "flush", "commit 1", "rest", "wake", "write b", "flush", "commit 2"
+            ]
+        );
+        assert!(after.iter().all(|e| *e == "rest"), "{after:?}");
     }
 
     #[test]
@@ -1188,7 +1293,7 @@ mod tests {
             ..Sink::default()
         };
         let (events, committed, outcome) =
-            deliver_with(batches, 0, sink, None, (4, 8), Some(gates));
+            deliver_with(batches, 0, sink, None, (4, 8), Some(gates), None);
         assert!(outcome.is_err(), "{events:?}");
         assert_eq!(commits(&events), ["1"], "{events:?}");
         assert_eq!(committed.as_deref(), Some("1"));

@@ -18,6 +18,8 @@ pub struct Meter {
     pub sink_memory: AtomicU64,
     /// Linear memory of the transform instances, every worker's together.
     pub transform_memory: AtomicU64,
+    /// Times the sink's instance was let go for want of batches (`release_when_idle`).
+    pub sink_rests: AtomicU64,
     /// When the last checkpoint was committed, in ms since the Unix epoch; 0 for never.
     pub last_commit_ms: AtomicU64,
     /// CPU the source's and sink's calls used, and time spent waiting for the CPU budget.
@@ -55,6 +57,7 @@ pub struct MeterReading {
     pub source_memory: u64,
     pub sink_memory: u64,
     pub transform_memory: u64,
+    pub sink_rests: u64,
     pub last_commit_ms: u64,
     pub cpu_ns: u64,
     pub throttled_ns: u64,
@@ -73,6 +76,7 @@ impl Meter {
             source_memory: get(&self.source_memory),
             sink_memory: get(&self.sink_memory),
             transform_memory: get(&self.transform_memory),
+            sink_rests: get(&self.sink_rests),
             last_commit_ms: get(&self.last_commit_ms),
             cpu_ns: get(&self.cpu_ns),
             throttled_ns: get(&self.throttled_ns),
@@ -86,6 +90,12 @@ impl Meter {
         self.transform_memory
             .store(transforms as u64, Ordering::Relaxed);
         self.sink_memory.store(sink as u64, Ordering::Relaxed);
+    }
+
+    /// The sink's instance was let go: it holds no memory until the next batch.
+    pub(crate) fn sink_rested(&self) {
+        self.sink_memory.store(0, Ordering::Relaxed);
+        self.sink_rests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One worker's transforms now hold `memory`; they held `*last` when it last said.

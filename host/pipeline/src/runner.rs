@@ -2,7 +2,7 @@
 
 use crate::config::{Endpoint, Pipeline, PipelineFile};
 use crate::dead_letter::DeadLetters;
-use crate::delivery::{self, Chain, Delivery, Step, StreamPull, chain_memory};
+use crate::delivery::{self, Chain, Delivery, Push, Step, StreamPull, chain_memory};
 use crate::fit::{Misfit, Side, fit};
 use crate::meter::{Meter, MeterReading};
 use crate::shutdown::Shutdown;
@@ -11,12 +11,13 @@ use chrono::Local;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 use weir_checkpoint::{CheckpointStore, Owner, SqliteCheckpoints};
 use weir_runtime::{
-    BatchSourceInstance, ConnectorSpec, GuestError, GuestErrorKind, Instance, Labels, Runtime,
-    SinkInstance, SourceInstance, TransformInstance,
+    BatchSourceInstance, ConnectorSpec, DeadLetter, GuestError, GuestErrorKind, Instance, Labels,
+    Plugin, Records, Runtime, SinkInstance, SourceInstance, Stamp, TransformInstance,
 };
 
 /// A pipeline's transforms: one chain (an instance of each, in order) per worker.
@@ -52,6 +53,9 @@ pub struct Summary {
     /// Records a plugin rejected, stored at the pipeline's dead-letter destination.
     pub dead_letters: u64,
     pub runs: u64,
+    /// Times the sink's instance was let go for want of batches (`release_when_idle`), and
+    /// made again for the next.
+    pub sink_rests: u64,
     /// The last committed checkpoint, after this invocation.
     pub checkpoint: Option<String>,
     pub source: String,
@@ -175,6 +179,7 @@ impl Summary {
         self.batches += next.batches;
         self.dead_letters += next.dead_letters;
         self.runs += next.runs;
+        self.sink_rests += next.sink_rests;
         for (name, value) in next.metrics {
             *self.metrics.entry(name).or_default() += value;
         }
@@ -196,6 +201,7 @@ impl Summary {
             batches: 0,
             dead_letters: 0,
             runs: 0,
+            sink_rests: 0,
             checkpoint: None,
             source: name(&p.source),
             transforms: p.transforms.iter().map(name).collect(),
@@ -245,6 +251,7 @@ pub async fn run_one(
     let span = tracing::info_span!("pipeline", pipeline = %p.name);
     async move {
         let started = Instant::now();
+        let rests_before = meter.read().sink_rests;
         let mut summary = Summary::new(p);
         let run = Run {
             store,
@@ -264,6 +271,7 @@ pub async fn run_one(
             summary.fail(message);
         }
         summary.log_dropped = meter.log_dropped.load(std::sync::atomic::Ordering::Relaxed);
+        summary.sink_rests = meter.read().sink_rests - rests_before;
         summary.elapsed_ms = started.elapsed().as_millis() as u64;
         summary
     }
@@ -288,7 +296,7 @@ impl Run<'_> {
         summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
         let mut source = Some(prepare_source(runtime, self.p).await?);
         let mut chains = Some(prepare_transforms(runtime, self.p).await?);
-        let mut sink = prepare_sink(runtime, self.p).await?;
+        let mut sink = SinkSide::prepare(runtime, self.p, self.meter.log_dropped.clone()).await?;
         if let Some(source) = &mut source {
             let transforms = chains.iter().flatten().map(|c| chain_memory(c)).sum();
             self.meter
@@ -299,7 +307,6 @@ impl Run<'_> {
             step.transform
                 .count_dropped_logs_in(self.meter.log_dropped.clone());
         }
-        sink.count_dropped_logs_in(self.meter.log_dropped.clone());
         let result = self
             .deliver(summary, &mut source, &mut chains, &mut sink)
             .await;
@@ -331,7 +338,7 @@ impl Run<'_> {
         summary: &mut Summary,
         source: &mut Option<SourceInstance>,
         chains: &mut Option<Chains>,
-        sink: &mut SinkInstance,
+        sink: &mut SinkSide<'_>,
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let source_config = p.source.config.to_string();
@@ -345,7 +352,7 @@ impl Run<'_> {
                 .await
                 .with_context(|| format!("pipeline `{}` {}", p.name, step.name))?;
         }
-        sink.open(&p.sink.config.to_string()).await?;
+        sink.open().await?;
         // A transactional sink's own checkpoint is the truth: it was committed with the
         // data, and the host's store is only written after (a crash in between leaves the
         // host's behind). None from the sink: the host's, if any.
@@ -354,7 +361,7 @@ impl Run<'_> {
         if let Some(moved) = &moved {
             tracing::warn!(checkpoint = ?moved.checkpoint, at_ms = moved.moved_at_ms, "starting where an operator moved the pipeline");
         }
-        if let Some(stored) = sink.stored(&p.name).await?
+        if let Some(stored) = sink.live()?.stored(&p.name).await?
             && moved.is_none()
         {
             if summary.checkpoint.as_deref() != Some(stored.as_str()) {
@@ -373,6 +380,7 @@ impl Run<'_> {
             batch_size: p.batch_size,
             buffer: p.buffer_batches,
             group_commit: p.group_commit,
+            rest_after: p.sink_release.after(),
             source_plugin: &source_plugin,
             sink_plugin: &sink_plugin,
             meter: self.meter,
@@ -434,16 +442,22 @@ impl Run<'_> {
         ctx: &Delivery<'_>,
         summary: &mut Summary,
         slot: &mut Option<(BatchSourceInstance, Chains)>,
-        sink: &mut SinkInstance,
+        sink: &mut SinkSide<'_>,
         dead: &mut DeadLetters,
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let config = p.source.config.to_string();
         loop {
-            if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once)
-                && !wait_for_schedule(cron, stop).await?
-            {
-                return Ok(());
+            if let Some(cron) = p.schedule.as_ref().filter(|_| !options.once) {
+                let wait = until_next(cron)?;
+                // Between runs the sink has nothing to do; a wait past its release time
+                // need not hold its instance.
+                if p.sink_release.after().is_some_and(|after| wait >= after) && sink.rest().await? {
+                    self.meter.sink_rested();
+                }
+                if stop.sleep(wait).await {
+                    return Ok(());
+                }
             }
             slot.as_mut()
                 .ok_or_else(lost)?
@@ -472,15 +486,14 @@ fn lost() -> anyhow::Error {
     anyhow::anyhow!("the source task panicked")
 }
 
-/// Sleeps until the cron schedule's next time; false if shutdown came first.
-async fn wait_for_schedule(cron: &croner::Cron, stop: &Shutdown) -> Result<bool> {
+/// How long until the cron schedule's next time.
+fn until_next(cron: &croner::Cron) -> Result<Duration> {
     let now = Local::now();
     let next = cron
         .find_next_occurrence(&now, false)
         .context("the schedule has no next occurrence")?;
     tracing::info!(next = %next.to_rfc3339(), "waiting for the schedule");
-    let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-    Ok(!stop.sleep(wait).await)
+    Ok((next - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Loads and instantiates one side, checks its world, and validates its config against
@@ -490,18 +503,20 @@ pub async fn prepare(
     p: &Pipeline,
     side: Side,
 ) -> Result<(Instance, ConnectorSpec)> {
+    let (instance, spec, _) = prepare_plugin(runtime, p, side).await?;
+    Ok((instance, spec))
+}
+
+/// [`prepare`], and the plugin it loaded, to make further instances of the same code.
+async fn prepare_plugin(
+    runtime: &Runtime,
+    p: &Pipeline,
+    side: Side,
+) -> Result<(Instance, ConnectorSpec, Arc<Plugin>)> {
     let at = || format!("pipeline `{}` {}", p.name, side.name());
     let endpoint = p.endpoint(side);
     let plugin = runtime.load(&endpoint.plugin).with_context(at)?;
-    let labels = Labels {
-        pipeline: p.name.clone(),
-        plugin: plugin.name.clone(),
-        role: side.role(),
-    };
-    let mut instance = runtime
-        .instantiate(&plugin, &endpoint.sandbox, labels)
-        .await
-        .with_context(at)?;
+    let mut instance = instantiate(runtime, p, side, &plugin).await?;
     let spec = instance.spec().await.with_context(at)?;
     fit(side, plugin.world, &spec.config_schema, &endpoint.config).map_err(
         |misfit| match misfit {
@@ -514,7 +529,25 @@ pub async fn prepare(
             other => anyhow::anyhow!("{}: plugin `{}`: {other}", at(), spec.name),
         },
     )?;
-    Ok((instance, spec))
+    Ok((instance, spec, plugin))
+}
+
+/// A new instance of `plugin` as `side` of `p`, in that side's sandbox.
+async fn instantiate(
+    runtime: &Runtime,
+    p: &Pipeline,
+    side: Side,
+    plugin: &Arc<Plugin>,
+) -> Result<Instance> {
+    let labels = Labels {
+        pipeline: p.name.clone(),
+        plugin: plugin.name.clone(),
+        role: side.role(),
+    };
+    runtime
+        .instantiate(plugin, &p.endpoint(side).sandbox, labels)
+        .await
+        .with_context(|| format!("pipeline `{}` {}", p.name, side.name()))
 }
 
 /// The source side, prepared: a batch or a stream source.
@@ -578,12 +611,118 @@ fn plugin_name(e: &Endpoint) -> String {
         .unwrap_or_default()
 }
 
-/// The sink side, prepared.
-pub async fn prepare_sink(runtime: &Runtime, p: &Pipeline) -> Result<SinkInstance> {
-    let (instance, _) = prepare(runtime, p, Side::Sink).await?;
-    instance
-        .into_sink()
-        .with_context(|| format!("pipeline `{}`: the sink is a source", p.name))
+/// The sink side of a run: its instance, or none while it rests. A resting sink holds no
+/// instance, so an idle pipeline costs its source's; the next batch makes a new instance
+/// of the same loaded plugin and opens it, as a restart would.
+struct SinkSide<'a> {
+    runtime: &'a Runtime,
+    p: &'a Pipeline,
+    plugin: Arc<Plugin>,
+    log_dropped: Arc<AtomicU64>,
+    live: Option<SinkInstance>,
+    /// The last instance's counters, while none is live.
+    rested: BTreeMap<String, u64>,
+}
+
+impl<'a> SinkSide<'a> {
+    /// The sink, instantiated and checked as [`prepare`] does; not open yet.
+    async fn prepare(
+        runtime: &'a Runtime,
+        p: &'a Pipeline,
+        log_dropped: Arc<AtomicU64>,
+    ) -> Result<SinkSide<'a>> {
+        let (instance, _, plugin) = prepare_plugin(runtime, p, Side::Sink).await?;
+        let mut sink = SinkSide {
+            runtime,
+            p,
+            plugin,
+            log_dropped,
+            live: None,
+            rested: BTreeMap::new(),
+        };
+        sink.live = Some(sink.adopt(instance)?);
+        Ok(sink)
+    }
+
+    fn adopt(&self, instance: Instance) -> Result<SinkInstance> {
+        let mut sink = instance
+            .into_sink()
+            .with_context(|| format!("pipeline `{}`: the sink is a source", self.p.name))?;
+        sink.count_dropped_logs_in(self.log_dropped.clone());
+        Ok(sink)
+    }
+
+    /// The live instance; a resting sink has none, and is not called but through [`Push`].
+    fn live(&mut self) -> Result<&mut SinkInstance> {
+        let name = &self.p.name;
+        self.live
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("pipeline `{name}`: the sink is resting"))
+    }
+
+    async fn open(&mut self) -> Result<()> {
+        let config = self.p.sink.config.to_string();
+        self.live()?.open(&config).await?;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        if let Some(live) = &mut self.live {
+            live.close().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Push for SinkSide<'_> {
+    async fn write(&mut self, records: &Records) -> Result<Vec<DeadLetter>, GuestError> {
+        match &mut self.live {
+            Some(live) => live.write(records).await,
+            None => Err(resting(&self.plugin, "sink-write.writer.write")),
+        }
+    }
+    async fn commit(&mut self, stamp: &Stamp) -> Result<Vec<DeadLetter>, GuestError> {
+        match &mut self.live {
+            Some(live) => live.commit(stamp).await,
+            None => Err(resting(&self.plugin, "sink-transactional.commit")),
+        }
+    }
+    fn memory_bytes(&self) -> usize {
+        self.live.as_ref().map_or(0, SinkInstance::memory_bytes)
+    }
+    fn counters(&self) -> &BTreeMap<String, u64> {
+        self.live
+            .as_ref()
+            .map_or(&self.rested, SinkInstance::counters)
+    }
+    async fn rest(&mut self) -> Result<bool> {
+        let Some(mut live) = self.live.take() else {
+            return Ok(false);
+        };
+        self.rested = live.counters().clone();
+        live.close().await?;
+        tracing::info!("the sink had no batch for a while: its instance is released");
+        Ok(true)
+    }
+    async fn wake(&mut self) -> Result<()> {
+        if self.live.is_none() {
+            let instance = instantiate(self.runtime, self.p, Side::Sink, &self.plugin).await?;
+            self.live = Some(self.adopt(instance)?);
+            self.open().await?;
+            tracing::info!("a batch came: the sink has a new instance");
+        }
+        Ok(())
+    }
+}
+
+/// A sink called while it rests: a bug in the delivery loop, not in the plugin.
+fn resting(plugin: &Plugin, call: &'static str) -> GuestError {
+    GuestError {
+        kind: GuestErrorKind::Fatal,
+        plugin: plugin.name.clone(),
+        call,
+        message: "called while the sink rests, with no instance".into(),
+    }
 }
 
 /// One stream a source can read, as its `discover` reports it.

@@ -82,6 +82,10 @@ pub struct SinkSpec {
     pub plugin: String,
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
+    /// How long the sink's instance stays open with no batch to write; then it is closed
+    /// and released, and the next batch opens a new one, as a restart would.
+    #[serde(default, skip_serializing_if = "Release::is_default")]
+    pub release_when_idle: Release,
     #[serde(default, skip_serializing_if = "GrantsSpec::is_empty")]
     pub grants: GrantsSpec,
 }
@@ -106,6 +110,65 @@ fn empty_object() -> serde_json::Value {
 }
 fn default_poll_wait() -> Duration {
     Duration::from_millis(500)
+}
+
+/// When an instance with nothing to do is let go: an idle pipeline that holds only its
+/// source's instance costs half the memory. Written `"30s"`, `"5m"`... or `"never"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    After(Duration),
+    Never,
+}
+
+impl Release {
+    /// A minute: a sink that takes a batch a second is never released, and one that
+    /// waits for the hour's batch holds no memory in between.
+    pub const DEFAULT: Release = Release::After(Duration::from_secs(60));
+
+    fn is_default(&self) -> bool {
+        *self == Release::DEFAULT
+    }
+
+    /// How long to wait before releasing; none for never.
+    pub fn after(self) -> Option<Duration> {
+        match self {
+            Release::After(wait) => Some(wait),
+            Release::Never => None,
+        }
+    }
+}
+
+impl Default for Release {
+    fn default() -> Release {
+        Release::DEFAULT
+    }
+}
+
+impl Serialize for Release {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Release::After(wait) => s.serialize_str(&humantime::format_duration(*wait).to_string()),
+            Release::Never => s.serialize_str("never"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Release {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Release, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "never" {
+            return Ok(Release::Never);
+        }
+        match humantime::parse_duration(&text) {
+            Ok(wait) if !wait.is_zero() => Ok(Release::After(wait)),
+            Ok(_) => Err(serde::de::Error::custom(
+                "a release wait must be more than zero (\"never\" keeps the instance)",
+            )),
+            Err(e) => Err(serde::de::Error::custom(format!(
+                "`{text}` is neither a duration (\"30s\", \"5m\") nor \"never\": {e}"
+            ))),
+        }
+    }
 }
 
 /// What one side's plugin may reach. Nothing by default.

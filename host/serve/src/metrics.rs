@@ -124,6 +124,12 @@ pub fn render(supervisor: &Supervisor) -> String {
         &|s| n(s.counters.sink_memory),
     );
     family(
+        "weir_sink_rests_total",
+        "counter",
+        "Times the sink's instance was released after it waited `release_when_idle` for a batch.",
+        &|s| n(s.counters.sink_rests),
+    );
+    family(
         "weir_transform_memory_bytes",
         "gauge",
         "Linear memory of the transform instances, every worker's together.",
