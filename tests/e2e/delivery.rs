@@ -202,25 +202,10 @@ fn a_scheduled_pipeline_releases_its_sink_between_runs() {
         );
     s.pipelines(&[table]);
     let mut child = s.spawn_run(&["-v"]);
-    let started = Instant::now();
-    while numbers_in(&s.read("out/out.jsonl")).len() < 10 {
-        child.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "first run never came"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lines(&s, 10, &mut child);
     child.wait_for_sink_to_rest();
     s.write("data/b.jsonl", &numbered(10..20));
-    while numbers_in(&s.read("out/out.jsonl")).len() < 20 {
-        child.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "new data never picked up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lines(&s, 20, &mut child);
     let run = terminate(child);
     assert!(run.ok, "{}", run.stderr);
     assert!(

@@ -41,20 +41,6 @@ fn numbered_records(range: std::ops::Range<u64>) -> Vec<Produced> {
         .collect()
 }
 
-/// Waits until the output file holds at least `n` records (and weir is still running).
-fn wait_for_lines(s: &Scratch, n: usize, weir: &mut Running) {
-    let started = Instant::now();
-    while numbers_in(&s.read("out/out.jsonl")).len() < n {
-        weir.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "only {} of {n} records arrived",
-            numbers_in(&s.read("out/out.jsonl")).len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn kafka_to_file_delivers_every_record_once() {
     const N: u64 = 3000;

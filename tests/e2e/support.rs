@@ -336,6 +336,20 @@ pub fn assert_contains_all(text: &str, expected: &[&str]) {
 }
 
 /// JSON Lines of `{"n": i}` for i in `range`.
+/// Waits until the output file holds at least `n` records (and weir is still running).
+pub fn wait_for_lines(s: &Scratch, n: usize, weir: &mut Running) {
+    let started = std::time::Instant::now();
+    while numbers_in(&s.read("out/out.jsonl")).len() < n {
+        weir.assert_running();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "only {} of {n} records arrived",
+            numbers_in(&s.read("out/out.jsonl")).len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn numbered(range: std::ops::Range<u64>) -> String {
     range.map(|i| format!("{{\"n\":{i}}}\n")).collect()
 }
