@@ -186,7 +186,8 @@ fn schedule_runs_repeatedly() {
 }
 
 /// Between scheduled runs the sink rests when the wait is longer than `release_when_idle`,
-/// and the next run's records reach it through a new instance, once each.
+/// and the next run's records reach it through a new instance, once each, which goes on
+/// counting from its predecessor's counters.
 #[test]
 fn a_scheduled_pipeline_releases_its_sink_between_runs() {
     let s = Scratch::new();
@@ -213,8 +214,12 @@ fn a_scheduled_pipeline_releases_its_sink_between_runs() {
         "{}",
         run.stderr
     );
-    assert!(run.summary("cron")["sink_rests"].as_u64().unwrap() >= 1);
+    let summary = run.summary("cron");
+    assert!(summary["sink_rests"].as_u64().unwrap() >= 1);
     assert!(numbers_in(&s.read("out/out.jsonl")).into_iter().eq(0..20));
+    // The new instance goes on from the counters the rested one left.
+    let written = s.read("out/out.jsonl").len() as u64;
+    assert_eq!(summary["metrics"]["sink.bytes"], written, "{summary}");
 }
 
 /// A scheduled run that fails is tried again at a later tick (after a backoff) with fresh

@@ -378,6 +378,10 @@ fn a_granted_key_hashes_in_the_host_and_never_reaches_the_plugin_or_the_logs() {
         .output()
         .unwrap();
     let run = Run::from(out);
+    for name in ["masked", "hashed", "python", "javascript"] {
+        let summary = run.summary(name);
+        assert_eq!(summary["status"], "ok", "{name}: {summary}");
+    }
     let digest = hmac_sha256_hex(SECRET, "ada@example.com");
     let masked = lines(&s.read("out/masked.jsonl"));
     assert_eq!(masked, [json!({"email": digest, "n": "[redacted]"})]);

@@ -57,28 +57,36 @@ fn main() {
     pg.client().batch_execute("VACUUM ANALYZE bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pg-password"), PASSWORD).unwrap();
-    std::fs::write(
-        dir.path().join("bench.toml"),
-        format!(
-            r#"
+    // `bench`: an incremental read, ordered by its cursor column. `full`: a full refresh,
+    // the same unordered scan as psql's export, so the two rows apart show what the order
+    // costs the server.
+    for (name, source_config) in [
+        ("bench", r#"{ table = "bench", cursor_column = "id" }"#),
+        ("full", r#"{ table = "bench" }"#),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!(
+                r#"
 [[pipeline]]
-name = "bench"
+name = "{name}"
 batch_size = 5000
 [pipeline.source]
 plugin = "{source}"
-config = {{ table = "bench", cursor_column = "id" }}
+config = {source_config}
 {grant}
 [pipeline.sink]
 plugin = "{sink}"
-config = {{ dir = "/out", file = "bench.jsonl" }}
+config = {{ dir = "/out", file = "{name}.jsonl" }}
 grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
 "#,
-            source = plugins.join("postgres_source.wasm").display(),
-            sink = plugins.join("file_sink.wasm").display(),
-            grant = pg.grant("pg-password"),
-        ),
-    )
-    .unwrap();
+                source = plugins.join("postgres_source.wasm").display(),
+                sink = plugins.join("file_sink.wasm").display(),
+                grant = pg.grant("pg-password"),
+            ),
+        )
+        .unwrap();
+    }
     // Compile the plugins into the cache first: the run measures reading, not compiling.
     process::weir_check(&weir, dir.path(), "bench.toml");
 
@@ -114,21 +122,28 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
 
     // Interleaved rounds, each tool as its own process; weir starts over each round.
     type Runs = Vec<(Duration, u64)>;
-    let (mut weir_runs, mut csv_runs, mut jsonl_runs, mut dlt_runs): (Runs, Runs, Runs, Runs) =
-        Default::default();
+    let [
+        mut weir_runs,
+        mut full_runs,
+        mut csv_runs,
+        mut jsonl_runs,
+        mut dlt_runs,
+    ]: [Runs; 5] = Default::default();
     for _ in 0..ROUNDS {
         for stale in [".weir", "out"] {
             let _ = std::fs::remove_dir_all(dir.path().join(stale));
         }
-        let mut cmd = Command::new(&weir);
-        cmd.args(["run", "bench.toml", "--once"])
-            .current_dir(dir.path());
-        weir_runs.push(measure(cmd));
-        assert_eq!(
-            count_lines(&dir.path().join("out/bench.jsonl")),
-            rows,
-            "weir"
-        );
+        for (name, runs) in [("bench", &mut weir_runs), ("full", &mut full_runs)] {
+            let mut cmd = Command::new(&weir);
+            cmd.args(["run", &format!("{name}.toml"), "--once"])
+                .current_dir(dir.path());
+            runs.push(measure(cmd));
+            assert_eq!(
+                count_lines(&dir.path().join(format!("out/{name}.jsonl"))),
+                rows,
+                "weir {name}"
+            );
+        }
         csv_runs.push(measure(psql("SELECT * FROM bench", "copy.csv", " CSV")));
         assert_eq!(count_lines(&dir.path().join("copy.csv")), rows, "psql CSV");
         jsonl_runs.push(measure(psql(
@@ -167,7 +182,10 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         rows.sort_by_key(|r| r["id"].as_i64());
         rows
     };
-    let same = by_id(&dir.path().join("out/bench.jsonl")) == by_id(&dir.path().join("copy.jsonl"));
+    let psql_rows = by_id(&dir.path().join("copy.jsonl"));
+    let same = ["bench", "full"]
+        .iter()
+        .all(|name| by_id(&dir.path().join(format!("out/{name}.jsonl"))) == psql_rows);
     assert!(same, "weir's rows differ from psql's row_to_json");
 
     println!(
@@ -184,6 +202,7 @@ grants.dirs = [{{ host = "out", guest = "/out", write = true }}]
         &weir_runs,
         rows,
     );
+    print_row("weir, full refresh (unordered, as psql)", &full_runs, rows);
     print_row("psql \\copy to CSV (the limit)", &csv_runs, rows);
     print_row("psql \\copy of row_to_json (JSONL)", &jsonl_runs, rows);
     if dlt_ok {

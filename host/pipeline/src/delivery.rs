@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use weir_checkpoint::{CheckpointStore, Owner};
 use weir_runtime::{
     Batch, BatchSourceInstance, DeadLetter, GuestError, Records, SinkInstance, Stamp,
@@ -218,13 +218,14 @@ pub(crate) struct Delivered {
 }
 
 impl Delivered {
-    /// A batch as the source returned it.
-    fn pulled(batch: Batch, source_plugin: &str) -> Delivered {
-        Delivered {
+    /// A batch as the source returned it. Boxed: the channels to the sink hold a block of
+    /// 32 slots from the start, which an idle pipeline keeps too.
+    fn pulled(batch: Batch, source_plugin: &str) -> Box<Delivered> {
+        Box::new(Delivered {
             records: batch.records,
             checkpoint: batch.checkpoint,
             rejected: rejected_by(source_plugin, batch.dead_letters),
-        }
+        })
     }
 }
 
@@ -234,7 +235,7 @@ async fn transform<T: Process>(
     steps: &mut [Step<T>],
     source_plugin: &str,
     batch: Batch,
-) -> Result<Delivered> {
+) -> Result<Box<Delivered>> {
     let mut out = Delivered::pulled(batch, source_plugin);
     for step in steps {
         if out.records.is_empty() {
@@ -323,8 +324,9 @@ pub(crate) async fn run<P: Pull, T: Process>(
     committed: &mut Option<String>,
 ) -> (Option<(P, Vec<Chain<T>>)>, Result<()>) {
     let from = committed.clone();
-    let (batches, inbox) = mpsc::channel::<Delivered>(ctx.buffer.max(1));
-    let (acks, acked) = mpsc::unbounded_channel::<String>();
+    let (batches, inbox) = mpsc::channel::<Box<Delivered>>(ctx.buffer.max(1));
+    // The reader only ever needs the newest committed checkpoint: a watch holds that one.
+    let (acks, acked) = watch::channel::<Option<String>>(None);
     // Set when the sink or a transform failed: stops a reader polling an idle stream.
     let downstream_failed = Arc::new(AtomicBool::new(false));
     let charge = |clock| Charge {
@@ -380,11 +382,11 @@ pub(crate) async fn run<P: Pull, T: Process>(
 /// Where the reader sends what it pulled: to the sink, or to the transform workers in turn.
 enum Feed {
     Direct {
-        to: mpsc::Sender<Delivered>,
+        to: mpsc::Sender<Box<Delivered>>,
         source_plugin: String,
     },
     Stage {
-        workers: Vec<mpsc::Sender<Batch>>,
+        workers: Vec<mpsc::Sender<Box<Batch>>>,
         next: usize,
     },
 }
@@ -400,7 +402,7 @@ impl Feed {
             Feed::Stage { workers, next } => {
                 let worker = &workers[*next];
                 *next = (*next + 1) % workers.len();
-                worker.send(batch).await.is_ok()
+                worker.send(Box::new(batch)).await.is_ok()
             }
         }
     }
@@ -421,7 +423,7 @@ impl<T: Process> Stage<T> {
     /// the outputs in the same turn, so the sink gets them in the order they were read.
     fn start(
         chains: Vec<Chain<T>>,
-        to_sink: mpsc::Sender<Delivered>,
+        to_sink: mpsc::Sender<Box<Delivered>>,
         charge: &impl Fn(CpuClock) -> Charge,
         source_plugin: &str,
         failed: &Arc<AtomicBool>,
@@ -430,8 +432,8 @@ impl<T: Process> Stage<T> {
         let mut outputs = Vec::new();
         let mut workers = Vec::new();
         for (index, chain) in chains.into_iter().enumerate() {
-            let (feed, inbox) = mpsc::channel::<Batch>(1);
-            let (output, results) = mpsc::channel::<Result<Delivered>>(1);
+            let (feed, inbox) = mpsc::channel::<Box<Batch>>(1);
+            let (output, results) = mpsc::channel::<Result<Box<Delivered>>>(1);
             let worker = charge(CpuClock::default());
             let clock = worker.clock.clone();
             let plugin = source_plugin.to_string();
@@ -480,8 +482,8 @@ impl<T: Process> Stage<T> {
 /// One transform worker: each batch through its chain, in the order they come.
 async fn work<T: Process>(
     mut chain: Chain<T>,
-    mut inbox: mpsc::Receiver<Batch>,
-    output: mpsc::Sender<Result<Delivered>>,
+    mut inbox: mpsc::Receiver<Box<Batch>>,
+    output: mpsc::Sender<Result<Box<Delivered>>>,
     charge: Charge,
     source_plugin: String,
     worker: usize,
@@ -489,7 +491,7 @@ async fn work<T: Process>(
     let mut cpu = 0;
     let mut memory = chain_memory(&chain);
     while let Some(batch) = inbox.recv().await {
-        let done = transform(&mut chain, &source_plugin, batch).await;
+        let done = transform(&mut chain, &source_plugin, *batch).await;
         charge.meter.transformed(&mut memory, chain_memory(&chain));
         for (i, step) in chain.iter().enumerate() {
             let side = format!("transform{}", i + 1);
@@ -508,8 +510,8 @@ async fn work<T: Process>(
 /// Takes the workers' outputs in turn and passes them to the sink, until one fails (then
 /// nothing after it in the source's order reaches the sink) or they all end.
 async fn collect(
-    mut outputs: Vec<mpsc::Receiver<Result<Delivered>>>,
-    to_sink: mpsc::Sender<Delivered>,
+    mut outputs: Vec<mpsc::Receiver<Result<Box<Delivered>>>>,
+    to_sink: mpsc::Sender<Box<Delivered>>,
     failed: Arc<AtomicBool>,
 ) -> Result<()> {
     for turn in (0..outputs.len()).cycle() {
@@ -543,7 +545,7 @@ impl Reading {
         self,
         mut source: P,
         mut feed: Feed,
-        mut acked: mpsc::UnboundedReceiver<String>,
+        mut acked: watch::Receiver<Option<String>>,
         from: Option<String>,
     ) -> (P, Result<()>) {
         let mut last = from;
@@ -551,7 +553,7 @@ impl Reading {
         let stop = self.charge.stop.clone();
         let pulled: Result<()> = async {
             while !stop.is_triggered() && !self.downstream_failed.load(Ordering::Relaxed) {
-                if let Some(latest) = latest(&mut acked) {
+                if let Some(latest) = unseen(&mut acked) {
                     acknowledge(&mut source, &latest).await?;
                 }
                 let pulled = retry!(source.pull(self.batch_size).await)?;
@@ -583,9 +585,10 @@ impl Reading {
         .await;
         drop(feed);
         // Acknowledge what the sink commits after the last pull, until the sink is done.
+        // `changed` still yields a last commit the reader has not seen once the writer is gone.
         let mut latest_ack = None;
-        while let Some(checkpoint) = acked.recv().await {
-            latest_ack = Some(checkpoint);
+        while acked.changed().await.is_ok() {
+            latest_ack = acked.borrow_and_update().clone();
         }
         let acknowledged = match latest_ack {
             Some(latest) => acknowledge(&mut source, &latest).await,
@@ -595,13 +598,14 @@ impl Reading {
     }
 }
 
-/// The newest acknowledgement waiting, if any.
-fn latest(acked: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
-    let mut latest = None;
-    while let Ok(checkpoint) = acked.try_recv() {
-        latest = Some(checkpoint);
+/// The newest committed checkpoint, if the reader has not acknowledged it yet. Once the
+/// writer is gone the reader's last loop takes what is left.
+fn unseen(acked: &mut watch::Receiver<Option<String>>) -> Option<String> {
+    if acked.has_changed().unwrap_or(false) {
+        acked.borrow_and_update().clone()
+    } else {
+        None
     }
-    latest
 }
 
 /// Tells the source a checkpoint is committed. weir's own commit already made it durable,
@@ -622,17 +626,19 @@ async fn write(
     charge: &Charge,
     sink: &mut impl Push,
     dead: &mut DeadLetters,
-    mut inbox: mpsc::Receiver<Delivered>,
-    acks: mpsc::UnboundedSender<String>,
+    mut inbox: mpsc::Receiver<Box<Delivered>>,
+    acks: watch::Sender<Option<String>>,
     committed: &mut Option<String>,
 ) -> Result<()> {
     let mut cpu = 0;
     while let Some(first) = next(ctx, sink, &mut inbox).await? {
         sink.wake().await?;
-        let group = waiting(first, &mut inbox, ctx.group_commit);
+        let group = waiting(*first, &mut inbox, ctx.group_commit);
         let batches = group.len() as u64;
         let n: u64 = group.iter().map(|b| b.records.len() as u64).sum();
-        let (durable, rejected) = flush(ctx, sink, dead, group).await?;
+        // Boxed, as a new instance is: the writer waits in `next` most of its life, and
+        // should hold no more than that state needs.
+        let (durable, rejected) = Box::pin(flush(ctx, sink, dead, group)).await?;
         ctx.store
             .commit(ctx.pipeline, &durable.checkpoint, ctx.owner)
             .context("the sink flushed but the checkpoint could not be committed")?;
@@ -646,7 +652,7 @@ async fn write(
         ctx.meter.guest("sink", ctx.sink_plugin, 0, sink.counters());
         *committed = Some(durable.checkpoint.clone());
         // The reader may have finished already; then nothing is left to acknowledge.
-        let _ = acks.send(durable.checkpoint);
+        acks.send_replace(Some(durable.checkpoint));
         charge.charge(&mut cpu).await;
     }
     Ok(())
@@ -658,8 +664,8 @@ async fn write(
 async fn next(
     ctx: &Delivery<'_>,
     sink: &mut impl Push,
-    inbox: &mut mpsc::Receiver<Delivered>,
-) -> Result<Option<Delivered>> {
+    inbox: &mut mpsc::Receiver<Box<Delivered>>,
+) -> Result<Option<Box<Delivered>>> {
     if let Some(after) = ctx.rest_after {
         match tokio::time::timeout(after, inbox.recv()).await {
             Ok(next) => return Ok(next),
@@ -681,7 +687,11 @@ const GROUP_BYTES: usize = 8 << 20;
 /// fsyncs, for all of them. It never waits for a batch, so it adds no latency; it groups
 /// only when the sink is slower than what feeds it. No more join past [`GROUP_BYTES`], so
 /// a sink holds a few batches at most before it commits.
-fn waiting(first: Delivered, inbox: &mut mpsc::Receiver<Delivered>, most: usize) -> Vec<Delivered> {
+fn waiting(
+    first: Delivered,
+    inbox: &mut mpsc::Receiver<Box<Delivered>>,
+    most: usize,
+) -> Vec<Delivered> {
     let mut bytes = first.records.data.len();
     let mut group = vec![first];
     while group.len() < most
@@ -689,7 +699,7 @@ fn waiting(first: Delivered, inbox: &mut mpsc::Receiver<Delivered>, most: usize)
         && let Ok(next) = inbox.try_recv()
     {
         bytes += next.records.data.len();
-        group.push(next);
+        group.push(*next);
     }
     group
 }
@@ -1276,10 +1286,10 @@ mod tests {
             tx.try_send(Delivered::pulled(b, "src")).ok().unwrap();
         }
         let first = rx.try_recv().unwrap();
-        let group = waiting(first, &mut rx, 8);
+        let group = waiting(*first, &mut rx, 8);
         let checkpoints: Vec<&str> = group.iter().map(|b| b.checkpoint.as_str()).collect();
         assert_eq!(checkpoints, ["1", "2"]);
-        assert_eq!(waiting(rx.try_recv().unwrap(), &mut rx, 8).len(), 2);
+        assert_eq!(waiting(*rx.try_recv().unwrap(), &mut rx, 8).len(), 2);
     }
 
     /// A failed group commits none of its batches: the checkpoint stays before them all.

@@ -294,9 +294,17 @@ impl Run<'_> {
         // The one read of the committed position: each run after the first starts where
         // the previous one committed, which the summary follows.
         summary.checkpoint = self.store.load(&self.p.name)?.map(|c| c.checkpoint);
-        let mut source = Some(prepare_source(runtime, self.p).await?);
-        let mut chains = Some(prepare_transforms(runtime, self.p).await?);
-        let mut sink = SinkSide::prepare(runtime, self.p, self.meter.log_dropped.clone()).await?;
+        // Boxed, as the other one-off steps below: a future is as large as its largest
+        // state, and this one lives as long as the pipeline, idle or not. Instantiation's
+        // state is kilobytes (a guest call's is boxed where every call goes through).
+        let (source, chains, mut sink) = Box::pin(async {
+            let source = prepare_source(runtime, self.p).await?;
+            let chains = prepare_transforms(runtime, self.p).await?;
+            let sink = SinkSide::prepare(runtime, self.p, self.meter.log_dropped.clone()).await?;
+            anyhow::Ok((source, chains, sink))
+        })
+        .await?;
+        let (mut source, mut chains) = (Some(source), Some(chains));
         if let Some(source) = &mut source {
             let transforms = chains.iter().flatten().map(|c| chain_memory(c)).sum();
             self.meter
@@ -342,35 +350,7 @@ impl Run<'_> {
     ) -> Result<()> {
         let (p, options, stop) = (self.p, self.options, self.stop);
         let source_config = p.source.config.to_string();
-        let steps = chains
-            .iter_mut()
-            .flatten()
-            .flat_map(|c| c.iter_mut().zip(&p.transforms));
-        for (step, endpoint) in steps {
-            step.transform
-                .open(&endpoint.config.to_string())
-                .await
-                .with_context(|| format!("pipeline `{}` {}", p.name, step.name))?;
-        }
-        sink.open().await?;
-        // A transactional sink's own checkpoint is the truth: it was committed with the
-        // data, and the host's store is only written after (a crash in between leaves the
-        // host's behind). None from the sink: the host's, if any.
-        // Unless an operator moved the position since the last commit: then the move is.
-        let moved = self.store.moved(&p.name)?;
-        if let Some(moved) = &moved {
-            tracing::warn!(checkpoint = ?moved.checkpoint, at_ms = moved.moved_at_ms, "starting where an operator moved the pipeline");
-        }
-        if let Some(stored) = sink.live()?.stored(&p.name).await?
-            && moved.is_none()
-        {
-            if summary.checkpoint.as_deref() != Some(stored.as_str()) {
-                // The sink's string is a plugin's: the log shows its start, not all of it.
-                let start: String = stored.chars().take(200).collect();
-                tracing::warn!(sink = %start, sink_bytes = stored.len(), "resuming from the checkpoint the sink committed with its data");
-            }
-            summary.checkpoint = Some(stored);
-        }
+        Box::pin(self.open_downstream(summary, chains, sink)).await?;
         let mut dead = DeadLetters::open(&p.name, p.dead_letter.as_ref())?;
         let (source_plugin, sink_plugin) = (summary.source.clone(), summary.sink.clone());
         let ctx = Delivery {
@@ -427,10 +407,53 @@ impl Run<'_> {
                 closed?;
             }
         }
-        for step in chains.iter_mut().flatten().flatten() {
-            step.transform.close().await?;
+        Box::pin(async {
+            for step in chains.iter_mut().flatten().flatten() {
+                step.transform.close().await?;
+            }
+            sink.close().await
+        })
+        .await
+    }
+
+    /// Opens the transforms and the sink, and takes the sink's own checkpoint where it
+    /// keeps one.
+    async fn open_downstream(
+        &self,
+        summary: &mut Summary,
+        chains: &mut Option<Chains>,
+        sink: &mut SinkSide<'_>,
+    ) -> Result<()> {
+        let p = self.p;
+        let steps = chains
+            .iter_mut()
+            .flatten()
+            .flat_map(|c| c.iter_mut().zip(&p.transforms));
+        for (step, endpoint) in steps {
+            step.transform
+                .open(&endpoint.config.to_string())
+                .await
+                .with_context(|| format!("pipeline `{}` {}", p.name, step.name))?;
         }
-        sink.close().await?;
+        sink.open().await?;
+        // A transactional sink's own checkpoint is the truth: it was committed with the
+        // data, and the host's store is only written after (a crash in between leaves the
+        // host's behind). None from the sink: the host's, if any.
+        // Unless an operator moved the position since the last commit: then the move is.
+        let moved = self.store.moved(&p.name)?;
+        if let Some(moved) = &moved {
+            tracing::warn!(checkpoint = ?moved.checkpoint, at_ms = moved.moved_at_ms, "starting where an operator moved the pipeline");
+        }
+        if let Some(stored) = sink.live()?.stored(&p.name).await?
+            && moved.is_none()
+        {
+            if summary.checkpoint.as_deref() != Some(stored.as_str()) {
+                // The sink's string is a plugin's: the log shows its start, not all of it.
+                let start: String = stored.chars().take(200).collect();
+                tracing::warn!(sink = %start, sink_bytes = stored.len(), "resuming from the checkpoint the sink committed with its data");
+            }
+            summary.checkpoint = Some(stored);
+        }
         Ok(())
     }
 }
@@ -706,10 +729,18 @@ impl Push for SinkSide<'_> {
     }
     async fn wake(&mut self) -> Result<()> {
         if self.live.is_none() {
-            let instance = instantiate(self.runtime, self.p, Side::Sink, &self.plugin).await?;
-            self.live = Some(self.adopt(instance)?);
-            self.open().await?;
-            tracing::info!("a batch came: the sink has a new instance");
+            // Boxed: the writer's future would otherwise hold instantiation's state for
+            // the pipeline's life.
+            Box::pin(async {
+                let instance = instantiate(self.runtime, self.p, Side::Sink, &self.plugin).await?;
+                let mut live = self.adopt(instance)?;
+                live.carry_counters(std::mem::take(&mut self.rested));
+                self.live = Some(live);
+                self.open().await?;
+                tracing::info!("a batch came: the sink has a new instance");
+                anyhow::Ok(())
+            })
+            .await?;
         }
         Ok(())
     }

@@ -213,6 +213,13 @@ macro_rules! shared {
                 &self.core.store.data().metrics.counters
             }
 
+            /// Starts the counters where an earlier instance of the same connector left
+            /// them: a replacement goes on counting, where starting at zero would read as
+            /// the counter going back.
+            pub fn carry_counters(&mut self, counters: BTreeMap<String, u64>) {
+                self.core.store.data_mut().metrics.counters = counters;
+            }
+
             /// Counts the log lines this instance drops over its budget into `counter` (a
             /// pipeline's meter), live, even while a call floods.
             pub fn count_dropped_logs_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
@@ -312,7 +319,10 @@ impl Core {
         self.store.set_epoch_deadline(1);
         // The epoch interrupts a guest computing; a host wait it cannot reach ends with
         // its own timeout before the deadline, and this is the last resort.
-        match tokio::time::timeout(limit + BACKSTOP, f(&mut self.store)).await {
+        // Boxed: a call's state is kilobytes, and every future that awaits a guest call
+        // (a pipeline's tasks live as long as it does) would otherwise be that large while
+        // idle.
+        match tokio::time::timeout(limit + BACKSTOP, Box::pin(f(&mut self.store))).await {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(error))) => Err(self.reported(call, error)),
             Ok(Err(trap)) => Err(self.trapped(call, trap, extra)),

@@ -173,7 +173,7 @@ impl Runtime {
         }
         // Not under the lock: compiling a large plugin (seconds, for Python) must not hold
         // up every other pipeline's start. Two first loads of one file both compile.
-        let plugin = Arc::new(Plugin::load(self, path)?);
+        let plugin = Arc::new(off_the_workers(|| Plugin::load(self, path))?);
         if let Some(stamp) = stamp {
             let mut loaded = loaded();
             loaded.retain(|_, l| l.plugin.strong_count() > 0);
@@ -240,16 +240,34 @@ pub fn task_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// handler on a blocking thread): on the tokio runtime the caller is in, else on one of
 /// this process's own.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(future))
-        }
-        _ => {
+    match multi_thread_runtime() {
+        Some(handle) => tokio::task::block_in_place(|| handle.block_on(future)),
+        None => {
             static OWN: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
             OWN.get_or_init(|| task_runtime().expect("a tokio runtime"))
                 .block_on(future)
         }
     }
+}
+
+/// Runs `f`, which blocks for a long time, where it holds up no task. On a tokio worker,
+/// the worker's queued tasks move to another thread first: compiling Python and
+/// JavaScript plugins (tens of seconds on a cold cache) on both workers of a two-core
+/// machine would otherwise stall every pipeline, and a guest call waiting to be polled
+/// runs out its wall-clock deadline meanwhile.
+fn off_the_workers<R>(f: impl FnOnce() -> R) -> R {
+    match multi_thread_runtime() {
+        Some(_) => tokio::task::block_in_place(f),
+        None => f(),
+    }
+}
+
+/// The tokio runtime the caller is in, if it is a multi-thread one: where
+/// `block_in_place` may be called (it panics on a current-thread runtime).
+fn multi_thread_runtime() -> Option<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current()
+        .ok()
+        .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 impl Drop for Runtime {
@@ -287,5 +305,58 @@ mod tests {
             let linked = runtime.linker().instantiate_pre(&component);
             assert_eq!(linked.is_ok(), built, "{interface}: {:?}", linked.err());
         }
+    }
+
+    /// A load (reading and compiling: tens of seconds for a Python plugin on a cold
+    /// cache) gives up its tokio worker, so the tasks queued behind it still run. Here the
+    /// plugin file is a FIFO that only a task queued on the same, single worker fills.
+    #[test]
+    fn a_load_holds_up_no_other_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plugin.wasm");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let runtime = Arc::new(
+            Runtime::new(RuntimeConfig {
+                cache_dir: None,
+                max_instances: 1,
+                max_memory: 1 << 20,
+            })
+            .unwrap(),
+        );
+        let tasks = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // The main thread waits by the wall clock, not tokio's timer: a blocked worker
+        // would not drive the timer either.
+        let (started, loading) = std::sync::mpsc::channel();
+        let (loaded, outcome) = std::sync::mpsc::channel();
+        tasks.spawn({
+            let fifo = fifo.clone();
+            async move {
+                started.send(()).unwrap();
+                loaded.send(runtime.load(&fifo).map(|_| ())).unwrap();
+            }
+        });
+        loading.recv().unwrap();
+        // Blocking, on purpose: it runs on a worker, and there is one.
+        let filled = tasks.spawn({
+            let fifo = fifo.clone();
+            async move { std::fs::write(&fifo, b"not a component") }
+        });
+        let Ok(loaded) = outcome.recv_timeout(Duration::from_secs(30)) else {
+            // Unblock the stuck read so the worker can be let go, then fail.
+            std::fs::write(&fifo, b"").ok();
+            tasks.shutdown_background();
+            panic!("the load held the only worker: the task filling its file never ran");
+        };
+        tasks.block_on(filled).unwrap().unwrap();
+        let error = format!("{:#}", loaded.unwrap_err());
+        assert!(error.contains("is not a weir plugin"), "{error}");
     }
 }

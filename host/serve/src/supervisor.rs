@@ -12,6 +12,7 @@ use crate::tenant::Grants;
 use crate::tenant_cpu::TenantCpu;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -79,8 +80,9 @@ struct Control {
     command: Command,
     /// The plugin versions last asked for: a registry change that moves them swaps.
     versions: Pins,
-    /// The definition last asked for (as stored): an update to it restarts the run too.
-    definition: String,
+    /// The definition last asked for (its digest, as stored): an update to it restarts the
+    /// run too.
+    definition: Definition,
     /// Bumped to restart the current run (a new plugin version, a resume).
     generation: u64,
     /// Stops the run in progress, between batches.
@@ -154,9 +156,12 @@ pub struct Snapshot {
     pub guest_counters: Vec<weir_pipeline::GuestCounter>,
 }
 
-/// A pipeline's stored definition, to tell an update from no change.
-fn definition(row: &PipelineRow) -> String {
-    serde_json::to_string(&row.spec).unwrap_or_default()
+/// A digest of a pipeline's stored definition, to tell an update from no change: every
+/// pipeline's worker holds one, and a copy of the definition itself is a kilobyte or so.
+type Definition = [u8; 32];
+
+fn definition(row: &PipelineRow) -> Definition {
+    Sha256::digest(serde_json::to_vec(&row.spec).unwrap_or_default()).into()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -537,28 +542,32 @@ impl Supervisor {
 
     /// One run of the pipeline with the versions the registry pins now.
     async fn run(&self, w: &Worker, stop: &Shutdown) -> Result<weir_pipeline::Summary, String> {
-        let row = self
-            .registry
-            .pipeline(&w.tenant, &w.name)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or("the pipeline was deleted")?;
-        // Checked against the tenant's grants as they are now: they may have narrowed.
-        let tenant = self
-            .registry
-            .tenant(&row.tenant)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| format!("tenant `{}` no longer exists", row.tenant))?;
-        let pipeline =
-            build(self.registry.as_ref(), &tenant.grants, &row).map_err(|e| format!("{e:#}"))?;
-        let share = tenant.quotas.cpu;
+        // The stored row and tenant are read here and dropped before the run: this future
+        // lives as long as the pipeline, and should not carry them all that time.
+        let (pipeline, share, pins) = {
+            let row = self
+                .registry
+                .pipeline(&w.tenant, &w.name)
+                .map_err(|e| format!("{e:#}"))?
+                .ok_or("the pipeline was deleted")?;
+            // Checked against the tenant's grants as they are now: they may have narrowed.
+            let tenant = self
+                .registry
+                .tenant(&row.tenant)
+                .map_err(|e| format!("{e:#}"))?
+                .ok_or_else(|| format!("tenant `{}` no longer exists", row.tenant))?;
+            let pipeline = build(self.registry.as_ref(), &tenant.grants, &row)
+                .map_err(|e| format!("{e:#}"))?;
+            (pipeline, tenant.quotas.cpu, row.pins)
+        };
         {
             let mut s = lock(&w.stats);
             s.state = State::Running;
-            s.running = Some(row.pins.clone());
+            s.running = Some(pins.clone());
             s.run_started_ms = now_ms();
             s.records_out_before_run = w.meter.read().records_out;
         }
-        let key = row.key();
+        let key = key(&w.tenant, &w.name);
         tokio::select! {
             () = self.placement.handover(&key) => {}
             () = stop.triggered() => return Err("stopped before it started".into()),
@@ -567,9 +576,9 @@ impl Supervisor {
         // before a pause) can no longer commit.
         let owner = self
             .checkpoints
-            .acquire(&row.key(), self.placement.node())
+            .acquire(&key, self.placement.node())
             .map_err(|e| format!("{e:#}"))?;
-        tracing::info!(pins = ?row.pins, epoch = owner.epoch, "pipeline starting");
+        tracing::info!(pins = ?pins, epoch = owner.epoch, "pipeline starting");
         let options = RunOptions {
             once: false,
             cpu: share.map(|share| self.budget(&w.tenant, share) as Arc<dyn CpuBudget>),

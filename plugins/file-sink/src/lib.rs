@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use weir_guest::{
     ChangeOp, Connector, DeadLetter, Error, Records, Result, Sink, Stamp, TransactionalSink,
+    metrics,
 };
 
 #[derive(Deserialize, JsonSchema)]
@@ -188,6 +189,7 @@ impl FileSink {
         self.file.seek(SeekFrom::Start(self.length)).map_err(err)?;
         self.file.write_all(&self.buffer).map_err(err)?;
         self.file.sync_data().map_err(err)?;
+        metrics::counter_add("bytes", self.buffer.len() as u64);
         Ok(self.length + self.buffer.len() as u64)
     }
 }
