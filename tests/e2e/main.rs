@@ -9,6 +9,7 @@ mod cluster;
 mod conformance;
 mod console;
 mod delivery;
+mod harness;
 mod http;
 mod kafka;
 mod kinesis;

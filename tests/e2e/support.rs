@@ -1,5 +1,6 @@
 //! A scratch directory with a pipeline file, and ways to run `weir` on it.
 
+use crate::fixtures::process::exit_within;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -162,18 +163,7 @@ impl Running {
 
     /// Waits for the process to exit by itself, panicking (and killing it) after `limit`.
     pub fn wait_at_most(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
-        let started = std::time::Instant::now();
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                panic!("still running after {limit:?}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        exit_within(self.child.as_mut().unwrap(), limit, &self.stderr)
     }
 
     /// Waits until `done` (which may read weir's log), polling; panics with the log if weir
@@ -218,21 +208,37 @@ impl Drop for Running {
 }
 
 /// The output of a run that already ended by itself.
-pub fn terminate_exited(mut running: Running) -> Run {
-    let child = running.child.take().unwrap();
-    let mut run = Run::from(child.wait_with_output().unwrap());
-    run.stderr = std::fs::read_to_string(&running.stderr).unwrap_or_default();
-    run
+pub fn terminate_exited(running: Running) -> Run {
+    output_of(running)
 }
 
 /// SIGTERM, then the run's output: what an operator's Ctrl-C or a service manager does.
-pub fn terminate(mut running: Running) -> Run {
-    let child = running.child.take().unwrap();
-    let pid = child.id().to_string();
+pub fn terminate(running: Running) -> Run {
+    let pid = running.pid().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success(), "kill -TERM {pid} failed");
-    let output = child.wait_with_output().unwrap();
-    let mut run = Run::from(output);
+    output_of(running)
+}
+
+/// How long a run may take to exit once it should.
+const EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Waits for the run to exit (at most `EXIT_LIMIT`) and collects its output.
+fn output_of(mut running: Running) -> Run {
+    let mut child = running.child.take().unwrap();
+    // Read while waiting: a full pipe would otherwise stop the process from exiting.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
+    });
+    let status = exit_within(&mut child, EXIT_LIMIT, &running.stderr);
+    let stdout = reader.join().unwrap().unwrap();
+    let mut run = Run::from(Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    });
     run.stderr = std::fs::read_to_string(&running.stderr).unwrap_or_default();
     run
 }

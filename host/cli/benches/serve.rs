@@ -10,6 +10,9 @@
 //! Needs the plugins built (scripts/build.sh); `WEIR_PLUGINS` overrides where they are.
 
 #[allow(dead_code)]
+#[path = "../../../tests/e2e/fixtures/process.rs"]
+mod process;
+#[allow(dead_code)]
 #[path = "../../../tests/e2e/fixtures/server.rs"]
 mod server;
 

@@ -234,5 +234,12 @@ pub fn serve(options: Options, stop: Shutdown) -> Result<()> {
             tracing::warn!(error = %format!("{e:#}"), "cannot remove this node from the cluster's table");
         }
     }
+    // Every pipeline has committed and stopped by now. Dropping the runtime would wait
+    // without end for any blocking task still out (a registry sync on a database that
+    // stopped answering), and a service manager's stop would hang with it.
+    server.shutdown_timeout(EXIT_GRACE);
     served
 }
+
+/// How long `weir serve` waits, once its pipelines stopped, for the rest to wind down.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// How long a clean leave waits for the broker.
+const LEAVE_WAIT: Duration = Duration::from_secs(30);
+
 struct Rebalancer {
     slots: Arc<Slots>,
     supervisor: Arc<Supervisor>,
@@ -164,11 +167,22 @@ impl Membership {
         })
     }
 
-    /// Leaves the group (after the caller stopped this node's pipelines).
+    /// Leaves the group (after the caller stopped this node's pipelines), waiting at most
+    /// `LEAVE_WAIT` for the broker: a node whose leave goes unanswered still exits, and
+    /// the group notices when its session runs out.
     pub fn leave(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        while !thread.is_finished() {
+            if started.elapsed() > LEAVE_WAIT {
+                tracing::warn!(waited = ?LEAVE_WAIT, "the broker did not confirm this node's leave; exiting without it (the group drops the node when its session times out)");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = thread.join();
     }
 }
