@@ -1,6 +1,6 @@
 //! A scratch directory with a pipeline file, and ways to run `weir` on it.
 
-use crate::fixtures::process::exit_within;
+use crate::fixtures::process::{STUCK_AFTER, exit_within};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -220,10 +220,7 @@ pub fn terminate(running: Running) -> Run {
     output_of(running)
 }
 
-/// How long a run may take to exit once it should.
-const EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
-
-/// Waits for the run to exit (at most `EXIT_LIMIT`) and collects its output.
+/// Waits for the run to exit (at most `STUCK_AFTER`) and collects its output.
 fn output_of(mut running: Running) -> Run {
     let mut child = running.child.take().unwrap();
     // Read while waiting: a full pipe would otherwise stop the process from exiting.
@@ -232,7 +229,7 @@ fn output_of(mut running: Running) -> Run {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
     });
-    let status = exit_within(&mut child, EXIT_LIMIT, &running.stderr);
+    let status = exit_within(&mut child, STUCK_AFTER, &running.stderr);
     let stdout = reader.join().unwrap().unwrap();
     let mut run = Run::from(Output {
         status,
